@@ -1,0 +1,82 @@
+using Mlos.Smi.Abi;
+using Mlos.Smi.Sdk;
+
+namespace Mlos.Plugins.Echo;
+
+/// <summary>Per-model state: the registration and whether it is loaded.</summary>
+public sealed class EchoModel(SmiModelDescription description)
+{
+    public SmiModelDescription Description { get; } = description;
+    public volatile bool Loaded;
+    public int CpuThreads = 1;
+}
+
+/// <summary>
+/// Echoes its input: untyped bytes are copied to the output, typed tensors come back unchanged
+/// under the names <c>output_N</c>. Small, but a complete plugin on the SDK.
+/// </summary>
+public sealed unsafe class EchoPlugin : ISmiPlugin<EchoModel>
+{
+    public string PluginId => "csharp-echo";
+    public string Name => "MLOS C# Echo Plugin";
+    public string Version => "1.0.0";
+    public string SupportedFrameworks => "echo";
+    public SmiCapabilities Capabilities => SmiCapabilities.ThreadSafe | SmiCapabilities.Batching;
+
+    public void Initialize(string? config) { }
+
+    public EchoModel RegisterModel(SmiModelDescription model) => new(model);
+
+    public void LoadModel(EchoModel model, string? path) => model.Loaded = true;
+
+    public void UnloadModel(EchoModel model) => model.Loaded = false;
+
+    public int Inference(EchoModel model, ReadOnlySpan<byte> input, Span<byte> output)
+    {
+        RequireLoaded(model);
+        if (output.Length < input.Length)
+            throw SmiException.BufferTooSmall((ulong)input.Length, (ulong)output.Length);
+        input.CopyTo(output);
+        return input.Length;
+    }
+
+    public void AllocateResources(EchoModel model, ReadOnlySpan<SmiResourceReq> requirements)
+    {
+        foreach (var r in requirements)
+        {
+            if (r.Type != SmiResourceType.CpuThreads)
+                throw new SmiException(SmiStatus.NotSupported, $"echo runs on the CPU only; cannot honour a {r.Type} request");
+            model.CpuThreads = (int)Math.Max(1, r.Amount);
+        }
+    }
+
+    public string GetModelInfo(EchoModel model) =>
+        $$"""{"name":"{{model.Description.Name}}","framework":"echo","loaded":{{(model.Loaded ? "true" : "false")}},"cpu_threads":{{model.CpuThreads}}}""";
+
+    public SmiModelIo GetModelIo(EchoModel model)
+    {
+        var spec = new SmiTensorSpec { Name = Utf8.Intern("input_0"), Dtype = SmiDtype.Bytes, NDim = 1 };
+        spec.Shape[0] = -1;
+        var output = spec;
+        output.Name = Utf8.Intern("output_0");
+        return new SmiModelIo([spec], [output]);
+    }
+
+    public void Infer(EchoModel model, ReadOnlySpan<SmiTensor> inputs, ref SmiOutputs outputs)
+    {
+        RequireLoaded(model);
+        outputs.Reserve(inputs.Length);
+        for (int i = 0; i < inputs.Length; i++)
+        {
+            ref readonly var input = ref inputs[i];
+            var data = outputs.Add(Utf8.Intern($"output_{i}"), input.Dtype, input.Dims, input.ByteSize);
+            new ReadOnlySpan<byte>(input.Data, data.Length).CopyTo(data);
+        }
+    }
+
+    private static void RequireLoaded(EchoModel model)
+    {
+        if (!model.Loaded)
+            throw new SmiException(SmiStatus.InvalidState, $"model '{model.Description.Name}' is not loaded");
+    }
+}

@@ -1,0 +1,104 @@
+using System.Runtime.InteropServices;
+using Mlos.Smi.Abi;
+
+namespace Mlos.Smi.Sdk;
+
+/// <summary>
+/// The outputs array of a typed infer call, with the ownership rule of smi_spec.h applied:
+/// a slot the caller gave a buffer is written in place; an empty slot gets native memory that
+/// the caller frees through <c>release</c>. On failure the SDK frees what was allocated here.
+/// </summary>
+public unsafe ref struct SmiOutputs
+{
+    private readonly SmiTensor* _slots;
+    private readonly int _capacity;
+    private int _count;
+
+    internal SmiOutputs(SmiTensor* slots, int capacity)
+    {
+        _slots = slots;
+        _capacity = capacity;
+    }
+
+    /// <summary>Number of slots the caller provided.</summary>
+    public readonly int Capacity => _capacity;
+
+    /// <summary>Number of outputs written so far.</summary>
+    public readonly int Count => _count;
+
+    /// <summary>Set by <see cref="Reserve"/> when the caller's array is too small.</summary>
+    internal int RequiredCount { get; private set; }
+
+    /// <summary>
+    /// Declares how many outputs the model will write; fails with BufferTooSmall (and tells the
+    /// caller the count through <c>*num_outputs</c>) before anything is allocated.
+    /// </summary>
+    public void Reserve(int outputCount)
+    {
+        if (outputCount <= _capacity) return;
+        RequiredCount = outputCount;
+        throw new SmiException(SmiStatus.BufferTooSmall, $"outputs array too small: the model has {outputCount} outputs, capacity is {_capacity}");
+    }
+
+    /// <summary>
+    /// Claims the next output slot and returns its memory, <paramref name="byteSize"/> bytes, for
+    /// the plugin to fill. <paramref name="name"/> must be plugin-owned (see <see cref="Utf8.Intern"/>).
+    /// </summary>
+    public Span<byte> Add(byte* name, SmiDtype dtype, ReadOnlySpan<long> shape, nuint byteSize)
+    {
+        if (shape.Length > SmiVersion.MaxDims)
+            throw new SmiException(SmiStatus.NotSupported, $"output rank {shape.Length} exceeds SMI_MAX_DIMS ({SmiVersion.MaxDims})");
+        if (_count >= _capacity) Reserve(_count + 1);
+        SmiTensor* t = &_slots[_count];
+        if (t->Data != null)
+        {
+            if (t->ByteSize < byteSize)
+            {
+                var given = t->ByteSize;
+                t->ByteSize = byteSize;
+                throw SmiException.BufferTooSmall(byteSize, given, $"output {_count} ({Utf8.Read(name)})");
+            }
+            t->Release = null;
+        }
+        else
+        {
+            t->Data = NativeMemory.Alloc(byteSize == 0 ? 1 : byteSize);
+            t->Release = &FreeOutput;
+            t->MemoryType = SmiMemoryType.Cpu;
+            t->DeviceId = 0;
+        }
+        t->Name = name;
+        t->Dtype = dtype;
+        t->NDim = (uint)shape.Length;
+        t->Shape = default;
+        shape.CopyTo(t->Shape);
+        t->ByteSize = byteSize;
+        t->ReleaseContext = null;
+        _count++;
+        return new Span<byte>(t->Data, checked((int)byteSize));
+    }
+
+    /// <summary>Frees what this call allocated; used when the plugin fails part-way.</summary>
+    internal readonly void ReleaseAllocated()
+    {
+        for (int i = 0; i < _count; i++)
+        {
+            SmiTensor* t = &_slots[i];
+            if (t->Release != null)
+            {
+                NativeMemory.Free(t->Data);
+                t->Data = null;
+                t->Release = null;
+            }
+        }
+    }
+
+    [UnmanagedCallersOnly]
+    private static void FreeOutput(SmiTensor* t)
+    {
+        if (t == null) return;
+        NativeMemory.Free(t->Data);
+        t->Data = null;
+        t->Release = null;
+    }
+}
