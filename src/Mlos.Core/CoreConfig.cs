@@ -1,0 +1,100 @@
+using System.Text.Json;
+using Mlos.Smi.Abi;
+
+namespace Mlos.Core;
+
+/// <summary>A plugin to load when a core is created.</summary>
+public sealed record PluginConfig(string Path, string? Id, string? Config);
+
+/// <summary>
+/// The JSON given to <c>mlos_core_create</c>:
+/// <c>{"plugins":[{"path":"build/plugins/x.so","id":"x","config":{…}}]}</c>. Every key is optional;
+/// unknown keys are errors, so a typo is reported instead of silently ignored.
+/// </summary>
+public sealed record CoreConfig(IReadOnlyList<PluginConfig> Plugins)
+{
+    public static CoreConfig Parse(string? json)
+    {
+        if (string.IsNullOrWhiteSpace(json)) return new CoreConfig([]);
+        var plugins = new List<PluginConfig>();
+        using var doc = JsonConfig.Parse(json, "core config");
+        foreach (var property in JsonConfig.Object(doc.RootElement, "core config").EnumerateObject())
+        {
+            if (property.Name != "plugins") throw JsonConfig.UnknownKey("core config", property.Name, "plugins");
+            if (property.Value.ValueKind != JsonValueKind.Array)
+                throw new MlosException(SmiStatus.InvalidParam, "core config: 'plugins' must be an array");
+            foreach (var entry in property.Value.EnumerateArray())
+            {
+                string? path = null, id = null, config = null;
+                foreach (var field in JsonConfig.Object(entry, "core config plugin").EnumerateObject())
+                {
+                    switch (field.Name)
+                    {
+                        case "path": path = JsonConfig.String(field, "core config plugin"); break;
+                        case "id": id = JsonConfig.String(field, "core config plugin"); break;
+                        case "config": config = JsonConfig.Text(field.Value); break;
+                        default: throw JsonConfig.UnknownKey("core config plugin", field.Name, "path, id, config");
+                    }
+                }
+                plugins.Add(new PluginConfig(path ?? throw new MlosException(SmiStatus.InvalidParam, "core config: a plugin entry has no 'path'"), id, config));
+            }
+        }
+        return new CoreConfig(plugins);
+    }
+}
+
+/// <summary>
+/// Options of a model registration: <c>{"framework":"onnx","version":"1","config":{…}}</c>.
+/// <c>config</c> reaches the plugin as <c>smi_model_metadata_t::config</c> (objects as JSON text).
+/// </summary>
+public sealed record ModelOptions(string? Framework, string? Version, string? Config)
+{
+    public static ModelOptions Parse(string? json)
+    {
+        if (string.IsNullOrWhiteSpace(json)) return new ModelOptions(null, null, null);
+        string? framework = null, version = null, config = null;
+        using var doc = JsonConfig.Parse(json, "model options");
+        foreach (var field in JsonConfig.Object(doc.RootElement, "model options").EnumerateObject())
+        {
+            switch (field.Name)
+            {
+                case "framework": framework = JsonConfig.String(field, "model options"); break;
+                case "version": version = JsonConfig.String(field, "model options"); break;
+                case "config": config = JsonConfig.Text(field.Value); break;
+                default: throw JsonConfig.UnknownKey("model options", field.Name, "framework, version, config");
+            }
+        }
+        return new ModelOptions(framework, version, config);
+    }
+}
+
+/// <summary>Small JSON helpers with error messages that say where the problem is.</summary>
+internal static class JsonConfig
+{
+    public static JsonDocument Parse(string json, string what)
+    {
+        try { return JsonDocument.Parse(json); }
+        catch (JsonException e) { throw new MlosException(SmiStatus.InvalidParam, $"{what} is not valid JSON: {e.Message}"); }
+    }
+
+    public static JsonElement Object(JsonElement e, string what) =>
+        e.ValueKind == JsonValueKind.Object ? e : throw new MlosException(SmiStatus.InvalidParam, $"{what} must be a JSON object");
+
+    public static string? String(JsonProperty p, string what) => p.Value.ValueKind switch
+    {
+        JsonValueKind.String => p.Value.GetString(),
+        JsonValueKind.Null => null,
+        _ => throw new MlosException(SmiStatus.InvalidParam, $"{what}: '{p.Name}' must be a string"),
+    };
+
+    /// <summary>A string value as-is, null as null, anything else as its JSON text.</summary>
+    public static string? Text(JsonElement e) => e.ValueKind switch
+    {
+        JsonValueKind.String => e.GetString(),
+        JsonValueKind.Null => null,
+        _ => e.GetRawText(),
+    };
+
+    public static MlosException UnknownKey(string what, string key, string known) =>
+        new(SmiStatus.InvalidParam, $"{what}: unknown key '{key}' (known: {known})");
+}

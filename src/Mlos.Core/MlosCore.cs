@@ -1,0 +1,222 @@
+using System.Collections.Concurrent;
+using Mlos.Core.Models;
+using Mlos.Core.Plugins;
+using Mlos.Smi.Abi;
+
+namespace Mlos.Core;
+
+/// <summary>
+/// The runtime behind both front doors: loaded plugins, registered models and dispatch into
+/// them. Every public member is thread-safe. Failures throw <see cref="MlosException"/>, which the
+/// C API turns into a status and the thread's last error, and the server into a JSON error.
+/// </summary>
+public sealed unsafe class MlosCore : IDisposable
+{
+    /// <summary>Longest model or plugin id accepted.</summary>
+    public const int MaxIdLength = 256;
+
+    private readonly ConcurrentDictionary<string, Plugin> _plugins = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Model> _models = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Model>.AlternateLookup<ReadOnlySpan<char>> _modelsBySpan;
+    private readonly Lock _registryLock = new();
+    private volatile bool _disposed;
+
+    public MlosCore() => _modelsBySpan = _models.GetAlternateLookup<ReadOnlySpan<char>>();
+
+    /// <summary>A core set up from a JSON config (see <see cref="CoreConfig"/>); null or empty means none.</summary>
+    public static MlosCore Create(string? configJson)
+    {
+        var config = CoreConfig.Parse(configJson);
+        var core = new MlosCore();
+        try
+        {
+            foreach (var p in config.Plugins) core.LoadPlugin(p.Path, p.Id, p.Config);
+            return core;
+        }
+        catch
+        {
+            core.Dispose();
+            throw;
+        }
+    }
+
+    public IReadOnlyCollection<Plugin> Plugins => _plugins.Values.OrderBy(p => p.Id, StringComparer.Ordinal).ToArray();
+    public IReadOnlyCollection<Model> Models => _models.Values.OrderBy(m => m.Id, StringComparer.Ordinal).ToArray();
+
+    /// <summary>Loads, checks and initialises a plugin; <paramref name="id"/> null means the plugin's own id.</summary>
+    public Plugin LoadPlugin(string? path, string? id = null, string? config = null)
+    {
+        lock (_registryLock)
+        {
+            ThrowIfDisposed();
+            var library = PluginLibrary.Open(path);
+            var pluginId = id ?? Smi.Sdk.Utf8.Read(library.Descriptor->PluginId)!;
+            CheckId(pluginId, "plugin id");
+            if (_plugins.ContainsKey(pluginId))
+                throw new MlosException(SmiStatus.AlreadyExists, $"a plugin with id '{pluginId}' is already loaded");
+            library.Claim(pluginId);
+            try
+            {
+                var plugin = new Plugin(pluginId, library.Path, library, library.Descriptor);
+                plugin.Initialize(config);
+                _plugins[pluginId] = plugin;
+                return plugin;
+            }
+            catch
+            {
+                library.Release();
+                throw;
+            }
+        }
+    }
+
+    public Plugin GetPlugin(string? id) =>
+        id is not null && _plugins.TryGetValue(id, out var p) ? p
+        : throw new MlosException(SmiStatus.NotFound, $"no plugin with id '{id}' is loaded");
+
+    /// <summary>Registers a model with a plugin. <paramref name="optionsJson"/>: see <see cref="ModelOptions"/>.</summary>
+    public Model RegisterModel(string? modelId, string? pluginId, string? path, string? optionsJson = null)
+    {
+        CheckId(modelId, "model id");
+        var options = ModelOptions.Parse(optionsJson);
+        lock (_registryLock)
+        {
+            ThrowIfDisposed();
+            var plugin = GetPlugin(pluginId);
+            if (_models.ContainsKey(modelId!))
+                throw new MlosException(SmiStatus.AlreadyExists, $"a model with id '{modelId}' is already registered");
+            using var metadata = new NativeMetadata(modelId!, options.Framework, options.Version, path, options.Config);
+            var handle = plugin.Register(metadata.Pointer);
+            var model = new Model(modelId!, plugin, handle, path, options.Framework, options.Version);
+            _models[modelId!] = model;
+            return model;
+        }
+    }
+
+    public Model GetModel(string? id) =>
+        id is not null && _models.TryGetValue(id, out var m) ? m
+        : throw new MlosException(SmiStatus.NotFound, $"no model with id '{id}' is registered");
+
+    /// <summary>Looks a model up without allocating a string (the inference path).</summary>
+    public Model GetModel(ReadOnlySpan<char> id) =>
+        _modelsBySpan.TryGetValue(id, out var m) ? m
+        : throw new MlosException(SmiStatus.NotFound, $"no model with id '{id}' is registered");
+
+    /// <summary>Loads a registered model; loading a loaded model is a no-op.</summary>
+    public void LoadModel(string? id)
+    {
+        var model = GetModel(id);
+        lock (model.AdminLock)
+        {
+            switch (model.State)
+            {
+                case ModelState.Loaded: return;
+                case ModelState.Unregistered: throw new MlosException(SmiStatus.NotFound, $"model '{id}' was unregistered");
+            }
+            model.Plugin.Load(model.Handle, model.Path);
+            model.SetState(ModelState.Loaded);
+        }
+    }
+
+    /// <summary>Unloads a model after the requests running on it finish; new ones fail with BUSY meanwhile.</summary>
+    public void UnloadModel(string? id)
+    {
+        var model = GetModel(id);
+        lock (model.AdminLock)
+        {
+            if (model.State != ModelState.Loaded) return;
+            model.Drain(ModelState.Unloading);
+            try { model.Plugin.Unload(model.Handle); }
+            catch
+            {
+                model.SetState(ModelState.Loaded); // the plugin kept it: it still serves
+                throw;
+            }
+            model.SetState(ModelState.Registered);
+        }
+    }
+
+    /// <summary>Unloads (if needed) and forgets a model.</summary>
+    public void UnregisterModel(string? id)
+    {
+        Model model;
+        lock (_registryLock)
+        {
+            model = GetModel(id);
+            _models.TryRemove(model.Id, out _);
+        }
+        lock (model.AdminLock)
+        {
+            MlosException? unloadFailure = null;
+            if (model.State == ModelState.Loaded)
+            {
+                model.Drain(ModelState.Unloading);
+                try { model.Plugin.Unload(model.Handle); }
+                catch (MlosException e) { unloadFailure = e; }
+            }
+            model.Drain(ModelState.Unregistered);
+            model.Plugin.Unregister(model.Handle);
+            if (unloadFailure is not null) throw unloadFailure;
+        }
+    }
+
+    /// <summary>
+    /// Untyped inference with the caller's buffers passed straight through. On BUFFER_TOO_SMALL
+    /// the plugin has set <c>*outputSize</c> to what it needs.
+    /// </summary>
+    public void Inference(Model model, void* input, nuint inputSize, void* output, nuint* outputSize)
+    {
+        if (!model.TryEnter()) throw model.NotRunnable();
+        SmiStatus status;
+        try { status = model.Plugin.Inference(model.Handle, input, inputSize, output, outputSize); }
+        finally { model.Exit(); }
+        if (status != SmiStatus.Success) throw model.Plugin.Failure(status, $"inference on model '{model.Id}'");
+    }
+
+    /// <summary>Typed inference under smi_spec.h's output ownership rule.</summary>
+    public void Infer(Model model, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs)
+    {
+        if (!model.Plugin.HasTypedInfer)
+            throw new MlosException(SmiStatus.NotSupported,
+                $"plugin '{model.Plugin.Id}' (SMI {SmiVersion.Format(model.Plugin.SmiVersion)}) has no typed infer entry; use untyped inference");
+        if (!model.TryEnter()) throw model.NotRunnable();
+        SmiStatus status;
+        try { status = model.Plugin.Infer(model.Handle, inputs, numInputs, outputs, numOutputs); }
+        finally { model.Exit(); }
+        if (status != SmiStatus.Success) throw model.Plugin.Failure(status, $"infer on model '{model.Id}'");
+    }
+
+    /// <summary>Unregisters every model and cleans every plugin up; the plugins' libraries become free for another core.</summary>
+    public void Dispose()
+    {
+        lock (_registryLock)
+        {
+            if (_disposed) return;
+            _disposed = true;
+        }
+        foreach (var model in _models.Values)
+        {
+            try { UnregisterModel(model.Id); }
+            catch (MlosException) { /* the model is forgotten either way; nothing to report to at teardown */ }
+        }
+        foreach (var plugin in _plugins.Values)
+        {
+            plugin.Cleanup();
+            plugin.Library.Release();
+        }
+        _plugins.Clear();
+    }
+
+    private void ThrowIfDisposed()
+    {
+        if (_disposed) throw new MlosException(SmiStatus.InvalidState, "the core has been destroyed");
+    }
+
+    private static void CheckId(string? id, string what)
+    {
+        if (string.IsNullOrWhiteSpace(id))
+            throw new MlosException(SmiStatus.InvalidParam, $"{what} must not be empty");
+        if (id.Length > MaxIdLength)
+            throw new MlosException(SmiStatus.InvalidParam, $"{what} is longer than {MaxIdLength} characters");
+    }
+}

@@ -1,0 +1,35 @@
+using System.Runtime.InteropServices;
+using Mlos.Smi.Abi;
+using Mlos.Smi.Sdk;
+
+namespace Mlos.Core.Plugins;
+
+/// <summary>An <c>smi_model_metadata_t</c> with its strings in native memory for one register call.</summary>
+internal sealed unsafe class NativeMetadata : IDisposable
+{
+    private readonly SmiModelMetadata* _metadata;
+
+    public NativeMetadata(string name, string? framework, string? version, string? path, string? config)
+    {
+        _metadata = (SmiModelMetadata*)NativeMemory.AllocZeroed((nuint)sizeof(SmiModelMetadata));
+        _metadata->Name = Utf8.Allocate(name);
+        _metadata->Framework = Copy(framework);
+        _metadata->Version = Copy(version);
+        _metadata->Path = Copy(path);
+        _metadata->Config = Copy(config);
+    }
+
+    public SmiModelMetadata* Pointer => _metadata;
+
+    public void Dispose()
+    {
+        NativeMemory.Free(_metadata->Name);
+        NativeMemory.Free(_metadata->Framework);
+        NativeMemory.Free(_metadata->Version);
+        NativeMemory.Free(_metadata->Path);
+        NativeMemory.Free(_metadata->Config);
+        NativeMemory.Free(_metadata);
+    }
+
+    private static byte* Copy(string? s) => s is null ? null : Utf8.Allocate(s);
+}
