@@ -71,11 +71,11 @@ typedef void* smi_model_handle_t;
 /**
  * Model description passed to register_model. Every field is borrowed for the
  * duration of the call: a plugin that needs a string later copies it.
- * Any field may be NULL except name.
+ * name and framework are never NULL (framework is "" when unknown); the others may be.
  */
 typedef struct {
     const char* name;        /**< model id, unique within the host */
-    const char* framework;   /**< e.g. "onnx", "pytorch"; may be NULL */
+    const char* framework;   /**< e.g. "onnx", "pytorch"; "" when unknown */
     const char* version;     /**< model version string; may be NULL */
     const char* path;        /**< model file or folder; may be NULL until load_model */
     const char* config;      /**< JSON options (inputs, outputs, device...); may be NULL */

@@ -15,8 +15,6 @@ public static unsafe class CoreExports
     /// <summary>MLOS_CORE_VERSION of mlos_core.h.</summary>
     private const uint CoreVersion = (0u << 16) | (1u << 8) | 0u;
 
-    private const int MaxStackId = 1024;
-
     [UnmanagedCallersOnly(EntryPoint = "mlos_core_version")]
     public static uint Version() => CoreVersion;
 
@@ -165,15 +163,8 @@ public static unsafe class CoreExports
     }
 
     /// <summary>Finds a model by a C string without allocating a managed string.</summary>
-    private static Models.Model FindModel(MlosCore core, byte* modelId)
-    {
-        var utf8 = MemoryMarshal.CreateReadOnlySpanFromNullTerminated(modelId);
-        if (utf8.Length > MaxStackId)
-            throw new MlosException(SmiStatus.InvalidParam, $"model_id is longer than {MlosCore.MaxIdLength} characters");
-        Span<char> chars = stackalloc char[utf8.Length];
-        int n = Encoding.UTF8.GetChars(utf8, chars);
-        return core.GetModel(chars[..n]);
-    }
+    private static Models.Model FindModel(MlosCore core, byte* modelId) =>
+        core.GetModel(MemoryMarshal.CreateReadOnlySpanFromNullTerminated(modelId));
 
     private static string Required(byte* s, string name) =>
         Utf8.Read(s) ?? throw new MlosException(SmiStatus.InvalidParam, $"{name} must not be NULL");

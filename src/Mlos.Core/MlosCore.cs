@@ -20,6 +20,24 @@ public sealed unsafe class MlosCore : IDisposable
     private readonly ConcurrentDictionary<string, Model>.AlternateLookup<ReadOnlySpan<char>> _modelsBySpan;
     private readonly Lock _registryLock = new();
     private volatile bool _disposed;
+    private int _registryVersion;
+
+    /// <summary>
+    /// The calling thread's last id-to-model lookup. The C API names models by C string on every
+    /// call; decoding and hashing it costs more than the rest of the dispatch, and a thread
+    /// usually asks for the same model again. Any register or unregister bumps
+    /// <see cref="_registryVersion"/> and so invalidates every thread's entry.
+    /// </summary>
+    [ThreadStatic] private static LookupCache? t_lookup;
+
+    private sealed class LookupCache
+    {
+        public readonly byte[] Id = new byte[4 * MaxIdLength];
+        public int Length;
+        public MlosCore? Core;
+        public int Version;
+        public Model? Model;
+    }
 
     public MlosCore() => _modelsBySpan = _models.GetAlternateLookup<ReadOnlySpan<char>>();
 
@@ -39,6 +57,8 @@ public sealed unsafe class MlosCore : IDisposable
             throw;
         }
     }
+
+    public bool IsDisposed => _disposed;
 
     public IReadOnlyCollection<Plugin> Plugins => _plugins.Values.OrderBy(p => p.Id, StringComparer.Ordinal).ToArray();
     public IReadOnlyCollection<Model> Models => _models.Values.OrderBy(m => m.Id, StringComparer.Ordinal).ToArray();
@@ -89,6 +109,7 @@ public sealed unsafe class MlosCore : IDisposable
             var handle = plugin.Register(metadata.Pointer);
             var model = new Model(modelId!, plugin, handle, path, options.Framework, options.Version);
             _models[modelId!] = model;
+            Interlocked.Increment(ref _registryVersion);
             return model;
         }
     }
@@ -101,6 +122,23 @@ public sealed unsafe class MlosCore : IDisposable
     public Model GetModel(ReadOnlySpan<char> id) =>
         _modelsBySpan.TryGetValue(id, out var m) ? m
         : throw new MlosException(SmiStatus.NotFound, $"no model with id '{id}' is registered");
+
+    /// <summary>Looks a model up by its UTF-8 id (the C API's path), cached per thread.</summary>
+    public Model GetModel(ReadOnlySpan<byte> utf8Id)
+    {
+        var cache = t_lookup;
+        int version = Volatile.Read(ref _registryVersion);
+        if (cache is not null && cache.Core == this && cache.Version == version && utf8Id.SequenceEqual(cache.Id.AsSpan(0, cache.Length)))
+            return cache.Model!;
+        if (utf8Id.Length > 4 * MaxIdLength)
+            throw new MlosException(SmiStatus.InvalidParam, $"model id is longer than {MaxIdLength} characters");
+        Span<char> chars = stackalloc char[utf8Id.Length];
+        var model = GetModel(chars[..System.Text.Encoding.UTF8.GetChars(utf8Id, chars)]);
+        cache = t_lookup ??= new LookupCache();
+        utf8Id.CopyTo(cache.Id);
+        (cache.Length, cache.Core, cache.Version, cache.Model) = (utf8Id.Length, this, version, model);
+        return model;
+    }
 
     /// <summary>Loads a registered model; loading a loaded model is a no-op.</summary>
     public void LoadModel(string? id)
@@ -144,6 +182,7 @@ public sealed unsafe class MlosCore : IDisposable
         {
             model = GetModel(id);
             _models.TryRemove(model.Id, out _);
+            Interlocked.Increment(ref _registryVersion);
         }
         lock (model.AdminLock)
         {

@@ -3,12 +3,25 @@ using Mlos.Smi.Sdk;
 
 namespace Mlos.Plugins.Echo;
 
-/// <summary>Per-model state: the registration and whether it is loaded.</summary>
+/// <summary>Per-model state: the registration, whether it is loaded, and its simulated latency.</summary>
 public sealed class EchoModel(SmiModelDescription description)
 {
     public SmiModelDescription Description { get; } = description;
     public volatile bool Loaded;
     public int CpuThreads = 1;
+
+    /// <summary>
+    /// From the model config <c>{"delay_us": N}</c>: each inference takes at least this long, so
+    /// tests can hold requests in flight (unload while running) and benchmarks can model work.
+    /// </summary>
+    public int DelayMicroseconds { get; } = ReadDelay(description.Config);
+
+    private static int ReadDelay(string? config)
+    {
+        if (string.IsNullOrWhiteSpace(config) || config.TrimStart()[0] != '{') return 0;
+        using var doc = System.Text.Json.JsonDocument.Parse(config);
+        return doc.RootElement.TryGetProperty("delay_us", out var d) ? d.GetInt32() : 0;
+    }
 }
 
 /// <summary>
@@ -34,6 +47,7 @@ public sealed unsafe class EchoPlugin : ISmiPlugin<EchoModel>
     public int Inference(EchoModel model, ReadOnlySpan<byte> input, Span<byte> output)
     {
         RequireLoaded(model);
+        Delay(model);
         if (output.Length < input.Length)
             throw SmiException.BufferTooSmall((ulong)input.Length, (ulong)output.Length);
         input.CopyTo(output);
@@ -65,6 +79,7 @@ public sealed unsafe class EchoPlugin : ISmiPlugin<EchoModel>
     public void Infer(EchoModel model, ReadOnlySpan<SmiTensor> inputs, ref SmiOutputs outputs)
     {
         RequireLoaded(model);
+        Delay(model);
         outputs.Reserve(inputs.Length);
         for (int i = 0; i < inputs.Length; i++)
         {
@@ -72,6 +87,13 @@ public sealed unsafe class EchoPlugin : ISmiPlugin<EchoModel>
             var data = outputs.Add(Utf8.Intern($"output_{i}"), input.Dtype, input.Dims, input.ByteSize);
             new ReadOnlySpan<byte>(input.Data, data.Length).CopyTo(data);
         }
+    }
+
+    private static void Delay(EchoModel model)
+    {
+        if (model.DelayMicroseconds <= 0) return;
+        var until = System.Diagnostics.Stopwatch.GetTimestamp() + model.DelayMicroseconds * System.Diagnostics.Stopwatch.Frequency / 1_000_000;
+        while (System.Diagnostics.Stopwatch.GetTimestamp() < until) Thread.Sleep(1);
     }
 
     private static void RequireLoaded(EchoModel model)

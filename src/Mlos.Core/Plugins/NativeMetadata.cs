@@ -13,7 +13,8 @@ internal sealed unsafe class NativeMetadata : IDisposable
     {
         _metadata = (SmiModelMetadata*)NativeMemory.AllocZeroed((nuint)sizeof(SmiModelMetadata));
         _metadata->Name = Utf8.Allocate(name);
-        _metadata->Framework = Copy(framework);
+        // Never NULL: plugins written after the guide's example printf("%s") it unchecked.
+        _metadata->Framework = Utf8.Allocate(framework ?? "");
         _metadata->Version = Copy(version);
         _metadata->Path = Copy(path);
         _metadata->Config = Copy(config);

@@ -1,0 +1,55 @@
+using Mlos.Smi.Abi;
+
+namespace Mlos.Core.Tests;
+
+public class CoreConfigTests
+{
+    [Theory]
+    [InlineData(null)]
+    [InlineData("")]
+    [InlineData("  ")]
+    public void Empty_config_means_no_plugins(string? json) => Assert.Empty(CoreConfig.Parse(json).Plugins);
+
+    [Fact]
+    public void Plugins_with_object_config_pass_it_on_as_json_text()
+    {
+        var config = CoreConfig.Parse("""{"plugins":[{"path":"a.so","id":"a","config":{"device":"cpu"}},{"path":"b.so","config":"label"}]}""");
+        Assert.Equal(2, config.Plugins.Count);
+        Assert.Equal(new PluginConfig("a.so", "a", """{"device":"cpu"}"""), config.Plugins[0]);
+        Assert.Equal(new PluginConfig("b.so", null, "label"), config.Plugins[1]);
+    }
+
+    [Theory]
+    [InlineData("{not json", "not valid JSON")]
+    [InlineData("[]", "must be a JSON object")]
+    [InlineData("""{"plugin":[]}""", "unknown key 'plugin'")]
+    [InlineData("""{"plugins":{}}""", "'plugins' must be an array")]
+    [InlineData("""{"plugins":[{"id":"x"}]}""", "no 'path'")]
+    [InlineData("""{"plugins":[{"path":3}]}""", "'path' must be a string")]
+    [InlineData("""{"plugins":[{"path":"x","device":"cpu"}]}""", "unknown key 'device'")]
+    public void Bad_config_is_an_invalid_param_with_a_reason(string json, string reason)
+    {
+        var e = Assert.Throws<MlosException>(() => CoreConfig.Parse(json));
+        Assert.Equal(SmiStatus.InvalidParam, e.Status);
+        Assert.Contains(reason, e.Message);
+    }
+
+    [Fact]
+    public void Model_options_read_framework_version_and_config()
+    {
+        var o = ModelOptions.Parse("""{"framework":"onnx","version":"2","config":{"inputs":[1]}}""");
+        Assert.Equal(new ModelOptions("onnx", "2", """{"inputs":[1]}"""), o);
+        Assert.Equal(new ModelOptions(null, null, null), ModelOptions.Parse(null));
+    }
+
+    [Theory]
+    [InlineData("{", "not valid JSON")]
+    [InlineData("""{"framwork":"onnx"}""", "unknown key 'framwork'")]
+    [InlineData("""{"version":1}""", "'version' must be a string")]
+    public void Bad_model_options_are_refused(string json, string reason)
+    {
+        var e = Assert.Throws<MlosException>(() => ModelOptions.Parse(json));
+        Assert.Equal(SmiStatus.InvalidParam, e.Status);
+        Assert.Contains(reason, e.Message);
+    }
+}

@@ -1,0 +1,205 @@
+using System.Text;
+using System.Text.Json;
+using Mlos.Core.Models;
+using Mlos.Smi.Abi;
+using Mlos.Smi.Sdk;
+
+namespace Mlos.Core.Tests;
+
+/// <summary>The registry and dispatch, driving the real published plugins (NativeAOT .so files).</summary>
+[Collection(PluginCollection.Name)]
+public unsafe class MlosCoreTests
+{
+    [Fact]
+    public void Echo_model_round_trips_untyped_and_typed()
+    {
+        using var core = new MlosCore();
+        var plugin = core.LoadPlugin(BuildTree.EchoPlugin, config: "test-config");
+        Assert.Equal("csharp-echo", plugin.Id);
+        Assert.True(plugin.IsThreadSafe);
+        Assert.True(plugin.HasTypedInfer);
+
+        var model = core.RegisterModel("m", "csharp-echo", null, """{"framework":"echo"}""");
+        core.LoadModel("m");
+        Assert.Equal(ModelState.Loaded, model.State);
+
+        var input = Encoding.UTF8.GetBytes("bytes in, bytes out");
+        var output = new byte[64];
+        nuint size = (nuint)output.Length;
+        fixed (byte* i = input)
+        fixed (byte* o = output)
+            core.Inference(core.GetModel("m".AsSpan()), i, (nuint)input.Length, o, &size);
+        Assert.Equal(input, output.AsSpan(0, (int)size).ToArray());
+
+        long[] ids = [3, 1, 4, 1, 5];
+        var inputs = new SmiTensor[1];
+        var outputs = new SmiTensor[1];
+        fixed (long* d = ids)
+        fixed (SmiTensor* it = inputs)
+        fixed (SmiTensor* ot = outputs)
+        {
+            it->Name = Utf8.Intern("ids");
+            it->Dtype = SmiDtype.Int64;
+            it->NDim = 1;
+            it->Shape[0] = 5;
+            it->Data = d;
+            it->ByteSize = 40;
+            nuint n = 1;
+            core.Infer(model, it, 1, ot, &n);
+            Assert.Equal((nuint)1, n);
+            Assert.Equal(ids, new ReadOnlySpan<long>(ot->Data, 5).ToArray());
+            Assert.Equal("output_0", Utf8.Read(ot->Name));
+            ot->Release(ot);
+        }
+    }
+
+    [Fact]
+    public void Guide_plugin_is_serialised_and_has_no_typed_infer()
+    {
+        using var core = new MlosCore();
+        var plugin = core.LoadPlugin(BuildTree.GuidePlugin, "guide");
+        Assert.False(plugin.IsThreadSafe);
+        Assert.False(plugin.HasTypedInfer);
+        Assert.Equal("my-ml-plugin", plugin.NativeId);
+        var model = core.RegisterModel("g", "guide", "./models/test_model.bin");
+        core.LoadModel("g"); // load_model is NULL in the guide's plugin: nothing to do
+        nuint* n = stackalloc nuint[1];
+        var e = Assert.Throws<MlosException>(() => core.Infer(model, null, 0, null, n));
+        Assert.Equal(SmiStatus.NotSupported, e.Status);
+        Assert.Contains("has no typed infer", e.Message);
+    }
+
+    [Fact]
+    public void Requests_on_an_unloaded_model_fail_cleanly()
+    {
+        using var core = new MlosCore();
+        core.LoadPlugin(BuildTree.EchoPlugin);
+        var model = core.RegisterModel("m", "csharp-echo", null);
+        nuint* size = stackalloc nuint[1];
+        var e = Assert.Throws<MlosException>(() => core.Inference(model, null, 0, null, size));
+        Assert.Equal(SmiStatus.InvalidState, e.Status);
+        core.LoadModel("m");
+        core.UnloadModel("m");
+        core.UnloadModel("m"); // idempotent
+        e = Assert.Throws<MlosException>(() => core.Inference(model, null, 0, null, size));
+        Assert.Contains("'m' is registered, not loaded", e.Message);
+        core.UnregisterModel("m");
+        Assert.Equal(ModelState.Unregistered, model.State);
+        Assert.Equal(SmiStatus.NotFound, Assert.Throws<MlosException>(() => core.GetModel("m")).Status);
+    }
+
+    [Fact]
+    public void Unregister_while_requests_run_lets_them_finish_first()
+    {
+        using var core = new MlosCore();
+        core.LoadPlugin(BuildTree.EchoPlugin);
+        var model = core.RegisterModel("slow", "csharp-echo", null, """{"config":{"delay_us":20000}}""");
+        core.LoadModel("slow");
+        int ok = 0, refused = 0, other = 0;
+        var workers = Enumerable.Range(0, 4).Select(_ => new Thread(() =>
+        {
+            byte[] buffer = new byte[8];
+            for (int i = 0; i < 20; i++)
+            {
+                nuint size = 8;
+                try
+                {
+                    fixed (byte* b = buffer) core.Inference(model, b, 8, b, &size);
+                    Interlocked.Increment(ref ok);
+                }
+                catch (MlosException e) when (e.Status is SmiStatus.Busy or SmiStatus.InvalidState) { Interlocked.Increment(ref refused); }
+                catch (Exception) { Interlocked.Increment(ref other); }
+            }
+        })).ToArray();
+        foreach (var w in workers) w.Start();
+        Thread.Sleep(100);
+        core.UnregisterModel("slow");
+        foreach (var w in workers) w.Join();
+        Assert.Equal(0, other);
+        Assert.True(ok > 0, "some requests ran before the unregister");
+        Assert.True(refused > 0, "requests after the unregister are refused");
+        Assert.Equal(80, ok + refused);
+    }
+
+    [Fact]
+    public void A_library_belongs_to_one_core_until_it_is_disposed()
+    {
+        var first = new MlosCore();
+        first.LoadPlugin(BuildTree.EchoPlugin);
+        using (var second = new MlosCore())
+        {
+            var e = Assert.Throws<MlosException>(() => second.LoadPlugin(BuildTree.EchoPlugin, "echo-2"));
+            Assert.Equal(SmiStatus.AlreadyExists, e.Status);
+            Assert.Contains("already loaded as 'csharp-echo'", e.Message);
+        }
+        first.Dispose();
+        using var third = new MlosCore();
+        third.LoadPlugin(BuildTree.EchoPlugin);
+    }
+
+    [Fact]
+    public void Registry_json_has_the_mlos_shapes()
+    {
+        using var core = MlosCore.Create($$"""{"plugins":[{"path":"{{BuildTree.EchoPlugin}}","id":"echo"}]}""");
+        core.RegisterModel("a", "echo", "/models/a.bin", """{"framework":"echo","version":"3"}""");
+        core.LoadModel("a");
+
+        using var plugins = JsonDocument.Parse(RegistryJson.Plugins(core));
+        Assert.Equal("success", plugins.RootElement.GetProperty("status").GetString());
+        Assert.Equal(1, plugins.RootElement.GetProperty("total").GetInt32());
+        var p = plugins.RootElement.GetProperty("plugins")[0];
+        Assert.Equal("echo", p.GetProperty("id").GetString());
+        Assert.Equal("MLOS C# Echo Plugin", p.GetProperty("name").GetString());
+        Assert.Equal(1, p.GetProperty("models").GetInt32());
+        Assert.Equal("1.1.0", p.GetProperty("smi_version").GetString());
+
+        using var models = JsonDocument.Parse(RegistryJson.Models(core));
+        var m = models.RootElement.GetProperty("models")[0];
+        Assert.Equal("a", m.GetProperty("id").GetString());
+        Assert.Equal("echo", m.GetProperty("plugin_id").GetString());
+        Assert.Equal("loaded", m.GetProperty("status").GetString());
+        Assert.Equal("/models/a.bin", m.GetProperty("path").GetString());
+
+        using var info = JsonDocument.Parse(RegistryJson.ModelInfo(core.GetModel("a")));
+        Assert.Equal("BYTES", info.RootElement.GetProperty("inputs")[0].GetProperty("datatype").GetString());
+        Assert.True(info.RootElement.GetProperty("plugin_info").GetProperty("loaded").GetBoolean());
+    }
+
+    [Fact]
+    public void Plugin_errors_carry_the_plugins_own_message()
+    {
+        using var core = new MlosCore();
+        core.LoadPlugin(BuildTree.EchoPlugin);
+        var model = core.RegisterModel("m", "csharp-echo", null);
+        core.LoadModel("m");
+        var input = new byte[10];
+        var output = new byte[2];
+        nuint size = 2;
+        MlosException? e = null;
+        fixed (byte* i = input)
+        fixed (byte* o = output)
+        {
+            try { core.Inference(model, i, 10, o, &size); }
+            catch (MlosException x) { e = x; }
+        }
+        Assert.NotNull(e);
+        Assert.Equal(SmiStatus.BufferTooSmall, e.Status);
+        Assert.Contains("plugin 'csharp-echo' inference on model 'm' failed: SMI_ERROR_BUFFER_TOO_SMALL (-6): output buffer too small: 10 bytes needed, 2 given", e.Message);
+        Assert.Equal((nuint)10, size);
+    }
+
+    [Fact]
+    public void Registration_errors_leave_the_registry_unchanged()
+    {
+        using var core = new MlosCore();
+        core.LoadPlugin(BuildTree.EchoPlugin);
+        core.RegisterModel("m", "csharp-echo", null);
+        Assert.Equal(SmiStatus.AlreadyExists, Assert.Throws<MlosException>(() => core.RegisterModel("m", "csharp-echo", null)).Status);
+        Assert.Equal(SmiStatus.NotFound, Assert.Throws<MlosException>(() => core.RegisterModel("n", "nope", null)).Status);
+        Assert.Equal(SmiStatus.InvalidParam, Assert.Throws<MlosException>(() => core.RegisterModel(new string('x', 300), "csharp-echo", null)).Status);
+        Assert.Equal(SmiStatus.InvalidParam, Assert.Throws<MlosException>(() => core.RegisterModel("n", "csharp-echo", null, "{")).Status);
+        Assert.Single(core.Models);
+        Assert.Equal(SmiStatus.AlreadyExists, Assert.Throws<MlosException>(() => core.LoadPlugin(BuildTree.EchoPlugin)).Status);
+        Assert.Single(core.Plugins);
+    }
+}
