@@ -249,6 +249,42 @@ static void test_threads(mlos_core_t* core, const char* model) {
 
 typedef struct {
     mlos_core_t* core;
+    int failures;
+} probe_worker_t;
+
+static void* probe_through_core(void* arg) {
+    probe_worker_t* w = (probe_worker_t*)arg;
+    int i, seen;
+    for (i = 0; i < 200; i++) {
+        size_t size = sizeof seen;
+        if (api.inference(w->core, "probe", "x", 1, &seen, &size) != SMI_SUCCESS) w->failures++;
+    }
+    return NULL;
+}
+
+/* A plugin without SMI_CAP_THREAD_SAFE never sees two calls at once through the core. */
+static void test_serialised_plugin(mlos_core_t* core) {
+    pthread_t threads[THREADS];
+    probe_worker_t workers[THREADS];
+    int t, failures = 0;
+    EXPECT_OK(&api, api.load_plugin(core, at("c-tests/plugins/libmlos_serial_probe_plugin.so"), NULL, NULL));
+    EXPECT_OK(&api, api.register_model(core, "probe", "serial-probe", NULL, NULL));
+    EXPECT_OK(&api, api.load_model(core, "probe"));
+    for (t = 0; t < THREADS; t++) {
+        workers[t].core = core;
+        workers[t].failures = 0;
+        pthread_create(&threads[t], NULL, probe_through_core, &workers[t]);
+    }
+    for (t = 0; t < THREADS; t++) {
+        pthread_join(threads[t], NULL);
+        failures += workers[t].failures;
+    }
+    CHECK(failures == 0, "%d calls into the non-thread-safe plugin overlapped another", failures);
+    EXPECT_OK(&api, api.unregister_model(core, "probe"));
+}
+
+typedef struct {
+    mlos_core_t* core;
     int status;
     double finished_ms;
 } slow_call_t;
@@ -361,6 +397,7 @@ int main(int argc, char** argv) {
     test_echo_plugin(core);
     test_threads(core, "guide-echo");
     test_threads(core, "echo");
+    test_serialised_plugin(core);
     test_unload_under_load(core);
     test_last_error_is_per_thread(core);
     test_destroy(core);

@@ -6,34 +6,40 @@ namespace Mlos.Core.Native;
 /// <summary>
 /// <c>mlos_core_t*</c> values are ids from this table, not object addresses: a destroyed,
 /// forged or double-freed handle is reported as an error instead of touching freed memory.
+/// Ids are never reused. The first <see cref="FastSlots"/> cores resolve through an array (one
+/// load on every API call); any later ones through a dictionary.
 /// </summary>
 internal static class CoreHandles
 {
-    private static readonly ConcurrentDictionary<nint, MlosCore> s_cores = new();
-    private static long s_next = 0x1000;
+    private const int FastSlots = 4096;
+    private const long Base = 0x1000, Stride = 0x10;
 
-    // The calling thread's last resolved handle: ids are never reused and a destroyed core says
-    // so, so the entry is valid exactly while the core is alive.
-    [ThreadStatic] private static nint t_lastId;
-    [ThreadStatic] private static MlosCore? t_lastCore;
+    private static readonly MlosCore?[] s_fast = new MlosCore?[FastSlots];
+    private static readonly ConcurrentDictionary<nint, MlosCore> s_more = new();
+    private static long s_count;
 
     public static nint Add(MlosCore core)
     {
-        var id = (nint)Interlocked.Add(ref s_next, 0x10);
-        s_cores[id] = core;
+        long n = Interlocked.Increment(ref s_count) - 1;
+        var id = (nint)(Base + n * Stride);
+        if (n < FastSlots) Volatile.Write(ref s_fast[n], core);
+        else s_more[id] = core;
         return id;
     }
 
-    public static MlosCore Get(nint id)
-    {
-        if (id == t_lastId && t_lastCore is { IsDisposed: false } cached) return cached;
-        if (!s_cores.TryGetValue(id, out var core))
-            throw new MlosException(SmiStatus.InvalidParam, id == 0 ? "core must not be NULL" : $"unknown or destroyed core 0x{id:x}");
-        (t_lastId, t_lastCore) = (id, core);
-        return core;
-    }
+    public static MlosCore Get(nint id) => Find(id, remove: false);
 
-    public static MlosCore Remove(nint id) =>
-        s_cores.TryRemove(id, out var core) ? core
-        : throw new MlosException(SmiStatus.InvalidParam, id == 0 ? "core must not be NULL" : $"unknown or destroyed core 0x{id:x}");
+    public static MlosCore Remove(nint id) => Find(id, remove: true);
+
+    private static MlosCore Find(nint id, bool remove)
+    {
+        long n = ((long)id - Base) / Stride;
+        MlosCore? core;
+        if ((long)id >= Base && ((long)id - Base) % Stride == 0 && n < FastSlots)
+            core = remove ? Interlocked.Exchange(ref s_fast[n], null) : Volatile.Read(ref s_fast[n]);
+        else if (remove) s_more.TryRemove(id, out core);
+        else s_more.TryGetValue(id, out core);
+        return core ?? throw new MlosException(SmiStatus.InvalidParam,
+            id == 0 ? "core must not be NULL" : $"unknown or destroyed core 0x{id:x}");
+    }
 }

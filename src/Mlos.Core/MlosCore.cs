@@ -23,20 +23,18 @@ public sealed unsafe class MlosCore : IDisposable
     private int _registryVersion;
 
     /// <summary>
-    /// The calling thread's last id-to-model lookup. The C API names models by C string on every
-    /// call; decoding and hashing it costs more than the rest of the dispatch, and a thread
-    /// usually asks for the same model again. Any register or unregister bumps
-    /// <see cref="_registryVersion"/> and so invalidates every thread's entry.
+    /// Recent UTF-8 id-to-model lookups, in 8 slots picked by a cheap hash. The C API names the
+    /// model by C string on every call, and decoding plus hashing it cost more than the rest of
+    /// the dispatch. Entries are immutable and carry the registry version they were made at:
+    /// any register or unregister bumps <see cref="_registryVersion"/> and so retires them all.
     /// </summary>
-    [ThreadStatic] private static LookupCache? t_lookup;
+    private readonly LookupEntry?[] _lookups = new LookupEntry?[8];
 
-    private sealed class LookupCache
+    private sealed class LookupEntry(byte[] id, int version, Model model)
     {
-        public readonly byte[] Id = new byte[4 * MaxIdLength];
-        public int Length;
-        public MlosCore? Core;
-        public int Version;
-        public Model? Model;
+        public readonly byte[] Id = id;
+        public readonly int Version = version;
+        public readonly Model Model = model;
     }
 
     public MlosCore() => _modelsBySpan = _models.GetAlternateLookup<ReadOnlySpan<char>>();
@@ -123,20 +121,19 @@ public sealed unsafe class MlosCore : IDisposable
         _modelsBySpan.TryGetValue(id, out var m) ? m
         : throw new MlosException(SmiStatus.NotFound, $"no model with id '{id}' is registered");
 
-    /// <summary>Looks a model up by its UTF-8 id (the C API's path), cached per thread.</summary>
+    /// <summary>Looks a model up by its UTF-8 id (the C API's path) through the lookup cache.</summary>
     public Model GetModel(ReadOnlySpan<byte> utf8Id)
     {
-        var cache = t_lookup;
+        int slot = utf8Id.IsEmpty ? 0 : (utf8Id.Length ^ utf8Id[0] ^ (utf8Id[^1] << 1)) & 7;
         int version = Volatile.Read(ref _registryVersion);
-        if (cache is not null && cache.Core == this && cache.Version == version && utf8Id.SequenceEqual(cache.Id.AsSpan(0, cache.Length)))
-            return cache.Model!;
+        var entry = Volatile.Read(ref _lookups[slot]);
+        if (entry is not null && entry.Version == version && utf8Id.SequenceEqual(entry.Id))
+            return entry.Model;
         if (utf8Id.Length > 4 * MaxIdLength)
             throw new MlosException(SmiStatus.InvalidParam, $"model id is longer than {MaxIdLength} characters");
         Span<char> chars = stackalloc char[utf8Id.Length];
         var model = GetModel(chars[..System.Text.Encoding.UTF8.GetChars(utf8Id, chars)]);
-        cache = t_lookup ??= new LookupCache();
-        utf8Id.CopyTo(cache.Id);
-        (cache.Length, cache.Core, cache.Version, cache.Model) = (utf8Id.Length, this, version, model);
+        Volatile.Write(ref _lookups[slot], new LookupEntry(utf8Id.ToArray(), version, model));
         return model;
     }
 
@@ -205,10 +202,8 @@ public sealed unsafe class MlosCore : IDisposable
     /// </summary>
     public void Inference(Model model, void* input, nuint inputSize, void* output, nuint* outputSize)
     {
-        if (!model.TryEnter()) throw model.NotRunnable();
-        SmiStatus status;
-        try { status = model.Plugin.Inference(model.Handle, input, inputSize, output, outputSize); }
-        finally { model.Exit(); }
+        var call = new InferenceCall(input, inputSize, output, outputSize);
+        var status = model.Run(ref call);
         if (status != SmiStatus.Success) throw model.Plugin.Failure(status, $"inference on model '{model.Id}'");
     }
 
@@ -218,10 +213,8 @@ public sealed unsafe class MlosCore : IDisposable
         if (!model.Plugin.HasTypedInfer)
             throw new MlosException(SmiStatus.NotSupported,
                 $"plugin '{model.Plugin.Id}' (SMI {SmiVersion.Format(model.Plugin.SmiVersion)}) has no typed infer entry; use untyped inference");
-        if (!model.TryEnter()) throw model.NotRunnable();
-        SmiStatus status;
-        try { status = model.Plugin.Infer(model.Handle, inputs, numInputs, outputs, numOutputs); }
-        finally { model.Exit(); }
+        var call = new InferCall(inputs, numInputs, outputs, numOutputs);
+        var status = model.Run(ref call);
         if (status != SmiStatus.Success) throw model.Plugin.Failure(status, $"infer on model '{model.Id}'");
     }
 
@@ -244,6 +237,16 @@ public sealed unsafe class MlosCore : IDisposable
             plugin.Library.Release();
         }
         _plugins.Clear();
+    }
+
+    private readonly struct InferenceCall(void* input, nuint inputSize, void* output, nuint* outputSize) : IModelCall
+    {
+        public SmiStatus Invoke(Plugin plugin, nint handle) => plugin.InferenceCall(handle, input, inputSize, output, outputSize);
+    }
+
+    private readonly struct InferCall(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs) : IModelCall
+    {
+        public SmiStatus Invoke(Plugin plugin, nint handle) => plugin.InferCall(handle, inputs, numInputs, outputs, numOutputs);
     }
 
     private void ThrowIfDisposed()

@@ -12,11 +12,18 @@ public enum ModelState
     Unregistered = 3,
 }
 
+/// <summary>One call into a plugin on a model's handle, run by <see cref="Model.Run"/>.</summary>
+internal interface IModelCall
+{
+    SmiStatus Invoke(Plugin plugin, nint handle);
+}
+
 /// <summary>
-/// A registered model: its plugin handle, its state and the count of requests running on it.
-/// A request holds a lease (<see cref="TryEnter"/> / <see cref="Exit"/>) while it uses the
-/// handle; unload waits until the count drains, so the plugin never sees a request on a model
-/// it has released.
+/// A registered model: its plugin handle, its state and the requests running on it. Unload
+/// waits until none runs, so the plugin never sees a request on a model it has released:
+/// for a thread-safe plugin a request marks its thread's in-flight slot (see
+/// <see cref="InflightSlots"/>); for a serialised one it holds the plugin's gate and checks the
+/// state under it.
 /// </summary>
 public sealed class Model
 {
@@ -58,6 +65,39 @@ public sealed class Model
 
     internal void Exit() => Interlocked.Decrement(ref _inflight);
 
+    /// <summary>
+    /// Runs <paramref name="call"/> if the model is loaded and keeps unload away meanwhile.
+    /// Generic over a struct so that each call site compiles to a direct call.
+    /// </summary>
+    internal SmiStatus Run<TCall>(ref TCall call) where TCall : struct, IModelCall
+    {
+        if (Plugin.Gate is { } gate)
+        {
+            using (gate.Hold())
+            {
+                if (Volatile.Read(ref _state) != (int)ModelState.Loaded) throw NotRunnable();
+                return call.Invoke(Plugin, Handle);
+            }
+        }
+        var slot = InflightSlots.Mine;
+        if (slot.Current is not null) return RunNested(ref call); // a plugin calling back into the core
+        Volatile.Write(ref slot.Current, this);
+        try
+        {
+            if (Volatile.Read(ref _state) != (int)ModelState.Loaded) throw NotRunnable();
+            return call.Invoke(Plugin, Handle);
+        }
+        finally { Volatile.Write(ref slot.Current, null); }
+    }
+
+    /// <summary>A request inside another on the same thread: its slot is taken, so count it instead.</summary>
+    private SmiStatus RunNested<TCall>(ref TCall call) where TCall : struct, IModelCall
+    {
+        if (!TryEnter()) throw NotRunnable();
+        try { return call.Invoke(Plugin, Handle); }
+        finally { Exit(); }
+    }
+
     internal MlosException NotRunnable() => new(
         State == ModelState.Unloading ? SmiStatus.Busy : SmiStatus.InvalidState,
         $"model '{Id}' is {State.ToString().ToLowerInvariant()}, not loaded");
@@ -68,7 +108,17 @@ public sealed class Model
     internal void Drain(ModelState next)
     {
         SetState(next);
+        if (Plugin.Gate is { } gate)
+        {
+            // A serialised request runs holding the gate and checked the state under it:
+            // once we have held it, none can still be running or start.
+            gate.Enter();
+            gate.Exit();
+            return;
+        }
+        // Pairs with the plain store-then-load of a request: see InflightSlots.
+        Interlocked.MemoryBarrierProcessWide();
         var spin = new SpinWait();
-        while (Volatile.Read(ref _inflight) != 0) spin.SpinOnce(sleep1Threshold: 20);
+        while (Volatile.Read(ref _inflight) != 0 || InflightSlots.AnyRunning(this)) spin.SpinOnce(sleep1Threshold: 20);
     }
 }

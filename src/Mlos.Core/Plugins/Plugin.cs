@@ -12,7 +12,7 @@ public sealed unsafe class Plugin
 {
     private readonly SmiPluginInterface _api;
     private readonly SmiPluginInterface11 _v11;
-    private readonly Lock? _serial;
+    private readonly PluginGate? _serial;
 
     internal Plugin(string id, string path, PluginLibrary library, SmiPlugin* descriptor)
     {
@@ -28,7 +28,7 @@ public sealed unsafe class Plugin
         Name = Utf8.Read(_api.GetPluginName()) ?? id;
         Version = Utf8.Read(_api.GetPluginVersion()) ?? "";
         Frameworks = _api.GetSupportedFrameworks != null ? Utf8.Read(_api.GetSupportedFrameworks()) ?? "" : "";
-        _serial = IsThreadSafe ? null : new Lock();
+        _serial = IsThreadSafe ? null : new PluginGate();
     }
 
     public string Id { get; }
@@ -136,19 +136,19 @@ public sealed unsafe class Plugin
         return new SmiModelIo(inputs, outputs);
     }
 
-    /// <summary>Untyped inference: the caller's buffers go straight to the plugin.</summary>
-    internal SmiStatus Inference(nint handle, void* input, nuint inputSize, void* output, nuint* outputSize)
-    {
-        if (_serial is null) return _api.Inference(handle, input, inputSize, output, outputSize);
-        lock (_serial) return _api.Inference(handle, input, inputSize, output, outputSize);
-    }
+    /// <summary>
+    /// The lock that serialises calls into a plugin without SMI_CAP_THREAD_SAFE; null for a
+    /// thread-safe one. Inference calls take it in <see cref="Models.Model.Run"/>.
+    /// </summary>
+    internal PluginGate? Gate => _serial;
 
-    /// <summary>Typed inference; the caller has checked <see cref="HasTypedInfer"/>.</summary>
-    internal SmiStatus Infer(nint handle, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs)
-    {
-        if (_serial is null) return _v11.Infer(handle, inputs, numInputs, outputs, numOutputs);
-        lock (_serial) return _v11.Infer(handle, inputs, numInputs, outputs, numOutputs);
-    }
+    /// <summary>Untyped inference, caller's buffers straight to the plugin; the caller holds <see cref="Gate"/> if any.</summary>
+    internal SmiStatus InferenceCall(nint handle, void* input, nuint inputSize, void* output, nuint* outputSize) =>
+        _api.Inference(handle, input, inputSize, output, outputSize);
+
+    /// <summary>Typed inference; the caller has checked <see cref="HasTypedInfer"/> and holds <see cref="Gate"/> if any.</summary>
+    internal SmiStatus InferCall(nint handle, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs) =>
+        _v11.Infer(handle, inputs, numInputs, outputs, numOutputs);
 
     /// <summary>The exception for a failed call, with the plugin's own message when it keeps one.</summary>
     internal MlosException Failure(SmiStatus status, string entry)
@@ -163,19 +163,19 @@ public sealed unsafe class Plugin
         if (status != SmiStatus.Success) throw Failure(status, entry);
     }
 
-    /// <summary>Holds the plugin's lock for a block when it is not thread-safe.</summary>
+    /// <summary>Holds the plugin's gate for a block when it is not thread-safe.</summary>
     private SerialScope Serial() => new(_serial);
 
-    private ref struct SerialScope
+    private readonly ref struct SerialScope
     {
-        private readonly Lock? _lock;
+        private readonly PluginGate? _gate;
 
-        public SerialScope(Lock? l)
+        public SerialScope(PluginGate? gate)
         {
-            _lock = l;
-            l?.Enter();
+            _gate = gate;
+            gate?.Enter();
         }
 
-        public readonly void Dispose() => _lock?.Exit();
+        public void Dispose() => _gate?.Exit();
     }
 }
