@@ -18,9 +18,18 @@ public sealed class EchoModel(SmiModelDescription description)
 
     private static int ReadDelay(string? config)
     {
-        if (string.IsNullOrWhiteSpace(config) || config.TrimStart()[0] != '{') return 0;
-        using var doc = System.Text.Json.JsonDocument.Parse(config);
-        return doc.RootElement.TryGetProperty("delay_us", out var d) ? d.GetInt32() : 0;
+        if (string.IsNullOrWhiteSpace(config) || config.TrimStart()[0] != '{') return 0; // a plain label
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(config);
+            if (!doc.RootElement.TryGetProperty("delay_us", out var d)) return 0;
+            return d.ValueKind == System.Text.Json.JsonValueKind.Number && d.TryGetInt32(out var us) && us >= 0 ? us
+                : throw new SmiException(SmiStatus.InvalidParam, $"model config: delay_us must be a non-negative integer, not {d.GetRawText()}");
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw new SmiException(SmiStatus.InvalidParam, $"model config is not valid JSON: {e.Message}");
+        }
     }
 }
 
