@@ -1,8 +1,9 @@
 # Publishing .NET projects from CMake.
 #
-# mlos_dotnet_publish_aot(<target> PROJECT <csproj> OUTPUT <file>)
+# mlos_dotnet_publish_aot(<target> PROJECT <csproj> OUTPUT <file> [NATIVE_DEPS <file>...])
 #   Publishes a NativeAOT project (dotnet publish -c Release) into a staging folder of the
-#   build tree and copies its one native artifact (.so or executable) to OUTPUT. The custom
+#   build tree and copies its native artifact (.so or executable) to OUTPUT, and the native
+#   libraries it loads at run time (NATIVE_DEPS, names in the publish folder) beside it. The custom
 #   command depends on every source file under src/ and the shared MSBuild files, so an edit
 #   anywhere a project could see republishes it. Publishes run one after another (each target
 #   depends on the one before): concurrent publishes would race on the shared projects' obj/.
@@ -25,14 +26,20 @@ list(APPEND MLOS_DOTNET_SOURCES
 set(MLOS_DOTNET_LAST_PUBLISH "" CACHE INTERNAL "")
 
 function(mlos_dotnet_publish_aot target)
-    cmake_parse_arguments(ARG "" "PROJECT;OUTPUT" "" ${ARGN})
+    cmake_parse_arguments(ARG "" "PROJECT;OUTPUT" "NATIVE_DEPS" ${ARGN})
     get_filename_component(project_name "${ARG_PROJECT}" NAME_WLE)
     get_filename_component(artifact "${ARG_OUTPUT}" NAME)
+    get_filename_component(output_dir "${ARG_OUTPUT}" DIRECTORY)
     set(staging "${CMAKE_BINARY_DIR}/dotnet/${project_name}")
+    set(copy_deps "")
+    foreach(dep IN LISTS ARG_NATIVE_DEPS)
+        list(APPEND copy_deps COMMAND "${CMAKE_COMMAND}" -E copy_if_different "${staging}/${dep}" "${output_dir}/${dep}")
+    endforeach()
     add_custom_command(
         OUTPUT "${ARG_OUTPUT}"
         COMMAND "${DOTNET_EXECUTABLE}" publish "${ARG_PROJECT}" -c Release -o "${staging}" --nologo -v quiet
         COMMAND "${CMAKE_COMMAND}" -E copy "${staging}/${artifact}" "${ARG_OUTPUT}"
+        ${copy_deps}
         DEPENDS ${MLOS_DOTNET_SOURCES}
         COMMENT "Publishing ${project_name} (NativeAOT) -> ${ARG_OUTPUT}"
         VERBATIM)

@@ -74,25 +74,6 @@ public static class RegistryJson
         }
     });
 
-    public static string DtypeName(SmiDtype dtype) => dtype switch
-    {
-        SmiDtype.Bool => "BOOL",
-        SmiDtype.UInt8 => "UINT8",
-        SmiDtype.UInt16 => "UINT16",
-        SmiDtype.UInt32 => "UINT32",
-        SmiDtype.UInt64 => "UINT64",
-        SmiDtype.Int8 => "INT8",
-        SmiDtype.Int16 => "INT16",
-        SmiDtype.Int32 => "INT32",
-        SmiDtype.Int64 => "INT64",
-        SmiDtype.Fp16 => "FP16",
-        SmiDtype.Fp32 => "FP32",
-        SmiDtype.Fp64 => "FP64",
-        SmiDtype.Bf16 => "BF16",
-        SmiDtype.Bytes => "BYTES",
-        _ => "INVALID",
-    };
-
     private static string CapabilityName(SmiCapabilities flag) => flag switch
     {
         SmiCapabilities.ThreadSafe => "thread_safe",
@@ -120,7 +101,7 @@ public static class RegistryJson
         {
             w.WriteStartObject();
             w.WriteString("name", Utf8.Read(s.Name));
-            w.WriteString("datatype", DtypeName(s.Dtype));
+            w.WriteString("datatype", SmiDtypes.Name(s.Dtype));
             w.WriteStartArray("shape");
             for (int i = 0; i < (int)Math.Min(s.NDim, (uint)SmiVersion.MaxDims); i++) w.WriteNumberValue(s.Shape[i]);
             w.WriteEndArray();

@@ -67,29 +67,56 @@ public unsafe ref struct SmiOutputs
             t->MemoryType = SmiMemoryType.Cpu;
             t->DeviceId = 0;
         }
+        Describe(t, name, dtype, shape, byteSize);
+        t->ReleaseContext = null;
+        _count++;
+        return new Span<byte>(t->Data, checked((int)byteSize));
+    }
+
+    private static void Describe(SmiTensor* t, byte* name, SmiDtype dtype, ReadOnlySpan<long> shape, nuint byteSize)
+    {
+        if (shape.Length > SmiVersion.MaxDims)
+            throw new SmiException(SmiStatus.NotSupported, $"output rank {shape.Length} exceeds SMI_MAX_DIMS ({SmiVersion.MaxDims})");
         t->Name = name;
         t->Dtype = dtype;
         t->NDim = (uint)shape.Length;
         t->Shape = default;
         shape.CopyTo(t->Shape);
         t->ByteSize = byteSize;
-        t->ReleaseContext = null;
-        _count++;
-        return new Span<byte>(t->Data, checked((int)byteSize));
     }
 
-    /// <summary>Frees what this call allocated; used when the plugin fails part-way.</summary>
+    /// <summary>
+    /// Claims the next output slot for memory the plugin already holds (a framework's output
+    /// buffer), so that an empty slot takes it over without a copy: the caller's
+    /// <c>release(t)</c> then calls <paramref name="release"/>. Returns false when the caller gave
+    /// a buffer instead: the data has been copied into it and the plugin keeps its memory.
+    /// </summary>
+    public bool AddOwned(byte* name, SmiDtype dtype, ReadOnlySpan<long> shape, void* data, nuint byteSize,
+        delegate* unmanaged<SmiTensor*, void> release, void* releaseContext)
+    {
+        if (_count < _capacity && _slots[_count].Data == null)
+        {
+            SmiTensor* t = &_slots[_count];
+            Describe(t, name, dtype, shape, byteSize);
+            t->Data = data;
+            t->Release = release;
+            t->ReleaseContext = releaseContext;
+            t->MemoryType = SmiMemoryType.Cpu;
+            t->DeviceId = 0;
+            _count++;
+            return true;
+        }
+        new ReadOnlySpan<byte>(data, checked((int)byteSize)).CopyTo(Add(name, dtype, shape, byteSize));
+        return false;
+    }
+
+    /// <summary>Frees what this call handed out; used when the plugin fails part-way.</summary>
     internal readonly void ReleaseAllocated()
     {
         for (int i = 0; i < _count; i++)
         {
             SmiTensor* t = &_slots[i];
-            if (t->Release != null)
-            {
-                NativeMemory.Free(t->Data);
-                t->Data = null;
-                t->Release = null;
-            }
+            if (t->Release != null) t->Release(t);
         }
     }
 

@@ -62,11 +62,19 @@ public static unsafe partial class SmiPluginHost
     /// A NativeAOT runtime cannot be unloaded, yet hosts such as the guide's harness dlclose
     /// plugins. Taking one more reference with RTLD_NODELETE keeps the image mapped for good.
     /// </summary>
+    /// <summary>
+    /// Folder of the plugin's own shared object, known once <c>smi_plugin_init</c> has run; null
+    /// when the plugin is not a shared object (e.g. managed tests). Native dependencies are
+    /// loaded from here: DllImport in a NativeAOT library searches the host's folder instead.
+    /// </summary>
+    public static string? LibraryDirectory { get; private set; }
+
     private static void PinSelf()
     {
         delegate* unmanaged<byte*, SmiStatus> probe = &Initialize;
         string? path = Libdl.PathOf(probe);
         if (path is null) return; // statically linked into the host: nothing to pin
+        LibraryDirectory = Path.GetDirectoryName(Path.GetFullPath(path));
         byte* p = Utf8.Allocate(path);
         try { Libdl.Open(p, Libdl.RTLD_NOW | Libdl.RTLD_NOLOAD | Libdl.RTLD_NODELETE); }
         finally { NativeMemory.Free(p); }

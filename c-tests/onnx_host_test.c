@@ -1,0 +1,227 @@
+/* The ONNX Runtime plugin (NativeAOT) driven by a C host through libmlos_core.so: every fixture
+ * model through typed infer (plugin-allocated and caller-provided outputs) and through the
+ * untyped MLOS convention (JSON, raw bytes), checked against references computed with numpy,
+ * from 8 threads at once; then the plugin's error paths. */
+#include <pthread.h>
+
+#include "tensor_ref.h"
+#include "test_support.h"
+
+#define THREADS 8
+#define ITERATIONS 100
+#define TOLERANCE 1e-5
+
+static mlos_api_t api;
+static mlos_core_t* core;
+static const char* models_dir;
+
+static const char* const fixtures[] = {"mlp", "multi_io", "strings"};
+#define NUM_FIXTURES (sizeof fixtures / sizeof fixtures[0])
+static ref_case_t refs[NUM_FIXTURES];
+
+static const char* model_path(char* buf, size_t n, const char* name, const char* ext) {
+    snprintf(buf, n, "%s/%s.%s", models_dir, name, ext);
+    return buf;
+}
+
+/* One typed inference with plugin-allocated outputs; returns the number of mismatches. */
+static int typed_once(int f, int report) {
+    const ref_case_t* c = &refs[f];
+    smi_tensor_t inputs[REF_MAX_TENSORS], outputs[REF_MAX_TENSORS];
+    size_t num_outputs = REF_MAX_TENSORS;
+    int i, bad = 0;
+    char why[256];
+    for (i = 0; i < c->num_inputs; i++) inputs[i] = ref_as_input(&c->inputs[i]);
+    memset(outputs, 0, sizeof outputs);
+    if (api.infer(core, fixtures[f], inputs, (size_t)c->num_inputs, outputs, &num_outputs) != SMI_SUCCESS) {
+        if (report) fprintf(stderr, "infer %s: %s\n", fixtures[f], api.last_error());
+        return 1;
+    }
+    if ((int)num_outputs != c->num_outputs) bad++;
+    for (i = 0; i < c->num_outputs && i < (int)num_outputs; i++) {
+        if (!ref_matches(&c->outputs[i], &outputs[i], TOLERANCE, why, sizeof why)) {
+            if (report) fprintf(stderr, "%s: %s\n", fixtures[f], why);
+            bad++;
+        }
+        if (report) CHECK(outputs[i].release != NULL, "%s output %d: an empty slot must come back plugin-owned", fixtures[f], i);
+    }
+    api.release_outputs(outputs, num_outputs);
+    return bad;
+}
+
+static void test_typed(void) {
+    size_t f;
+    for (f = 0; f < NUM_FIXTURES; f++) CHECK(typed_once((int)f, 1) == 0, "typed inference of %s", fixtures[f]);
+}
+
+/* Output 0 into a buffer of ours: written in place, no release. */
+static void test_caller_buffers(void) {
+    const ref_case_t* c = &refs[0];
+    smi_tensor_t input = ref_as_input(&c->inputs[0]), output;
+    size_t num_outputs = 1;
+    char why[256];
+    float buffer[64];
+    memset(&output, 0, sizeof output);
+    output.data = buffer;
+    output.byte_size = sizeof buffer;
+    EXPECT_OK(&api, api.infer(core, "mlp", &input, 1, &output, &num_outputs));
+    CHECK(output.data == buffer && output.release == NULL, "caller buffer not used in place");
+    CHECK(ref_matches(&c->outputs[0], &output, TOLERANCE, why, sizeof why), "%s", why);
+    output.data = buffer;
+    output.byte_size = 8;
+    EXPECT_STATUS(&api, api.infer(core, "mlp", &input, 1, &output, &num_outputs), SMI_ERROR_BUFFER_TOO_SMALL, "48 bytes needed, 8 given");
+}
+
+static void test_untyped(void) {
+    size_t f;
+    int i;
+    static char answer[1 << 16];
+    char why[256];
+    for (f = 0; f < NUM_FIXTURES; f++) {
+        char* json = ref_inputs_json(&refs[f]);
+        size_t size = sizeof answer - 1;
+        EXPECT_OK(&api, api.inference(core, fixtures[f], json, strlen(json), answer, &size));
+        answer[size] = 0;
+        for (i = 0; i < refs[f].num_outputs; i++)
+            CHECK(ref_matches_json(&refs[f].outputs[i], answer, TOLERANCE, why, sizeof why), "%s JSON: %s\n%s", fixtures[f], why, answer);
+        size = 10;
+        EXPECT_STATUS(&api, api.inference(core, fixtures[f], json, strlen(json), answer, &size), SMI_ERROR_BUFFER_TOO_SMALL, "bytes needed");
+        free(json);
+    }
+    /* Raw little-endian bytes for the single-input MLP: FP32 in, FP32 out. */
+    {
+        const ref_tensor_t* in = &refs[0].inputs[0];
+        smi_tensor_t got;
+        size_t size = sizeof answer;
+        EXPECT_OK(&api, api.inference(core, "mlp", in->data, in->byte_size, answer, &size));
+        got = ref_as_input(&refs[0].outputs[0]);
+        got.data = answer;
+        got.byte_size = size;
+        CHECK(ref_matches(&refs[0].outputs[0], &got, TOLERANCE, why, sizeof why), "raw: %s", why);
+        size = sizeof answer;
+        EXPECT_STATUS(&api, api.inference(core, "mlp", in->data, 7, answer, &size), SMI_ERROR_INVALID_PARAM, "not a whole number of FP32");
+        size = sizeof answer;
+        EXPECT_STATUS(&api, api.inference(core, "multi_io", in->data, 64, answer, &size), SMI_ERROR_INVALID_PARAM, "single-input model");
+    }
+}
+
+static void* worker(void* arg) {
+    int* failures = (int*)arg, it;
+    size_t f;
+    for (it = 0; it < ITERATIONS; it++)
+        for (f = 0; f < NUM_FIXTURES; f++) *failures += typed_once((int)f, 0);
+    return NULL;
+}
+
+static void test_threads(void) {
+    pthread_t threads[THREADS];
+    int failures[THREADS] = {0}, t, total = 0;
+    for (t = 0; t < THREADS; t++) pthread_create(&threads[t], NULL, worker, &failures[t]);
+    for (t = 0; t < THREADS; t++) {
+        pthread_join(threads[t], NULL);
+        total += failures[t];
+    }
+    CHECK(total == 0, "%d of %d concurrent inferences differed from the references", total, THREADS * ITERATIONS * (int)NUM_FIXTURES);
+}
+
+static void test_errors(void) {
+    char path[4096], json[8192];
+    size_t size = sizeof json, n = 4;
+    smi_tensor_t input = ref_as_input(&refs[0].inputs[0]), outputs[4];
+    int32_t ints[48] = {0};
+    memset(outputs, 0, sizeof outputs);
+
+    /* Wrong dtype, wrong shape, wrong size, unknown name, missing input. */
+    input.dtype = SMI_DTYPE_INT32;
+    input.data = ints;
+    EXPECT_STATUS(&api, api.infer(core, "mlp", &input, 1, outputs, &n), SMI_ERROR_INVALID_PARAM, "is INT32; model 'mlp' expects FP32");
+    input = ref_as_input(&refs[0].inputs[0]);
+    input.shape[1] = 15;
+    EXPECT_STATUS(&api, api.infer(core, "mlp", &input, 1, outputs, &n), SMI_ERROR_INVALID_PARAM, "expects [-1,16]");
+    input = ref_as_input(&refs[0].inputs[0]);
+    input.ndim = 3;
+    input.shape[2] = 1;
+    EXPECT_STATUS(&api, api.infer(core, "mlp", &input, 1, outputs, &n), SMI_ERROR_INVALID_PARAM, "has shape [3,16,1]");
+    input = ref_as_input(&refs[0].inputs[0]);
+    input.byte_size -= 4;
+    EXPECT_STATUS(&api, api.infer(core, "mlp", &input, 1, outputs, &n), SMI_ERROR_INVALID_PARAM, "needs 192");
+    input = ref_as_input(&refs[0].inputs[0]);
+    input.name = "nope";
+    EXPECT_STATUS(&api, api.infer(core, "mlp", &input, 1, outputs, &n), SMI_ERROR_INVALID_PARAM, "has no input 'nope' (inputs: input)");
+    input = ref_as_input(&refs[1].inputs[0]);
+    EXPECT_STATUS(&api, api.infer(core, "multi_io", &input, 1, outputs, &n), SMI_ERROR_INVALID_PARAM, "takes 2 inputs");
+
+    /* Untyped: malformed JSON, wrong element type, ragged arrays. */
+    EXPECT_STATUS(&api, api.inference(core, "mlp", "{\"input\": [1, 2,", 16, json, &size), SMI_ERROR_INVALID_PARAM,
+                  "is not valid JSON");
+    size = sizeof json;
+    EXPECT_STATUS(&api, api.inference(core, "multi_io", "{\"input_ids\":[\"a\"]}", 19, json, &size), SMI_ERROR_INVALID_PARAM,
+                  "(INT64) needs a number");
+    size = sizeof json;
+    EXPECT_STATUS(&api, api.inference(core, "mlp", "{\"input\":[[1,2],[3]]}", 21, json, &size), SMI_ERROR_INVALID_PARAM, "not a rectangular array");
+
+    /* Loading: missing file, a file that is not ONNX, a CUDA device this machine lacks. */
+    EXPECT_OK(&api, api.register_model(core, "missing", "onnx-runtime", "/nonexistent/model.onnx", NULL));
+    EXPECT_STATUS(&api, api.load_model(core, "missing"), SMI_ERROR_NOT_FOUND, "model file not found");
+    EXPECT_OK(&api, api.register_model(core, "not-onnx", "onnx-runtime", model_path(path, sizeof path, "mlp", "ref"), NULL));
+    EXPECT_STATUS(&api, api.load_model(core, "not-onnx"), SMI_ERROR_INVALID_PARAM, "ONNX Runtime cannot load");
+    EXPECT_STATUS(&api, api.register_model(core, "bad-config", "onnx-runtime", path, "{\"config\":{\"device\":\"tpu\"}}"),
+                  SMI_ERROR_INVALID_PARAM, "device must be \"cpu\" or \"cuda:N\"");
+    EXPECT_OK(&api, api.register_model(core, "gpu", "onnx-runtime", model_path(path, sizeof path, "mlp", "onnx"),
+                                       "{\"config\":{\"device\":\"cuda:0\"}}"));
+    {
+        int status = api.load_model(core, "gpu");
+        /* On a machine with CUDA 13 this loads; elsewhere it must say why, not crash. */
+        CHECK(status == SMI_SUCCESS || (status == SMI_ERROR_NOT_SUPPORTED && strstr(api.last_error(), "CUDA is not usable")),
+              "cuda:0 load: %d %s", status, api.last_error());
+    }
+    EXPECT_OK(&api, api.register_model(core, "gpu-or-cpu", "onnx-runtime", path,
+                                       "{\"config\":{\"device\":\"cuda:0\",\"allow_cpu_fallback\":true}}"));
+    EXPECT_OK(&api, api.load_model(core, "gpu-or-cpu"));
+    {
+        const ref_case_t* c = &refs[0];
+        smi_tensor_t in = ref_as_input(&c->inputs[0]), out;
+        size_t one = 1;
+        char why[256];
+        memset(&out, 0, sizeof out);
+        EXPECT_OK(&api, api.infer(core, "gpu-or-cpu", &in, 1, &out, &one));
+        CHECK(ref_matches(&c->outputs[0], &out, TOLERANCE, why, sizeof why), "fallback model: %s", why);
+        api.release_outputs(&out, one);
+    }
+    size = sizeof json;
+    EXPECT_OK(&api, api.model_info(core, "multi_io", json, &size));
+    CHECK(strstr(json, "\"name\":\"input_ids\",\"datatype\":\"INT64\",\"shape\":[-1,8]") != NULL, "model info: %s", json);
+}
+
+int main(int argc, char** argv) {
+    char path[4096];
+    size_t f;
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s <build-dir> <models-dir>\n", argv[0]);
+        return 2;
+    }
+    models_dir = argv[2];
+    mlos_api_load(&api, argv[1]);
+    EXPECT_OK(&api, api.create(NULL, &core));
+    EXPECT_OK(&api, api.load_plugin(core, mlos_path(path, sizeof path, argv[1], "plugins/libmlos_onnx_plugin.so"), NULL,
+                                    "{\"intra_op_threads\":1}"));
+    for (f = 0; f < NUM_FIXTURES; f++) {
+        if (ref_load(&refs[f], model_path(path, sizeof path, fixtures[f], "ref")) != 0) return 2;
+        EXPECT_OK(&api, api.register_model(core, fixtures[f], "onnx-runtime", model_path(path, sizeof path, fixtures[f], "onnx"),
+                                           "{\"framework\":\"onnx\"}"));
+        EXPECT_OK(&api, api.load_model(core, fixtures[f]));
+    }
+    test_typed();
+    test_caller_buffers();
+    test_untyped();
+    test_threads();
+    test_errors();
+    EXPECT_OK(&api, api.destroy(core));
+    for (f = 0; f < NUM_FIXTURES; f++) ref_free(&refs[f]);
+    if (mlos_test_failures) {
+        fprintf(stderr, "onnx_host_test: %d check(s) failed\n", mlos_test_failures);
+        return 1;
+    }
+    printf("onnx_host_test: all checks passed\n");
+    return 0;
+}

@@ -1,0 +1,89 @@
+using Microsoft.ML.OnnxRuntime;
+using Mlos.Smi.Abi;
+using Mlos.Smi.Sdk;
+
+namespace Mlos.Plugins.OnnxRuntime;
+
+/// <summary>
+/// ONNX Runtime behind the SMI. Sessions are created per model at load time with the plugin's
+/// options (<see cref="OnnxConfig"/>) overridden by the model's config and resource requests.
+/// ONNX Runtime sessions run concurrently, so the plugin declares itself thread-safe.
+/// </summary>
+internal sealed unsafe class OnnxPlugin : ISmiPlugin<OnnxModel>
+{
+    private OnnxConfig _config = OnnxConfig.Defaults;
+
+    public string PluginId => "onnx-runtime";
+    public string Name => "MLOS ONNX Runtime Plugin";
+    public string Version => "1.0.0";
+    public string SupportedFrameworks => "onnx,onnxruntime";
+    public SmiCapabilities Capabilities => SmiCapabilities.ThreadSafe | SmiCapabilities.Batching | SmiCapabilities.Gpu;
+
+    public void Initialize(string? config)
+    {
+        OnnxNative.EnsureResolver();
+        var parsed = OnnxConfig.Parse(config, OnnxConfig.Defaults);
+        // Fail at initialize, not at the first load, when the device cannot be used.
+        parsed.CreateSessionOptions("(plugin)").Dispose();
+        _config = parsed;
+    }
+
+    public OnnxModel RegisterModel(SmiModelDescription model) => new(model, OnnxConfig.Parse(model.Config, _config));
+
+    public void LoadModel(OnnxModel model, string? path) => model.Load(path);
+
+    public void UnloadModel(OnnxModel model) => model.Unload();
+
+    public void UnregisterModel(OnnxModel model) => model.Unload();
+
+    public int Inference(OnnxModel model, ReadOnlySpan<byte> input, Span<byte> output) => UntypedInference.Run(model, input, output);
+
+    public void Infer(OnnxModel model, ReadOnlySpan<SmiTensor> inputs, ref SmiOutputs outputs)
+    {
+        OrtValue[] results;
+        using (var lease = model.Acquire())
+            results = OnnxRunner.Run(model, lease.Session, inputs);
+        OnnxRunner.WriteOutputs(model, results, ref outputs);
+    }
+
+    public string GetModelInfo(OnnxModel model) => model.InfoJson();
+
+    public SmiModelIo GetModelIo(OnnxModel model)
+    {
+        if (!model.IsLoaded)
+            throw new SmiException(SmiStatus.InvalidState, $"model '{model.Name}' is not loaded: its inputs and outputs come from the file");
+        return new SmiModelIo(model.Inputs.Select(s => s.ToSmi()).ToArray(), model.Outputs.Select(s => s.ToSmi()).ToArray());
+    }
+
+    /// <summary>CPU threads and GPU device/memory map to session options; the session is rebuilt if loaded.</summary>
+    public void AllocateResources(OnnxModel model, ReadOnlySpan<SmiResourceReq> requirements)
+    {
+        var config = model.Config;
+        foreach (var r in requirements)
+        {
+            config = r.Type switch
+            {
+                SmiResourceType.CpuThreads => config with { IntraOpThreads = (int)Math.Min(r.Amount, 1024) },
+                SmiResourceType.Gpu => config with { Device = $"cuda:{r.DeviceId}" },
+                SmiResourceType.GpuMemory => config with { Device = $"cuda:{r.DeviceId}", GpuMemLimit = r.Amount },
+                _ => throw new SmiException(SmiStatus.NotSupported,
+                    $"ONNX Runtime cannot cap host memory ({r.Type} request for '{model.Name}'); CPU threads, GPU device and GPU memory are supported"),
+            };
+        }
+        config.CreateSessionOptions(model.Name).Dispose(); // refuse an unusable device before changing anything
+        var previous = model.Config;
+        model.Config = config;
+        try { model.Reload(); }
+        catch
+        {
+            model.Config = previous;
+            throw;
+        }
+    }
+
+    public void DeallocateResources(OnnxModel model)
+    {
+        model.Config = OnnxConfig.Parse(model.Description.Config, _config);
+        model.Reload();
+    }
+}

@@ -1,0 +1,216 @@
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+using Microsoft.ML.OnnxRuntime;
+using Mlos.Smi.Abi;
+using Mlos.Smi.Sdk;
+
+namespace Mlos.Plugins.OnnxRuntime;
+
+/// <summary>
+/// Typed inference on an ONNX session. Inputs become <see cref="OrtValue"/>s over the caller's
+/// memory (no copy); outputs that land in an empty slot are handed over as ONNX Runtime
+/// allocated them (no copy; the caller's release disposes them), and only slots where the caller
+/// gave a buffer get one native copy.
+/// </summary>
+internal static unsafe class OnnxRunner
+{
+    private static readonly RunOptions s_runOptions = new();
+
+    /// <summary>Runs the model; the caller owns (disposes) the outputs, in model order.</summary>
+    public static OrtValue[] Run(OnnxModel model, InferenceSession session, ReadOnlySpan<SmiTensor> inputs)
+    {
+        var specs = model.Inputs;
+        if (inputs.Length != specs.Length)
+            throw new SmiException(SmiStatus.InvalidParam,
+                $"model '{model.Name}' takes {specs.Length} inputs ({string.Join(", ", specs.Select(s => s.Name))}); {inputs.Length} given");
+        var names = new string[inputs.Length];
+        var values = new OrtValue[inputs.Length];
+        try
+        {
+            for (int i = 0; i < inputs.Length; i++)
+            {
+                var spec = Find(model, inputs[i].Name);
+                if (Array.IndexOf(names, spec.Name, 0, i) >= 0)
+                    throw new SmiException(SmiStatus.InvalidParam, $"input '{spec.Name}' is given twice");
+                names[i] = spec.Name;
+                values[i] = ToOrtValue(model, spec, in inputs[i]);
+            }
+            try
+            {
+                var results = session.Run(s_runOptions, names, values, model.OutputNames);
+                return [.. results];
+            }
+            catch (OnnxRuntimeException e)
+            {
+                throw new SmiException(SmiStatus.Runtime, $"ONNX Runtime failed on model '{model.Name}': {e.Message.Trim()}");
+            }
+        }
+        finally
+        {
+            foreach (var v in values) v?.Dispose();
+        }
+    }
+
+    /// <summary>Writes <paramref name="results"/> under the SMI output ownership rule and disposes what it does not hand over.</summary>
+    public static void WriteOutputs(OnnxModel model, OrtValue[] results, ref SmiOutputs outputs)
+    {
+        try
+        {
+            outputs.Reserve(results.Length);
+            for (int i = 0; i < results.Length; i++)
+            {
+                var spec = model.Outputs[i];
+                var info = results[i].GetTensorTypeAndShape();
+                var shape = info.Shape;
+                if (info.IsString)
+                {
+                    var bytes = BytesTensor.Encode(results[i], info.ElementCount);
+                    bytes.CopyTo(outputs.Add(spec.NativeName, SmiDtype.Bytes, shape, (nuint)bytes.Length));
+                    continue;
+                }
+                var raw = results[i].GetTensorMutableRawData();
+                fixed (byte* data = raw)
+                {
+                    var handle = GCHandle.Alloc(results[i]);
+                    bool handedOver = false;
+                    try
+                    {
+                        handedOver = outputs.AddOwned(spec.NativeName, OnnxTypes.ToSmi(info.ElementDataType), shape, data, (nuint)raw.Length,
+                            &ReleaseOrtValue, (void*)GCHandle.ToIntPtr(handle));
+                    }
+                    finally
+                    {
+                        if (handedOver) results[i] = null!;
+                        else handle.Free();
+                    }
+                }
+            }
+        }
+        finally
+        {
+            foreach (var v in results) v?.Dispose();
+        }
+    }
+
+    /// <summary>The input spec a tensor names; unknown names list the model's.</summary>
+    public static IoSpec Find(OnnxModel model, byte* name)
+    {
+        var text = Utf8.Read(name) ?? throw new SmiException(SmiStatus.InvalidParam, "an input tensor has a NULL name");
+        return FindByName(model, text);
+    }
+
+    public static IoSpec FindByName(OnnxModel model, string name)
+    {
+        foreach (var s in model.Inputs)
+            if (s.Name == name) return s;
+        throw new SmiException(SmiStatus.InvalidParam,
+            $"model '{model.Name}' has no input '{name}' (inputs: {string.Join(", ", model.Inputs.Select(s => s.Name))})");
+    }
+
+    /// <summary>The shape of <paramref name="count"/> elements for <paramref name="spec"/>, filling its one dynamic dimension.</summary>
+    public static long[] InferShape(IoSpec spec, long count)
+    {
+        var dims = (long[])spec.Dims.Clone();
+        int dynamic = -1;
+        long fixedProduct = 1;
+        for (int i = 0; i < dims.Length; i++)
+        {
+            if (dims[i] < 0)
+            {
+                if (dynamic >= 0)
+                    throw new SmiException(SmiStatus.InvalidParam,
+                        $"input '{spec.Name}' has several dynamic dimensions [{string.Join(",", spec.Dims)}]: send it as nested arrays or a typed tensor");
+                dynamic = i;
+            }
+            else fixedProduct *= dims[i];
+        }
+        if (dynamic >= 0 && fixedProduct > 0 && count % fixedProduct == 0) dims[dynamic] = count / fixedProduct;
+        else if (dynamic >= 0 || fixedProduct != count)
+            throw new SmiException(SmiStatus.InvalidParam,
+                $"input '{spec.Name}' with {count} elements does not fit the model's shape [{string.Join(",", spec.Dims)}]");
+        return dims;
+    }
+
+    private static OrtValue ToOrtValue(OnnxModel model, IoSpec spec, in SmiTensor t)
+    {
+        if (t.Dtype != spec.Dtype)
+            throw new SmiException(SmiStatus.InvalidParam,
+                $"input '{spec.Name}' is {SmiDtypes.Name(t.Dtype)}; model '{model.Name}' expects {SmiDtypes.Name(spec.Dtype)}");
+        var shape = t.Dims.ToArray();
+        if (shape.Length != spec.Dims.Length || !shape.Zip(spec.Dims).All(p => p.Second < 0 || p.First == p.Second) || shape.Any(d => d < 0))
+            throw new SmiException(SmiStatus.InvalidParam,
+                $"input '{spec.Name}' has shape [{string.Join(",", shape)}]; model '{model.Name}' expects [{string.Join(",", spec.Dims)}] (-1: any)");
+        if (t.MemoryType == SmiMemoryType.Gpu)
+            throw new SmiException(SmiStatus.NotSupported, $"input '{spec.Name}' is in GPU memory; pass host memory");
+        long count = 1;
+        foreach (var d in shape) count *= d;
+        if (spec.Dtype == SmiDtype.Bytes)
+            return BytesTensor.Decode(spec.Name, new ReadOnlySpan<byte>(t.Data, checked((int)t.ByteSize)), shape, count);
+        long expected = count * SmiDtypes.ElementSize(spec.Dtype);
+        if ((long)t.ByteSize != expected)
+            throw new SmiException(SmiStatus.InvalidParam,
+                $"input '{spec.Name}' has {t.ByteSize} bytes; shape [{string.Join(",", shape)}] of {SmiDtypes.Name(spec.Dtype)} needs {expected}");
+        return OrtValue.CreateTensorValueWithData(OrtMemoryInfo.DefaultInstance, OnnxTypes.ToOnnx(spec.Dtype), shape, (nint)t.Data, expected);
+    }
+
+    [UnmanagedCallersOnly]
+    private static void ReleaseOrtValue(SmiTensor* t)
+    {
+        if (t == null || t->ReleaseContext == null) return;
+        var handle = GCHandle.FromIntPtr((nint)t->ReleaseContext);
+        (handle.Target as OrtValue)?.Dispose();
+        handle.Free();
+        t->Data = null;
+        t->Release = null;
+        t->ReleaseContext = null;
+    }
+}
+
+/// <summary>BYTES tensors in KServe's binary layout: per element a little-endian uint32 length, then the bytes.</summary>
+internal static class BytesTensor
+{
+    public static OrtValue Decode(string name, ReadOnlySpan<byte> data, long[] shape, long count)
+    {
+        var value = OrtValue.CreateTensorWithEmptyStrings(OrtAllocator.DefaultInstance, shape);
+        try
+        {
+            int offset = 0;
+            for (int i = 0; i < count; i++)
+            {
+                if (data.Length - offset < 4) throw Malformed(name, i);
+                int length = (int)BinaryPrimitives.ReadUInt32LittleEndian(data[offset..]);
+                offset += 4;
+                if (length < 0 || data.Length - offset < length) throw Malformed(name, i);
+                value.StringTensorSetElementAt(data.Slice(offset, length), i);
+                offset += length;
+            }
+            if (offset != data.Length)
+                throw new SmiException(SmiStatus.InvalidParam, $"BYTES input '{name}' has {data.Length - offset} bytes after its {count} elements");
+            return value;
+        }
+        catch
+        {
+            value.Dispose();
+            throw;
+        }
+    }
+
+    public static byte[] Encode(OrtValue value, long count)
+    {
+        int size = 0;
+        for (int i = 0; i < count; i++) size += 4 + value.GetStringElementAsSpan(i).Length;
+        var bytes = new byte[size];
+        int offset = 0;
+        for (int i = 0; i < count; i++)
+        {
+            var s = value.GetStringElementAsSpan(i);
+            BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(offset), (uint)s.Length);
+            s.CopyTo(bytes.AsSpan(offset + 4));
+            offset += 4 + s.Length;
+        }
+        return bytes;
+    }
+
+    private static SmiException Malformed(string name, int element) =>
+        new(SmiStatus.InvalidParam, $"BYTES input '{name}' is malformed at element {element}: expected a uint32 length and that many bytes");
+}
