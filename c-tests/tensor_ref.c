@@ -222,30 +222,45 @@ static void append(text_t* t, const char* s) {
     t->len += n;
 }
 
+static void append_element(text_t* t, const ref_tensor_t* r, int64_t i) {
+    char item[64];
+    if (r->dtype == SMI_DTYPE_BYTES) {
+        append(t, "\"");
+        append(t, r->strings[i]); /* fixture strings hold no quotes or backslashes */
+        append(t, "\"");
+    } else if (r->dtype == SMI_DTYPE_BOOL) {
+        append(t, element(r->dtype, r->data, i) != 0 ? "true" : "false");
+    } else {
+        snprintf(item, sizeof item, is_float(r->dtype) ? "%.9g" : "%.0f", element(r->dtype, r->data, i));
+        append(t, item);
+    }
+}
+
+/* Nested arrays following the shape, from element *next on. */
+static void append_nested(text_t* t, const ref_tensor_t* r, uint32_t depth, int64_t* next) {
+    int64_t i;
+    if (depth == r->ndim) {
+        append_element(t, r, (*next)++);
+        return;
+    }
+    append(t, "[");
+    for (i = 0; i < r->shape[depth]; i++) {
+        if (i) append(t, ",");
+        append_nested(t, r, depth + 1, next);
+    }
+    append(t, "]");
+}
+
 char* ref_inputs_json(const ref_case_t* c) {
     text_t t = {NULL, 0, 0};
     char item[128];
     int k;
-    int64_t i;
     append(&t, "{");
     for (k = 0; k < c->num_inputs; k++) {
-        const ref_tensor_t* r = &c->inputs[k];
-        snprintf(item, sizeof item, "%s\"%s\":[", k ? "," : "", r->name);
+        int64_t next = 0;
+        snprintf(item, sizeof item, "%s\"%s\":", k ? "," : "", c->inputs[k].name);
         append(&t, item);
-        for (i = 0; i < r->count; i++) {
-            if (i) append(&t, ",");
-            if (r->dtype == SMI_DTYPE_BYTES) {
-                append(&t, "\"");
-                append(&t, r->strings[i]); /* fixture strings hold no quotes or backslashes */
-                append(&t, "\"");
-            } else if (r->dtype == SMI_DTYPE_BOOL) {
-                append(&t, element(r->dtype, r->data, i) != 0 ? "true" : "false");
-            } else {
-                snprintf(item, sizeof item, is_float(r->dtype) ? "%.9g" : "%.0f", element(r->dtype, r->data, i));
-                append(&t, item);
-            }
-        }
-        append(&t, "]");
+        append_nested(&t, &c->inputs[k], 0, &next);
     }
     append(&t, "}");
     return t.s;

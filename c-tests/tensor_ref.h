@@ -48,7 +48,7 @@ size_t ref_element_size(smi_dtype_t dtype);
  */
 int ref_matches(const ref_tensor_t* expected, const smi_tensor_t* got, double tolerance, char* why, size_t why_size);
 
-/** The inputs as the MLOS JSON convention: {"name":[flat values],...}. Caller frees. */
+/** The inputs as the MLOS JSON convention: {"name":[[nested by shape]],...}. Caller frees. */
 char* ref_inputs_json(const ref_case_t* c);
 
 /**
