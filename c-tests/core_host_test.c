@@ -178,6 +178,16 @@ static void test_echo_plugin(mlos_core_t* core) {
     EXPECT_STATUS(&api, api.infer(core, "echo", inputs, 2, outputs, &num_outputs), SMI_ERROR_BUFFER_TOO_SMALL,
                   "24 bytes needed, 4 given");
 
+    /* Resource requests reach the plugin; the guide's plugin has no such entry. */
+    {
+        smi_resource_req_t threads = {SMI_RESOURCE_CPU_THREADS, 0, 3}, gpu = {SMI_RESOURCE_GPU, 0, 0};
+        EXPECT_OK(&api, api.allocate_resources(core, "echo", &threads, 1));
+        EXPECT_STATUS(&api, api.allocate_resources(core, "echo", &gpu, 1), SMI_ERROR_NOT_SUPPORTED, "cannot honour a Gpu request");
+        EXPECT_STATUS(&api, api.allocate_resources(core, "guide-echo", &threads, 1), SMI_ERROR_NOT_SUPPORTED,
+                      "does not take resource requests");
+        EXPECT_OK(&api, api.deallocate_resources(core, "guide-echo"));
+    }
+
     /* Registry errors. */
     EXPECT_STATUS(&api, api.register_model(core, "echo", "csharp-echo", NULL, NULL), SMI_ERROR_ALREADY_EXISTS,
                   "'echo' is already registered");

@@ -17,7 +17,7 @@ static const char* models_dir;
 static const char* fetched_dir;
 
 /* The committed fixtures, then the real model fetched by the build (see tests/models). */
-static const char* const fixtures[] = {"mlp", "multi_io", "strings", "ocr_cls"};
+static const char* const fixtures[] = {"mlp", "multi_io", "strings", "dtypes", "ocr_cls"};
 #define NUM_FIXTURES (sizeof fixtures / sizeof fixtures[0])
 static ref_case_t refs[NUM_FIXTURES];
 
@@ -189,6 +189,26 @@ static void test_errors(void) {
         EXPECT_OK(&api, api.infer(core, "gpu-or-cpu", &in, 1, &out, &one));
         CHECK(ref_matches(&c->outputs[0], &out, TOLERANCE, why, sizeof why), "fallback model: %s", why);
         api.release_outputs(&out, one);
+    }
+    /* Resources: CPU threads rebuild the session; host memory cannot be capped; the GPU needs CUDA. */
+    {
+        smi_resource_req_t threads = {SMI_RESOURCE_CPU_THREADS, 0, 2}, memory = {SMI_RESOURCE_MEMORY, 0, 1 << 30},
+                           gpu = {SMI_RESOURCE_GPU, 0, 0};
+        int status;
+        EXPECT_OK(&api, api.allocate_resources(core, "mlp", &threads, 1));
+        size = sizeof json;
+        EXPECT_OK(&api, api.model_info(core, "mlp", json, &size));
+        CHECK(strstr(json, "\"intra_op_threads\":2") != NULL, "after a CPU request: %s", json);
+        CHECK(typed_once(0, 1) == 0, "mlp after its session was rebuilt");
+        EXPECT_STATUS(&api, api.allocate_resources(core, "mlp", &memory, 1), SMI_ERROR_NOT_SUPPORTED, "cannot cap host memory");
+        status = api.allocate_resources(core, "mlp", &gpu, 1);
+        CHECK(status == SMI_SUCCESS || (status == SMI_ERROR_NOT_SUPPORTED && strstr(api.last_error(), "CUDA is not usable")),
+              "GPU request: %d %s", status, api.last_error());
+        EXPECT_OK(&api, api.deallocate_resources(core, "mlp"));
+        size = sizeof json;
+        EXPECT_OK(&api, api.model_info(core, "mlp", json, &size));
+        CHECK(strstr(json, "\"intra_op_threads\":1") != NULL && strstr(json, "\"device\":\"cpu\""), "after deallocate: %s", json);
+        EXPECT_STATUS(&api, api.allocate_resources(core, "mlp", NULL, 1), SMI_ERROR_INVALID_PARAM, "requirements is NULL");
     }
     size = sizeof json;
     EXPECT_OK(&api, api.model_info(core, "multi_io", json, &size));

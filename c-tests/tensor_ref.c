@@ -35,7 +35,11 @@ static void store(ref_tensor_t* t, int64_t i, const char* text) {
     case SMI_DTYPE_FP32: { float v = strtof(text, NULL); memcpy(p, &v, 4); break; }
     case SMI_DTYPE_FP64: { double v = strtod(text, NULL); memcpy(p, &v, 8); break; }
     case SMI_DTYPE_BOOL: case SMI_DTYPE_UINT8: case SMI_DTYPE_INT8: *p = (unsigned char)strtoll(text, NULL, 10); break;
-    case SMI_DTYPE_INT16: case SMI_DTYPE_UINT16: { int16_t v = (int16_t)strtoll(text, NULL, 10); memcpy(p, &v, 2); break; }
+    case SMI_DTYPE_INT16: case SMI_DTYPE_UINT16: case SMI_DTYPE_FP16: case SMI_DTYPE_BF16: {
+        int16_t v = (int16_t)strtoll(text, NULL, 10); /* FP16/BF16: the 16-bit pattern */
+        memcpy(p, &v, 2);
+        break;
+    }
     case SMI_DTYPE_INT32: case SMI_DTYPE_UINT32: { int32_t v = (int32_t)strtoll(text, NULL, 10); memcpy(p, &v, 4); break; }
     case SMI_DTYPE_INT64: { int64_t v = strtoll(text, NULL, 10); memcpy(p, &v, 8); break; }
     case SMI_DTYPE_UINT64: { uint64_t v = strtoull(text, NULL, 10); memcpy(p, &v, 8); break; }
@@ -149,9 +153,20 @@ smi_tensor_t ref_as_input(const ref_tensor_t* t) {
     return s;
 }
 
+static double half_to_double(uint16_t h) {
+    int exponent = (h >> 10) & 0x1f;
+    double mantissa = h & 0x3ff, value;
+    if (exponent == 0) value = ldexp(mantissa, -24);
+    else if (exponent == 31) value = mantissa ? NAN : INFINITY;
+    else value = ldexp(mantissa + 1024, exponent - 25);
+    return (h & 0x8000) ? -value : value;
+}
+
 static double element(smi_dtype_t d, const void* base, int64_t i) {
     const unsigned char* p = (const unsigned char*)base + i * ref_element_size(d);
     switch (d) {
+    case SMI_DTYPE_FP16: { uint16_t v; memcpy(&v, p, 2); return half_to_double(v); }
+    case SMI_DTYPE_BF16: { uint16_t v; memcpy(&v, p, 2); uint32_t bits = (uint32_t)v << 16; float f; memcpy(&f, &bits, 4); return f; }
     case SMI_DTYPE_FP32: { float v; memcpy(&v, p, 4); return v; }
     case SMI_DTYPE_FP64: { double v; memcpy(&v, p, 8); return v; }
     case SMI_DTYPE_BOOL: case SMI_DTYPE_UINT8: return *p;
@@ -166,7 +181,25 @@ static double element(smi_dtype_t d, const void* base, int64_t i) {
     }
 }
 
-static int is_float(smi_dtype_t d) { return d == SMI_DTYPE_FP32 || d == SMI_DTYPE_FP64; }
+static int is_float(smi_dtype_t d) {
+    return d == SMI_DTYPE_FP32 || d == SMI_DTYPE_FP64 || d == SMI_DTYPE_FP16 || d == SMI_DTYPE_BF16;
+}
+
+/* Integers as text, exactly (a double would round 64-bit extremes). */
+static void integer_text(smi_dtype_t d, const void* base, int64_t i, char* out, size_t n) {
+    const unsigned char* p = (const unsigned char*)base + i * ref_element_size(d);
+    if (d == SMI_DTYPE_UINT64) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        snprintf(out, n, "%llu", (unsigned long long)v);
+    } else if (d == SMI_DTYPE_INT64) {
+        int64_t v;
+        memcpy(&v, p, 8);
+        snprintf(out, n, "%lld", (long long)v);
+    } else {
+        snprintf(out, n, "%.0f", element(d, base, i));
+    }
+}
 
 int ref_matches(const ref_tensor_t* e, const smi_tensor_t* got, double tolerance, char* why, size_t n) {
     uint32_t d;
@@ -188,9 +221,9 @@ int ref_matches(const ref_tensor_t* e, const smi_tensor_t* got, double tolerance
         snprintf(why, n, "%s: %zu bytes, expected %zu", e->name, got->byte_size, e->byte_size);
         return 0;
     }
-    if (e->dtype == SMI_DTYPE_BYTES) {
+    if (!is_float(e->dtype)) {
         if (memcmp(got->data, e->data, e->byte_size) != 0) {
-            snprintf(why, n, "%s: BYTES differ", e->name);
+            snprintf(why, n, "%s: %s values differ", e->name, ref_dtype_name(e->dtype));
             return 0;
         }
         return 1;
@@ -198,7 +231,7 @@ int ref_matches(const ref_tensor_t* e, const smi_tensor_t* got, double tolerance
     for (i = 0; i < e->count; i++) {
         double want = element(e->dtype, e->data, i), have = element(got->dtype, got->data, i);
         double diff = fabs(want - have);
-        if (is_float(e->dtype) ? !(diff <= tolerance) : diff != 0) {
+        if (!(diff <= tolerance)) {
             snprintf(why, n, "%s[%lld]: %.9g, expected %.9g (diff %.3g)", e->name, (long long)i, have, want, diff);
             return 0;
         }
@@ -230,8 +263,11 @@ static void append_element(text_t* t, const ref_tensor_t* r, int64_t i) {
         append(t, "\"");
     } else if (r->dtype == SMI_DTYPE_BOOL) {
         append(t, element(r->dtype, r->data, i) != 0 ? "true" : "false");
+    } else if (is_float(r->dtype)) {
+        snprintf(item, sizeof item, "%.9g", element(r->dtype, r->data, i));
+        append(t, item);
     } else {
-        snprintf(item, sizeof item, is_float(r->dtype) ? "%.9g" : "%.0f", element(r->dtype, r->data, i));
+        integer_text(r->dtype, r->data, i, item, sizeof item);
         append(t, item);
     }
 }
@@ -300,12 +336,20 @@ int ref_matches_json(const ref_tensor_t* e, const char* json, double tolerance, 
             int have = strncmp(p, "true", 4) == 0;
             if (want != have) return snprintf(why, n, "%s[%lld]: JSON bool differs", e->name, (long long)i), 0;
             p += have ? 5 : 6;
-        } else {
+        } else if (is_float(e->dtype)) {
             char* end;
             double have = strtod(p, &end), want = element(e->dtype, e->data, i);
-            if (end == p || (is_float(e->dtype) ? !(fabs(have - want) <= tolerance) : have != want))
+            if (end == p || !(fabs(have - want) <= tolerance))
                 return snprintf(why, n, "%s[%lld]: JSON %.9g, expected %.9g", e->name, (long long)i, have, want), 0;
             p = end + 1;
+        } else {
+            char want[32];
+            size_t len;
+            integer_text(e->dtype, e->data, i, want, sizeof want);
+            len = strlen(want);
+            if (strncmp(p, want, len) != 0 || (p[len] != ',' && p[len] != ']'))
+                return snprintf(why, n, "%s[%lld]: JSON integer differs from %s", e->name, (long long)i, want), 0;
+            p += len + 1;
         }
     }
     return 1;

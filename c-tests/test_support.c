@@ -39,6 +39,8 @@ void mlos_api_load(mlos_api_t* api, const char* build_dir) {
     MLOS_RESOLVE(api, load_model, "mlos_core_load_model");
     MLOS_RESOLVE(api, unload_model, "mlos_core_unload_model");
     MLOS_RESOLVE(api, unregister_model, "mlos_core_unregister_model");
+    MLOS_RESOLVE(api, allocate_resources, "mlos_core_allocate_resources");
+    MLOS_RESOLVE(api, deallocate_resources, "mlos_core_deallocate_resources");
     MLOS_RESOLVE(api, inference, "mlos_core_inference");
     MLOS_RESOLVE(api, infer, "mlos_core_infer");
     MLOS_RESOLVE(api, release_outputs, "mlos_core_release_outputs");

@@ -29,6 +29,8 @@ typedef struct {
     __typeof__(&mlos_core_load_model) load_model;
     __typeof__(&mlos_core_unload_model) unload_model;
     __typeof__(&mlos_core_unregister_model) unregister_model;
+    __typeof__(&mlos_core_allocate_resources) allocate_resources;
+    __typeof__(&mlos_core_deallocate_resources) deallocate_resources;
     __typeof__(&mlos_core_inference) inference;
     __typeof__(&mlos_core_infer) infer;
     __typeof__(&mlos_core_release_outputs) release_outputs;

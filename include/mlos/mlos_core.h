@@ -102,6 +102,17 @@ mlos_status_t mlos_core_unload_model(mlos_core_t* core, const char* model_id);
 mlos_status_t mlos_core_unregister_model(mlos_core_t* core, const char* model_id);
 
 /**
+ * Passes resource requests for a model to its plugin's allocate_resources (CPU threads, GPU
+ * device, GPU memory...). A plugin without that entry fails with SMI_ERROR_NOT_SUPPORTED; a
+ * request the plugin cannot honour fails with the plugin's status and message.
+ */
+mlos_status_t mlos_core_allocate_resources(mlos_core_t* core, const char* model_id,
+                                           const smi_resource_req_t* requirements, size_t num_requirements);
+
+/** Gives back what mlos_core_allocate_resources took (a plugin without the entry: no-op). */
+mlos_status_t mlos_core_deallocate_resources(mlos_core_t* core, const char* model_id);
+
+/**
  * Untyped inference on a loaded model: input and output go to the plugin's inference
  * entry as they are (no copy). On entry *output_size is the capacity of output; on
  * success the bytes written. When the plugin reports the buffer too small, *output_size

@@ -115,6 +115,21 @@ public static unsafe class CoreExports
         catch (Exception e) { return Fail(e); }
     }
 
+    [UnmanagedCallersOnly(EntryPoint = "mlos_core_allocate_resources")]
+    public static SmiStatus AllocateResources(nint core, byte* modelId, SmiResourceReq* requirements, nuint count)
+    {
+        if (requirements == null && count != 0) return Fail(SmiStatus.InvalidParam, "mlos_core_allocate_resources: requirements is NULL but num_requirements is not 0");
+        try { CoreHandles.Get(core).AllocateResources(Required(modelId, "model_id"), requirements, count); return SmiStatus.Success; }
+        catch (Exception e) { return Fail(e); }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "mlos_core_deallocate_resources")]
+    public static SmiStatus DeallocateResources(nint core, byte* modelId)
+    {
+        try { CoreHandles.Get(core).DeallocateResources(Required(modelId, "model_id")); return SmiStatus.Success; }
+        catch (Exception e) { return Fail(e); }
+    }
+
     [UnmanagedCallersOnly(EntryPoint = "mlos_core_inference")]
     public static SmiStatus Inference(nint core, byte* modelId, void* input, nuint inputSize, void* output, nuint* outputSize)
     {

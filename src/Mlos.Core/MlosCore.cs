@@ -218,6 +218,20 @@ public sealed unsafe class MlosCore : IDisposable
         if (status != SmiStatus.Success) throw model.Plugin.Failure(status, $"infer on model '{model.Id}'");
     }
 
+    /// <summary>Passes resource requests for a model to its plugin (allocate_resources).</summary>
+    public void AllocateResources(string? id, SmiResourceReq* requirements, nuint count)
+    {
+        var model = GetModel(id);
+        lock (model.AdminLock) model.Plugin.Allocate(model.Handle, requirements, count);
+    }
+
+    /// <summary>Gives back what <see cref="AllocateResources"/> took (deallocate_resources).</summary>
+    public void DeallocateResources(string? id)
+    {
+        var model = GetModel(id);
+        lock (model.AdminLock) model.Plugin.Deallocate(model.Handle);
+    }
+
     /// <summary>Unregisters every model and cleans every plugin up; the plugins' libraries become free for another core.</summary>
     public void Dispose()
     {

@@ -10,12 +10,15 @@ Outputs, committed, in tests/models/onnx/:
   multi_io.onnx     input_ids[N,8] INT64 + features[N,4] FP32 ->
                     logits[N,3] FP32, ids_sum[N,1] INT64, mask[N,8] BOOL
   strings.onnx      text[N] BYTES -> upper[N] BYTES (StringNormalizer), length-free
+  dtypes.onnx       one Identity per numeric dtype: in_<dtype>[N] -> out_<dtype>[N], so every
+                    dtype the plugin claims crosses the boundary both ways
   *.ref             inputs and expected outputs, computed here with numpy (not with ONNX
                     Runtime, so the plugin is checked against an independent computation)
 
 Reference format, one tensor per line:
   <in|out> <name> <DATATYPE> <ndim> <dim>... <value>...
-values are decimal (BOOL as 0/1); BYTES values are hex of the UTF-8 text ("-" for empty).
+values are decimal (BOOL as 0/1; FP16 and BF16 as their 16-bit patterns); BYTES values are hex
+of the UTF-8 text ("-" for empty).
 """
 import os
 
@@ -41,6 +44,8 @@ def fmt(value, dtype):
         return "1" if value else "0"
     if dtype in ("FP32", "FP64"):
         return repr(float(value))
+    if dtype == "FP16":
+        return str(int(np.float16(value).view(np.uint16)))
     return str(int(value))
 
 
@@ -125,9 +130,43 @@ def strings():
                               ("out", "upper", "BYTES", np.array([t.upper() for t in text], dtype=object))])
 
 
+DTYPES = [  # (KServe name, ONNX type, numpy type)
+    ("BOOL", TensorProto.BOOL, np.bool_), ("INT8", TensorProto.INT8, np.int8),
+    ("INT16", TensorProto.INT16, np.int16), ("INT32", TensorProto.INT32, np.int32),
+    ("INT64", TensorProto.INT64, np.int64), ("UINT8", TensorProto.UINT8, np.uint8),
+    ("UINT16", TensorProto.UINT16, np.uint16), ("UINT32", TensorProto.UINT32, np.uint32),
+    ("UINT64", TensorProto.UINT64, np.uint64), ("FP16", TensorProto.FLOAT16, np.float16),
+    ("FP32", TensorProto.FLOAT, np.float32), ("FP64", TensorProto.DOUBLE, np.float64),
+]
+
+
+def dtypes():
+    names = [d[0].lower() for d in DTYPES]
+    graph = helper.make_graph(
+        [helper.make_node("Identity", [f"in_{n}"], [f"out_{n}"]) for n in names],
+        "dtypes",
+        [helper.make_tensor_value_info(f"in_{n}", t, ["n"]) for n, (_, t, _) in zip(names, DTYPES)],
+        [helper.make_tensor_value_info(f"out_{n}", t, ["n"]) for n, (_, t, _) in zip(names, DTYPES)],
+    )
+    save(helper.make_model(graph, opset_imports=OPSET, producer_name="mlos-fixtures"), "dtypes.onnx")
+    tensors = []
+    for n, (name, _, np_type) in zip(names, DTYPES):
+        if np_type == np.bool_:
+            values = np.array([True, False, True, True])
+        elif np.issubdtype(np_type, np.integer):
+            info = np.iinfo(np_type)
+            values = np.array([info.min, 0, 7, info.max], dtype=np_type)
+        else:
+            values = np.array([-1.5, 0.0, 3.25, 1e3], dtype=np_type)
+        tensors.append(("in", f"in_{n}", name, values))
+        tensors.append(("out", f"out_{n}", name, values))
+    write_ref("dtypes.ref", [t for t in tensors if t[0] == "in"] + [t for t in tensors if t[0] == "out"])
+
+
 if __name__ == "__main__":
     os.makedirs(HERE, exist_ok=True)
     mlp()
     multi_io()
     strings()
+    dtypes()
     print("wrote", ", ".join(sorted(os.listdir(HERE))))

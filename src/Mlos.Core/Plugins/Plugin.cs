@@ -98,6 +98,23 @@ public sealed unsafe class Plugin
         Check(status, "unload_model");
     }
 
+    internal void Allocate(nint handle, SmiResourceReq* requirements, nuint count)
+    {
+        if (_api.AllocateResources == null)
+            throw new MlosException(SmiStatus.NotSupported, $"plugin '{Id}' does not take resource requests");
+        SmiStatus status;
+        using (Serial()) status = _api.AllocateResources(handle, requirements, count);
+        Check(status, "allocate_resources");
+    }
+
+    internal void Deallocate(nint handle)
+    {
+        if (_api.DeallocateResources == null) return; // optional: nothing was taken
+        SmiStatus status;
+        using (Serial()) status = _api.DeallocateResources(handle);
+        Check(status, "deallocate_resources");
+    }
+
     internal string? ModelInfo(nint handle)
     {
         if (_api.GetModelInfo == null) return null;
