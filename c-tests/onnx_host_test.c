@@ -2,10 +2,7 @@
  * model through typed infer (plugin-allocated and caller-provided outputs) and through the
  * untyped MLOS convention (JSON, raw bytes), checked against references computed with numpy,
  * from 8 threads at once; then the plugin's error paths. */
-#include <pthread.h>
-
-#include "tensor_ref.h"
-#include "test_support.h"
+#include "fixture_suite.h"
 
 #define THREADS 8
 #define ITERATIONS 25
@@ -20,40 +17,11 @@ static const char* fetched_dir;
 static const char* const fixtures[] = {"mlp", "multi_io", "strings", "dtypes", "ocr_cls"};
 #define NUM_FIXTURES (sizeof fixtures / sizeof fixtures[0])
 static ref_case_t refs[NUM_FIXTURES];
+static fixture_suite_t suite;
 
 static const char* model_path(char* buf, size_t n, const char* name, const char* ext) {
     snprintf(buf, n, "%s/%s.%s", models_dir, name, ext);
     return buf;
-}
-
-/* One typed inference with plugin-allocated outputs; returns the number of mismatches. */
-static int typed_once(int f, int report) {
-    const ref_case_t* c = &refs[f];
-    smi_tensor_t inputs[REF_MAX_TENSORS], outputs[REF_MAX_TENSORS];
-    size_t num_outputs = REF_MAX_TENSORS;
-    int i, bad = 0;
-    char why[256];
-    for (i = 0; i < c->num_inputs; i++) inputs[i] = ref_as_input(&c->inputs[i]);
-    memset(outputs, 0, sizeof outputs);
-    if (api.infer(core, fixtures[f], inputs, (size_t)c->num_inputs, outputs, &num_outputs) != SMI_SUCCESS) {
-        if (report) fprintf(stderr, "infer %s: %s\n", fixtures[f], api.last_error());
-        return 1;
-    }
-    if ((int)num_outputs != c->num_outputs) bad++;
-    for (i = 0; i < c->num_outputs && i < (int)num_outputs; i++) {
-        if (!ref_matches(&c->outputs[i], &outputs[i], TOLERANCE, why, sizeof why)) {
-            if (report) fprintf(stderr, "%s: %s\n", fixtures[f], why);
-            bad++;
-        }
-        if (report) CHECK(outputs[i].release != NULL, "%s output %d: an empty slot must come back plugin-owned", fixtures[f], i);
-    }
-    api.release_outputs(outputs, num_outputs);
-    return bad;
-}
-
-static void test_typed(void) {
-    size_t f;
-    for (f = 0; f < NUM_FIXTURES; f++) CHECK(typed_once((int)f, 1) == 0, "typed inference of %s", fixtures[f]);
 }
 
 /* Output 0 into a buffer of ours: written in place, no release. */
@@ -105,25 +73,6 @@ static void test_untyped(void) {
         size = sizeof answer;
         EXPECT_STATUS(&api, api.inference(core, "multi_io", in->data, 64, answer, &size), SMI_ERROR_INVALID_PARAM, "single-input model");
     }
-}
-
-static void* worker(void* arg) {
-    int* failures = (int*)arg, it;
-    size_t f;
-    for (it = 0; it < ITERATIONS; it++)
-        for (f = 0; f < NUM_FIXTURES; f++) *failures += typed_once((int)f, 0);
-    return NULL;
-}
-
-static void test_threads(void) {
-    pthread_t threads[THREADS];
-    int failures[THREADS] = {0}, t, total = 0;
-    for (t = 0; t < THREADS; t++) pthread_create(&threads[t], NULL, worker, &failures[t]);
-    for (t = 0; t < THREADS; t++) {
-        pthread_join(threads[t], NULL);
-        total += failures[t];
-    }
-    CHECK(total == 0, "%d of %d concurrent inferences differed from the references", total, THREADS * ITERATIONS * (int)NUM_FIXTURES);
 }
 
 static void test_errors(void) {
@@ -199,7 +148,7 @@ static void test_errors(void) {
         size = sizeof json;
         EXPECT_OK(&api, api.model_info(core, "mlp", json, &size));
         CHECK(strstr(json, "\"intra_op_threads\":2") != NULL, "after a CPU request: %s", json);
-        CHECK(typed_once(0, 1) == 0, "mlp after its session was rebuilt");
+        CHECK(suite_typed_once(&suite, 0, 1) == 0, "mlp after its session was rebuilt");
         EXPECT_STATUS(&api, api.allocate_resources(core, "mlp", &memory, 1), SMI_ERROR_NOT_SUPPORTED, "cannot cap host memory");
         status = api.allocate_resources(core, "mlp", &gpu, 1);
         CHECK(status == SMI_SUCCESS || (status == SMI_ERROR_NOT_SUPPORTED && strstr(api.last_error(), "CUDA is not usable")),
@@ -259,10 +208,16 @@ int main(int argc, char** argv) {
         EXPECT_OK(&api, api.register_model(core, fixtures[f], "onnx-runtime", path, "{\"framework\":\"onnx\"}"));
         EXPECT_OK(&api, api.load_model(core, fixtures[f]));
     }
-    test_typed();
+    suite.api = &api;
+    suite.core = core;
+    suite.models = fixtures;
+    suite.refs = refs;
+    suite.count = NUM_FIXTURES;
+    suite.tolerance = TOLERANCE;
+    suite_test_typed(&suite);
     test_caller_buffers();
     test_untyped();
-    test_threads();
+    suite_test_threads(&suite, THREADS, ITERATIONS);
     test_errors();
     EXPECT_OK(&api, api.destroy(core));
     for (f = 0; f < NUM_FIXTURES; f++) ref_free(&refs[f]);
