@@ -36,8 +36,6 @@ internal sealed unsafe class OnnxPlugin : ISmiPlugin<OnnxModel>
 
     public void UnregisterModel(OnnxModel model) => model.Unload();
 
-    public int Inference(OnnxModel model, ReadOnlySpan<byte> input, Span<byte> output) => UntypedInference.Run(model, input, output);
-
     public void Infer(OnnxModel model, ReadOnlySpan<SmiTensor> inputs, ref SmiOutputs outputs)
     {
         OrtValue[] results;

@@ -107,30 +107,6 @@ internal static unsafe class OnnxRunner
             $"model '{model.Name}' has no input '{name}' (inputs: {string.Join(", ", model.Inputs.Select(s => s.Name))})");
     }
 
-    /// <summary>The shape of <paramref name="count"/> elements for <paramref name="spec"/>, filling its one dynamic dimension.</summary>
-    public static long[] InferShape(IoSpec spec, long count)
-    {
-        var dims = (long[])spec.Dims.Clone();
-        int dynamic = -1;
-        long fixedProduct = 1;
-        for (int i = 0; i < dims.Length; i++)
-        {
-            if (dims[i] < 0)
-            {
-                if (dynamic >= 0)
-                    throw new SmiException(SmiStatus.InvalidParam,
-                        $"input '{spec.Name}' has several dynamic dimensions [{string.Join(",", spec.Dims)}]: send it as nested arrays or a typed tensor");
-                dynamic = i;
-            }
-            else fixedProduct *= dims[i];
-        }
-        if (dynamic >= 0 && fixedProduct > 0 && count % fixedProduct == 0) dims[dynamic] = count / fixedProduct;
-        else if (dynamic >= 0 || fixedProduct != count)
-            throw new SmiException(SmiStatus.InvalidParam,
-                $"input '{spec.Name}' with {count} elements does not fit the model's shape [{string.Join(",", spec.Dims)}]");
-        return dims;
-    }
-
     private static OrtValue ToOrtValue(OnnxModel model, IoSpec spec, in SmiTensor t)
     {
         if (t.Dtype != spec.Dtype)

@@ -35,9 +35,6 @@ internal sealed class TorchPlugin : ISmiPlugin<TorchModel>
 
     public void UnregisterModel(TorchModel model) => model.Unload();
 
-    public int Inference(TorchModel model, ReadOnlySpan<byte> input, Span<byte> output) =>
-        throw new SmiException(SmiStatus.NotSupported, "untyped inference of TorchScript models is not implemented yet: use typed infer");
-
     public void Infer(TorchModel model, ReadOnlySpan<SmiTensor> inputs, ref SmiOutputs outputs) => TorchRunner.Infer(model, inputs, ref outputs);
 
     public string GetModelInfo(TorchModel model) => model.InfoJson();

@@ -56,6 +56,10 @@ public unsafe struct SmiTensorSpec
     public SmiDtype Dtype;
     public uint NDim;
     public SmiShape Shape;
+
+    /// <summary>The dimensions in use (-1: dynamic).</summary>
+    [System.Diagnostics.CodeAnalysis.UnscopedRef]
+    public readonly ReadOnlySpan<long> Dims => ((ReadOnlySpan<long>)Shape)[..(int)Math.Min(NDim, (uint)SmiVersion.MaxDims)];
 }
 
 /// <summary>The inline <c>int64_t shape[SMI_MAX_DIMS]</c> array.</summary>

@@ -31,9 +31,11 @@ public interface ISmiPlugin<TModel> where TModel : class
 
     /// <summary>
     /// Untyped inference: returns the number of bytes written to <paramref name="output"/>, or throws
-    /// <see cref="SmiException.BufferTooSmall"/> with the size needed.
+    /// <see cref="SmiException.BufferTooSmall"/> with the size needed. By default, the MLOS
+    /// convention (<see cref="MlosConvention"/>) over <see cref="Infer"/> and <see cref="GetModelIo"/>.
     /// </summary>
-    int Inference(TModel model, ReadOnlySpan<byte> input, Span<byte> output);
+    int Inference(TModel model, ReadOnlySpan<byte> input, Span<byte> output) =>
+        MlosConvention.Run(input, output, GetModelIo(model).Inputs, (ReadOnlySpan<SmiTensor> i, ref SmiOutputs o) => Infer(model, i, ref o));
 
     void AllocateResources(TModel model, ReadOnlySpan<SmiResourceReq> requirements) =>
         throw new NotSupportedException($"{Name} does not take resource requests");
