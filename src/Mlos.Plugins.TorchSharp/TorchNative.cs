@@ -36,14 +36,21 @@ internal static unsafe class TorchNative
             var pluginDir = SmiPluginHost.LibraryDirectory ?? AppContext.BaseDirectory;
             var torchDir = Path.GetFullPath(libtorchDir ?? pluginDir);
             var trace = new List<string>();
-            Open(Path.Combine(torchDir, "libtorch_cpu.so"), global: true, trace);
-            TryOpen(Path.Combine(torchDir, "libtorch_cuda.so"), global: true, trace); // present only in CUDA builds
-            Open(Path.Combine(torchDir, "libtorch.so"), global: true, trace);
+            var loaded = new Dictionary<string, nint>
+            {
+                ["libtorch_cpu"] = Open(Path.Combine(torchDir, "libtorch_cpu.so"), global: true, trace),
+                ["libtorch_cuda"] = TryOpen(Path.Combine(torchDir, "libtorch_cuda.so"), global: true, trace), // CUDA builds only
+                ["libtorch"] = Open(Path.Combine(torchDir, "libtorch.so"), global: true, trace),
+            };
             // The shim comes with the plugin; a CUDA libtorch_dir may hold its own.
             var shimPath = File.Exists(Path.Combine(torchDir, "libLibTorchSharp.so")) ? Path.Combine(torchDir, "libLibTorchSharp.so") : Path.Combine(pluginDir, "libLibTorchSharp.so");
             var shim = Open(shimPath, global: false, trace);
-            NativeLibrary.SetDllImportResolver(typeof(torch).Assembly, (name, _, _) => name == "LibTorchSharp" ? shim : 0);
-            NativeLibrary.SetDllImportResolver(typeof(TorchNative).Assembly, (name, _, _) => name == "LibTorchSharp" ? shim : 0);
+            loaded["LibTorchSharp"] = loaded["libLibTorchSharp"] = shim;
+            // TorchSharp's own loader asks for these names too: answering with the handles above
+            // keeps it from loading a second libtorch from some other folder (two copies abort).
+            DllImportResolver resolver = (name, _, _) => loaded.TryGetValue(name.EndsWith(".so") ? name[..^3] : name, out var h) ? h : 0;
+            NativeLibrary.SetDllImportResolver(typeof(torch).Assembly, resolver);
+            NativeLibrary.SetDllImportResolver(typeof(TorchNative).Assembly, resolver);
             s_shim = shim;
             s_dir = torchDir;
         }

@@ -100,7 +100,7 @@ internal static unsafe class TorchRunner
     }
 
     /// <summary>Names: dict keys where there are some, else output_N in order.</summary>
-    private static void Flatten(object? value, string? name, List<(string, torch.Tensor)> flat)
+    internal static void Flatten(object? value, string? name, List<(string, torch.Tensor)> flat)
     {
         switch (value)
         {

@@ -3,6 +3,7 @@ using System.Text.Json;
 using Mlos.Core.Models;
 using Mlos.Smi.Abi;
 using Mlos.Smi.Sdk;
+using Mlos.Tests;
 
 namespace Mlos.Core.Tests;
 

@@ -14,7 +14,11 @@ public unsafe ref struct SmiOutputs
     private readonly int _capacity;
     private int _count;
 
-    internal SmiOutputs(SmiTensor* slots, int capacity)
+    /// <summary>
+    /// Wraps <paramref name="capacity"/> slots; what each slot holds on entry decides its
+    /// ownership (see smi_spec.h). Public for in-process callers of typed inference.
+    /// </summary>
+    public SmiOutputs(SmiTensor* slots, int capacity)
     {
         _slots = slots;
         _capacity = capacity;

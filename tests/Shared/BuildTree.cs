@@ -1,4 +1,4 @@
-namespace Mlos.Core.Tests;
+namespace Mlos.Tests;
 
 /// <summary>
 /// Where the CMake build put the native artifacts: $MLOS_BUILD_DIR (set by ctest), else the
@@ -8,10 +8,14 @@ internal static class BuildTree
 {
     public static string Dir { get; } = Find();
 
+    public static string PluginDir => Path.Combine(Dir, "plugins");
     public static string EchoPlugin => Require(Path.Combine(Dir, "plugins", "libmlos_echo_plugin.so"));
     public static string GuidePlugin => Require(Path.Combine(Dir, "c-tests", "plugins", "libmlos_guide_plugin.so"));
 
-    private static string Require(string path) =>
+    /// <summary>tests/models/&lt;kind&gt; in the repository.</summary>
+    public static string Models(string kind) => Path.Combine(Path.GetDirectoryName(Path.GetFullPath(Dir))!, "tests", "models", kind);
+
+    public static string Require(string path) =>
         File.Exists(path) ? path : throw new FileNotFoundException($"{path} is missing: build first (cmake --workflow --preset default)");
 
     private static string Find()
