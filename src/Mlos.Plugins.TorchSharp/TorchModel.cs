@@ -30,7 +30,7 @@ internal sealed unsafe class TorchSpec(string name, SmiDtype dtype, long[]? dims
 internal sealed class TorchModel(SmiModelDescription description, TorchConfig config)
 {
     private readonly ReaderWriterLockSlim _gate = new(LockRecursionPolicy.NoRecursion);
-    private torch.jit.ScriptModule? _module;
+    private nint _module; // a torch::jit::Module* of TorchSharp's shim (see TorchShim)
 
     public SmiModelDescription Description { get; } = description;
     public string Name => Description.Name;
@@ -39,7 +39,7 @@ internal sealed class TorchModel(SmiModelDescription description, TorchConfig co
     public string? LoadedPath { get; private set; }
     public TorchSpec[] Inputs { get; private set; } = SpecsFromConfig(description.Config, "inputs") ?? [];
     public TorchSpec[] Outputs { get; private set; } = SpecsFromConfig(description.Config, "outputs") ?? [];
-    public bool IsLoaded => Volatile.Read(ref _module) is not null;
+    public bool IsLoaded => Volatile.Read(ref _module) != 0;
 
     public void Load(string? path)
     {
@@ -52,13 +52,12 @@ internal sealed class TorchModel(SmiModelDescription description, TorchConfig co
         try
         {
             DisposeModule();
-            torch.jit.ScriptModule module;
-            try { module = torch.jit.load(path, device); }
-            catch (Exception e) when (e is not SmiException)
+            nint module;
+            try { module = TorchShim.LoadModule(path, device); }
+            catch (Exception e)
             {
                 throw new SmiException(SmiStatus.InvalidParam, $"libtorch cannot load {path} as TorchScript: {e.Message.Trim()}");
             }
-            module.eval();
             if (Inputs.Length == 0 && TorchSignature.InputNames(path) is { } names)
                 Inputs = names.Select(n => new TorchSpec(n, SmiDtype.Invalid, null)).ToArray();
             Device = device;
@@ -79,7 +78,7 @@ internal sealed class TorchModel(SmiModelDescription description, TorchConfig co
     {
         _gate.EnterReadLock();
         var module = _module;
-        if (module is null)
+        if (module == 0)
         {
             _gate.ExitReadLock();
             throw new SmiException(SmiStatus.InvalidState, $"model '{Name}' is not loaded");
@@ -87,9 +86,9 @@ internal sealed class TorchModel(SmiModelDescription description, TorchConfig co
         return new Lease(this, module);
     }
 
-    public readonly struct Lease(TorchModel model, torch.jit.ScriptModule module) : IDisposable
+    public readonly struct Lease(TorchModel model, nint module) : IDisposable
     {
-        public torch.jit.ScriptModule Module => module;
+        public nint Module => module;
         public void Dispose() => model._gate.ExitReadLock();
     }
 
@@ -165,7 +164,6 @@ internal sealed class TorchModel(SmiModelDescription description, TorchConfig co
 
     private void DisposeModule()
     {
-        var old = Interlocked.Exchange(ref _module, null);
-        old?.Dispose();
+        TorchShim.DisposeModule(Interlocked.Exchange(ref _module, 0));
     }
 }

@@ -88,11 +88,139 @@ internal static unsafe class TorchNative
 }
 
 /// <summary>
-/// The one entry of TorchSharp's shim that its managed API does not expose: a tensor over
-/// memory we own (torch::from_blob), which makes typed inputs zero-copy.
+/// Entries of TorchSharp's shim called directly: a tensor over memory we own (torch::from_blob,
+/// which the managed API does not expose), and a module's forward. TorchSharp's managed
+/// forward hands the shim a delegate for its result arrays, and under NativeAOT every call
+/// then marshals a fresh delegate thunk (allocation, weak-table entry, finalizer): measured as
+/// several microseconds per inference. Here the callback is a static function pointer.
 /// </summary>
 internal static unsafe partial class TorchShim
 {
+    /// <summary>The shim's TensorOrScalar: a tagged handle, or an index of a nested array.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    private struct TensorOrScalar
+    {
+        public long TypeCode;
+        public long ArrayIndex;
+        public nint Handle;
+    }
+
+    // Result type codes the shim reports (ReturnHelper in TorchSharp's THSJIT.cpp).
+    private const sbyte NotSupported = 0, SingleTensor = 1, TupleOfTensors = 2, ListOfTensors = 3, NoneResult = 8,
+        ListOfAnything = 9, TupleOfAnything = 10;
+    private const long EntryTensor = 0, EntryNone = 8;
+
+    [LibraryImport("LibTorchSharp")]
+    private static partial void THSJIT_Module_forward(nint module, TensorOrScalar* inputs, int length,
+        delegate* unmanaged<int, nuint, TensorOrScalar*> allocator, sbyte* typeCode, int idx);
+
+    [LibraryImport("LibTorchSharp")]
+    private static partial nint THSJIT_load(byte* path, long deviceType, long deviceIndex);
+
+    [LibraryImport("LibTorchSharp")]
+    private static partial void THSJIT_Module_eval(nint module);
+
+    [LibraryImport("LibTorchSharp")]
+    private static partial void THSJIT_Module_dispose(nint module);
+
+    /// <summary>Loads a TorchScript file onto a device, in eval mode; dispose with <see cref="DisposeModule"/>.</summary>
+    public static nint LoadModule(string path, torch.Device device)
+    {
+        byte* p = Utf8.Allocate(path);
+        try
+        {
+            var module = THSJIT_load(p, (long)device.type, device.index);
+            if (module == 0) torch.CheckForErrors();
+            if (module == 0) throw new SmiException(SmiStatus.Runtime, $"libtorch returned no module for {path}");
+            THSJIT_Module_eval(module);
+            return module;
+        }
+        finally { NativeMemory.Free(p); }
+    }
+
+    public static void DisposeModule(nint module)
+    {
+        if (module != 0) THSJIT_Module_dispose(module);
+    }
+
+    /// <summary>The result arrays the shim asked for during the current call on this thread, by index.</summary>
+    [ThreadStatic] private static List<nint>? t_arrays;
+
+    /// <summary>
+    /// Runs forward on <paramref name="module"/> and returns its tensors in order (tuples and
+    /// lists flattened depth-first); the caller owns them.
+    /// </summary>
+    public static List<torch.Tensor> Forward(nint module, ReadOnlySpan<torch.Tensor> inputs)
+    {
+        var arrays = t_arrays ??= new List<nint>();
+        arrays.Clear();
+        TensorOrScalar* args = stackalloc TensorOrScalar[inputs.Length];
+        for (int i = 0; i < inputs.Length; i++) args[i] = new TensorOrScalar { TypeCode = EntryTensor, ArrayIndex = -1, Handle = inputs[i].Handle };
+        sbyte typeCode = 0;
+        var results = new List<torch.Tensor>();
+        try
+        {
+            THSJIT_Module_forward(module, args, inputs.Length, &Allocate, &typeCode, 0);
+            torch.CheckForErrors();
+            switch (typeCode)
+            {
+                case SingleTensor:
+                case TupleOfTensors:
+                case ListOfTensors:
+                case ListOfAnything:
+                case TupleOfAnything:
+                    Collect(arrays, 0, typeCode == SingleTensor ? 1 : -1, results);
+                    return results;
+                case NoneResult:
+                    return results;
+                default:
+                    throw new SmiException(SmiStatus.NotSupported,
+                        "forward returned a value TorchSharp's shim does not convert (Dict outputs among them): return a tensor, a tuple or a list of tensors");
+            }
+        }
+        catch
+        {
+            foreach (var t in results) t.Dispose();
+            throw;
+        }
+        finally
+        {
+            foreach (var a in arrays)
+                if (a != 0) NativeMemory.Free((byte*)a - sizeof(long));
+            arrays.Clear();
+        }
+    }
+
+    /// <summary>Tensors of result array <paramref name="index"/> and the arrays it nests, depth-first.</summary>
+    private static void Collect(List<nint> arrays, int index, int count, List<torch.Tensor> results)
+    {
+        var entries = (TensorOrScalar*)arrays[index];
+        int n = count >= 0 ? count : (int)*(long*)((byte*)entries - sizeof(long));
+        for (int i = 0; i < n; i++)
+        {
+            var e = entries[i];
+            if (e.ArrayIndex >= 0 && e.TypeCode != EntryTensor) Collect(arrays, (int)e.ArrayIndex, -1, results);
+            else if (e.TypeCode == EntryTensor && e.Handle != 0) results.Add(torch.Tensor.UnsafeCreateTensor(e.Handle));
+            else if (e.TypeCode != EntryNone)
+                throw new SmiException(SmiStatus.NotSupported, "forward returned a scalar; only tensor outputs are supported");
+        }
+    }
+
+    /// <summary>
+    /// The shim's allocator: zeroed native arrays, freed after the call. Each array is preceded
+    /// by its length, which the shim does not report itself.
+    /// </summary>
+    [UnmanagedCallersOnly]
+    private static TensorOrScalar* Allocate(int index, nuint length)
+    {
+        var block = (byte*)NativeMemory.AllocZeroed((nuint)sizeof(long) + length * (nuint)sizeof(TensorOrScalar));
+        *(long*)block = (long)length;
+        var arrays = t_arrays!;
+        while (arrays.Count <= index) arrays.Add(0);
+        arrays[index] = (nint)(block + sizeof(long));
+        return (TensorOrScalar*)(block + sizeof(long));
+    }
+
     [LibraryImport("LibTorchSharp")]
     private static partial nint THSTensor_new(void* data, delegate* unmanaged<nint, void> deleter, long* dims, int ndims,
         sbyte type, sbyte dtype, int deviceType, int deviceIndex, [MarshalAs(UnmanagedType.U1)] bool requiresGrad);

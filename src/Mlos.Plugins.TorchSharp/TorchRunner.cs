@@ -1,5 +1,3 @@
-using System.Collections;
-using System.Runtime.CompilerServices;
 using Mlos.Smi.Abi;
 using Mlos.Smi.Sdk;
 using TorchSharp;
@@ -8,8 +6,8 @@ namespace Mlos.Plugins.TorchSharp;
 
 /// <summary>
 /// Typed inference on a TorchScript module: inputs become CPU tensors over the caller's memory
-/// (no copy), forward runs in inference mode, and whatever it returns (a tensor, a tuple or
-/// list of tensors, a dict of tensors, nested) is flattened into named outputs.
+/// (no copy), forward runs in inference mode, and what it returns (a tensor, tuples and lists
+/// of tensors, nested) is flattened into outputs named by the model config or output_N.
 /// </summary>
 internal static unsafe class TorchRunner
 {
@@ -19,38 +17,43 @@ internal static unsafe class TorchRunner
         using var scope = torch.NewDisposeScope();
         using var mode = torch.inference_mode();
         var args = Arguments(model, inputs);
-        object result;
-        try { result = lease.Module.forward(args); }
-        catch (ArgumentOutOfRangeException)
-        {
-            // TorchSharp 0.107 converts tensors, tuples and lists of forward's result, and fails
-            // this way on anything else (a Dict[str, Tensor] among them).
-            throw new SmiException(SmiStatus.NotSupported,
-                $"model '{model.Name}' returned a value TorchSharp 0.107 cannot convert (Dict outputs among them): return a tensor, a tuple or a list of tensors");
-        }
+        List<torch.Tensor> results;
+        try { results = TorchShim.Forward(lease.Module, args); }
         catch (Exception e) when (e is not SmiException)
         {
             throw new SmiException(SmiStatus.Runtime, $"model '{model.Name}' failed in forward: {e.Message.Trim()}");
         }
-        var flat = new List<(string Name, torch.Tensor Tensor)>();
-        Flatten(result, null, flat);
-        outputs.Reserve(flat.Count);
-        foreach (var (name, tensor) in flat)
+        outputs.Reserve(results.Count);
+        for (int i = 0; i < results.Count; i++)
         {
+            var tensor = results[i];
             var cpu = tensor.device_type == DeviceType.CPU ? tensor.contiguous() : tensor.cpu().contiguous();
             var bytes = cpu.bytes;
-            bytes.CopyTo(outputs.Add(Utf8.Intern(name), TorchTypes.ToSmi(cpu.dtype), cpu.shape, (nuint)bytes.Length));
+            var name = i < model.Outputs.Length ? model.Outputs[i].NativeName : OutputName(i);
+            bytes.CopyTo(outputs.Add(name, TorchTypes.ToSmi(cpu.dtype), cpu.shape, (nuint)bytes.Length));
+        }
+    }
+
+    private static readonly List<nint> s_outputNames = [];
+
+    /// <summary>output_N, interned once per index.</summary>
+    private static byte* OutputName(int i)
+    {
+        lock (s_outputNames)
+        {
+            while (s_outputNames.Count <= i) s_outputNames.Add((nint)Utf8.Intern($"output_{s_outputNames.Count}"));
+            return (byte*)s_outputNames[i];
         }
     }
 
     /// <summary>The forward arguments in the model's order: by name when the inputs are named, else as given.</summary>
-    private static object[] Arguments(TorchModel model, ReadOnlySpan<SmiTensor> inputs)
+    private static torch.Tensor[] Arguments(TorchModel model, ReadOnlySpan<SmiTensor> inputs)
     {
         var specs = model.Inputs;
         if (specs.Length > 0 && inputs.Length != specs.Length)
             throw new SmiException(SmiStatus.InvalidParam,
                 $"model '{model.Name}' takes {specs.Length} inputs ({string.Join(", ", specs.Select(s => s.Name))}); {inputs.Length} given");
-        var args = new object[inputs.Length];
+        var args = new torch.Tensor[inputs.Length];
         for (int i = 0; i < inputs.Length; i++)
         {
             ref readonly var t = ref inputs[i];
@@ -97,28 +100,5 @@ internal static unsafe class TorchRunner
         for (int i = 0; i < dims.Length; i++)
             if (dims[i] >= 0 && dims[i] != shape[i]) return false;
         return true;
-    }
-
-    /// <summary>Names: dict keys where there are some, else output_N in order.</summary>
-    internal static void Flatten(object? value, string? name, List<(string, torch.Tensor)> flat)
-    {
-        switch (value)
-        {
-            case torch.Tensor t:
-                flat.Add((name ?? $"output_{flat.Count}", t));
-                break;
-            case IDictionary dict:
-                foreach (DictionaryEntry e in dict) Flatten(e.Value, e.Key.ToString(), flat);
-                break;
-            case ITuple tuple:
-                for (int i = 0; i < tuple.Length; i++) Flatten(tuple[i], null, flat);
-                break;
-            case IEnumerable items when value is not string:
-                foreach (var item in items) Flatten(item, null, flat);
-                break;
-            default:
-                throw new SmiException(SmiStatus.NotSupported,
-                    $"forward returned a {value?.GetType().Name ?? "null"}; outputs must be tensors, tuples or lists of tensors, or dicts of tensors");
-        }
     }
 }

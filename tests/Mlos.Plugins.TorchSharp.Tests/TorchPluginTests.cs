@@ -87,20 +87,24 @@ public unsafe class TorchRuntimeTests
         // 2. This output folder (whose shim the build fixed up) loads.
         TorchNative.EnsureLoaded(AppContext.BaseDirectory);
 
-        // 3. Output flattening: tensors, tuples, lists, dicts, nested; names by key or position.
-        using (var scope = torch.NewDisposeScope())
+        // 3. Output flattening: a tuple comes back as output_0, output_1; a dict is refused clearly.
+        var tuple = new TorchModel(new SmiModelDescription("tuple", null, null, Path.Combine(BuildTree.Models("torch"), "tuple.pt"), null), TorchConfig.Defaults);
+        tuple.Load(null);
+        var x = new float[8];
+        fixed (float* p = x)
         {
-            var a = torch.ones(2);
-            var b = torch.zeros(3);
-            var flat = new List<(string, torch.Tensor)>();
-            TorchRunner.Flatten(new object[] { a, new List<torch.Tensor> { b, a } }, null, flat);
-            Assert.Equal(["output_0", "output_1", "output_2"], flat.Select(f => f.Item1));
-            flat.Clear();
-            TorchRunner.Flatten(new Dictionary<string, torch.Tensor> { ["logits"] = a, ["scores"] = b }, null, flat);
-            Assert.Equal(["logits", "scores"], flat.Select(f => f.Item1));
-            var e = Assert.Throws<SmiException>(() => TorchRunner.Flatten(42.0, null, new()));
+            var input = new SmiTensor { Name = Utf8.Intern("x"), Dtype = SmiDtype.Fp32, NDim = 2, Data = p, ByteSize = 32 };
+            input.Shape[0] = 2;
+            input.Shape[1] = 4;
+            Assert.Equal(["output_0", "output_1"], Names(tuple, input));
+            var dict = new TorchModel(new SmiModelDescription("dict", null, null, Path.Combine(BuildTree.Models("torch"), "dict.pt"), null), TorchConfig.Defaults);
+            dict.Load(null);
+            var e = Assert.Throws<SmiException>(() => Names(dict, input));
             Assert.Equal(SmiStatus.NotSupported, e.Status);
+            Assert.Contains("Dict outputs among them", e.Message);
+            dict.Unload();
         }
+        tuple.Unload();
 
         // 4. Model errors: a file that is not TorchScript; declared specs enforced.
         var notTorch = new TorchModel(new SmiModelDescription("x", null, null, Path.Combine(BuildTree.Models("torch"), "mlp.ref"), null), TorchConfig.Defaults);
@@ -126,6 +130,28 @@ public unsafe class TorchRuntimeTests
         }
         typed.Unload();
         Assert.Equal(SmiStatus.InvalidState, Assert.Throws<SmiException>(() => typed.Acquire()).Status);
+    }
+
+    /// <summary>Runs one input into plugin-allocated outputs and returns their names.</summary>
+    private static string[] Names(TorchModel model, SmiTensor input)
+    {
+        var slots = new SmiTensor[4];
+        fixed (SmiTensor* s = slots)
+        {
+            var outputs = new SmiOutputs(s, 4);
+            try
+            {
+                TorchRunner.Infer(model, new ReadOnlySpan<SmiTensor>(&input, 1), ref outputs);
+                var names = new string[outputs.Count];
+                for (int i = 0; i < names.Length; i++) names[i] = Utf8.Read(s[i].Name)!;
+                return names;
+            }
+            finally
+            {
+                for (int i = 0; i < 4; i++)
+                    if (s[i].Release != null) s[i].Release(&s[i]);
+            }
+        }
     }
 
     /// <summary>Runs one input into plugin-allocated outputs and returns the first output's size.</summary>
