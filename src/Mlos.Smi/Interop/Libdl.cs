@@ -10,6 +10,12 @@ public static unsafe partial class Libdl
 {
     private const string LibC = "libc.so.6";
 
+    /// <summary>
+    /// Binds dlerror before any dlopen: the first call of a P/Invoke resolves its target with
+    /// dlsym, which would clear the very error a failed dlopen just left for us to read.
+    /// </summary>
+    static Libdl() => Error();
+
     public const int RTLD_LAZY = 0x0001;
     public const int RTLD_NOW = 0x0002;
     public const int RTLD_NOLOAD = 0x0004;
