@@ -39,6 +39,38 @@ void suite_test_typed(const fixture_suite_t* s) {
     for (f = 0; f < s->count; f++) CHECK(suite_typed_once(s, f, 1) == 0, "typed inference of %s", s->models[f]);
 }
 
+void suite_test_json(const fixture_suite_t* s) {
+    static char answer[1 << 20];
+    char why[256];
+    size_t f;
+    int i;
+    for (f = 0; f < s->count; f++) {
+        char* json = ref_inputs_json(&s->refs[f]);
+        size_t size = sizeof answer - 1;
+        EXPECT_OK(s->api, s->api->inference(s->core, s->models[f], json, strlen(json), answer, &size));
+        answer[size] = 0;
+        for (i = 0; i < s->refs[f].num_outputs; i++)
+            CHECK(ref_matches_json(&s->refs[f].outputs[i], answer, s->tolerance, why, sizeof why), "%s JSON: %s\n%s", s->models[f], why,
+                  answer);
+        size = 10;
+        EXPECT_STATUS(s->api, s->api->inference(s->core, s->models[f], json, strlen(json), answer, &size), SMI_ERROR_BUFFER_TOO_SMALL,
+                      "bytes needed");
+        free(json);
+    }
+}
+
+void suite_test_raw(const fixture_suite_t* s, size_t f, const char* model_id) {
+    static char answer[1 << 16];
+    char why[256];
+    const ref_tensor_t* in = &s->refs[f].inputs[0];
+    smi_tensor_t got = ref_as_input(&s->refs[f].outputs[0]);
+    size_t size = sizeof answer;
+    EXPECT_OK(s->api, s->api->inference(s->core, model_id, in->data, in->byte_size, answer, &size));
+    got.data = answer;
+    got.byte_size = size;
+    CHECK(ref_matches(&s->refs[f].outputs[0], &got, s->tolerance, why, sizeof why), "%s raw: %s", model_id, why);
+}
+
 typedef struct {
     const fixture_suite_t* suite;
     int iterations;

@@ -21,88 +21,76 @@ internal sealed unsafe class IoSpec(string name, SmiDtype dtype, long[] dims)
     }
 }
 
-/// <summary>
-/// A registered ONNX model: its configuration and, while loaded, its session. Requests hold the
-/// read side of <see cref="_gate"/> for the whole run, and unload takes the write side, so a
-/// session is never disposed under a running request, whatever host calls the plugin.
-/// </summary>
-internal sealed class OnnxModel(SmiModelDescription description, OnnxConfig config)
+/// <summary>An ONNX Runtime session with the inputs and outputs it declares: one loaded model.</summary>
+internal sealed class OnnxSession(InferenceSession session, string path, IoSpec[] inputs, IoSpec[] outputs)
 {
-    private readonly ReaderWriterLockSlim _gate = new(LockRecursionPolicy.NoRecursion);
-    private InferenceSession? _session;
+    public InferenceSession Session { get; } = session;
+    public string Path { get; } = path;
+    public IoSpec[] Inputs { get; } = inputs;
+    public IoSpec[] Outputs { get; } = outputs;
+    public string[] OutputNames { get; } = outputs.Select(o => o.Name).ToArray();
+}
 
-    public SmiModelDescription Description { get; } = description;
+/// <summary>A registered ONNX model: its configuration and, while loaded, its session.</summary>
+internal sealed class OnnxModel
+{
+    public OnnxModel(SmiModelDescription description, OnnxConfig config)
+    {
+        Description = description;
+        Config = config;
+        Loaded = new LoadedModel<OnnxSession>(description.Name, s => s.Session.Dispose());
+    }
+
+    public SmiModelDescription Description { get; }
     public string Name => Description.Name;
 
     /// <summary>Plugin options with the model's own config over them, and resource requests over both.</summary>
-    public OnnxConfig Config { get; set; } = config;
+    public OnnxConfig Config { get; set; }
 
+    public LoadedModel<OnnxSession> Loaded { get; }
+
+    /// <summary>The path of the last successful load, for reloads and model info.</summary>
     public string? LoadedPath { get; private set; }
-    public IoSpec[] Inputs { get; private set; } = [];
-    public IoSpec[] Outputs { get; private set; } = [];
-    public string[] OutputNames { get; private set; } = [];
-    public bool IsLoaded => Volatile.Read(ref _session) is not null;
 
+    /// <summary>Creates a session and swaps it in; requests keep the old one until then.</summary>
     public void Load(string? path)
     {
-        path ??= Description.Path;
-        if (string.IsNullOrEmpty(path))
-            throw new SmiException(SmiStatus.InvalidParam, $"model '{Name}' has no path: give one at registration or to load_model");
-        if (!File.Exists(path))
-            throw new SmiException(SmiStatus.NotFound, $"model file not found: {path}");
-        _gate.EnterWriteLock();
+        path = LoadedModel<OnnxSession>.ModelFile(path, Description);
+        using var options = Config.CreateSessionOptions(Name);
+        InferenceSession session;
+        try { session = new InferenceSession(path, options); }
+        catch (OnnxRuntimeException e)
+        {
+            throw new SmiException(SmiStatus.InvalidParam, $"ONNX Runtime cannot load {path}: {e.Message.Trim()}");
+        }
         try
         {
-            DisposeSession();
-            using var options = Config.CreateSessionOptions(Name);
-            InferenceSession session;
-            try { session = new InferenceSession(path, options); }
-            catch (OnnxRuntimeException e)
-            {
-                throw new SmiException(SmiStatus.InvalidParam, $"ONNX Runtime cannot load {path}: {e.Message.Trim()}");
-            }
-            Inputs = session.InputNames.Select(n => Spec(n, session.InputMetadata[n])).ToArray();
-            Outputs = session.OutputNames.Select(n => Spec(n, session.OutputMetadata[n])).ToArray();
-            OutputNames = session.OutputNames.ToArray();
+            var inputs = session.InputNames.Select(n => Spec(n, session.InputMetadata[n])).ToArray();
+            var outputs = session.OutputNames.Select(n => Spec(n, session.OutputMetadata[n])).ToArray();
+            Loaded.Replace(new OnnxSession(session, path, inputs, outputs));
             LoadedPath = path;
-            Volatile.Write(ref _session, session);
         }
-        finally { _gate.ExitWriteLock(); }
-    }
-
-    public void Unload()
-    {
-        _gate.EnterWriteLock();
-        try { DisposeSession(); }
-        finally { _gate.ExitWriteLock(); }
+        catch
+        {
+            session.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Reloads the session with the current <see cref="Config"/> if it is loaded.</summary>
     public void Reload()
     {
-        if (LoadedPath is { } path && IsLoaded) Load(path);
-    }
-
-    /// <summary>The session for one request; dispose the lease when the request is done.</summary>
-    public Lease Acquire()
-    {
-        _gate.EnterReadLock();
-        var session = _session;
-        if (session is null)
-        {
-            _gate.ExitReadLock();
-            throw new SmiException(SmiStatus.InvalidState, $"model '{Name}' is not loaded");
-        }
-        return new Lease(this, session);
-    }
-
-    public readonly struct Lease(OnnxModel model, InferenceSession session) : IDisposable
-    {
-        public InferenceSession Session => session;
-        public void Dispose() => model._gate.ExitReadLock();
+        if (LoadedPath is { } path && Loaded.IsLoaded) Load(path);
     }
 
     public string InfoJson()
+    {
+        if (!Loaded.IsLoaded) return InfoJson(null);
+        using var lease = Loaded.Acquire();
+        return InfoJson(lease.Value);
+    }
+
+    private string InfoJson(OnnxSession? session)
     {
         using var stream = new MemoryStream();
         using (var w = new Utf8JsonWriter(stream))
@@ -110,12 +98,12 @@ internal sealed class OnnxModel(SmiModelDescription description, OnnxConfig conf
             w.WriteStartObject();
             w.WriteString("name", Name);
             w.WriteString("framework", "onnx");
-            w.WriteString("path", LoadedPath ?? Description.Path);
-            w.WriteBoolean("loaded", IsLoaded);
+            w.WriteString("path", session?.Path ?? Description.Path);
+            w.WriteBoolean("loaded", session is not null);
             w.WriteString("device", Config.Device);
             w.WriteNumber("intra_op_threads", Config.IntraOpThreads);
-            WriteSpecs(w, "inputs", Inputs);
-            WriteSpecs(w, "outputs", Outputs);
+            WriteSpecs(w, "inputs", session?.Inputs ?? []);
+            WriteSpecs(w, "outputs", session?.Outputs ?? []);
             w.WriteEndObject();
         }
         return System.Text.Encoding.UTF8.GetString(stream.ToArray());
@@ -142,11 +130,5 @@ internal sealed class OnnxModel(SmiModelDescription description, OnnxConfig conf
         if (!m.IsTensor)
             throw new SmiException(SmiStatus.NotSupported, $"model '{Name}': {name} is a {m.OnnxValueType}, only tensors are supported");
         return new IoSpec(name, OnnxTypes.ToSmi(m.ElementDataType), m.Dimensions.Select(d => (long)d).ToArray());
-    }
-
-    private void DisposeSession()
-    {
-        var old = Interlocked.Exchange(ref _session, null);
-        old?.Dispose();
     }
 }

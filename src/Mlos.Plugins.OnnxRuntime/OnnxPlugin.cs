@@ -32,25 +32,24 @@ internal sealed unsafe class OnnxPlugin : ISmiPlugin<OnnxModel>
 
     public void LoadModel(OnnxModel model, string? path) => model.Load(path);
 
-    public void UnloadModel(OnnxModel model) => model.Unload();
+    public void UnloadModel(OnnxModel model) => model.Loaded.Release();
 
-    public void UnregisterModel(OnnxModel model) => model.Unload();
+    public void UnregisterModel(OnnxModel model) => model.Loaded.Release();
 
     public void Infer(OnnxModel model, ReadOnlySpan<SmiTensor> inputs, ref SmiOutputs outputs)
     {
-        OrtValue[] results;
-        using (var lease = model.Acquire())
-            results = OnnxRunner.Run(model, lease.Session, inputs);
-        OnnxRunner.WriteOutputs(model, results, ref outputs);
+        using var lease = model.Loaded.Acquire();
+        var results = OnnxRunner.Run(model.Name, lease.Value, inputs);
+        OnnxRunner.WriteOutputs(lease.Value, results, ref outputs);
     }
 
     public string GetModelInfo(OnnxModel model) => model.InfoJson();
 
+    /// <summary>The inputs and outputs the ONNX file declares: known once the model is loaded.</summary>
     public SmiModelIo GetModelIo(OnnxModel model)
     {
-        if (!model.IsLoaded)
-            throw new SmiException(SmiStatus.InvalidState, $"model '{model.Name}' is not loaded: its inputs and outputs come from the file");
-        return new SmiModelIo(model.Inputs.Select(s => s.ToSmi()).ToArray(), model.Outputs.Select(s => s.ToSmi()).ToArray());
+        using var lease = model.Loaded.Acquire();
+        return new SmiModelIo(lease.Value.Inputs.Select(s => s.ToSmi()).ToArray(), lease.Value.Outputs.Select(s => s.ToSmi()).ToArray());
     }
 
     /// <summary>CPU threads and GPU device/memory map to session options; the session is rebuilt if loaded.</summary>

@@ -17,19 +17,19 @@ internal static unsafe class OnnxRunner
     private static readonly RunOptions s_runOptions = new();
 
     /// <summary>Runs the model; the caller owns (disposes) the outputs, in model order.</summary>
-    public static OrtValue[] Run(OnnxModel model, InferenceSession session, ReadOnlySpan<SmiTensor> inputs)
+    public static OrtValue[] Run(string model, OnnxSession session, ReadOnlySpan<SmiTensor> inputs)
     {
-        var specs = model.Inputs;
+        var specs = session.Inputs;
         if (inputs.Length != specs.Length)
             throw new SmiException(SmiStatus.InvalidParam,
-                $"model '{model.Name}' takes {specs.Length} inputs ({string.Join(", ", specs.Select(s => s.Name))}); {inputs.Length} given");
+                $"model '{model}' takes {specs.Length} inputs ({string.Join(", ", specs.Select(s => s.Name))}); {inputs.Length} given");
         var names = new string[inputs.Length];
         var values = new OrtValue[inputs.Length];
         try
         {
             for (int i = 0; i < inputs.Length; i++)
             {
-                var spec = Find(model, inputs[i].Name);
+                var spec = Find(model, specs, inputs[i].Name);
                 if (Array.IndexOf(names, spec.Name, 0, i) >= 0)
                     throw new SmiException(SmiStatus.InvalidParam, $"input '{spec.Name}' is given twice");
                 names[i] = spec.Name;
@@ -37,12 +37,12 @@ internal static unsafe class OnnxRunner
             }
             try
             {
-                var results = session.Run(s_runOptions, names, values, model.OutputNames);
+                var results = session.Session.Run(s_runOptions, names, values, session.OutputNames);
                 return [.. results];
             }
             catch (OnnxRuntimeException e)
             {
-                throw new SmiException(SmiStatus.Runtime, $"ONNX Runtime failed on model '{model.Name}': {e.Message.Trim()}");
+                throw new SmiException(SmiStatus.Runtime, $"ONNX Runtime failed on model '{model}': {e.Message.Trim()}");
             }
         }
         finally
@@ -52,14 +52,14 @@ internal static unsafe class OnnxRunner
     }
 
     /// <summary>Writes <paramref name="results"/> under the SMI output ownership rule and disposes what it does not hand over.</summary>
-    public static void WriteOutputs(OnnxModel model, OrtValue[] results, ref SmiOutputs outputs)
+    public static void WriteOutputs(OnnxSession session, OrtValue[] results, ref SmiOutputs outputs)
     {
         try
         {
             outputs.Reserve(results.Length);
             for (int i = 0; i < results.Length; i++)
             {
-                var spec = model.Outputs[i];
+                var spec = session.Outputs[i];
                 var info = results[i].GetTensorTypeAndShape();
                 var shape = info.Shape;
                 if (info.IsString)
@@ -93,29 +93,24 @@ internal static unsafe class OnnxRunner
     }
 
     /// <summary>The input spec a tensor names; unknown names list the model's.</summary>
-    public static IoSpec Find(OnnxModel model, byte* name)
+    private static IoSpec Find(string model, IoSpec[] specs, byte* name)
     {
         var text = Utf8.Read(name) ?? throw new SmiException(SmiStatus.InvalidParam, "an input tensor has a NULL name");
-        return FindByName(model, text);
-    }
-
-    public static IoSpec FindByName(OnnxModel model, string name)
-    {
-        foreach (var s in model.Inputs)
-            if (s.Name == name) return s;
+        foreach (var s in specs)
+            if (s.Name == text) return s;
         throw new SmiException(SmiStatus.InvalidParam,
-            $"model '{model.Name}' has no input '{name}' (inputs: {string.Join(", ", model.Inputs.Select(s => s.Name))})");
+            $"model '{model}' has no input '{text}' (inputs: {string.Join(", ", specs.Select(s => s.Name))})");
     }
 
-    private static OrtValue ToOrtValue(OnnxModel model, IoSpec spec, in SmiTensor t)
+    private static OrtValue ToOrtValue(string model, IoSpec spec, in SmiTensor t)
     {
         if (t.Dtype != spec.Dtype)
             throw new SmiException(SmiStatus.InvalidParam,
-                $"input '{spec.Name}' is {SmiDtypes.Name(t.Dtype)}; model '{model.Name}' expects {SmiDtypes.Name(spec.Dtype)}");
+                $"input '{spec.Name}' is {SmiDtypes.Name(t.Dtype)}; model '{model}' expects {SmiDtypes.Name(spec.Dtype)}");
         var shape = t.Dims.ToArray();
         if (shape.Length != spec.Dims.Length || !shape.Zip(spec.Dims).All(p => p.Second < 0 || p.First == p.Second) || shape.Any(d => d < 0))
             throw new SmiException(SmiStatus.InvalidParam,
-                $"input '{spec.Name}' has shape [{string.Join(",", shape)}]; model '{model.Name}' expects [{string.Join(",", spec.Dims)}] (-1: any)");
+                $"input '{spec.Name}' has shape [{string.Join(",", shape)}]; model '{model}' expects [{string.Join(",", spec.Dims)}] (-1: any)");
         if (t.MemoryType == SmiMemoryType.Gpu)
             throw new SmiException(SmiStatus.NotSupported, $"input '{spec.Name}' is in GPU memory; pass host memory");
         long count = 1;

@@ -21,75 +21,57 @@ internal sealed unsafe class TorchSpec(string name, SmiDtype dtype, long[]? dims
     }
 }
 
+/// <summary>A loaded TorchScript module (a handle of TorchSharp's shim) and what it was loaded as.</summary>
+internal sealed record TorchModule(nint Handle, torch.Device Device, string Path, TorchSpec[] Inputs);
+
 /// <summary>
 /// A registered TorchScript model and, while loaded, its module. TorchScript files carry no
 /// input specs: they come from the model config (<c>{"inputs":[{"name","datatype","shape"}],
 /// "outputs":[…]}</c>) when given, else the names from the scripted forward signature.
-/// Requests hold the read side of the gate; unload takes the write side.
 /// </summary>
-internal sealed class TorchModel(SmiModelDescription description, TorchConfig config)
+internal sealed class TorchModel
 {
-    private readonly ReaderWriterLockSlim _gate = new(LockRecursionPolicy.NoRecursion);
-    private nint _module; // a torch::jit::Module* of TorchSharp's shim (see TorchShim)
+    private readonly TorchSpec[]? _declaredInputs;
 
-    public SmiModelDescription Description { get; } = description;
+    public TorchModel(SmiModelDescription description, TorchConfig config)
+    {
+        Description = description;
+        Config = config;
+        _declaredInputs = SpecsFromConfig(description.Config, "inputs");
+        Outputs = SpecsFromConfig(description.Config, "outputs") ?? [];
+        Loaded = new LoadedModel<TorchModule>(description.Name, m => TorchShim.DisposeModule(m.Handle));
+    }
+
+    public SmiModelDescription Description { get; }
     public string Name => Description.Name;
-    public TorchConfig Config { get; set; } = config;
-    public torch.Device Device { get; private set; } = torch.CPU;
-    public string? LoadedPath { get; private set; }
-    public TorchSpec[] Inputs { get; private set; } = SpecsFromConfig(description.Config, "inputs") ?? [];
-    public TorchSpec[] Outputs { get; private set; } = SpecsFromConfig(description.Config, "outputs") ?? [];
-    public bool IsLoaded => Volatile.Read(ref _module) != 0;
+    public TorchConfig Config { get; set; }
+    public TorchSpec[] Outputs { get; }
+    public LoadedModel<TorchModule> Loaded { get; }
 
+    /// <summary>The declared inputs, else those of the loaded module's signature, else none known.</summary>
+    public TorchSpec[] Inputs
+    {
+        get
+        {
+            if (_declaredInputs is not null || !Loaded.IsLoaded) return _declaredInputs ?? [];
+            using var lease = Loaded.Acquire();
+            return lease.Value.Inputs;
+        }
+    }
+
+    /// <summary>Loads the module onto the configured device and swaps it in.</summary>
     public void Load(string? path)
     {
-        path ??= Description.Path;
-        if (string.IsNullOrEmpty(path))
-            throw new SmiException(SmiStatus.InvalidParam, $"model '{Name}' has no path: give one at registration or to load_model");
-        if (!File.Exists(path)) throw new SmiException(SmiStatus.NotFound, $"model file not found: {path}");
+        path = LoadedModel<TorchModule>.ModelFile(path, Description);
         var device = ResolveDevice();
-        _gate.EnterWriteLock();
-        try
+        nint handle;
+        try { handle = TorchShim.LoadModule(path, device); }
+        catch (Exception e)
         {
-            DisposeModule();
-            nint module;
-            try { module = TorchShim.LoadModule(path, device); }
-            catch (Exception e)
-            {
-                throw new SmiException(SmiStatus.InvalidParam, $"libtorch cannot load {path} as TorchScript: {e.Message.Trim()}");
-            }
-            if (Inputs.Length == 0 && TorchSignature.InputNames(path) is { } names)
-                Inputs = names.Select(n => new TorchSpec(n, SmiDtype.Invalid, null)).ToArray();
-            Device = device;
-            LoadedPath = path;
-            Volatile.Write(ref _module, module);
+            throw new SmiException(SmiStatus.InvalidParam, $"libtorch cannot load {path} as TorchScript: {e.Message.Trim()}");
         }
-        finally { _gate.ExitWriteLock(); }
-    }
-
-    public void Unload()
-    {
-        _gate.EnterWriteLock();
-        try { DisposeModule(); }
-        finally { _gate.ExitWriteLock(); }
-    }
-
-    public Lease Acquire()
-    {
-        _gate.EnterReadLock();
-        var module = _module;
-        if (module == 0)
-        {
-            _gate.ExitReadLock();
-            throw new SmiException(SmiStatus.InvalidState, $"model '{Name}' is not loaded");
-        }
-        return new Lease(this, module);
-    }
-
-    public readonly struct Lease(TorchModel model, nint module) : IDisposable
-    {
-        public nint Module => module;
-        public void Dispose() => model._gate.ExitReadLock();
+        var inputs = _declaredInputs ?? TorchSignature.InputNames(path)?.Select(n => new TorchSpec(n, SmiDtype.Invalid, null)).ToArray() ?? [];
+        Loaded.Replace(new TorchModule(handle, device, path, inputs));
     }
 
     public string InfoJson()
@@ -100,8 +82,8 @@ internal sealed class TorchModel(SmiModelDescription description, TorchConfig co
             w.WriteStartObject();
             w.WriteString("name", Name);
             w.WriteString("framework", "torchscript");
-            w.WriteString("path", LoadedPath ?? Description.Path);
-            w.WriteBoolean("loaded", IsLoaded);
+            w.WriteString("path", Description.Path);
+            w.WriteBoolean("loaded", Loaded.IsLoaded);
             w.WriteString("device", Config.Device);
             Specs(w, "inputs", Inputs);
             Specs(w, "outputs", Outputs);
@@ -160,10 +142,5 @@ internal sealed class TorchModel(SmiModelDescription description, TorchConfig co
             long[]? dims = e.TryGetProperty("shape", out var s) ? s.EnumerateArray().Select(x => x.GetInt64()).ToArray() : null;
             return new TorchSpec(name, dtype, dims);
         }).ToArray();
-    }
-
-    private void DisposeModule()
-    {
-        TorchShim.DisposeModule(Interlocked.Exchange(ref _module, 0));
     }
 }

@@ -31,9 +31,9 @@ internal sealed class TorchPlugin : ISmiPlugin<TorchModel>
 
     public void LoadModel(TorchModel model, string? path) => model.Load(path);
 
-    public void UnloadModel(TorchModel model) => model.Unload();
+    public void UnloadModel(TorchModel model) => model.Loaded.Release();
 
-    public void UnregisterModel(TorchModel model) => model.Unload();
+    public void UnregisterModel(TorchModel model) => model.Loaded.Release();
 
     public void Infer(TorchModel model, ReadOnlySpan<SmiTensor> inputs, ref SmiOutputs outputs) => TorchRunner.Infer(model, inputs, ref outputs);
 
@@ -57,7 +57,12 @@ internal sealed class TorchPlugin : ISmiPlugin<TorchModel>
                     model.Config = model.Config with { Device = $"cuda:{r.DeviceId}" };
                     try
                     {
-                        if (model.IsLoaded) model.Load(model.LoadedPath);
+                        if (model.Loaded.IsLoaded)
+                        {
+                            string path;
+                            using (var lease = model.Loaded.Acquire()) path = lease.Value.Path;
+                            model.Load(path);
+                        }
                     }
                     catch
                     {

@@ -13,12 +13,13 @@ internal static unsafe class TorchRunner
 {
     public static void Infer(TorchModel model, ReadOnlySpan<SmiTensor> inputs, ref SmiOutputs outputs)
     {
-        using var lease = model.Acquire();
+        using var lease = model.Loaded.Acquire();
+        var module = lease.Value;
         using var scope = torch.NewDisposeScope();
         using var mode = torch.inference_mode();
-        var args = Arguments(model, inputs);
+        var args = Arguments(model, module, inputs);
         List<torch.Tensor> results;
-        try { results = TorchShim.Forward(lease.Module, args); }
+        try { results = TorchShim.Forward(module.Handle, args); }
         catch (Exception e) when (e is not SmiException)
         {
             throw new SmiException(SmiStatus.Runtime, $"model '{model.Name}' failed in forward: {e.Message.Trim()}");
@@ -47,9 +48,9 @@ internal static unsafe class TorchRunner
     }
 
     /// <summary>The forward arguments in the model's order: by name when the inputs are named, else as given.</summary>
-    private static torch.Tensor[] Arguments(TorchModel model, ReadOnlySpan<SmiTensor> inputs)
+    private static torch.Tensor[] Arguments(TorchModel model, TorchModule module, ReadOnlySpan<SmiTensor> inputs)
     {
-        var specs = model.Inputs;
+        var specs = module.Inputs;
         if (specs.Length > 0 && inputs.Length != specs.Length)
             throw new SmiException(SmiStatus.InvalidParam,
                 $"model '{model.Name}' takes {specs.Length} inputs ({string.Join(", ", specs.Select(s => s.Name))}); {inputs.Length} given");
@@ -69,12 +70,12 @@ internal static unsafe class TorchRunner
                 if (args[position] is not null) throw new SmiException(SmiStatus.InvalidParam, $"input '{name}' is given twice");
                 spec = specs[position];
             }
-            args[position] = ToTensor(model, spec, in t);
+            args[position] = ToTensor(model, module, spec, in t);
         }
         return args;
     }
 
-    private static torch.Tensor ToTensor(TorchModel model, TorchSpec? spec, in SmiTensor t)
+    private static torch.Tensor ToTensor(TorchModel model, TorchModule module, TorchSpec? spec, in SmiTensor t)
     {
         var name = spec?.Name ?? Utf8.Read(t.Name) ?? "(unnamed)";
         if (spec is { Dtype: not SmiDtype.Invalid } && t.Dtype != spec.Dtype)
@@ -92,7 +93,7 @@ internal static unsafe class TorchRunner
         if ((long)t.ByteSize != count * size)
             throw new SmiException(SmiStatus.InvalidParam, $"input '{name}' has {t.ByteSize} bytes; shape [{string.Join(",", shape.ToArray())}] of {SmiDtypes.Name(t.Dtype)} needs {count * size}");
         var tensor = TorchShim.FromBlob(t.Data, shape, TorchTypes.ToTorch(t.Dtype));
-        return model.Device.type == DeviceType.CPU ? tensor : tensor.to(model.Device);
+        return module.Device.type == DeviceType.CPU ? tensor : tensor.to(module.Device);
     }
 
     private static bool Fits(long[] dims, ReadOnlySpan<long> shape)

@@ -102,9 +102,9 @@ public unsafe class TorchRuntimeTests
             var e = Assert.Throws<SmiException>(() => Names(dict, input));
             Assert.Equal(SmiStatus.NotSupported, e.Status);
             Assert.Contains("Dict outputs among them", e.Message);
-            dict.Unload();
+            dict.Loaded.Release();
         }
-        tuple.Unload();
+        tuple.Loaded.Release();
 
         // 4. Model errors: a file that is not TorchScript; declared specs enforced.
         var notTorch = new TorchModel(new SmiModelDescription("x", null, null, Path.Combine(BuildTree.Models("torch"), "mlp.ref"), null), TorchConfig.Defaults);
@@ -128,8 +128,8 @@ public unsafe class TorchRuntimeTests
             input.Dtype = SmiDtype.Fp32;
             Assert.Equal(2 * 4 * sizeof(float), Infer(typed, input));
         }
-        typed.Unload();
-        Assert.Equal(SmiStatus.InvalidState, Assert.Throws<SmiException>(() => typed.Acquire()).Status);
+        typed.Loaded.Release();
+        Assert.Equal(SmiStatus.InvalidState, Assert.Throws<SmiException>(() => typed.Loaded.Acquire()).Status);
     }
 
     /// <summary>Runs one input into plugin-allocated outputs and returns their names.</summary>
