@@ -178,8 +178,7 @@ public static unsafe class CoreExports
     }
 
     /// <summary>Finds a model by a C string without allocating a managed string.</summary>
-    private static Models.Model FindModel(MlosCore core, byte* modelId) =>
-        core.GetModel(MemoryMarshal.CreateReadOnlySpanFromNullTerminated(modelId));
+    private static Models.Model FindModel(MlosCore core, byte* modelId) => core.GetModel(modelId);
 
     private static string Required(byte* s, string name) =>
         Utf8.Read(s) ?? throw new MlosException(SmiStatus.InvalidParam, $"{name} must not be NULL");

@@ -27,7 +27,13 @@ internal static class CoreHandles
         return id;
     }
 
-    public static MlosCore Get(nint id) => Find(id, remove: false);
+    /// <summary>The core for <paramref name="id"/>; on every API call, so the array case comes first.</summary>
+    public static MlosCore Get(nint id)
+    {
+        ulong n = (ulong)((long)id - Base) >> 4;
+        if (n < FastSlots && (id & (Stride - 1)) == 0 && Volatile.Read(ref s_fast[n]) is { } core) return core;
+        return Find(id, remove: false);
+    }
 
     public static MlosCore Remove(nint id) => Find(id, remove: true);
 

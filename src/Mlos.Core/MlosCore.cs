@@ -35,6 +35,15 @@ public sealed unsafe class MlosCore : IDisposable
         public readonly byte[] Id = id;
         public readonly int Version = version;
         public readonly Model Model = model;
+
+        /// <summary>Whether the C string <paramref name="p"/> equals <see cref="Id"/>; reads no byte past its terminator.</summary>
+        public bool Matches(byte* p)
+        {
+            var id = Id;
+            for (int i = 0; i < id.Length; i++)
+                if (p[i] != id[i]) return false; // id holds no NUL, so a shorter p stops here
+            return p[id.Length] == 0;
+        }
     }
 
     public MlosCore() => _modelsBySpan = _models.GetAlternateLookup<ReadOnlySpan<char>>();
@@ -124,11 +133,32 @@ public sealed unsafe class MlosCore : IDisposable
     /// <summary>Looks a model up by its UTF-8 id (the C API's path) through the lookup cache.</summary>
     public Model GetModel(ReadOnlySpan<byte> utf8Id)
     {
-        int slot = utf8Id.IsEmpty ? 0 : (utf8Id.Length ^ utf8Id[0] ^ (utf8Id[^1] << 1)) & 7;
+        int slot = Slot(utf8Id.IsEmpty ? (byte)0 : utf8Id[0], utf8Id.Length > 1 ? utf8Id[1] : (byte)0);
         int version = Volatile.Read(ref _registryVersion);
         var entry = Volatile.Read(ref _lookups[slot]);
         if (entry is not null && entry.Version == version && utf8Id.SequenceEqual(entry.Id))
             return entry.Model;
+        return Lookup(utf8Id, slot, version);
+    }
+
+    /// <summary>
+    /// Looks a model up by a NUL-terminated UTF-8 id: the C API's inference path. A hit compares
+    /// the id in one pass, without measuring it first.
+    /// </summary>
+    public Model GetModel(byte* id)
+    {
+        int slot = Slot(id[0], id[0] != 0 ? id[1] : (byte)0);
+        int version = Volatile.Read(ref _registryVersion);
+        var entry = Volatile.Read(ref _lookups[slot]);
+        if (entry is not null && entry.Version == version && entry.Matches(id))
+            return entry.Model;
+        return Lookup(System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpanFromNullTerminated(id), slot, version);
+    }
+
+    private static int Slot(byte first, byte second) => (first * 31 + second) & 7;
+
+    private Model Lookup(ReadOnlySpan<byte> utf8Id, int slot, int version)
+    {
         if (utf8Id.Length > 4 * MaxIdLength)
             throw new MlosException(SmiStatus.InvalidParam, $"model id is longer than {MaxIdLength} characters");
         Span<char> chars = stackalloc char[utf8Id.Length];
