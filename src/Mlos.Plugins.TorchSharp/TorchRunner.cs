@@ -25,13 +25,18 @@ internal static unsafe class TorchRunner
             throw new SmiException(SmiStatus.Runtime, $"model '{model.Name}' failed in forward: {e.Message.Trim()}");
         }
         outputs.Reserve(results.Count);
+        // Dimension by dimension: Tensor.shape hands the shim a delegate, which NativeAOT
+        // marshals afresh on every call.
+        var shape = new long[SmiVersion.MaxDims + 1];
         for (int i = 0; i < results.Count; i++)
         {
             var tensor = results[i];
             var cpu = tensor.device_type == DeviceType.CPU ? tensor.contiguous() : tensor.cpu().contiguous();
             var bytes = cpu.bytes;
             var name = i < model.Outputs.Length ? model.Outputs[i].NativeName : OutputName(i);
-            bytes.CopyTo(outputs.Add(name, TorchTypes.ToSmi(cpu.dtype), cpu.shape, (nuint)bytes.Length));
+            int rank = (int)Math.Min(cpu.ndim, shape.Length);
+            for (int d = 0; d < rank; d++) shape[d] = cpu.size(d);
+            bytes.CopyTo(outputs.Add(name, TorchTypes.ToSmi(cpu.dtype), shape.AsSpan(0, rank), (nuint)bytes.Length));
         }
     }
 
