@@ -6,7 +6,7 @@ namespace Mlos.Smi.Sdk;
 
 /// <summary>
 /// Builds the <c>smi_plugin_t</c> of a C# plugin. The build generates the plugin's
-/// <c>smi_plugin_init</c> export (see build/Mlos.Smi.Plugin.targets), which calls
+/// <c>smi_plugin_init</c> export (see msbuild/Mlos.Smi.Plugin.targets), which calls
 /// <see cref="Init{TModel}"/> once per process. Every table entry here is an
 /// <see cref="UnmanagedCallersOnly"/> thunk that validates its arguments, calls the plugin and
 /// turns any exception into a status plus the thread's last error: nothing thrown leaves.
