@@ -1,0 +1,181 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json;
+using Mlos.Core;
+using Mlos.Smi.Abi;
+
+namespace Mlos.Server;
+
+/// <summary>The MLOS Core HTTP API with the original JSON shapes (design.md §4).</summary>
+internal static class MlosRoutes
+{
+    public const string Version = "0.1.0";
+
+    public static void Map(WebApplication app, ServerState state)
+    {
+        app.MapGet("/health", (HttpContext http) => Responses.Guard(http, state, () => Responses.Json(http, 200, w =>
+        {
+            w.WriteString("status", "healthy");
+            w.WriteString("service", "mlos-core");
+            w.WriteString("version", Version);
+            w.WriteStartArray("apis");
+            w.WriteStringValue("mlos");
+            w.WriteStringValue("kserve-v2");
+            w.WriteEndArray();
+            w.WriteNumber("timestamp", DateTimeOffset.UtcNow.ToUnixTimeSeconds());
+        })));
+
+        app.MapGet("/stats", (HttpContext http) => Responses.Guard(http, state, () =>
+        {
+            var s = state.Stats();
+            return Responses.Json(http, 200, w =>
+            {
+                w.WriteNumber("total_requests", s.Total);
+                w.WriteNumber("successful_requests", s.Ok);
+                w.WriteNumber("failed_requests", s.Failed);
+                w.WriteNumber("avg_response_time_us", Math.Round(s.AvgUs, 1));
+                w.WriteNumber("uptime_seconds", Math.Round(s.UptimeSeconds, 1));
+                w.WriteNumber("plugins", state.Core.Plugins.Count);
+                w.WriteNumber("models", state.Core.Models.Count);
+            });
+        }));
+
+        app.MapGet("/plugins", (HttpContext http) => Responses.Guard(http, state, () => Responses.Raw(http, 200, RegistryJson.Plugins(state.Core))));
+        app.MapGet("/models", (HttpContext http) => Responses.Guard(http, state, () => Responses.Raw(http, 200, RegistryJson.Models(state.Core))));
+
+        app.MapPost("/plugins/register", (HttpContext http) => Responses.Guard(http, state, async () =>
+        {
+            using var doc = JsonDocument.Parse(await Responses.Body(http));
+            var root = Object(doc);
+            var plugin = state.Core.LoadPlugin(state.PluginPath(Text(root, "endpoint")), Text(root, "id"), Text(root, "config"));
+            await Responses.Json(http, 200, w =>
+            {
+                w.WriteString("status", "success");
+                w.WriteString("plugin_id", plugin.Id);
+                w.WriteString("name", plugin.Name);
+            });
+        }));
+
+        app.MapPost("/models/register", (HttpContext http) => Responses.Guard(http, state, async () =>
+        {
+            using var doc = JsonDocument.Parse(await Responses.Body(http));
+            var root = Object(doc);
+            var id = Text(root, "model_id") ?? Text(root, "name");
+            var path = state.ModelPath(Text(root, "path") ?? Text(root, "model_path"));
+            var pluginId = Text(root, "plugin_id") ?? state.PluginFor(path);
+            var model = RegisterAndLoad(state, id, pluginId, path, Text(root, "framework"));
+            await Responses.Json(http, 200, w =>
+            {
+                w.WriteString("status", "success");
+                w.WriteString("model_id", model.Id);
+                w.WriteString("plugin_id", model.Plugin.Id);
+                w.WriteString("path", model.Path);
+            });
+        }));
+
+        app.MapPost("/models/{**id}", (HttpContext http, string id) => Responses.Guard(http, state, () =>
+            id.EndsWith("/inference", StringComparison.Ordinal)
+                ? Infer(http, state, Uri.UnescapeDataString(id[..^"/inference".Length]))
+                : Responses.Error(http, 404, $"no route POST /models/{id}")));
+    }
+
+    /// <summary>Registers and loads; a model that fails to load is unregistered again, so nothing half-made stays.</summary>
+    public static Mlos.Core.Models.Model RegisterAndLoad(ServerState state, string? id, string pluginId, string path, string? framework)
+    {
+        var options = framework is null ? null : $$"""{"framework":"{{JsonEncodedText.Encode(framework)}}"}""";
+        var model = state.Core.RegisterModel(id, pluginId, path, options);
+        try { state.Core.LoadModel(model.Id); }
+        catch
+        {
+            state.Core.UnregisterModel(model.Id);
+            throw;
+        }
+        return model;
+    }
+
+    /// <summary>
+    /// Untyped inference: named arrays go to the plugin as they are; <c>{"input": "text"}</c> sends the
+    /// text's UTF-8 bytes (the guide's raw-bytes plugins) and a UTF-8 answer comes back as a string.
+    /// </summary>
+    private static async Task Infer(HttpContext http, ServerState state, string id)
+    {
+        var body = await Responses.Body(http);
+        var model = state.Core.GetModel(id);
+        byte[] input = body;
+        using (var doc = JsonDocument.Parse(body))
+        {
+            var root = Object(doc);
+            if (root.TryGetProperty("input", out var text) && text.ValueKind == JsonValueKind.String && root.GetPropertyCount() == 1)
+                input = Encoding.UTF8.GetBytes(text.GetString()!);
+        }
+        var start = Stopwatch.GetTimestamp();
+        var output = Run(state.Core, model, input);
+        var elapsed = Stopwatch.GetElapsedTime(start);
+        await Responses.Json(http, 200, w =>
+        {
+            w.WriteString("status", "success");
+            w.WriteString("model_id", model.Id);
+            w.WriteNumber("inference_time_us", (long)elapsed.TotalMicroseconds);
+            w.WriteNumber("queue_time_us", 0);
+            w.WriteNumber("output_size", output.Length);
+            w.WritePropertyName("outputs");
+            WriteOutput(w, output);
+        });
+    }
+
+    /// <summary>The plugin's answer, growing the buffer when the plugin says how much it needs.</summary>
+    private static unsafe byte[] Run(MlosCore core, Mlos.Core.Models.Model model, byte[] input)
+    {
+        nuint capacity = (nuint)Math.Max(64 * 1024, input.Length * 2);
+        for (int attempt = 0; ; attempt++)
+        {
+            var output = new byte[(int)capacity];
+            nuint size = capacity;
+            try
+            {
+                fixed (byte* i = input)
+                fixed (byte* o = output)
+                    core.Inference(model, i, (nuint)input.Length, o, &size);
+                return output.AsSpan(0, (int)size).ToArray();
+            }
+            catch (MlosException e) when (attempt < 2 && e.Status is SmiStatus.BufferTooSmall or SmiStatus.OutOfMemory && size > capacity)
+            {
+                capacity = size;
+            }
+        }
+    }
+
+    /// <summary>
+    /// JSON answers are embedded as JSON (the convention's <c>{"outputs":[…]}</c> unwrapped to its
+    /// list); other UTF-8 as a string; anything else as base64.
+    /// </summary>
+    private static void WriteOutput(Utf8JsonWriter w, byte[] output)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(output);
+            var root = doc.RootElement;
+            if (root.ValueKind == JsonValueKind.Object && root.GetPropertyCount() == 1 && root.TryGetProperty("outputs", out var list))
+                list.WriteTo(w);
+            else
+                root.WriteTo(w);
+            return;
+        }
+        catch (JsonException) { }
+        if (System.Text.Unicode.Utf8.IsValid(output)) w.WriteStringValue(Encoding.UTF8.GetString(output));
+        else w.WriteBase64StringValue(output);
+    }
+
+    private static JsonElement Object(JsonDocument doc) =>
+        doc.RootElement.ValueKind == JsonValueKind.Object ? doc.RootElement
+        : throw new MlosException(SmiStatus.InvalidParam, "the request body must be a JSON object");
+
+    private static string? Text(JsonElement root, string name) =>
+        root.TryGetProperty(name, out var v) ? v.ValueKind switch
+        {
+            JsonValueKind.String => v.GetString(),
+            JsonValueKind.Null => null,
+            JsonValueKind.Object or JsonValueKind.Array => v.GetRawText(),
+            _ => throw new MlosException(SmiStatus.InvalidParam, $"\"{name}\" must be a string"),
+        } : null;
+}

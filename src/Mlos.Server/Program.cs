@@ -1,0 +1,56 @@
+using Mlos.Core;
+using Mlos.Server;
+
+ServerOptions options;
+try
+{
+    options = ServerOptions.Parse(args);
+    if (options.Help)
+    {
+        Console.WriteLine(ServerOptions.Usage);
+        return 0;
+    }
+    options.CheckSafe();
+}
+catch (ArgumentException e)
+{
+    Console.Error.WriteLine($"mlos_core: {e.Message}");
+    return 2;
+}
+
+using var core = new MlosCore();
+var state = new ServerState(core, options);
+try
+{
+    PluginFolders.LoadAll(state);
+    foreach (var (id, path) in options.Models)
+        MlosRoutes.RegisterAndLoad(state, id, state.PluginFor(path), state.ModelPath(path), null);
+}
+catch (MlosException e)
+{
+    Console.Error.WriteLine($"mlos_core: {e.Message}");
+    return 1;
+}
+
+var builder = WebApplication.CreateSlimBuilder();
+builder.Logging.ClearProviders();
+builder.WebHost.ConfigureKestrel(k =>
+{
+    k.Limits.MaxRequestBodySize = options.MaxBodyBytes;
+    k.Listen(System.Net.IPAddress.Parse(options.Host == "localhost" ? "127.0.0.1" : options.Host), options.Port);
+});
+var app = builder.Build();
+MlosRoutes.Map(app, state);
+KServeRoutes.Map(app, state);
+app.MapFallback((HttpContext http) => Responses.Error(http, 404, $"no route {http.Request.Method} {http.Request.Path}"));
+
+await app.StartAsync();
+var url = $"http://{options.Host}:{options.Port}";
+Console.WriteLine($"mlos_core {MlosRoutes.Version} listening on {url}: {core.Plugins.Count} plugins, {core.Models.Count} models");
+foreach (var m in core.Models)
+{
+    Console.WriteLine($"  curl -s {url}/models/{Uri.EscapeDataString(m.Id)}/inference -H 'Content-Type: application/json' -d '{{\"input\": [[0.5, -1.0, 2.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3]]}}'");
+    Console.WriteLine($"  curl -s {url}/v2/models/{Uri.EscapeDataString(m.Id)}");
+}
+await app.WaitForShutdownAsync();
+return 0;

@@ -1,0 +1,76 @@
+using System.Buffers;
+using System.Text.Json;
+using Mlos.Core;
+using Mlos.Smi.Abi;
+
+namespace Mlos.Server;
+
+/// <summary>JSON answers, written with Utf8JsonWriter (no reflection), and the status code of each failure.</summary>
+internal static class Responses
+{
+    public static Task Json(HttpContext http, int status, Action<Utf8JsonWriter> body)
+    {
+        var buffer = new ArrayBufferWriter<byte>(512);
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            body(w);
+            w.WriteEndObject();
+        }
+        return Raw(http, status, buffer.WrittenMemory);
+    }
+
+    public static Task Raw(HttpContext http, int status, ReadOnlyMemory<byte> json)
+    {
+        http.Response.StatusCode = status;
+        http.Response.ContentType = "application/json";
+        http.Response.ContentLength = json.Length;
+        return http.Response.Body.WriteAsync(json).AsTask();
+    }
+
+    /// <summary><c>{"status":"error","message":…}</c> with the HTTP code the failure maps to.</summary>
+    public static Task Error(HttpContext http, int status, string message) => Json(http, status, w =>
+    {
+        w.WriteString("status", "error");
+        w.WriteString("message", message);
+    });
+
+    public static int StatusCode(SmiStatus status) => status switch
+    {
+        SmiStatus.InvalidParam or SmiStatus.BufferTooSmall => StatusCodes.Status400BadRequest,
+        SmiStatus.NotFound => StatusCodes.Status404NotFound,
+        SmiStatus.AlreadyExists => StatusCodes.Status409Conflict,
+        SmiStatus.InvalidState => StatusCodes.Status409Conflict,
+        SmiStatus.NotSupported => StatusCodes.Status501NotImplemented,
+        SmiStatus.Busy => StatusCodes.Status503ServiceUnavailable,
+        _ => StatusCodes.Status500InternalServerError,
+    };
+
+    /// <summary>Runs a route; every failure becomes a JSON error, never a stack trace or a dropped connection.</summary>
+    public static async Task Guard(HttpContext http, ServerState state, Func<Task> route)
+    {
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        bool ok = false;
+        try
+        {
+            await route();
+            ok = http.Response.StatusCode < 400;
+        }
+        catch (MlosException e) { await Error(http, StatusCode(e.Status), e.Message); }
+        catch (JsonException e) { await Error(http, 400, $"the request body is not valid JSON: {e.Message}"); }
+        catch (BadHttpRequestException e) { await Error(http, e.StatusCode, e.StatusCode == 413 ? $"request body larger than {state.Options.MaxBodyBytes >> 20} MB" : e.Message); }
+        catch (Exception e) when (!http.RequestAborted.IsCancellationRequested)
+        {
+            await Error(http, 500, $"{e.GetType().Name}: {e.Message}");
+        }
+        finally { state.Count(ok, System.Diagnostics.Stopwatch.GetTimestamp() - start); }
+    }
+
+    /// <summary>The whole request body (bounded by Kestrel's body size limit).</summary>
+    public static async Task<byte[]> Body(HttpContext http)
+    {
+        using var ms = new MemoryStream();
+        await http.Request.Body.CopyToAsync(ms, http.RequestAborted);
+        return ms.ToArray();
+    }
+}

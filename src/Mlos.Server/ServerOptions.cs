@@ -1,0 +1,68 @@
+namespace Mlos.Server;
+
+/// <summary>The command line of mlos_core, as the original MLOS Core spells it.</summary>
+internal sealed record ServerOptions
+{
+    public int Port { get; init; } = 8080;
+    public string Host { get; init; } = "127.0.0.1";
+    public List<string> PluginDirs { get; init; } = [];
+    public string ModelRoot { get; init; } = ".";
+    public long MaxBodyBytes { get; init; } = 64L << 20;
+    public List<(string Id, string Path)> Models { get; init; } = [];
+    public bool Help { get; init; }
+
+    public const string Usage = """
+        mlos_core: the MLOS Core server (MLOS HTTP API and KServe v2 health).
+
+          -p, --http-port N     port to listen on (default 8080)
+              --host ADDRESS    address to listen on (default 127.0.0.1)
+              --plugin-dir DIR  folder to load plugins from, repeatable (default: the plugins/
+                                folder beside mlos_core, and ./plugins)
+              --model-root DIR  model paths must resolve inside it (default: the working folder)
+              --max-body-mb N   largest request body accepted (default 64)
+              --model ID=PATH   register and load a model at start (PATH inside the model root;
+                                the plugin follows the file type: .onnx ONNX Runtime, .pt Torch)
+          -h, --help            this text
+        """;
+
+    /// <summary>Parses <paramref name="args"/>; unknown or malformed options throw with a message.</summary>
+    public static ServerOptions Parse(string[] args)
+    {
+        var o = new ServerOptions();
+        var dirs = new List<string>();
+        for (int i = 0; i < args.Length; i++)
+        {
+            string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
+            switch (args[i])
+            {
+                case "-p" or "--http-port":
+                    o = o with { Port = int.TryParse(Value(), out var p) && p is > 0 and < 65536 ? p : throw new ArgumentException($"bad port: {args[i]}") };
+                    break;
+                case "--host": o = o with { Host = Value() }; break;
+                case "--plugin-dir": dirs.Add(Value()); break;
+                case "--model-root": o = o with { ModelRoot = Value() }; break;
+                case "--max-body-mb":
+                    o = o with { MaxBodyBytes = long.TryParse(Value(), out var mb) && mb > 0 ? mb << 20 : throw new ArgumentException($"bad size: {args[i]}") };
+                    break;
+                case "--model":
+                    var spec = Value();
+                    int eq = spec.IndexOf('=');
+                    if (eq <= 0 || eq == spec.Length - 1) throw new ArgumentException($"--model takes ID=PATH, not {spec}");
+                    o.Models.Add((spec[..eq], spec[(eq + 1)..]));
+                    break;
+                case "-h" or "--help": o = o with { Help = true }; break;
+                default: throw new ArgumentException($"unknown option {args[i]} (see --help)");
+            }
+        }
+        if (dirs.Count == 0)
+            dirs.AddRange([Path.Combine(AppContext.BaseDirectory, "plugins"), Path.GetFullPath("plugins")]);
+        return o with { PluginDirs = dirs.Select(Path.GetFullPath).Distinct().ToList() };
+    }
+
+    /// <summary>Loopback only until the admin token of a later release protects the mutating routes.</summary>
+    public void CheckSafe()
+    {
+        if (Host is not ("127.0.0.1" or "localhost" or "::1"))
+            throw new ArgumentException($"refusing to listen on {Host}: only loopback is allowed until admin tokens are supported");
+    }
+}

@@ -1,0 +1,79 @@
+using System.Diagnostics;
+using Mlos.Core;
+using Mlos.Smi.Abi;
+
+namespace Mlos.Server;
+
+/// <summary>The core behind the server, its request counters, and the safety rules for paths.</summary>
+internal sealed class ServerState(MlosCore core, ServerOptions options)
+{
+    private long _total, _ok, _failed, _elapsedTicks;
+    private readonly long _started = Stopwatch.GetTimestamp();
+
+    public MlosCore Core { get; } = core;
+    public ServerOptions Options { get; } = options;
+    public string ModelRoot { get; } = Path.GetFullPath(options.ModelRoot);
+
+    public void Count(bool ok, long elapsedTicks)
+    {
+        Interlocked.Increment(ref _total);
+        Interlocked.Increment(ref ok ? ref _ok : ref _failed);
+        Interlocked.Add(ref _elapsedTicks, elapsedTicks);
+    }
+
+    public (long Total, long Ok, long Failed, double AvgUs, double UptimeSeconds) Stats()
+    {
+        long total = Volatile.Read(ref _total);
+        double avg = total == 0 ? 0 : Volatile.Read(ref _elapsedTicks) * 1e6 / Stopwatch.Frequency / total;
+        return (total, Volatile.Read(ref _ok), Volatile.Read(ref _failed), avg, Stopwatch.GetElapsedTime(_started).TotalSeconds);
+    }
+
+    /// <summary>A model path resolved inside the model root, symbolic links followed; anything else is refused.</summary>
+    public string ModelPath(string? path)
+    {
+        if (string.IsNullOrWhiteSpace(path)) throw new MlosException(SmiStatus.InvalidParam, "a model needs a path (\"path\" or \"model_path\")");
+        var full = Path.GetFullPath(Path.Combine(ModelRoot, path));
+        var real = Resolve(full);
+        if (!Inside(real, Resolve(ModelRoot)))
+            throw new MlosException(SmiStatus.InvalidParam, $"model path {path} is outside the model root {ModelRoot}");
+        return real;
+    }
+
+    /// <summary>A plugin endpoint (file://…, relative to the working folder) inside an allowed plugin folder.</summary>
+    public string PluginPath(string? endpoint)
+    {
+        if (string.IsNullOrWhiteSpace(endpoint)) throw new MlosException(SmiStatus.InvalidParam, "a plugin needs an \"endpoint\" (file://path/to/plugin.so)");
+        var path = endpoint.StartsWith("file://", StringComparison.Ordinal) ? endpoint["file://".Length..] : endpoint;
+        var real = Resolve(Path.GetFullPath(path));
+        if (!Options.PluginDirs.Any(d => Inside(real, Resolve(d))))
+            throw new MlosException(SmiStatus.InvalidParam,
+                $"plugin {endpoint} is outside the allowed plugin folders ({string.Join(", ", Options.PluginDirs)})");
+        return real;
+    }
+
+    /// <summary>The plugin for a model file without an explicit plugin id, by file type.</summary>
+    public string PluginFor(string path) => Path.GetExtension(path).ToLowerInvariant() switch
+    {
+        ".onnx" => "onnx-runtime",
+        ".pt" or ".pth" or ".torchscript" => "torchsharp",
+        var ext => throw new MlosException(SmiStatus.InvalidParam, $"no plugin_id given and no plugin known for '{ext}' files (.onnx, .pt)"),
+    };
+
+    private static bool Inside(string path, string root) =>
+        path.StartsWith(root.EndsWith('/') ? root : root + "/", StringComparison.Ordinal);
+
+    /// <summary>The path with every symbolic link along it resolved (the file itself may not exist yet).</summary>
+    private static string Resolve(string path)
+    {
+        var dir = Path.GetDirectoryName(path);
+        var parent = dir is null || dir == path ? path : Resolve(dir);
+        var full = dir is null ? path : Path.Combine(parent, Path.GetFileName(path));
+        var info = new FileInfo(full);
+        if (info.LinkTarget is not null && info.ResolveLinkTarget(returnFinalTarget: true) is { } target)
+            return Resolve(target.FullName);
+        var d = new DirectoryInfo(full);
+        if (d.LinkTarget is not null && d.ResolveLinkTarget(returnFinalTarget: true) is { } dtarget)
+            return Resolve(dtarget.FullName);
+        return full;
+    }
+}

@@ -1,0 +1,189 @@
+using System.Diagnostics;
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Mlos.Tests;
+
+namespace Mlos.Server.Tests;
+
+/// <summary>One server over a model root of copies and a symbolic link that points outside it.</summary>
+public sealed class ServerFixture : IDisposable
+{
+    public ServerFixture()
+    {
+        Root = Directory.CreateTempSubdirectory("mlos-models-").FullName;
+        File.Copy(Path.Combine(BuildTree.Models("onnx"), "mlp.onnx"), Path.Combine(Root, "mlp.onnx"));
+        File.Copy(Path.Combine(BuildTree.Models("torch"), "mlp.pt"), Path.Combine(Root, "mlp.pt"));
+        File.WriteAllText(Path.Combine(Root, "echo.bin"), "echo");
+        File.CreateSymbolicLink(Path.Combine(Root, "escape.onnx"), "/etc/hostname");
+        Server = new ServerProcess(Root, "--max-body-mb", "1");
+    }
+
+    public string Root { get; }
+    public ServerProcess Server { get; }
+
+    public void Dispose()
+    {
+        Server.Dispose();
+        Directory.Delete(Root, recursive: true);
+    }
+}
+
+public class ServerTests(ServerFixture fixture) : IClassFixture<ServerFixture>
+{
+    private HttpClient Http => fixture.Server.Client;
+
+    private async Task<(HttpStatusCode Code, JsonElement Body)> Send(HttpMethod method, string path, string? json = null)
+    {
+        using var request = new HttpRequestMessage(method, path);
+        if (json is not null) request.Content = new StringContent(json, Encoding.UTF8, "application/json");
+        using var response = await Http.SendAsync(request);
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
+        return (response.StatusCode, JsonDocument.Parse(text).RootElement.Clone());
+    }
+
+    [Fact]
+    public async Task Health_and_kserve_liveness_answer()
+    {
+        var (code, body) = await Send(HttpMethod.Get, "/health");
+        Assert.Equal(HttpStatusCode.OK, code);
+        Assert.Equal("healthy", body.GetProperty("status").GetString());
+        Assert.Equal("mlos-core", body.GetProperty("service").GetString());
+        Assert.True((await Send(HttpMethod.Get, "/v2/health/ready")).Body.GetProperty("ready").GetBoolean());
+        Assert.Equal("mlos-core", (await Send(HttpMethod.Get, "/v2")).Body.GetProperty("name").GetString());
+    }
+
+    [Fact]
+    public async Task First_party_plugins_are_loaded_at_start()
+    {
+        var (_, body) = await Send(HttpMethod.Get, "/plugins");
+        var ids = body.GetProperty("plugins").EnumerateArray().Select(p => p.GetProperty("id").GetString()).ToArray();
+        Assert.Contains("onnx-runtime", ids);
+        Assert.Contains("torchsharp", ids);
+        Assert.Contains("csharp-echo", ids);
+    }
+
+    [Theory]
+    [InlineData("onnx-mlp", "mlp.onnx", "onnx", "input")]
+    [InlineData("ns/torch-mlp@1.0", "mlp.pt", "torch", "input_0")]
+    public async Task A_model_registered_by_file_type_serves_its_reference_outputs(string id, string file, string kind, string input)
+    {
+        var (code, reg) = await Send(HttpMethod.Post, "/models/register", $$"""{"model_id":"{{id}}","name":"mlp","path":"{{file}}"}""");
+        Assert.Equal(HttpStatusCode.OK, code);
+        Assert.Equal(kind == "onnx" ? "onnx-runtime" : "torchsharp", reg.GetProperty("plugin_id").GetString());
+
+        var reference = File.ReadAllLines(Path.Combine(BuildTree.Models(kind), "mlp.ref")).Where(l => !l.StartsWith('#')).Select(l => l.Split(' ')).ToArray();
+        var x = reference[0][6..].Select(double.Parse).ToArray();   // in <name> FP32 2 3 16 <values>
+        var y = reference[1][6..].Select(double.Parse).ToArray();
+        var rows = string.Join(",", x.Chunk(16).Select(r => "[" + string.Join(",", r) + "]"));
+        var (status, answer) = await Send(HttpMethod.Post, $"/models/{Uri.EscapeDataString(id)}/inference", $$"""{"{{input}}":[{{rows}}]}""");
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal("success", answer.GetProperty("status").GetString());
+        Assert.Equal(id, answer.GetProperty("model_id").GetString());
+        var output = answer.GetProperty("outputs")[0];
+        Assert.Equal("[3,4]", output.GetProperty("shape").GetRawText());
+        var got = output.GetProperty("data").EnumerateArray().Select(e => e.GetDouble()).ToArray();
+        Assert.Equal(y.Length, got.Length);
+        Assert.All(y.Zip(got), p => Assert.True(Math.Abs(p.First - p.Second) <= 1e-5, $"{p.First} vs {p.Second}"));
+
+        var (ready, _) = await Send(HttpMethod.Get, $"/v2/models/{Uri.EscapeDataString(id)}/ready");
+        Assert.Equal(HttpStatusCode.OK, ready);
+    }
+
+    [Fact]
+    public async Task A_string_input_goes_to_a_raw_bytes_plugin_and_comes_back_as_a_string()
+    {
+        Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Post, "/models/register", """{"model_id":"echo","plugin_id":"csharp-echo","path":"echo.bin"}""")).Code);
+        var (code, body) = await Send(HttpMethod.Post, "/models/echo/inference", """{"input":"test data"}""");
+        Assert.Equal(HttpStatusCode.OK, code);
+        Assert.Equal("test data", body.GetProperty("outputs").GetString());
+        Assert.Equal(9, body.GetProperty("output_size").GetInt32());
+    }
+
+    [Theory]
+    [InlineData("""{"model_id":"a","path":"../../etc/passwd"}""", "outside the model root")]
+    [InlineData("""{"model_id":"b","path":"escape.onnx"}""", "outside the model root")]
+    [InlineData("""{"model_id":"c","path":"missing.onnx"}""", "model file not found")]
+    [InlineData("""{"model_id":"d","path":"echo.bin"}""", "no plugin known for '.bin'")]
+    [InlineData("""{"model_id":"e"}""", "needs a path")]
+    [InlineData("""[1,2]""", "must be a JSON object")]
+    [InlineData("""{"model_id":""", "not valid JSON")]
+    public async Task Bad_registrations_are_json_errors_and_leave_nothing_behind(string json, string reason)
+    {
+        var (code, body) = await Send(HttpMethod.Post, "/models/register", json);
+        Assert.True(code is HttpStatusCode.BadRequest or HttpStatusCode.NotFound, $"{code}");
+        Assert.Equal("error", body.GetProperty("status").GetString());
+        Assert.Contains(reason, body.GetProperty("message").GetString());
+        var models = (await Send(HttpMethod.Get, "/models")).Body.GetProperty("models").EnumerateArray().Select(m => m.GetProperty("id").GetString());
+        Assert.DoesNotContain(JsonDocument.Parse(json.StartsWith('{') && json.EndsWith('}') ? json : "{}").RootElement.TryGetProperty("model_id", out var id) ? id.GetString() : "", models);
+    }
+
+    [Fact]
+    public async Task Plugins_load_only_from_allowed_folders()
+    {
+        var (code, body) = await Send(HttpMethod.Post, "/plugins/register", """{"id":"x","endpoint":"file:///usr/lib/x86_64-linux-gnu/libz.so.1"}""");
+        Assert.Equal(HttpStatusCode.BadRequest, code);
+        Assert.Contains("outside the allowed plugin folders", body.GetProperty("message").GetString());
+        // A relative file:// endpoint resolves against the working folder (the build tree here).
+        (code, body) = await Send(HttpMethod.Post, "/plugins/register", """{"id":"again","endpoint":"file://./plugins/libmlos_echo_plugin.so"}""");
+        Assert.Equal(HttpStatusCode.Conflict, code);
+        Assert.Contains("already loaded as 'csharp-echo'", body.GetProperty("message").GetString());
+    }
+
+    [Fact]
+    public async Task Errors_are_json_with_the_right_codes()
+    {
+        var (code, body) = await Send(HttpMethod.Post, "/models/nope/inference", """{"x":[1]}""");
+        Assert.Equal(HttpStatusCode.NotFound, code);
+        Assert.Contains("no model with id 'nope'", body.GetProperty("message").GetString());
+        (code, _) = await Send(HttpMethod.Get, "/no/such/route");
+        Assert.Equal(HttpStatusCode.NotFound, code);
+        (code, body) = await Send(HttpMethod.Post, "/models/register", "{\"model_id\":\"big\",\"pad\":\"" + new string('x', 2 << 20) + "\"}");
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, code);
+        Assert.Contains("larger than 1 MB", body.GetProperty("message").GetString());
+    }
+
+    [Fact]
+    public async Task Stats_count_requests()
+    {
+        await Send(HttpMethod.Get, "/health");
+        var (_, body) = await Send(HttpMethod.Get, "/stats");
+        Assert.True(body.GetProperty("total_requests").GetInt64() >= 1);
+        Assert.True(body.GetProperty("uptime_seconds").GetDouble() >= 0);
+    }
+}
+
+public class ServerCommandLineTests
+{
+    private static (int Code, string Error) Run(params string[] args)
+    {
+        var info = new ProcessStartInfo(BuildTree.Require(Path.Combine(BuildTree.Dir, "mlos_core"))) { RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (var a in args) info.ArgumentList.Add(a);
+        using var p = Process.Start(info)!;
+        var error = p.StandardError.ReadToEnd();
+        p.WaitForExit(10000);
+        return (p.ExitCode, error);
+    }
+
+    [Fact]
+    public void Listening_beyond_loopback_is_refused()
+    {
+        var (code, error) = Run("--host", "0.0.0.0");
+        Assert.Equal(2, code);
+        Assert.Contains("only loopback", error);
+    }
+
+    [Fact]
+    public void Unknown_options_are_refused_and_help_explains()
+    {
+        Assert.Equal(2, Run("--frobnicate").Code);
+        var info = new ProcessStartInfo(BuildTree.Require(Path.Combine(BuildTree.Dir, "mlos_core")), "--help") { RedirectStandardOutput = true };
+        using var p = Process.Start(info)!;
+        var text = p.StandardOutput.ReadToEnd();
+        p.WaitForExit(10000);
+        Assert.Equal(0, p.ExitCode);
+        Assert.Contains("--http-port", text);
+        Assert.Contains("--model-root", text);
+    }
+}
