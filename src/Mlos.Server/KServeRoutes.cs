@@ -4,8 +4,8 @@ using Mlos.Core.Models;
 namespace Mlos.Server;
 
 /// <summary>
-/// KServe v2 / Open Inference Protocol: health, server and model metadata, model readiness.
-/// Inference over v2 (JSON tensors, the binary extension) is the next step (issue #5).
+/// KServe v2 / Open Inference Protocol: health, server and model metadata, model readiness and
+/// JSON-tensor inference (the binary-data extension is the next step, issue #5).
 /// </summary>
 internal static class KServeRoutes
 {
@@ -22,6 +22,10 @@ internal static class KServeRoutes
         })));
         app.MapGet("/v2/models/{name}", (HttpContext http, string name) => Responses.Guard(http, state, () =>
             Responses.Raw(http, 200, RegistryJson.ModelInfo(state.Core.GetModel(Uri.UnescapeDataString(name))))));
+        app.MapPost("/v2/models/{name}/infer", (HttpContext http, string name) =>
+            Responses.Guard(http, state, () => KServeInfer.Handle(http, state, name, null)));
+        app.MapPost("/v2/models/{name}/versions/{version}/infer", (HttpContext http, string name, string version) =>
+            Responses.Guard(http, state, () => KServeInfer.Handle(http, state, name, version)));
         app.MapGet("/v2/models/{name}/ready", (HttpContext http, string name) => Responses.Guard(http, state, () =>
         {
             var model = state.Core.GetModel(Uri.UnescapeDataString(name));

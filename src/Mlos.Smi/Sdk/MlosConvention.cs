@@ -189,6 +189,28 @@ public static unsafe class MlosConvention
         return (p.Name, dtype, final, data);
     }
 
+    /// <summary>
+    /// JSON values (a flat or nested array, or a scalar) as <paramref name="dtype"/> elements in
+    /// native layout (BYTES in KServe's layout); <paramref name="count"/> is the element count.
+    /// For front ends that carry their own shape, such as KServe v2 JSON tensors.
+    /// </summary>
+    public static byte[] EncodeValues(string name, SmiDtype dtype, JsonElement values, out long count)
+    {
+        var shape = new List<long>();
+        for (var e = values; e.ValueKind == JsonValueKind.Array; e = e[0])
+        {
+            shape.Add(e.GetArrayLength());
+            if (e.GetArrayLength() == 0) break;
+        }
+        var leaves = new List<JsonElement>();
+        Flatten(name, values, shape, 0, leaves);
+        count = leaves.Count;
+        return Encode(name, dtype, leaves);
+    }
+
+    /// <summary>A tensor's elements as a flat JSON array (BYTES elements as strings).</summary>
+    public static void WriteValues(Utf8JsonWriter w, SmiDtype dtype, ReadOnlySpan<byte> raw) => WriteData(w, dtype, raw);
+
     private static SmiDtype Guess(List<JsonElement> leaves)
     {
         if (leaves.Count == 0) return SmiDtype.Fp32;
