@@ -45,6 +45,7 @@ internal static class MlosRoutes
 
         app.MapPost("/plugins/register", (HttpContext http) => Responses.Guard(http, state, async () =>
         {
+            Responses.RequireAdmin(http, state);
             using var doc = JsonDocument.Parse(await Responses.Body(http));
             var root = Object(doc);
             var plugin = state.Core.LoadPlugin(state.PluginPath(Text(root, "endpoint")), Text(root, "id"), Text(root, "config"));
@@ -58,6 +59,7 @@ internal static class MlosRoutes
 
         app.MapPost("/models/register", (HttpContext http) => Responses.Guard(http, state, async () =>
         {
+            Responses.RequireAdmin(http, state);
             using var doc = JsonDocument.Parse(await Responses.Body(http));
             var root = Object(doc);
             var id = Text(root, "model_id") ?? Text(root, "name");

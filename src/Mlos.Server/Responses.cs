@@ -57,6 +57,7 @@ internal static class Responses
             ok = http.Response.StatusCode < 400;
         }
         catch (MlosException e) { await Error(http, StatusCode(e.Status), e.Message); }
+        catch (AdminException e) { await Error(http, e.Status, e.Message); }
         catch (JsonException e) { await Error(http, 400, $"the request body is not valid JSON: {e.Message}"); }
         catch (BadHttpRequestException e) { await Error(http, e.StatusCode, e.StatusCode == 413 ? $"request body larger than {state.Options.MaxBodyBytes >> 20} MB" : e.Message); }
         catch (Exception e) when (!http.RequestAborted.IsCancellationRequested)
@@ -64,6 +65,27 @@ internal static class Responses
             await Error(http, 500, $"{e.GetType().Name}: {e.Message}");
         }
         finally { state.Count(ok, System.Diagnostics.Stopwatch.GetTimestamp() - start); }
+    }
+
+    /// <summary>
+    /// Mutating routes with --admin-token set: no credentials answers 401, wrong ones 403. The
+    /// comparison takes the same time whatever the token.
+    /// </summary>
+    public static void RequireAdmin(HttpContext http, ServerState state)
+    {
+        if (state.Options.AdminToken is not { } token) return;
+        var header = http.Request.Headers.Authorization.ToString();
+        if (!header.StartsWith("Bearer ", StringComparison.Ordinal))
+            throw new AdminException(401, "this route needs \"Authorization: Bearer <admin token>\"");
+        var given = System.Text.Encoding.UTF8.GetBytes(header["Bearer ".Length..]);
+        if (!System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(given, System.Text.Encoding.UTF8.GetBytes(token)))
+            throw new AdminException(403, "the admin token is not valid");
+    }
+
+    /// <summary>An authorization failure and its HTTP code.</summary>
+    public sealed class AdminException(int status, string message) : Exception(message)
+    {
+        public int Status { get; } = status;
     }
 
     /// <summary>The whole request body (bounded by Kestrel's body size limit).</summary>

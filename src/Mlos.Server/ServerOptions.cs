@@ -10,6 +10,7 @@ internal sealed record ServerOptions
     public long MaxBodyBytes { get; init; } = 64L << 20;
     public List<(string Id, string Path)> Models { get; init; } = [];
     public bool Help { get; init; }
+    public string? AdminToken { get; init; }
 
     public const string Usage = """
         mlos_core: the MLOS Core server (MLOS HTTP API and KServe v2 health).
@@ -22,6 +23,8 @@ internal sealed record ServerOptions
               --max-body-mb N   largest request body accepted (default 64)
               --model ID=PATH   register and load a model at start (PATH inside the model root;
                                 the plugin follows the file type: .onnx ONNX Runtime, .pt Torch)
+              --admin-token T   mutating routes (register, load, unload) need
+                                "Authorization: Bearer T"; required to listen beyond loopback
           -h, --help            this text
         """;
 
@@ -50,6 +53,10 @@ internal sealed record ServerOptions
                     if (eq <= 0 || eq == spec.Length - 1) throw new ArgumentException($"--model takes ID=PATH, not {spec}");
                     o.Models.Add((spec[..eq], spec[(eq + 1)..]));
                     break;
+                case "--admin-token":
+                    var token = Value();
+                    o = o with { AdminToken = token.Length >= 8 ? token : throw new ArgumentException("--admin-token needs at least 8 characters") };
+                    break;
                 case "-h" or "--help": o = o with { Help = true }; break;
                 default: throw new ArgumentException($"unknown option {args[i]} (see --help)");
             }
@@ -59,10 +66,10 @@ internal sealed record ServerOptions
         return o with { PluginDirs = dirs.Select(Path.GetFullPath).Distinct().ToList() };
     }
 
-    /// <summary>Loopback only until the admin token of a later release protects the mutating routes.</summary>
+    /// <summary>Beyond loopback only with an admin token protecting the mutating routes.</summary>
     public void CheckSafe()
     {
-        if (Host is not ("127.0.0.1" or "localhost" or "::1"))
-            throw new ArgumentException($"refusing to listen on {Host}: only loopback is allowed until admin tokens are supported");
+        if (Host is not ("127.0.0.1" or "localhost" or "::1") && AdminToken is null)
+            throw new ArgumentException($"refusing to listen on {Host} without --admin-token: only loopback is open without one");
     }
 }

@@ -223,3 +223,30 @@ public class ServerCommandLineTests
         Assert.Contains("--model-root", text);
     }
 }
+
+public class AdminTokenTests
+{
+    [Fact]
+    public async Task Mutating_routes_need_the_bearer_token_and_reads_do_not()
+    {
+        var root = Directory.CreateTempSubdirectory("mlos-admin-").FullName;
+        File.Copy(Path.Combine(BuildTree.Models("onnx"), "mlp.onnx"), Path.Combine(root, "mlp.onnx"));
+        try
+        {
+            using var server = new ServerProcess(root, "--admin-token", "s3cret-token");
+            const string json = """{"model_id":"m","path":"mlp.onnx"}""";
+            async Task<HttpStatusCode> Register(string? auth)
+            {
+                using var request = new HttpRequestMessage(HttpMethod.Post, "/models/register") { Content = new StringContent(json) };
+                if (auth is not null) request.Headers.TryAddWithoutValidation("Authorization", auth);
+                using var response = await server.Client.SendAsync(request);
+                return response.StatusCode;
+            }
+            Assert.Equal(HttpStatusCode.Unauthorized, await Register(null));
+            Assert.Equal(HttpStatusCode.Forbidden, await Register("Bearer wrong-token"));
+            Assert.Equal(HttpStatusCode.OK, await Register("Bearer s3cret-token"));
+            Assert.Equal(HttpStatusCode.OK, (await server.Client.GetAsync("/models")).StatusCode);
+        }
+        finally { Directory.Delete(root, recursive: true); }
+    }
+}
