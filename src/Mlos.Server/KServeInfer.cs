@@ -26,7 +26,9 @@ internal static class KServeInfer
         if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("inputs", out var inputs) || inputs.ValueKind != JsonValueKind.Array)
             throw new MlosException(SmiStatus.InvalidParam, "a v2 inference request needs \"inputs\": [{\"name\",\"shape\",\"datatype\",\"data\"}]");
         var decoded = inputs.EnumerateArray().Select(Decode).ToArray();
-        var answer = Run(state.Core, model, decoded, root.TryGetProperty("id", out var id) ? id.GetString() : null);
+        var requestId = root.TryGetProperty("id", out var id) ? id.GetString() : null;
+        using var ticket = state.Admit(model.Id);
+        var answer = Run(state.Core, model, decoded, requestId);
         await Responses.Raw(http, 200, answer);
     }
 

@@ -65,7 +65,7 @@ internal static class MlosRoutes
             var id = Text(root, "model_id") ?? Text(root, "name");
             var path = state.ModelPath(Text(root, "path") ?? Text(root, "model_path"));
             var pluginId = Text(root, "plugin_id") ?? state.PluginFor(path);
-            var model = RegisterAndLoad(state, id, pluginId, path, Text(root, "framework"));
+            var model = RegisterAndLoad(state, id, pluginId, path, Text(root, "framework"), Text(root, "config"));
             await Responses.Json(http, 200, w =>
             {
                 w.WriteString("status", "success");
@@ -82,10 +82,22 @@ internal static class MlosRoutes
     }
 
     /// <summary>Registers and loads; a model that fails to load is unregistered again, so nothing half-made stays.</summary>
-    public static Mlos.Core.Models.Model RegisterAndLoad(ServerState state, string? id, string pluginId, string path, string? framework)
+    public static Mlos.Core.Models.Model RegisterAndLoad(ServerState state, string? id, string pluginId, string path, string? framework, string? config = null)
     {
-        var options = framework is null ? null : $$"""{"framework":"{{JsonEncodedText.Encode(framework)}}"}""";
-        var model = state.Core.RegisterModel(id, pluginId, path, options);
+        var options = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var w = new Utf8JsonWriter(options))
+        {
+            w.WriteStartObject();
+            if (framework is not null) w.WriteString("framework", framework);
+            if (config is not null)
+            {
+                w.WritePropertyName("config");
+                if (config.TrimStart().StartsWith('{')) w.WriteRawValue(config);
+                else w.WriteStringValue(config);
+            }
+            w.WriteEndObject();
+        }
+        var model = state.Core.RegisterModel(id, pluginId, path, System.Text.Encoding.UTF8.GetString(options.WrittenSpan));
         try { state.Core.LoadModel(model.Id); }
         catch
         {
@@ -110,6 +122,7 @@ internal static class MlosRoutes
             if (root.TryGetProperty("input", out var text) && text.ValueKind == JsonValueKind.String && root.GetPropertyCount() == 1)
                 input = Encoding.UTF8.GetBytes(text.GetString()!);
         }
+        using var ticket = state.Admit(model.Id);
         var start = Stopwatch.GetTimestamp();
         var output = Run(state.Core, model, input);
         var elapsed = Stopwatch.GetElapsedTime(start);

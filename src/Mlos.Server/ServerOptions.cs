@@ -11,6 +11,7 @@ internal sealed record ServerOptions
     public List<(string Id, string Path)> Models { get; init; } = [];
     public bool Help { get; init; }
     public string? AdminToken { get; init; }
+    public int MaxQueue { get; init; } = 256;
 
     public const string Usage = """
         mlos_core: the MLOS Core server (MLOS HTTP API and KServe v2 health).
@@ -23,6 +24,8 @@ internal sealed record ServerOptions
               --max-body-mb N   largest request body accepted (default 64)
               --model ID=PATH   register and load a model at start (PATH inside the model root;
                                 the plugin follows the file type: .onnx ONNX Runtime, .pt Torch)
+              --max-queue N     requests one model may hold (running or waiting) before
+                                more get 503 at once (default 256)
               --admin-token T   mutating routes (register, load, unload) need
                                 "Authorization: Bearer T"; required to listen beyond loopback
           -h, --help            this text
@@ -52,6 +55,9 @@ internal sealed record ServerOptions
                     int eq = spec.IndexOf('=');
                     if (eq <= 0 || eq == spec.Length - 1) throw new ArgumentException($"--model takes ID=PATH, not {spec}");
                     o.Models.Add((spec[..eq], spec[(eq + 1)..]));
+                    break;
+                case "--max-queue":
+                    o = o with { MaxQueue = int.TryParse(Value(), out var q) && q > 0 ? q : throw new ArgumentException($"bad queue size: {args[i]}") };
                     break;
                 case "--admin-token":
                     var token = Value();

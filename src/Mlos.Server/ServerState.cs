@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using Mlos.Core;
 using Mlos.Smi.Abi;
 
@@ -13,6 +14,29 @@ internal sealed class ServerState(MlosCore core, ServerOptions options)
     public MlosCore Core { get; } = core;
     public ServerOptions Options { get; } = options;
     public string ModelRoot { get; } = Path.GetFullPath(options.ModelRoot);
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, StrongBox<int>> _inflight = new();
+
+    /// <summary>
+    /// Admits one request to <paramref name="model"/>, or fails at once with BUSY (503) when the
+    /// model already holds <see cref="ServerOptions.MaxQueue"/>: overload answers quickly instead
+    /// of piling up threads. Dispose the ticket when the request is done.
+    /// </summary>
+    public Ticket Admit(string model)
+    {
+        var count = _inflight.GetOrAdd(model, static _ => new StrongBox<int>());
+        if (Interlocked.Increment(ref count.Value) > Options.MaxQueue)
+        {
+            Interlocked.Decrement(ref count.Value);
+            throw new MlosException(SmiStatus.Busy, $"model '{model}' is overloaded: {Options.MaxQueue} requests are already queued or running; retry later");
+        }
+        return new Ticket(count);
+    }
+
+    public readonly struct Ticket(StrongBox<int> count) : IDisposable
+    {
+        public void Dispose() => Interlocked.Decrement(ref count.Value);
+    }
 
     public void Count(bool ok, long elapsedTicks)
     {

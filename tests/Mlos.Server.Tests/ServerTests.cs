@@ -250,3 +250,34 @@ public class AdminTokenTests
         finally { Directory.Delete(root, recursive: true); }
     }
 }
+
+public class OverloadTests
+{
+    [Fact]
+    public async Task A_model_over_its_queue_bound_answers_503_at_once()
+    {
+        var root = Directory.CreateTempSubdirectory("mlos-busy-").FullName;
+        File.WriteAllText(Path.Combine(root, "slow.bin"), "slow");
+        try
+        {
+            using var server = new ServerProcess(root, "--max-queue", "2");
+            var reg = await server.Client.PostAsync("/models/register",
+                new StringContent("""{"model_id":"slow","plugin_id":"csharp-echo","path":"slow.bin","config":{"delay_us":400000}}"""));
+            Assert.Equal(HttpStatusCode.OK, reg.StatusCode);
+            var started = Stopwatch.StartNew();
+            var calls = Enumerable.Range(0, 6).Select(async _ =>
+            {
+                var response = await server.Client.PostAsync("/models/slow/inference", new StringContent("""{"input":"x"}"""));
+                var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+                return (response.StatusCode, body, started.ElapsedMilliseconds);
+            }).ToArray();
+            var results = await Task.WhenAll(calls);
+            var busy = results.Where(r => r.StatusCode == HttpStatusCode.ServiceUnavailable).ToArray();
+            Assert.NotEmpty(busy);
+            Assert.Contains(results, r => r.StatusCode == HttpStatusCode.OK);
+            Assert.All(busy, r => Assert.Contains("is overloaded", r.body.GetProperty("message").GetString()));
+            Assert.All(results, r => Assert.True(r.StatusCode is HttpStatusCode.OK or HttpStatusCode.ServiceUnavailable, $"{r.StatusCode}"));
+        }
+        finally { Directory.Delete(root, recursive: true); }
+    }
+}
