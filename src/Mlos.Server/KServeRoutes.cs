@@ -9,8 +9,43 @@ namespace Mlos.Server;
 /// </summary>
 internal static class KServeRoutes
 {
-    public static void Map(WebApplication app, ServerState state)
+    public static void Map(WebApplication app, ServerState state, ModelRepository? repository)
     {
+        app.MapPost("/v2/repository/index", (HttpContext http) => Responses.Guard(http, state, () =>
+        {
+            var models = state.Core.Models.ToDictionary(m => m.Id);
+            var names = (repository?.Names ?? []).Union(models.Keys).Order().ToArray();
+            var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+            using (var w = new System.Text.Json.Utf8JsonWriter(buffer))
+            {
+                w.WriteStartArray();
+                foreach (var n in names)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("name", n);
+                    bool ready = models.TryGetValue(n, out var m) && m.State == ModelState.Loaded;
+                    w.WriteString("state", ready ? "READY" : "UNAVAILABLE");
+                    if (m?.Version is { } v) w.WriteString("version", v);
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+            }
+            return Responses.Raw(http, 200, buffer.WrittenMemory);
+        }));
+        app.MapPost("/v2/repository/models/{name}/load", (HttpContext http, string name) => Responses.Guard(http, state, () =>
+        {
+            Responses.RequireAdmin(http, state);
+            var id = Uri.UnescapeDataString(name);
+            if (repository is not null) repository.Load(id);
+            else state.Core.LoadModel(id);
+            return Responses.Json(http, 200, w => w.WriteString("status", "success"));
+        }));
+        app.MapPost("/v2/repository/models/{name}/unload", (HttpContext http, string name) => Responses.Guard(http, state, () =>
+        {
+            Responses.RequireAdmin(http, state);
+            state.Core.UnloadModel(state.Core.GetModel(Uri.UnescapeDataString(name)).Id);
+            return Responses.Json(http, 200, w => w.WriteString("status", "success"));
+        }));
         app.MapGet("/v2/health/live", (HttpContext http) => Responses.Guard(http, state, () => Responses.Json(http, 200, w => w.WriteBoolean("live", true))));
         app.MapGet("/v2/health/ready", (HttpContext http) => Responses.Guard(http, state, () => Responses.Json(http, 200, w => w.WriteBoolean("ready", true))));
         app.MapGet("/v2", (HttpContext http) => Responses.Guard(http, state, () => Responses.Json(http, 200, w =>

@@ -20,9 +20,11 @@ catch (ArgumentException e)
 
 using var core = new MlosCore();
 var state = new ServerState(core, options);
+var repository = options.ModelRepository is { } repo ? new ModelRepository(state, repo) : null;
 try
 {
     PluginFolders.LoadAll(state);
+    repository?.LoadAll();
     foreach (var (id, path) in options.Models)
         MlosRoutes.RegisterAndLoad(state, id, state.PluginFor(path), state.ModelPath(path), null);
 }
@@ -41,7 +43,7 @@ builder.WebHost.ConfigureKestrel(k =>
 });
 var app = builder.Build();
 MlosRoutes.Map(app, state);
-KServeRoutes.Map(app, state);
+KServeRoutes.Map(app, state, repository);
 app.MapFallback((HttpContext http) => Responses.Error(http, 404, $"no route {http.Request.Method} {http.Request.Path}"));
 
 await app.StartAsync();

@@ -12,6 +12,7 @@ internal sealed record ServerOptions
     public bool Help { get; init; }
     public string? AdminToken { get; init; }
     public int MaxQueue { get; init; } = 256;
+    public string? ModelRepository { get; init; }
 
     public const string Usage = """
         mlos_core: the MLOS Core server (MLOS HTTP API and KServe v2 health).
@@ -22,6 +23,9 @@ internal sealed record ServerOptions
                                 folder beside mlos_core, and ./plugins)
               --model-root DIR  model paths must resolve inside it (default: the working folder)
               --max-body-mb N   largest request body accepted (default 64)
+              --model-repository DIR
+                                load every model of a repository folder at start (one folder
+                                per model, optional config.json); v2 repository routes
               --model ID=PATH   register and load a model at start (PATH inside the model root;
                                 the plugin follows the file type: .onnx ONNX Runtime, .pt Torch)
               --max-queue N     requests one model may hold (running or waiting) before
@@ -56,6 +60,7 @@ internal sealed record ServerOptions
                     if (eq <= 0 || eq == spec.Length - 1) throw new ArgumentException($"--model takes ID=PATH, not {spec}");
                     o.Models.Add((spec[..eq], spec[(eq + 1)..]));
                     break;
+                case "--model-repository": o = o with { ModelRepository = Value() }; break;
                 case "--max-queue":
                     o = o with { MaxQueue = int.TryParse(Value(), out var q) && q > 0 ? q : throw new ArgumentException($"bad queue size: {args[i]}") };
                     break;

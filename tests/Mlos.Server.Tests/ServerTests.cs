@@ -281,3 +281,48 @@ public class OverloadTests
         finally { Directory.Delete(root, recursive: true); }
     }
 }
+
+public class ModelRepositoryTests
+{
+    [Fact]
+    public async Task Repository_models_load_at_start_and_through_the_v2_routes()
+    {
+        var repo = Directory.CreateTempSubdirectory("mlos-repo-").FullName;
+        Directory.CreateDirectory(Path.Combine(repo, "mlp"));
+        File.Copy(Path.Combine(BuildTree.Models("onnx"), "mlp.onnx"), Path.Combine(repo, "mlp", "model.onnx"));
+        Directory.CreateDirectory(Path.Combine(repo, "tokens"));
+        File.Copy(Path.Combine(BuildTree.Models("torch"), "tokens.pt"), Path.Combine(repo, "tokens", "weights.bin"));
+        File.WriteAllText(Path.Combine(repo, "tokens", "config.json"), """{"plugin_id":"torchsharp","file":"weights.bin","framework":"pytorch"}""");
+        Directory.CreateDirectory(Path.Combine(repo, "broken"));
+        try
+        {
+            using var server = new ServerProcess(repo, "--model-repository", repo);
+            async Task<Dictionary<string, string>> Index()
+            {
+                var r = await server.Client.PostAsync("/v2/repository/index", null);
+                return JsonDocument.Parse(await r.Content.ReadAsStringAsync()).RootElement.EnumerateArray()
+                    .ToDictionary(e => e.GetProperty("name").GetString()!, e => e.GetProperty("state").GetString()!);
+            }
+            var index = await Index();
+            Assert.Equal("READY", index["mlp"]);
+            Assert.Equal("READY", index["tokens"]);
+            Assert.Equal("UNAVAILABLE", index["broken"]);
+
+            Assert.Equal(HttpStatusCode.OK, (await server.Client.PostAsync("/v2/repository/models/mlp/unload", null)).StatusCode);
+            Assert.Equal("UNAVAILABLE", (await Index())["mlp"]);
+            var refused = await server.Client.PostAsync("/models/mlp/inference", new StringContent("""{"input":[[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]]}"""));
+            Assert.Equal(HttpStatusCode.Conflict, refused.StatusCode);
+            Assert.Equal(HttpStatusCode.OK, (await server.Client.PostAsync("/v2/repository/models/mlp/load", null)).StatusCode);
+            Assert.Equal("READY", (await Index())["mlp"]);
+            var ok = await server.Client.PostAsync("/models/mlp/inference", new StringContent("""{"input":[[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]]}"""));
+            Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+
+            var broken = await server.Client.PostAsync("/v2/repository/models/broken/load", null);
+            Assert.Equal(HttpStatusCode.NotFound, broken.StatusCode);
+            Assert.Contains("has no model file", await broken.Content.ReadAsStringAsync());
+            var missing = await server.Client.PostAsync("/v2/repository/models/..%2Fetc/load", null);
+            Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+        }
+        finally { Directory.Delete(repo, recursive: true); }
+    }
+}

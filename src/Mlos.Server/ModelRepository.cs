@@ -1,0 +1,76 @@
+using System.Text.Json;
+using Mlos.Core;
+using Mlos.Core.Models;
+using Mlos.Smi.Abi;
+
+namespace Mlos.Server;
+
+/// <summary>
+/// A Triton-style model repository: one folder per model, named as the model, holding the model
+/// file and optionally <c>config.json</c>: <c>{"plugin_id","file","framework","config":{…}}</c>
+/// (<c>config</c> reaches the plugin; without <c>plugin_id</c> the file type decides). Every
+/// model is loaded at start; the v2 repository routes load and unload them.
+/// </summary>
+internal sealed class ModelRepository(ServerState state, string root)
+{
+    private static readonly string[] ModelFiles = [".onnx", ".pt", ".pth", ".torchscript"];
+
+    public string Root { get; } = Path.GetFullPath(root);
+
+    public IEnumerable<string> Names =>
+        Directory.Exists(Root) ? Directory.EnumerateDirectories(Root).Select(Path.GetFileName).Order()! : [];
+
+    /// <summary>Loads every model; a model that fails is reported and skipped.</summary>
+    public void LoadAll()
+    {
+        foreach (var name in Names)
+        {
+            try { Load(name!); }
+            catch (MlosException e) { Console.Error.WriteLine($"mlos_core: repository model '{name}' not loaded: {e.Message}"); }
+        }
+    }
+
+    /// <summary>Registers the model from its folder if needed, then loads it.</summary>
+    public Model Load(string name)
+    {
+        if (state.Core.Models.FirstOrDefault(m => m.Id == name) is { } known)
+        {
+            state.Core.LoadModel(known.Id);
+            return known;
+        }
+        var folder = Folder(name);
+        string? pluginId = null, file = null, framework = null, config = null;
+        var configPath = Path.Combine(folder, "config.json");
+        if (File.Exists(configPath))
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(configPath));
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+                throw new MlosException(SmiStatus.InvalidParam, $"{configPath} must be a JSON object");
+            foreach (var p in doc.RootElement.EnumerateObject())
+            {
+                switch (p.Name)
+                {
+                    case "plugin_id": pluginId = p.Value.GetString(); break;
+                    case "file": file = p.Value.GetString(); break;
+                    case "framework": framework = p.Value.GetString(); break;
+                    case "config": config = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString() : p.Value.GetRawText(); break;
+                    default: throw new MlosException(SmiStatus.InvalidParam, $"{configPath}: unknown key '{p.Name}' (plugin_id, file, framework, config)");
+                }
+            }
+        }
+        var path = file is not null ? Path.GetFullPath(Path.Combine(folder, file))
+            : Directory.EnumerateFiles(folder).Where(f => ModelFiles.Contains(Path.GetExtension(f).ToLowerInvariant())).Order().FirstOrDefault()
+              ?? throw new MlosException(SmiStatus.NotFound, $"repository model '{name}' has no model file ({string.Join(", ", ModelFiles)}) and no \"file\" in config.json");
+        if (!path.StartsWith(folder + "/", StringComparison.Ordinal))
+            throw new MlosException(SmiStatus.InvalidParam, $"repository model '{name}': file {file} is outside its folder");
+        return MlosRoutes.RegisterAndLoad(state, name, pluginId ?? state.PluginFor(path), path, framework, config);
+    }
+
+    private string Folder(string name)
+    {
+        var folder = Path.GetFullPath(Path.Combine(Root, name));
+        if (Path.GetDirectoryName(folder) != Root || !Directory.Exists(folder))
+            throw new MlosException(SmiStatus.NotFound, $"no model '{name}' in the repository {Root}");
+        return folder;
+    }
+}
