@@ -122,10 +122,12 @@ internal static class MlosRoutes
             if (root.TryGetProperty("input", out var text) && text.ValueKind == JsonValueKind.String && root.GetPropertyCount() == 1)
                 input = Encoding.UTF8.GetBytes(text.GetString()!);
         }
+        var arrived = Stopwatch.GetTimestamp();
         using var ticket = state.Admit(model.Id);
         var start = Stopwatch.GetTimestamp();
         var output = Run(state.Core, model, input);
         var elapsed = Stopwatch.GetElapsedTime(start);
+        ServerMetrics.Inference(model.Id, elapsed.TotalSeconds, Stopwatch.GetElapsedTime(arrived, start).TotalSeconds);
         await Responses.Json(http, 200, w =>
         {
             w.WriteString("status", "success");

@@ -36,12 +36,14 @@ catch (MlosException e)
 
 var builder = WebApplication.CreateSlimBuilder();
 builder.Logging.ClearProviders();
+ServerMetrics.AddTo(builder.Services);
 builder.WebHost.ConfigureKestrel(k =>
 {
     k.Limits.MaxRequestBodySize = options.MaxBodyBytes;
     k.Listen(System.Net.IPAddress.Parse(options.Host == "localhost" ? "127.0.0.1" : options.Host), options.Port);
 });
 var app = builder.Build();
+app.MapPrometheusScrapingEndpoint("/metrics");
 MlosRoutes.Map(app, state);
 KServeRoutes.Map(app, state, repository);
 app.MapFallback((HttpContext http) => Responses.Error(http, 404, $"no route {http.Request.Method} {http.Request.Path}"));

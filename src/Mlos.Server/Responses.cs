@@ -64,7 +64,13 @@ internal static class Responses
         {
             await Error(http, 500, $"{e.GetType().Name}: {e.Message}");
         }
-        finally { state.Count(ok, System.Diagnostics.Stopwatch.GetTimestamp() - start); }
+        finally
+        {
+            long elapsed = System.Diagnostics.Stopwatch.GetTimestamp() - start;
+            state.Count(ok, elapsed);
+            var pattern = (http.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? http.Request.Path.Value ?? "";
+            ServerMetrics.Request(pattern, http.Response.StatusCode, (double)elapsed / System.Diagnostics.Stopwatch.Frequency);
+        }
     }
 
     /// <summary>

@@ -181,6 +181,25 @@ public class ServerTests(ServerFixture fixture) : IClassFixture<ServerFixture>
     }
 
     [Fact]
+    public async Task Metrics_are_prometheus_text_per_model_and_route()
+    {
+        Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Post, "/models/register", """{"model_id":"metered","path":"mlp.onnx"}""")).Code);
+        var rows = "[" + string.Join(",", Enumerable.Repeat("0.5", 16)) + "]";
+        Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Post, "/models/metered/inference", $$"""{"input":[{{rows}}]}""")).Code);
+        await Send(HttpMethod.Post, "/models/nope/inference", """{"x":[1]}""");
+        string text = "";
+        for (int i = 0; i < 50 && !text.Contains("model=\"metered\""); i++)
+        {
+            text = await Http.GetStringAsync("/metrics");
+            if (!text.Contains("model=\"metered\"")) await Task.Delay(100);
+        }
+        Assert.Contains("mlos_inference_duration_seconds_bucket{otel_scope_name=\"Mlos.Server\",model=\"metered\",le=\"0.0001\"}", text);
+        Assert.Contains("mlos_queue_duration_seconds_count{otel_scope_name=\"Mlos.Server\",model=\"metered\"}", text);
+        Assert.Contains("mlos_requests_total{", text);
+        Assert.Matches("mlos_request_failures_total\\{[^}]*code=\"404\"", text);
+    }
+
+    [Fact]
     public async Task Stats_count_requests()
     {
         await Send(HttpMethod.Get, "/health");

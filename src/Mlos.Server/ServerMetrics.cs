@@ -1,0 +1,48 @@
+using System.Diagnostics.Metrics;
+using OpenTelemetry.Metrics;
+
+namespace Mlos.Server;
+
+/// <summary>
+/// Request counters and latency histograms per model and route, recorded with
+/// System.Diagnostics.Metrics and served at <c>/metrics</c> by the OpenTelemetry Prometheus
+/// exporter. The exporter's default buckets start at 5 ms; inference here takes microseconds, so
+/// the histograms get explicit sub-millisecond buckets.
+/// </summary>
+internal static class ServerMetrics
+{
+    public const string MeterName = "Mlos.Server";
+
+    private static readonly double[] SecondsBuckets =
+        [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+    private static readonly Meter s_meter = new(MeterName);
+    private static readonly Counter<long> s_requests = s_meter.CreateCounter<long>("mlos_requests", description: "HTTP requests by route and outcome");
+    private static readonly Counter<long> s_failures = s_meter.CreateCounter<long>("mlos_request_failures", description: "HTTP requests answered with an error");
+    private static readonly Histogram<double> s_latency = s_meter.CreateHistogram<double>("mlos_request_duration", unit: "s", description: "HTTP request latency");
+    private static readonly Histogram<double> s_inference = s_meter.CreateHistogram<double>("mlos_inference_duration", unit: "s", description: "Time inside the plugin per inference, by model");
+    private static readonly Histogram<double> s_queue = s_meter.CreateHistogram<double>("mlos_queue_duration", unit: "s", description: "Time a request waited before its inference started, by model");
+
+    public static void AddTo(IServiceCollection services) =>
+        services.AddOpenTelemetry().WithMetrics(m => m
+            .AddMeter(MeterName)
+            .AddView("mlos_request_duration", new ExplicitBucketHistogramConfiguration { Boundaries = SecondsBuckets })
+            .AddView("mlos_inference_duration", new ExplicitBucketHistogramConfiguration { Boundaries = SecondsBuckets })
+            .AddView("mlos_queue_duration", new ExplicitBucketHistogramConfiguration { Boundaries = SecondsBuckets })
+            .AddPrometheusExporter());
+
+    public static void Request(string route, int status, double seconds)
+    {
+        var tags = new KeyValuePair<string, object?>[] { new("route", route), new("code", status) };
+        s_requests.Add(1, tags);
+        if (status >= 400) s_failures.Add(1, tags);
+        s_latency.Record(seconds, new KeyValuePair<string, object?>("route", route));
+    }
+
+    public static void Inference(string model, double seconds, double queuedSeconds)
+    {
+        var tag = new KeyValuePair<string, object?>("model", model);
+        s_inference.Record(seconds, tag);
+        s_queue.Record(queuedSeconds, tag);
+    }
+}
