@@ -127,13 +127,14 @@ internal static class MlosRoutes
         var start = Stopwatch.GetTimestamp();
         var output = Run(state.Core, model, input);
         var elapsed = Stopwatch.GetElapsedTime(start);
-        ServerMetrics.Inference(model.Id, elapsed.TotalSeconds, Stopwatch.GetElapsedTime(arrived, start).TotalSeconds);
+        var queued = Stopwatch.GetElapsedTime(arrived, start);
+        ServerMetrics.Inference(model.Id, elapsed.TotalSeconds, queued.TotalSeconds);
         await Responses.Json(http, 200, w =>
         {
             w.WriteString("status", "success");
             w.WriteString("model_id", model.Id);
             w.WriteNumber("inference_time_us", (long)elapsed.TotalMicroseconds);
-            w.WriteNumber("queue_time_us", 0);
+            w.WriteNumber("queue_time_us", (long)queued.TotalMicroseconds);
             w.WriteNumber("output_size", output.Length);
             w.WritePropertyName("outputs");
             WriteOutput(w, output);

@@ -113,6 +113,39 @@ public class ServerTests(ServerFixture fixture) : IClassFixture<ServerFixture>
         Assert.All(y.Zip(got), p => Assert.True(Math.Abs(p.First - p.Second) <= 1e-5, $"{p.First} vs {p.Second}"));
     }
 
+    [Fact]
+    public async Task Kserve_v2_binary_tensors_go_in_and_come_out_raw()
+    {
+        Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Post, "/models/register", """{"model_id":"kserve-bin","path":"mlp.onnx"}""")).Code);
+        var reference = File.ReadAllLines(Path.Combine(BuildTree.Models("onnx"), "mlp.ref")).Where(l => !l.StartsWith('#')).Select(l => l.Split(' ')).ToArray();
+        var x = reference[0][6..].Select(float.Parse).ToArray();
+        var y = reference[1][6..].Select(double.Parse).ToArray();
+        var header = Encoding.UTF8.GetBytes("""{"inputs":[{"name":"input","shape":[3,16],"datatype":"FP32","parameters":{"binary_data_size":192}}],"parameters":{"binary_data_output":true}}""");
+        var body = header.Concat(x.SelectMany(BitConverter.GetBytes)).ToArray();
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v2/models/kserve-bin/infer") { Content = new ByteArrayContent(body) };
+        request.Content.Headers.TryAddWithoutValidation("Inference-Header-Content-Length", header.Length.ToString());
+        request.Content.Headers.ContentType = new("application/octet-stream");
+        using var response = await Http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        int length = int.Parse(response.Headers.GetValues("Inference-Header-Content-Length").Single());
+        var bytes = await response.Content.ReadAsByteArrayAsync();
+        var json = JsonDocument.Parse(bytes.AsMemory(0, length)).RootElement;
+        var output = json.GetProperty("outputs")[0];
+        Assert.Equal(48, output.GetProperty("parameters").GetProperty("binary_data_size").GetInt32());
+        Assert.False(output.TryGetProperty("data", out _));
+        var got = Enumerable.Range(0, 12).Select(i => (double)BitConverter.ToSingle(bytes, length + 4 * i)).ToArray();
+        Assert.Equal(bytes.Length, length + 48);
+        Assert.All(y.Zip(got), p => Assert.True(Math.Abs(p.First - p.Second) <= 1e-5, $"{p.First} vs {p.Second}"));
+
+        // A size that does not match the shape is refused.
+        var bad = Encoding.UTF8.GetBytes("""{"inputs":[{"name":"input","shape":[3,16],"datatype":"FP32","parameters":{"binary_data_size":100}}]}""");
+        using var badRequest = new HttpRequestMessage(HttpMethod.Post, "/v2/models/kserve-bin/infer") { Content = new ByteArrayContent(bad.Concat(new byte[100]).ToArray()) };
+        badRequest.Content.Headers.TryAddWithoutValidation("Inference-Header-Content-Length", bad.Length.ToString());
+        using var badResponse = await Http.SendAsync(badRequest);
+        Assert.Equal(HttpStatusCode.BadRequest, badResponse.StatusCode);
+        Assert.Contains("has 100 bytes; shape [3,16] of FP32 needs 192", await badResponse.Content.ReadAsStringAsync());
+    }
+
     [Theory]
     [InlineData("kserve-bad", """{"inputs":[{"name":"input","shape":[1,16],"datatype":"FP33","data":[1]}]}""", HttpStatusCode.BadRequest, "needs a KServe \"datatype\"")]
     [InlineData("kserve-bad", """{"inputs":[{"name":"input","shape":[1,16],"datatype":"FP32","data":[1,2]}]}""", HttpStatusCode.BadRequest, "has 2 values; shape [1,16] needs 16")]
