@@ -57,6 +57,13 @@ internal static class KServeRoutes
         })));
         app.MapGet("/v2/models/{name}", (HttpContext http, string name) => Responses.Guard(http, state, () =>
             Responses.Raw(http, 200, RegistryJson.ModelInfo(state.Core.GetModel(Uri.UnescapeDataString(name))))));
+        app.MapGet("/v2/models/{name}/versions/{version}", (HttpContext http, string name, string version) => Responses.Guard(http, state, () =>
+        {
+            var model = state.Core.GetModel(Uri.UnescapeDataString(name));
+            if (model.Version is not null && model.Version != version)
+                throw new MlosException(Mlos.Smi.Abi.SmiStatus.NotFound, $"model '{model.Id}' has version {model.Version}, not {version}");
+            return Responses.Raw(http, 200, RegistryJson.ModelInfo(model));
+        }));
         app.MapPost("/v2/models/{name}/infer", (HttpContext http, string name) =>
             Responses.Guard(http, state, () => KServeInfer.Handle(http, state, name, null)));
         app.MapPost("/v2/models/{name}/versions/{version}/infer", (HttpContext http, string name, string version) =>

@@ -91,6 +91,9 @@ public class ServerTests(ServerFixture fixture) : IClassFixture<ServerFixture>
 
         var (ready, _) = await Send(HttpMethod.Get, $"/v2/models/{Uri.EscapeDataString(id)}/ready");
         Assert.Equal(HttpStatusCode.OK, ready);
+        var (meta, metadata) = await Send(HttpMethod.Get, $"/v2/models/{Uri.EscapeDataString(id)}/versions/1");
+        Assert.Equal(HttpStatusCode.OK, meta);
+        Assert.Equal(id, metadata.GetProperty("name").GetString());
     }
 
     [Fact]
@@ -176,6 +179,7 @@ public class ServerTests(ServerFixture fixture) : IClassFixture<ServerFixture>
     [InlineData("""{"model_id":"c","path":"missing.onnx"}""", "model file not found")]
     [InlineData("""{"model_id":"d","path":"echo.bin"}""", "no plugin known for '.bin'")]
     [InlineData("""{"model_id":"e"}""", "needs a path")]
+    [InlineData("""{"model_id":"f","plugin_id":"no-such-plugin","path":"mlp.onnx"}""", "no plugin with id 'no-such-plugin'")]
     [InlineData("""[1,2]""", "must be a JSON object")]
     [InlineData("""{"model_id":""", "not valid JSON")]
     public async Task Bad_registrations_are_json_errors_and_leave_nothing_behind(string json, string reason)
@@ -376,5 +380,33 @@ public class ModelRepositoryTests
             Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
         }
         finally { Directory.Delete(repo, recursive: true); }
+    }
+}
+
+public class UnloadUnderLoadTests
+{
+    [Fact]
+    public async Task Unloading_while_requests_run_lets_them_finish_and_refuses_new_ones_cleanly()
+    {
+        var root = Directory.CreateTempSubdirectory("mlos-unload-").FullName;
+        File.WriteAllText(Path.Combine(root, "slow.bin"), "slow");
+        try
+        {
+            using var server = new ServerProcess(root);
+            var reg = await server.Client.PostAsync("/models/register",
+                new StringContent("""{"model_id":"slow","plugin_id":"csharp-echo","path":"slow.bin","config":{"delay_us":500000}}"""));
+            Assert.Equal(HttpStatusCode.OK, reg.StatusCode);
+            var running = server.Client.PostAsync("/models/slow/inference", new StringContent("""{"input":"in flight"}"""));
+            await Task.Delay(150);
+            var unload = await server.Client.PostAsync("/v2/repository/models/slow/unload", null);
+            Assert.Equal(HttpStatusCode.OK, unload.StatusCode);
+            var first = await running;
+            Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+            Assert.Contains("in flight", await first.Content.ReadAsStringAsync());
+            var after = await server.Client.PostAsync("/models/slow/inference", new StringContent("""{"input":"late"}"""));
+            Assert.Equal(HttpStatusCode.Conflict, after.StatusCode);
+            Assert.Contains("not loaded", await after.Content.ReadAsStringAsync());
+        }
+        finally { Directory.Delete(root, recursive: true); }
     }
 }
