@@ -17,6 +17,10 @@ internal sealed record ServerOptions
     public const string Usage = """
         mlos_core: the MLOS Core server (MLOS HTTP API and KServe v2 health).
 
+          -c, --config FILE     JSON file with the same settings: {"http_port","host",
+                                "plugin_dirs":[],"model_root","model_repository","admin_token",
+                                "max_body_mb","max_queue","models":{"id":"path"}}; options given
+                                on the command line override it
           -p, --http-port N     port to listen on (default 8080)
               --host ADDRESS    address to listen on (default 127.0.0.1)
               --plugin-dir DIR  folder to load plugins from, repeatable (default: the plugins/
@@ -40,6 +44,13 @@ internal sealed record ServerOptions
     {
         var o = new ServerOptions();
         var dirs = new List<string>();
+        int config = Array.FindIndex(args, a => a is "-c" or "--config");
+        if (config >= 0)
+        {
+            if (config + 1 >= args.Length) throw new ArgumentException($"{args[config]} needs a value");
+            o = FromFile(args[config + 1], dirs);
+            args = [.. args[..config], .. args[(config + 2)..]];
+        }
         for (int i = 0; i < args.Length; i++)
         {
             string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -75,6 +86,53 @@ internal sealed record ServerOptions
         if (dirs.Count == 0)
             dirs.AddRange([Path.Combine(AppContext.BaseDirectory, "plugins"), Path.GetFullPath("plugins")]);
         return o with { PluginDirs = dirs.Select(Path.GetFullPath).Distinct().ToList() };
+    }
+
+    private static ServerOptions FromFile(string path, List<string> dirs)
+    {
+        System.Text.Json.JsonDocument doc;
+        try { doc = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(path)); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException)
+        {
+            throw new ArgumentException($"cannot read config {path}: {e.Message}");
+        }
+        using (doc)
+        {
+            var o = new ServerOptions();
+            if (doc.RootElement.ValueKind != System.Text.Json.JsonValueKind.Object) throw new ArgumentException($"config {path} must be a JSON object");
+            foreach (var p in doc.RootElement.EnumerateObject())
+            {
+                try
+                {
+                    o = p.Name switch
+                    {
+                        "http_port" => o with { Port = p.Value.GetInt32() },
+                        "host" => o with { Host = p.Value.GetString()! },
+                        "model_root" => o with { ModelRoot = p.Value.GetString()! },
+                        "model_repository" => o with { ModelRepository = p.Value.GetString() },
+                        "admin_token" => o with { AdminToken = p.Value.GetString() },
+                        "max_body_mb" => o with { MaxBodyBytes = p.Value.GetInt64() << 20 },
+                        "max_queue" => o with { MaxQueue = p.Value.GetInt32() },
+                        "plugin_dirs" => AddAll(o, () => dirs.AddRange(p.Value.EnumerateArray().Select(d => d.GetString()!))),
+                        "models" => AddAll(o, () => o.Models.AddRange(p.Value.EnumerateObject().Select(m => (m.Name, m.Value.GetString()!)))),
+                        _ => throw new ArgumentException($"config {path}: unknown key '{p.Name}'"),
+                    };
+                }
+                catch (InvalidOperationException)
+                {
+                    throw new ArgumentException($"config {path}: '{p.Name}' has the wrong type ({p.Value.ValueKind})");
+                }
+            }
+            if (o.Port is <= 0 or > 65535 || o.MaxQueue <= 0 || o.MaxBodyBytes <= 0 || o.AdminToken is { Length: < 8 })
+                throw new ArgumentException($"config {path}: a value is out of range (port, max_queue, max_body_mb, admin_token of 8+ characters)");
+            return o;
+        }
+
+        static ServerOptions AddAll(ServerOptions o, Action add)
+        {
+            add();
+            return o;
+        }
     }
 
     /// <summary>Beyond loopback only with an admin token protecting the mutating routes.</summary>

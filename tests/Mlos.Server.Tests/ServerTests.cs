@@ -410,3 +410,43 @@ public class UnloadUnderLoadTests
         finally { Directory.Delete(root, recursive: true); }
     }
 }
+
+public class ConfigFileTests
+{
+    [Fact]
+    public async Task A_config_file_sets_what_the_command_line_does_not()
+    {
+        var root = Directory.CreateTempSubdirectory("mlos-config-").FullName;
+        File.Copy(Path.Combine(BuildTree.Models("onnx"), "mlp.onnx"), Path.Combine(root, "mlp.onnx"));
+        var config = Path.Combine(root, "server.json");
+        File.WriteAllText(config, """{"models":{"cfg-mlp":"mlp.onnx"},"max_queue":5,"max_body_mb":2}""");
+        try
+        {
+            using var server = new ServerProcess(root, "-c", config);
+            var models = await server.Client.GetStringAsync("/models");
+            Assert.Contains("\"id\":\"cfg-mlp\"", models);
+        }
+        finally { Directory.Delete(root, recursive: true); }
+    }
+
+    [Theory]
+    [InlineData("""{"http_prt":1}""", "unknown key 'http_prt'")]
+    [InlineData("""{"http_port":"x"}""", "'http_port' has the wrong type")]
+    [InlineData("""{"max_queue":0}""", "out of range")]
+    [InlineData("""not json""", "cannot read config")]
+    public void A_bad_config_file_stops_the_server_with_a_reason(string json, string reason)
+    {
+        var file = Path.GetTempFileName();
+        File.WriteAllText(file, json);
+        try
+        {
+            var info = new ProcessStartInfo(BuildTree.Require(Path.Combine(BuildTree.Dir, "mlos_core")), ["-c", file]) { RedirectStandardError = true };
+            using var p = Process.Start(info)!;
+            var error = p.StandardError.ReadToEnd();
+            p.WaitForExit(10000);
+            Assert.Equal(2, p.ExitCode);
+            Assert.Contains(reason, error);
+        }
+        finally { File.Delete(file); }
+    }
+}
