@@ -68,15 +68,23 @@ internal static class KServeRoutes
             Responses.Guard(http, state, () => KServeInfer.Handle(http, state, name, null)));
         app.MapPost("/v2/models/{name}/versions/{version}/infer", (HttpContext http, string name, string version) =>
             Responses.Guard(http, state, () => KServeInfer.Handle(http, state, name, version)));
-        app.MapGet("/v2/models/{name}/ready", (HttpContext http, string name) => Responses.Guard(http, state, () =>
+        app.MapGet("/v2/models/{name}/versions/{version}/ready", (HttpContext http, string name, string version) =>
+            Responses.Guard(http, state, () => Ready(http, state, name, version)));
+        app.MapGet("/v2/models/{name}/ready", (HttpContext http, string name) => Responses.Guard(http, state, () => Ready(http, state, name, null)));
+    }
+
+    private static Task Ready(HttpContext http, ServerState state, string name, string? version)
+    {
         {
             var model = state.Core.GetModel(Uri.UnescapeDataString(name));
+            if (version is not null && model.Version is not null && model.Version != version)
+                throw new MlosException(Mlos.Smi.Abi.SmiStatus.NotFound, $"model '{model.Id}' has version {model.Version}, not {version}");
             bool ready = model.State == ModelState.Loaded;
             return Responses.Json(http, ready ? 200 : 400, w =>
             {
                 w.WriteString("name", model.Id);
                 w.WriteBoolean("ready", ready);
             });
-        }));
+        }
     }
 }

@@ -51,10 +51,6 @@ app.MapFallback((HttpContext http) => Responses.Error(http, 404, $"no route {htt
 await app.StartAsync();
 var url = $"http://{options.Host}:{options.Port}";
 Console.WriteLine($"mlos_core {MlosRoutes.Version} listening on {url}: {core.Plugins.Count} plugins, {core.Models.Count} models");
-foreach (var m in core.Models)
-{
-    Console.WriteLine($"  curl -s {url}/models/{Uri.EscapeDataString(m.Id)}/inference -H 'Content-Type: application/json' -d '{{\"input\": [[0.5, -1.0, 2.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3]]}}'");
-    Console.WriteLine($"  curl -s {url}/v2/models/{Uri.EscapeDataString(m.Id)}");
-}
+foreach (var m in core.Models) DemoRequests.Print(url, m);
 await app.WaitForShutdownAsync();
 return 0;

@@ -96,20 +96,23 @@ public class ServerTests(ServerFixture fixture) : IClassFixture<ServerFixture>
         Assert.Equal(id, metadata.GetProperty("name").GetString());
     }
 
-    [Fact]
-    public async Task Kserve_v2_json_tensors_infer_against_the_reference()
+    [Theory]
+    [InlineData("kserve-mlp", "mlp.onnx", "onnx", "input", "output")]
+    [InlineData("kserve-torch", "mlp.pt", "torch", "input_0", "output_0")]
+    public async Task Kserve_v2_json_tensors_infer_against_the_reference(string id, string file, string kind, string input, string outputName)
     {
-        Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Post, "/models/register", """{"model_id":"kserve-mlp","path":"mlp.onnx"}""")).Code);
-        var reference = File.ReadAllLines(Path.Combine(BuildTree.Models("onnx"), "mlp.ref")).Where(l => !l.StartsWith('#')).Select(l => l.Split(' ')).ToArray();
+        Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Post, "/models/register", $$"""{"model_id":"{{id}}","path":"{{file}}"}""")).Code);
+        var reference = File.ReadAllLines(Path.Combine(BuildTree.Models(kind), "mlp.ref")).Where(l => !l.StartsWith('#')).Select(l => l.Split(' ')).ToArray();
         var x = string.Join(",", reference[0][6..]);
         var y = reference[1][6..].Select(double.Parse).ToArray();
-        var (code, body) = await Send(HttpMethod.Post, "/v2/models/kserve-mlp/infer",
-            $$"""{"id":"r1","inputs":[{"name":"input","shape":[3,16],"datatype":"FP32","data":[{{x}}]}]}""");
+        var (code, body) = await Send(HttpMethod.Post, $"/v2/models/{id}/infer",
+            $$"""{"id":"r1","inputs":[{"name":"{{input}}","shape":[3,16],"datatype":"FP32","data":[{{x}}]}]}""");
         Assert.Equal(HttpStatusCode.OK, code);
-        Assert.Equal("kserve-mlp", body.GetProperty("model_name").GetString());
+        Assert.Equal(id, body.GetProperty("model_name").GetString());
         Assert.Equal("r1", body.GetProperty("id").GetString());
         var output = body.GetProperty("outputs")[0];
-        Assert.Equal("output", output.GetProperty("name").GetString());
+        Assert.Equal(outputName, output.GetProperty("name").GetString());
+        Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Get, $"/v2/models/{id}/versions/1/ready")).Code);
         Assert.Equal("FP32", output.GetProperty("datatype").GetString());
         Assert.Equal("[3,4]", output.GetProperty("shape").GetRawText());
         var got = output.GetProperty("data").EnumerateArray().Select(e => e.GetDouble()).ToArray();
