@@ -19,12 +19,13 @@ internal static class DemoRequests
         long count = shape.Aggregate(1L, (a, b) => a * b);
         if (count > 64 || datatype is "BYTES") return;
         var values = string.Join(",", Enumerable.Range(0, (int)count).Select(i =>
-            datatype.StartsWith("FP") ? (0.1 * (i % 10)).ToString("0.0", CultureInfo.InvariantCulture) : (i % 10).ToString(CultureInfo.InvariantCulture)));
+            datatype.StartsWith("FP", StringComparison.Ordinal) ? (0.1 * (i % 10)).ToString("0.0", CultureInfo.InvariantCulture) : (i % 10).ToString(CultureInfo.InvariantCulture)));
         var id = Uri.EscapeDataString(model.Id);
         var flat = $"[{values}]";
         var nested = shape.Length == 2 && shape[0] == 1 ? $"[{flat}]" : flat;
-        Console.WriteLine($"  curl -s {url}/models/{id}/inference -H 'Content-Type: application/json' -d '{{\\"{name}\\": {nested}}}'");
-        Console.WriteLine($"  curl -s {url}/v2/models/{id}/infer -H 'Content-Type: application/json' " +
-            $"-d '{{\\"inputs\\":[{{\\"name\\":\\"{name}\\",\\"shape\\":[{string.Join(",", shape)}],\\"datatype\\":\\"{datatype}\\",\\"data\\":{flat}}}]}}'");
+        var mlos = $$"""{"{{name}}": {{nested}}}""";
+        var kserve = $$"""{"inputs":[{"name":"{{name}}","shape":[{{string.Join(",", shape)}}],"datatype":"{{datatype}}","data":{{flat}}}]}""";
+        Console.WriteLine($"  curl -s {url}/models/{id}/inference -H 'Content-Type: application/json' -d '{mlos}'");
+        Console.WriteLine($"  curl -s {url}/v2/models/{id}/infer -H 'Content-Type: application/json' -d '{kserve}'");
     }
 }
