@@ -34,6 +34,12 @@ catch (MlosException e)
     return 1;
 }
 
+// Plugin calls are synchronous and a slow model holds its thread for the whole call: keep enough
+// pool threads ready that requests for other models (and the 503 of a full queue) are not
+// starved behind them while the pool grows.
+ThreadPool.GetMinThreads(out var workers, out var io);
+ThreadPool.SetMinThreads(Math.Max(workers, 64), io);
+
 var builder = WebApplication.CreateSlimBuilder();
 builder.Logging.ClearProviders();
 ServerMetrics.AddTo(builder.Services);

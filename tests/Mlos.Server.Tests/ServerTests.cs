@@ -397,10 +397,10 @@ public class UnloadUnderLoadTests
         {
             using var server = new ServerProcess(root);
             var reg = await server.Client.PostAsync("/models/register",
-                new StringContent("""{"model_id":"slow","plugin_id":"csharp-echo","path":"slow.bin","config":{"delay_us":500000}}"""));
+                new StringContent("""{"model_id":"slow","plugin_id":"csharp-echo","path":"slow.bin","config":{"delay_us":1500000}}"""));
             Assert.Equal(HttpStatusCode.OK, reg.StatusCode);
             var running = server.Client.PostAsync("/models/slow/inference", new StringContent("""{"input":"in flight"}"""));
-            await Task.Delay(150);
+            await Task.Delay(500);
             var unload = await server.Client.PostAsync("/v2/repository/models/slow/unload", null);
             Assert.Equal(HttpStatusCode.OK, unload.StatusCode);
             var first = await running;
