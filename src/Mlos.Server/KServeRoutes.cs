@@ -4,8 +4,8 @@ using Mlos.Core.Models;
 namespace Mlos.Server;
 
 /// <summary>
-/// KServe v2 / Open Inference Protocol: health, server and model metadata, model readiness and
-/// JSON-tensor inference (the binary-data extension is the next step, issue #5).
+/// KServe v2 / Open Inference Protocol: health, server and model metadata, model readiness,
+/// inference (see <see cref="KServeInfer"/>) and the model repository.
 /// </summary>
 internal static class KServeRoutes
 {
