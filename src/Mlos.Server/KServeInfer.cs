@@ -148,23 +148,15 @@ internal static class KServeInfer
             w.WriteStartArray("outputs");
             foreach (ref readonly var t in outputs)
             {
+                bool asBinary = binary(Utf8.Read(t.Name)!);
                 w.WriteStartObject();
-                w.WriteString("name", Utf8.Read(t.Name));
-                w.WriteString("datatype", SmiDtypes.Name(t.Dtype));
-                w.WriteStartArray("shape");
-                foreach (var d in t.Dims) w.WriteNumberValue(d);
-                w.WriteEndArray();
-                if (binary(Utf8.Read(t.Name)!))
+                MlosConvention.WriteTensor(w, in t, withData: !asBinary);
+                if (asBinary)
                 {
                     w.WriteStartObject("parameters");
                     w.WriteNumber("binary_data_size", (long)t.ByteSize);
                     w.WriteEndObject();
                     raw.Add(((nint)t.Data, checked((int)t.ByteSize)));
-                }
-                else
-                {
-                    w.WritePropertyName("data");
-                    MlosConvention.WriteValues(w, t.Dtype, new ReadOnlySpan<byte>(t.Data, checked((int)t.ByteSize)));
                 }
                 w.WriteEndObject();
             }

@@ -208,8 +208,21 @@ public static unsafe class MlosConvention
         return Encode(name, dtype, leaves);
     }
 
-    /// <summary>A tensor's elements as a flat JSON array (BYTES elements as strings).</summary>
-    public static void WriteValues(Utf8JsonWriter w, SmiDtype dtype, ReadOnlySpan<byte> raw) => WriteData(w, dtype, raw);
+    /// <summary>
+    /// A tensor's <c>name</c>, <c>datatype</c>, <c>shape</c> and, when <paramref name="withData"/>,
+    /// <c>data</c> as a flat array (BYTES elements as strings), into the object being written.
+    /// </summary>
+    public static void WriteTensor(Utf8JsonWriter w, in SmiTensor t, bool withData = true)
+    {
+        w.WriteString("name", Utf8.Read(t.Name));
+        w.WriteString("datatype", SmiDtypes.Name(t.Dtype));
+        w.WriteStartArray("shape");
+        foreach (var d in t.Dims) w.WriteNumberValue(d);
+        w.WriteEndArray();
+        if (!withData) return;
+        w.WritePropertyName("data");
+        WriteData(w, t.Dtype, Bytes(in t));
+    }
 
     private static SmiDtype Guess(List<JsonElement> leaves)
     {
@@ -303,13 +316,7 @@ public static unsafe class MlosConvention
             foreach (ref readonly var t in outputs)
             {
                 w.WriteStartObject();
-                w.WriteString("name", Utf8.Read(t.Name));
-                w.WriteString("datatype", SmiDtypes.Name(t.Dtype));
-                w.WriteStartArray("shape");
-                foreach (var d in t.Dims) w.WriteNumberValue(d);
-                w.WriteEndArray();
-                w.WritePropertyName("data");
-                WriteData(w, t.Dtype, Bytes(in t));
+                WriteTensor(w, in t);
                 w.WriteEndObject();
             }
             w.WriteEndArray();
