@@ -16,7 +16,8 @@ find_program(DOTNET_EXECUTABLE dotnet REQUIRED)
 file(GLOB_RECURSE MLOS_DOTNET_SOURCES CONFIGURE_DEPENDS
     "${PROJECT_SOURCE_DIR}/src/*.cs"
     "${PROJECT_SOURCE_DIR}/src/*.csproj"
-    "${PROJECT_SOURCE_DIR}/src/*.targets")
+    "${PROJECT_SOURCE_DIR}/src/*.targets"
+    "${PROJECT_SOURCE_DIR}/src/*.py")
 list(FILTER MLOS_DOTNET_SOURCES EXCLUDE REGEX "/(bin|obj)/")
 list(APPEND MLOS_DOTNET_SOURCES
     "${PROJECT_SOURCE_DIR}/Directory.Build.props"

@@ -1,0 +1,3 @@
+module mlos.dev/c-tests/goplugin
+
+go 1.19
