@@ -12,6 +12,11 @@ internal static class BuildTree
     public static string EchoPlugin => Require(Path.Combine(Dir, "plugins", "libmlos_echo_plugin.so"));
     public static string GuidePlugin => Require(Path.Combine(Dir, "c-tests", "plugins", "libmlos_guide_plugin.so"));
 
+    public static string GoPlugin => Require(Path.Combine(Dir, "c-tests", "plugins", "libmlos_go_plugin.so"));
+
+    /// <summary>The repository (the build folder's parent).</summary>
+    public static string Repo => Path.GetDirectoryName(Path.GetFullPath(Dir))!;
+
     /// <summary>tests/models/&lt;kind&gt; in the repository.</summary>
     public static string Models(string kind) => Path.Combine(Path.GetDirectoryName(Path.GetFullPath(Dir))!, "tests", "models", kind);
 

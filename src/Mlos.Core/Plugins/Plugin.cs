@@ -25,18 +25,16 @@ public sealed unsafe class Plugin
         // older plugin would read past the end of its descriptor.
         if (Smi.Abi.SmiVersion.GetMinor(SmiVersion) >= 1) _v11 = descriptor->V11;
         NativeId = Utf8.Read(descriptor->PluginId) ?? "";
-        Name = Utf8.Read(_api.GetPluginName()) ?? id;
-        Version = Utf8.Read(_api.GetPluginVersion()) ?? "";
-        Frameworks = _api.GetSupportedFrameworks != null ? Utf8.Read(_api.GetSupportedFrameworks()) ?? "" : "";
+        ReadInfo();
         _serial = IsThreadSafe ? null : new PluginGate();
     }
 
     public string Id { get; }
     public string Path { get; }
     public string NativeId { get; }
-    public string Name { get; }
-    public string Version { get; }
-    public string Frameworks { get; }
+    public string Name { get; private set; } = "";
+    public string Version { get; private set; } = "";
+    public string Frameworks { get; private set; } = "";
     public uint SmiVersion { get; }
     public SmiCapabilities Capabilities => _v11.Capabilities;
     public bool IsThreadSafe => Capabilities.HasFlag(SmiCapabilities.ThreadSafe);
@@ -49,6 +47,14 @@ public sealed unsafe class Plugin
         byte* c = config is null ? null : Utf8.Allocate(config);
         try { Check(_api.Initialize(c), "initialize"); }
         finally { System.Runtime.InteropServices.NativeMemory.Free(c); }
+        ReadInfo(); // a bridge (Python) knows its name only once it has loaded what it serves
+    }
+
+    private void ReadInfo()
+    {
+        Name = Utf8.Read(_api.GetPluginName()) ?? Id;
+        Version = Utf8.Read(_api.GetPluginVersion()) ?? "";
+        Frameworks = _api.GetSupportedFrameworks != null ? Utf8.Read(_api.GetSupportedFrameworks()) ?? "" : "";
     }
 
     /// <summary>Calls cleanup if the plugin has one; failures are reported, not thrown.</summary>
