@@ -1,6 +1,8 @@
 // C API dispatch cost: one untyped inference through libmlos_core.so versus calling the same
-// plugin's inference function pointer directly, for the guide's C echo plugin and the C# echo
-// plugin, at 64 B and 64 KiB. Prints each pair's ratio (measured in this run).
+// plugin's inference function pointer directly, for echo plugins in four languages (the guide's
+// C plugin, C# on the SDK, Go c-shared, a Python class behind the Python bridge), at 64 B and
+// 64 KiB. Prints each pair's ratio, and each language's cost through the core as a ratio to the
+// guide's C echo through the same core (all measured in this run).
 //
 // The guide's plugin printf()s on every call; stdout goes to /dev/null while measuring, so
 // both sides pay that same cost. The C# echo plugin has no such cost and shows the core's
@@ -10,6 +12,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <map>
@@ -27,16 +30,24 @@ std::string g_build;
 struct Target {
     const char* model;        // model id in the core
     const char* plugin_path;  // relative to the build dir
+    const char* plugin_id;
+    std::string config = "bench";
     smi_plugin_t* plugin = nullptr;
     smi_model_handle_t handle = nullptr;
 };
 
-Target g_guide{"guide-echo", "c-tests/plugins/libmlos_guide_plugin.so"};
-Target g_csharp{"csharp-echo", "plugins/libmlos_echo_plugin.so"};
+Target g_guide{"guide-echo", "c-tests/plugins/libmlos_guide_plugin.so", "my-ml-plugin"};
+Target g_csharp{"csharp-echo", "plugins/libmlos_echo_plugin.so", "csharp-echo"};
+Target g_go{"go-echo", "c-tests/plugins/libmlos_go_plugin.so", "go-example"};
+// The sample class's echo model: `return input_data, 0` (c-tests/python/my_python_plugin.py).
+Target g_python{"python-echo", "plugins/libmlos_python_plugin.so", "python-bridge",
+                "{\"module\": \"my_python_plugin\", \"class\": \"MyPythonPlugin\", \"path\": \"" MLOS_SOURCE_DIR "/c-tests/python\"}"};
+std::vector<Target*> g_targets{&g_guide, &g_csharp, &g_go, &g_python};
 
-void Setup(Target& t, const char* plugin_id) {
+void Setup(Target& t) {
     std::string path = g_build + "/" + t.plugin_path;
-    if (g_api.load_plugin(g_core, path.c_str(), nullptr, "bench") != SMI_SUCCESS ||
+    const char* plugin_id = t.plugin_id;
+    if (g_api.load_plugin(g_core, path.c_str(), nullptr, t.config.c_str()) != SMI_SUCCESS ||
         g_api.register_model(g_core, t.model, plugin_id, nullptr, nullptr) != SMI_SUCCESS ||
         g_api.load_model(g_core, t.model) != SMI_SUCCESS) {
         std::fprintf(stderr, "setup of %s failed: %s\n", t.model, g_api.last_error());
@@ -98,10 +109,16 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
     int saved_stdout = dup(fileno(stdout));
     if (!std::freopen("/dev/null", "w", stdout)) return 2;
-    Setup(g_guide, "my-ml-plugin");
-    Setup(g_csharp, "csharp-echo");
+    // The Go plugin is built only where a Go toolchain is: measure what is there.
+    auto missing = [](Target* t) {
+        bool absent = access((g_build + "/" + t->plugin_path).c_str(), R_OK) != 0;
+        if (absent) std::fprintf(stderr, "skipping %s: %s/%s is not built\n", t->model, g_build.c_str(), t->plugin_path);
+        return absent;
+    };
+    g_targets.erase(std::remove_if(g_targets.begin(), g_targets.end(), missing), g_targets.end());
+    for (Target* t : g_targets) Setup(*t);
 
-    for (Target* t : {&g_guide, &g_csharp}) {
+    for (Target* t : g_targets) {
         std::string name = t->model;
         benchmark::RegisterBenchmark((name + "/direct").c_str(), Direct, t)->Arg(64)->Arg(64 << 10);
         benchmark::RegisterBenchmark((name + "/core").c_str(), ThroughCore, t)->Arg(64)->Arg(64 << 10);
@@ -119,11 +136,20 @@ int main(int argc, char** argv) {
     dup2(saved_stdout, fileno(stdout));
     std::printf("\nC API dispatch: time through libmlos_core.so / direct function-pointer call\n");
     std::printf("%-14s %10s %12s %12s %8s\n", "plugin", "payload", "direct ns", "core ns", "ratio");
-    for (Target* t : {&g_guide, &g_csharp}) {
+    for (Target* t : g_targets) {
         for (const char* size : {"64", "65536"}) {
             std::string name = t->model;
             double direct = reporter.ns[name + "/direct/" + size], core = reporter.ns[name + "/core/" + size];
             std::printf("%-14s %10s %12.1f %12.1f %7.2fx\n", t->model, size, direct, core, direct > 0 ? core / direct : 0.0);
+        }
+    }
+    std::printf("\nPer-call cost by plugin language, through the same core, as a ratio to the guide's C echo\n");
+    std::printf("%-14s %10s %12s %14s\n", "plugin", "payload", "core ns", "vs C echo");
+    for (Target* t : g_targets) {
+        for (const char* size : {"64", "65536"}) {
+            double own = reporter.ns[std::string(t->model) + "/core/" + size];
+            double c = reporter.ns[std::string(g_guide.model) + "/core/" + size];
+            std::printf("%-14s %10s %12.1f %13.2fx\n", t->model, size, own, c > 0 ? own / c : 0.0);
         }
     }
     g_api.destroy(g_core);
