@@ -44,15 +44,18 @@ public sealed record CoreConfig(IReadOnlyList<PluginConfig> Plugins)
 }
 
 /// <summary>
-/// Options of a model registration: <c>{"framework":"onnx","version":"1","config":{…}}</c>.
-/// <c>config</c> reaches the plugin as <c>smi_model_metadata_t::config</c> (objects as JSON text).
+/// Options of a model registration: <c>{"framework":"onnx","version":"1","config":{…},
+/// "dynamic_batching":{…}}</c>. <c>config</c> reaches the plugin as
+/// <c>smi_model_metadata_t::config</c> (objects as JSON text); <c>dynamic_batching</c> is the
+/// core's (see <see cref="Batching.BatchingOptions"/>).
 /// </summary>
-public sealed record ModelOptions(string? Framework, string? Version, string? Config)
+public sealed record ModelOptions(string? Framework, string? Version, string? Config, Mlos.Core.Batching.BatchingOptions? Batching = null)
 {
     public static ModelOptions Parse(string? json)
     {
         if (string.IsNullOrWhiteSpace(json)) return new ModelOptions(null, null, null);
         string? framework = null, version = null, config = null;
+        Mlos.Core.Batching.BatchingOptions? batching = null;
         using var doc = JsonConfig.Parse(json, "model options");
         foreach (var field in JsonConfig.Object(doc.RootElement, "model options").EnumerateObject())
         {
@@ -61,10 +64,11 @@ public sealed record ModelOptions(string? Framework, string? Version, string? Co
                 case "framework": framework = JsonConfig.String(field, "model options"); break;
                 case "version": version = JsonConfig.String(field, "model options"); break;
                 case "config": config = JsonConfig.Text(field.Value); break;
-                default: throw JsonConfig.UnknownKey("model options", field.Name, "framework, version, config");
+                case "dynamic_batching": batching = field.Value.ValueKind == JsonValueKind.Null ? null : Mlos.Core.Batching.BatchingOptions.Parse(field.Value); break;
+                default: throw JsonConfig.UnknownKey("model options", field.Name, "framework, version, config, dynamic_batching");
             }
         }
-        return new ModelOptions(framework, version, config);
+        return new ModelOptions(framework, version, config, batching);
     }
 }
 

@@ -112,9 +112,11 @@ public sealed unsafe class MlosCore : IDisposable
             var plugin = GetPlugin(pluginId);
             if (_models.ContainsKey(modelId!))
                 throw new MlosException(SmiStatus.AlreadyExists, $"a model with id '{modelId}' is already registered");
+            if (options.Batching is not null && !plugin.HasTypedInfer)
+                throw new MlosException(SmiStatus.NotSupported, $"model '{modelId}': dynamic batching needs typed infer, which plugin '{plugin.Id}' lacks");
             using var metadata = new NativeMetadata(modelId!, options.Framework, options.Version, path, options.Config);
             var handle = plugin.Register(metadata.Pointer);
-            var model = new Model(modelId!, plugin, handle, path, options.Framework, options.Version);
+            var model = new Model(modelId!, plugin, handle, path, options.Framework, options.Version, options.Batching);
             _models[modelId!] = model;
             Interlocked.Increment(ref _registryVersion);
             return model;
@@ -179,6 +181,12 @@ public sealed unsafe class MlosCore : IDisposable
                 case ModelState.Unregistered: throw new MlosException(SmiStatus.NotFound, $"model '{id}' was unregistered");
             }
             model.Plugin.Load(model.Handle, model.Path);
+            try { model.StartBatching(); }
+            catch
+            {
+                model.Plugin.Unload(model.Handle);
+                throw;
+            }
             model.SetState(ModelState.Loaded);
         }
     }
@@ -190,11 +198,13 @@ public sealed unsafe class MlosCore : IDisposable
         lock (model.AdminLock)
         {
             if (model.State != ModelState.Loaded) return;
+            model.StopBatching();
             model.Drain(ModelState.Unloading);
             try { model.Plugin.Unload(model.Handle); }
             catch
             {
                 model.SetState(ModelState.Loaded); // the plugin kept it: it still serves
+                model.StartBatching();
                 throw;
             }
             model.SetState(ModelState.Registered);
@@ -216,6 +226,7 @@ public sealed unsafe class MlosCore : IDisposable
             MlosException? unloadFailure = null;
             if (model.State == ModelState.Loaded)
             {
+                model.StopBatching();
                 model.Drain(ModelState.Unloading);
                 try { model.Plugin.Unload(model.Handle); }
                 catch (MlosException e) { unloadFailure = e; }
@@ -237,15 +248,20 @@ public sealed unsafe class MlosCore : IDisposable
         if (status != SmiStatus.Success) throw model.Plugin.Failure(status, $"inference on model '{model.Id}'");
     }
 
-    /// <summary>Typed inference under smi_spec.h's output ownership rule.</summary>
-    public void Infer(Model model, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs)
+    /// <summary>
+    /// Typed inference under smi_spec.h's output ownership rule; through the model's dynamic
+    /// batcher when it has one (the caller's thread waits for its batch).
+    /// </summary>
+    public Batching.InferTiming Infer(Model model, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs)
     {
         if (!model.Plugin.HasTypedInfer)
             throw new MlosException(SmiStatus.NotSupported,
                 $"plugin '{model.Plugin.Id}' (SMI {SmiVersion.Format(model.Plugin.SmiVersion)}) has no typed infer entry; use untyped inference");
+        if (model.Batcher is { } batcher) return batcher.Infer(inputs, numInputs, outputs, numOutputs);
         var call = new InferCall(inputs, numInputs, outputs, numOutputs);
         var status = model.Run(ref call);
         if (status != SmiStatus.Success) throw model.Plugin.Failure(status, $"infer on model '{model.Id}'");
+        return new Batching.InferTiming(0, 1);
     }
 
     /// <summary>Passes resource requests for a model to its plugin (allocate_resources).</summary>
@@ -281,16 +297,6 @@ public sealed unsafe class MlosCore : IDisposable
             plugin.Library.Release();
         }
         _plugins.Clear();
-    }
-
-    private readonly struct InferenceCall(void* input, nuint inputSize, void* output, nuint* outputSize) : IModelCall
-    {
-        public SmiStatus Invoke(Plugin plugin, nint handle) => plugin.InferenceCall(handle, input, inputSize, output, outputSize);
-    }
-
-    private readonly struct InferCall(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs) : IModelCall
-    {
-        public SmiStatus Invoke(Plugin plugin, nint handle) => plugin.InferCall(handle, inputs, numInputs, outputs, numOutputs);
     }
 
     private void ThrowIfDisposed()

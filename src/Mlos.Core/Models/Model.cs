@@ -30,9 +30,10 @@ public sealed class Model
     private int _state;
     private int _inflight;
 
-    internal Model(string id, Plugin plugin, nint handle, string? path, string? framework, string? version)
+    internal Model(string id, Plugin plugin, nint handle, string? path, string? framework, string? version, Batching.BatchingOptions? batching = null)
     {
         Id = id;
+        Batching = batching;
         Plugin = plugin;
         Handle = handle;
         Path = path;
@@ -47,6 +48,45 @@ public sealed class Model
     public string? Framework { get; }
     public string? Version { get; }
     public ModelState State => (ModelState)Volatile.Read(ref _state);
+
+    /// <summary>Dynamic batching asked for at registration; null when requests run one by one.</summary>
+    public Batching.BatchingOptions? Batching { get; }
+
+    /// <summary>The running batcher while the model is loaded with batching on.</summary>
+    internal Batching.DynamicBatcher? Batcher { get; private set; }
+
+    /// <summary>Batches and the requests they held since load, or null without batching.</summary>
+    public (long Batches, long Requests)? BatchCounts => Batcher?.Counts;
+
+    /// <summary>
+    /// Starts batching after load. Merging along dim 0 is only right for a model that says every
+    /// input and output has a free batch dimension (-1 first); others are refused here, with the
+    /// offending tensor named, rather than given wrong answers later.
+    /// </summary>
+    internal unsafe void StartBatching()
+    {
+        if (Batching is null) return;
+        var io = Plugin.ModelIo(Handle) ?? throw new MlosException(SmiStatus.NotSupported,
+            $"model '{Id}': dynamic batching needs the plugin's input and output specs (get_model_io), which plugin '{Plugin.Id}' does not give");
+        foreach (var (what, specs) in new[] { ("input", io.Inputs), ("output", io.Outputs) })
+        {
+            foreach (var spec in specs)
+            {
+                if (spec.NDim == 0 || spec.Shape[0] != -1)
+                    throw new MlosException(SmiStatus.InvalidParam,
+                        $"model '{Id}' has no batch dimension: {what} '{Smi.Sdk.Utf8.Read(spec.Name)}' is [{string.Join(",", spec.Dims.ToArray())}]; dynamic batching needs dim 0 = -1 in every input and output");
+            }
+        }
+        Batcher = new Batching.DynamicBatcher(this, Batching);
+    }
+
+    /// <summary>Stops batching: queued requests still run, new ones go straight to the (unloading) model.</summary>
+    internal void StopBatching()
+    {
+        var batcher = Batcher;
+        Batcher = null;
+        batcher?.Dispose();
+    }
 
     /// <summary>Serialises load, unload and unregister of this model.</summary>
     internal Lock AdminLock { get; } = new();

@@ -1,0 +1,162 @@
+using System.Runtime.InteropServices;
+using Mlos.Smi.Abi;
+
+namespace Mlos.Core.Batching;
+
+/// <summary>
+/// Concatenates requests along dim 0 into one set of input tensors, and cuts the batch's outputs
+/// back into each request's share. Owned by one scheduler thread: its buffers are reused from
+/// batch to batch, so a batch allocates only the outputs it hands to callers that asked for them.
+/// </summary>
+internal sealed unsafe class BatchAssembler : IDisposable
+{
+    public const int MaxOutputs = 64;
+
+    private readonly SmiTensor* _inputs = (SmiTensor*)NativeMemory.AllocZeroed(64, (nuint)sizeof(SmiTensor));
+    private readonly SmiTensor* _outputs = (SmiTensor*)NativeMemory.AllocZeroed(MaxOutputs, (nuint)sizeof(SmiTensor));
+    private readonly void*[] _buffers = new void*[64];
+    private readonly nuint[] _capacities = new nuint[64];
+
+    public SmiTensor* Inputs => _inputs;
+    public SmiTensor* Outputs => _outputs;
+
+    /// <summary>The merged inputs of <paramref name="batch"/> (same signature, checked by the queue).</summary>
+    public void Merge(List<BatchRequest> batch, long totalRows)
+    {
+        var first = batch[0];
+        for (int i = 0; i < first.NumInputs; i++)
+        {
+            nuint total = 0;
+            foreach (var r in batch) total += r.Inputs[i].ByteSize;
+            byte* at = (byte*)Scratch(i, total);
+            foreach (var r in batch)
+            {
+                ref readonly var part = ref r.Inputs[i];
+                Buffer.MemoryCopy(part.Data, at, (long)part.ByteSize, (long)part.ByteSize);
+                at += part.ByteSize;
+            }
+            _inputs[i] = first.Inputs[i];
+            _inputs[i].Data = _buffers[i];
+            _inputs[i].ByteSize = total;
+            _inputs[i].Shape[0] = totalRows;
+            _inputs[i].Release = null;
+            _inputs[i].ReleaseContext = null;
+        }
+        NativeMemory.Clear(_outputs, (nuint)(MaxOutputs * sizeof(SmiTensor)));
+    }
+
+    /// <summary>
+    /// Whether the batch's <paramref name="count"/> outputs can be cut by rows: host memory,
+    /// fixed-size elements, dim 0 equal to the rows merged. A model whose outputs are not (e.g. a
+    /// reduction over the batch) is not batchable: its requests are then run one by one.
+    /// </summary>
+    public bool Splittable(int count, long totalRows)
+    {
+        for (int o = 0; o < count; o++)
+        {
+            ref readonly var t = ref _outputs[o];
+            if (t.NDim == 0 || t.Shape[0] != totalRows || SmiDtypes.ElementSize(t.Dtype) <= 0 ||
+                t.MemoryType == SmiMemoryType.Gpu || t.ByteSize % (nuint)totalRows != 0)
+                return false;
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// Gives <paramref name="r"/> its rows [<paramref name="firstRow"/>, +Rows) of every output, by
+    /// smi_spec.h's ownership rule: into its buffers, or into memory it frees through release.
+    /// A request whose buffers are too small fails alone.
+    /// </summary>
+    public void Split(BatchRequest r, int count, long firstRow, long totalRows)
+    {
+        nuint capacity = *r.NumOutputs;
+        if ((nuint)count > capacity)
+        {
+            *r.NumOutputs = (nuint)count;
+            r.Failure = new MlosException(SmiStatus.BufferTooSmall, $"outputs array too small: the model has {count} outputs, capacity is {capacity}");
+            return;
+        }
+        int done = 0;
+        for (; done < count; done++)
+        {
+            ref readonly var whole = ref _outputs[done];
+            nuint rowBytes = whole.ByteSize / (nuint)totalRows;
+            nuint bytes = rowBytes * (nuint)r.Rows;
+            SmiTensor* slot = &r.Outputs[done];
+            if (slot->Data != null)
+            {
+                if (slot->ByteSize < bytes)
+                {
+                    r.Failure = new MlosException(SmiStatus.BufferTooSmall,
+                        $"output {done} ({Smi.Sdk.Utf8.Read(whole.Name)}) too small: {bytes} bytes needed, {slot->ByteSize} given");
+                    slot->ByteSize = bytes;
+                    break;
+                }
+                slot->Release = null;
+            }
+            else
+            {
+                slot->Data = NativeMemory.Alloc(bytes == 0 ? 1 : bytes);
+                slot->Release = &FreeOutput;
+            }
+            Buffer.MemoryCopy((byte*)whole.Data + rowBytes * (nuint)firstRow, slot->Data, (long)bytes, (long)bytes);
+            slot->Name = whole.Name;
+            slot->Dtype = whole.Dtype;
+            slot->NDim = whole.NDim;
+            slot->Shape = whole.Shape;
+            slot->Shape[0] = r.Rows;
+            slot->ByteSize = bytes;
+            slot->MemoryType = SmiMemoryType.Cpu;
+            slot->DeviceId = 0;
+            slot->ReleaseContext = null;
+        }
+        if (r.Failure is null)
+        {
+            *r.NumOutputs = (nuint)count;
+            return;
+        }
+        for (int o = 0; o < done; o++) // a failed request keeps nothing allocated
+        {
+            SmiTensor* slot = &r.Outputs[o];
+            if (slot->Release != null) slot->Release(slot);
+        }
+    }
+
+    /// <summary>Frees the batch's own outputs (plugin-allocated) after they were split.</summary>
+    public void ReleaseOutputs(int count)
+    {
+        for (int o = 0; o < count; o++)
+        {
+            SmiTensor* t = &_outputs[o];
+            if (t->Release != null) t->Release(t);
+            *t = default;
+        }
+    }
+
+    [UnmanagedCallersOnly]
+    private static void FreeOutput(SmiTensor* t)
+    {
+        if (t == null) return;
+        NativeMemory.Free(t->Data);
+        t->Data = null;
+        t->Release = null;
+    }
+
+    private void* Scratch(int i, nuint bytes)
+    {
+        if (_capacities[i] < bytes)
+        {
+            NativeMemory.Free(_buffers[i]);
+            _capacities[i] = Math.Max(bytes, _capacities[i] * 2);
+            _buffers[i] = NativeMemory.Alloc(_capacities[i]);
+        }
+        return _buffers[i];
+    }
+
+    public void Dispose()
+    {
+        foreach (var b in _buffers) NativeMemory.Free(b);
+        NativeMemory.Free(_inputs);
+        NativeMemory.Free(_outputs);
+    }
+}

@@ -1,0 +1,83 @@
+using System.Diagnostics;
+using Mlos.Smi.Abi;
+
+namespace Mlos.Core.Batching;
+
+/// <summary>
+/// One typed request waiting in a <see cref="DynamicBatcher"/>. The caller's thread blocks until
+/// its request is done, so each thread reuses one request object: queueing allocates nothing.
+/// </summary>
+internal sealed unsafe class BatchRequest
+{
+    [ThreadStatic] private static BatchRequest? t_mine;
+
+    public static BatchRequest Mine => t_mine ??= new BatchRequest();
+
+    public SmiTensor* Inputs;
+    public int NumInputs;
+    public SmiTensor* Outputs;
+    public nuint* NumOutputs;
+    /// <summary>Rows along dim 0, the same in every input.</summary>
+    public long Rows;
+    public long Enqueued;
+    public long Started;
+    public int BatchSize;
+    public MlosException? Failure;
+    public readonly ManualResetEventSlim Done = new(false, spinCount: 1);
+
+    public InferTiming Timing => new((long)Stopwatch.GetElapsedTime(Enqueued, Started).TotalMicroseconds, BatchSize);
+
+    /// <summary>
+    /// Takes the request's inputs if they can be merged with others along dim 0: host memory,
+    /// fixed-size elements, rank ≥ 1, one row count, byte sizes matching their shapes. Anything
+    /// else runs on its own and gets the plugin's own verdict.
+    /// </summary>
+    public bool TryBind(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, int maxRows)
+    {
+        if (inputs == null || numInputs == 0 || numInputs > 64 || outputs == null || numOutputs == null) return false;
+        long rows = -1;
+        for (int i = 0; i < (int)numInputs; i++)
+        {
+            ref readonly var t = ref inputs[i];
+            int element = SmiDtypes.ElementSize(t.Dtype);
+            if (t.NDim == 0 || t.NDim > SmiVersion.MaxDims || element <= 0 || t.MemoryType == SmiMemoryType.Gpu || t.Data == null) return false;
+            long count = 1;
+            foreach (var d in t.Dims)
+            {
+                if (d < 0) return false;
+                count *= d;
+            }
+            if ((ulong)(count * element) != t.ByteSize) return false;
+            if (rows < 0) rows = t.Shape[0];
+            else if (rows != t.Shape[0]) return false;
+        }
+        if (rows <= 0 || rows > maxRows) return false;
+        Inputs = inputs;
+        NumInputs = (int)numInputs;
+        Outputs = outputs;
+        NumOutputs = numOutputs;
+        Rows = rows;
+        Failure = null;
+        BatchSize = 1;
+        return true;
+    }
+
+    /// <summary>Same input names, dtypes and dims after the first: only such requests merge.</summary>
+    public bool SameSignature(BatchRequest other)
+    {
+        if (other.NumInputs != NumInputs) return false;
+        for (int i = 0; i < NumInputs; i++)
+        {
+            ref readonly var a = ref Inputs[i];
+            ref readonly var b = ref other.Inputs[i];
+            if (a.Dtype != b.Dtype || a.NDim != b.NDim || !a.Dims[1..].SequenceEqual(b.Dims[1..])) return false;
+            if (a.Name != b.Name && !SameName(a.Name, b.Name)) return false;
+        }
+        return true;
+    }
+
+    private static bool SameName(byte* a, byte* b) =>
+        a != null && b != null &&
+        System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpanFromNullTerminated(a)
+            .SequenceEqual(System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpanFromNullTerminated(b));
+}

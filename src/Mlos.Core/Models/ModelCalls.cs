@@ -1,0 +1,16 @@
+using Mlos.Core.Plugins;
+using Mlos.Smi.Abi;
+
+namespace Mlos.Core.Models;
+
+/// <summary>Untyped inference as a <see cref="Model.Run"/> call.</summary>
+internal readonly unsafe struct InferenceCall(void* input, nuint inputSize, void* output, nuint* outputSize) : IModelCall
+{
+    public SmiStatus Invoke(Plugin plugin, nint handle) => plugin.InferenceCall(handle, input, inputSize, output, outputSize);
+}
+
+/// <summary>Typed inference as a <see cref="Model.Run"/> call.</summary>
+internal readonly unsafe struct InferCall(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs) : IModelCall
+{
+    public SmiStatus Invoke(Plugin plugin, nint handle) => plugin.InferCall(handle, inputs, numInputs, outputs, numOutputs);
+}
