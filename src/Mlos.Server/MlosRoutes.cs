@@ -37,6 +37,8 @@ internal static class MlosRoutes
                 w.WriteNumber("uptime_seconds", Math.Round(s.UptimeSeconds, 1));
                 w.WriteNumber("plugins", state.Core.Plugins.Count);
                 w.WriteNumber("models", state.Core.Models.Count);
+                // Managed bytes allocated since start: benchmarks divide its growth by requests served.
+                w.WriteNumber("allocated_bytes", GC.GetTotalAllocatedBytes());
             });
         }));
 
@@ -65,7 +67,7 @@ internal static class MlosRoutes
             var id = Text(root, "model_id") ?? Text(root, "name");
             var path = state.ModelPath(Text(root, "path") ?? Text(root, "model_path"));
             var pluginId = Text(root, "plugin_id") ?? state.PluginFor(path);
-            var model = RegisterAndLoad(state, id, pluginId, path, Text(root, "framework"), Text(root, "config"));
+            var model = RegisterAndLoad(state, id, pluginId, path, Text(root, "framework"), Text(root, "config"), Text(root, "dynamic_batching"));
             await Responses.Json(http, 200, w =>
             {
                 w.WriteString("status", "success");
@@ -82,7 +84,9 @@ internal static class MlosRoutes
     }
 
     /// <summary>Registers and loads; a model that fails to load is unregistered again, so nothing half-made stays.</summary>
-    public static Mlos.Core.Models.Model RegisterAndLoad(ServerState state, string? id, string pluginId, string path, string? framework, string? config = null)
+    /// <param name="batching">JSON of <c>{"max_batch_size","max_queue_delay_us"}</c> (see Mlos.Core.Batching), or null.</param>
+    public static Mlos.Core.Models.Model RegisterAndLoad(ServerState state, string? id, string pluginId, string path, string? framework,
+        string? config = null, string? batching = null)
     {
         var options = new System.Buffers.ArrayBufferWriter<byte>();
         using (var w = new Utf8JsonWriter(options))
@@ -94,6 +98,11 @@ internal static class MlosRoutes
                 w.WritePropertyName("config");
                 if (config.TrimStart().StartsWith('{')) w.WriteRawValue(config);
                 else w.WriteStringValue(config);
+            }
+            if (batching is not null)
+            {
+                w.WritePropertyName("dynamic_batching");
+                w.WriteRawValue(batching);
             }
             w.WriteEndObject();
         }

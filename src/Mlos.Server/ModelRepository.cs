@@ -7,8 +7,9 @@ namespace Mlos.Server;
 
 /// <summary>
 /// A Triton-style model repository: one folder per model, named as the model, holding the model
-/// file and optionally <c>config.json</c>: <c>{"plugin_id","file","framework","config":{…}}</c>
-/// (<c>config</c> reaches the plugin; without <c>plugin_id</c> the file type decides). Every
+/// file and optionally <c>config.json</c>: <c>{"plugin_id","file","framework","config":{…},
+/// "dynamic_batching":{"max_batch_size","max_queue_delay_us"}}</c> (<c>config</c> reaches the
+/// plugin; without <c>plugin_id</c> the file type decides). Every
 /// model is loaded at start; the v2 repository routes load and unload them.
 /// </summary>
 internal sealed class ModelRepository(ServerState state, string root)
@@ -39,7 +40,7 @@ internal sealed class ModelRepository(ServerState state, string root)
             return known;
         }
         var folder = Folder(name);
-        string? pluginId = null, file = null, framework = null, config = null;
+        string? pluginId = null, file = null, framework = null, config = null, batching = null;
         var configPath = Path.Combine(folder, "config.json");
         if (File.Exists(configPath))
         {
@@ -54,7 +55,8 @@ internal sealed class ModelRepository(ServerState state, string root)
                     case "file": file = p.Value.GetString(); break;
                     case "framework": framework = p.Value.GetString(); break;
                     case "config": config = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString() : p.Value.GetRawText(); break;
-                    default: throw new MlosException(SmiStatus.InvalidParam, $"{configPath}: unknown key '{p.Name}' (plugin_id, file, framework, config)");
+                    case "dynamic_batching": batching = p.Value.GetRawText(); break;
+                    default: throw new MlosException(SmiStatus.InvalidParam, $"{configPath}: unknown key '{p.Name}' (plugin_id, file, framework, config, dynamic_batching)");
                 }
             }
         }
@@ -63,7 +65,7 @@ internal sealed class ModelRepository(ServerState state, string root)
               ?? throw new MlosException(SmiStatus.NotFound, $"repository model '{name}' has no model file ({string.Join(", ", ModelFiles)}) and no \"file\" in config.json");
         if (!path.StartsWith(folder + "/", StringComparison.Ordinal))
             throw new MlosException(SmiStatus.InvalidParam, $"repository model '{name}': file {file} is outside its folder");
-        return MlosRoutes.RegisterAndLoad(state, name, pluginId ?? state.PluginFor(path), path, framework, config);
+        return MlosRoutes.RegisterAndLoad(state, name, pluginId ?? state.PluginFor(path), path, framework, config, batching);
     }
 
     private string Folder(string name)

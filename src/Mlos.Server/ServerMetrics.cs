@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using OpenTelemetry.Metrics;
 
@@ -22,6 +23,8 @@ internal static class ServerMetrics
     private static readonly Histogram<double> s_latency = s_meter.CreateHistogram<double>("mlos_request_duration", unit: "s", description: "HTTP request latency");
     private static readonly Histogram<double> s_inference = s_meter.CreateHistogram<double>("mlos_inference_duration", unit: "s", description: "Time inside the plugin per inference, by model");
     private static readonly Histogram<double> s_queue = s_meter.CreateHistogram<double>("mlos_queue_duration", unit: "s", description: "Time a request waited before its inference started, by model");
+    private static readonly Histogram<long> s_batch = s_meter.CreateHistogram<long>("mlos_batch_size", description: "Requests in the dynamic batch each request ran in, by model");
+    private static readonly long[] BatchBuckets = [1, 2, 4, 8, 16, 32, 64, 128, 256];
 
     public static void AddTo(IServiceCollection services) =>
         services.AddOpenTelemetry().WithMetrics(m => m
@@ -29,20 +32,25 @@ internal static class ServerMetrics
             .AddView("mlos_request_duration", new ExplicitBucketHistogramConfiguration { Boundaries = SecondsBuckets })
             .AddView("mlos_inference_duration", new ExplicitBucketHistogramConfiguration { Boundaries = SecondsBuckets })
             .AddView("mlos_queue_duration", new ExplicitBucketHistogramConfiguration { Boundaries = SecondsBuckets })
+            .AddView("mlos_batch_size", new ExplicitBucketHistogramConfiguration { Boundaries = BatchBuckets.Select(b => (double)b).ToArray() })
             .AddPrometheusExporter());
+
+    // Status codes as boxed objects made once: a tag value is an object, and boxing per request allocates.
+    private static readonly object[] s_codes = Enumerable.Range(0, 600).Select(c => (object)c).ToArray();
 
     public static void Request(string route, int status, double seconds)
     {
-        var tags = new KeyValuePair<string, object?>[] { new("route", route), new("code", status) };
-        s_requests.Add(1, tags);
-        if (status >= 400) s_failures.Add(1, tags);
+        var tags = new TagList { { "route", route }, { "code", (uint)status < 600 ? s_codes[status] : status } };
+        s_requests.Add(1, in tags);
+        if (status >= 400) s_failures.Add(1, in tags);
         s_latency.Record(seconds, new KeyValuePair<string, object?>("route", route));
     }
 
-    public static void Inference(string model, double seconds, double queuedSeconds)
+    public static void Inference(string model, double seconds, double queuedSeconds, int batchSize = 1)
     {
         var tag = new KeyValuePair<string, object?>("model", model);
         s_inference.Record(seconds, tag);
         s_queue.Record(queuedSeconds, tag);
+        s_batch.Record(batchSize, tag);
     }
 }

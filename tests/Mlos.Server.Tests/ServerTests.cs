@@ -152,6 +152,50 @@ public class ServerTests(ServerFixture fixture) : IClassFixture<ServerFixture>
         Assert.Contains("has 100 bytes; shape [3,16] of FP32 needs 192", await badResponse.Content.ReadAsStringAsync());
     }
 
+    [Fact]
+    public async Task Kserve_v2_requests_are_batched_when_the_model_asks_and_report_their_batch()
+    {
+        var (code, body) = await Send(HttpMethod.Post, "/models/register",
+            """{"model_id":"mlp-batched","path":"mlp.onnx","dynamic_batching":{"max_batch_size":16,"max_queue_delay_us":100000}}""");
+        Assert.True(code == HttpStatusCode.OK, body.ToString());
+        Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Post, "/models/register", """{"model_id":"mlp-alone","path":"mlp.onnx"}""")).Code);
+        var rows = Enumerable.Range(0, 12).Select(i => Enumerable.Range(0, 16).Select(k => (i * 16 + k) / 100f).ToArray()).ToArray();
+
+        async Task<(float[] Y, int Batch, long QueueUs)> Infer(string model, float[] x)
+        {
+            // Binary input; one output named for binary, so the header still says where it is.
+            var header = Encoding.UTF8.GetBytes("""{"inputs":[{"name":"input","shape":[1,16],"datatype":"FP32","parameters":{"binary_data_size":64}}],"outputs":[{"name":"output","parameters":{"binary_data":true}}]}""");
+            using var request = new HttpRequestMessage(HttpMethod.Post, $"/v2/models/{model}/infer")
+            { Content = new ByteArrayContent(header.Concat(x.SelectMany(BitConverter.GetBytes)).ToArray()) };
+            request.Content.Headers.TryAddWithoutValidation("Inference-Header-Content-Length", header.Length.ToString());
+            using var response = await Http.SendAsync(request);
+            var bytes = await response.Content.ReadAsByteArrayAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.OK, Encoding.UTF8.GetString(bytes));
+            int length = int.Parse(response.Headers.GetValues("Inference-Header-Content-Length").Single());
+            var json = JsonDocument.Parse(bytes.AsMemory(0, length)).RootElement;
+            var parameters = json.GetProperty("parameters");
+            var y = Enumerable.Range(0, 4).Select(i => BitConverter.ToSingle(bytes, length + 4 * i)).ToArray();
+            return (y, parameters.GetProperty("batch_size").GetInt32(), parameters.GetProperty("queue_time_us").GetInt64());
+        }
+
+        var batched = await Task.WhenAll(rows.Select(x => Infer("mlp-batched", x)));
+        Assert.Contains(batched, r => r.Batch > 1);
+        Assert.All(batched, r => Assert.InRange(r.Batch, 1, 12));
+        for (int i = 0; i < rows.Length; i++)
+        {
+            var alone = await Infer("mlp-alone", rows[i]);
+            Assert.Equal(1, alone.Batch);
+            Assert.Equal(0, alone.QueueUs);
+            Assert.Equal(alone.Y, batched[i].Y); // merged and unmerged answers are the same bits
+        }
+        using var metrics = await Http.GetAsync("/metrics");
+        Assert.Contains("model=\"mlp-batched\",le=\"16\"", await metrics.Content.ReadAsStringAsync());
+
+        (code, body) = await Send(HttpMethod.Post, "/models/register", """{"model_id":"bad-batch","path":"mlp.onnx","dynamic_batching":{"max_batch_size":-1}}""");
+        Assert.Equal(HttpStatusCode.BadRequest, code);
+        Assert.Contains("'max_batch_size' must be an integer from 1", body.GetProperty("message").GetString());
+    }
+
     [Theory]
     [InlineData("kserve-bad", """{"inputs":[{"name":"input","shape":[1,16],"datatype":"FP33","data":[1]}]}""", HttpStatusCode.BadRequest, "needs a KServe \"datatype\"")]
     [InlineData("kserve-bad", """{"inputs":[{"name":"input","shape":[1,16],"datatype":"FP32","data":[1,2]}]}""", HttpStatusCode.BadRequest, "has 2 values; shape [1,16] needs 16")]

@@ -16,6 +16,20 @@ public static class SmiDtypes
         return i > 0 ? (SmiDtype)i : SmiDtype.Invalid;
     }
 
+    /// <summary>The dtype named by UTF-8 <paramref name="name"/> (KServe spelling), or <see cref="SmiDtype.Invalid"/>; allocates nothing.</summary>
+    public static SmiDtype Parse(ReadOnlySpan<byte> name)
+    {
+        for (int i = 1; i < s_names.Length; i++)
+        {
+            var candidate = s_names[i];
+            if (candidate.Length != name.Length) continue;
+            int k = 0;
+            while (k < name.Length && name[k] == candidate[k]) k++;
+            if (k == name.Length) return (SmiDtype)i;
+        }
+        return SmiDtype.Invalid;
+    }
+
     /// <summary>Bytes per element; 0 for BYTES (variable length) and invalid values.</summary>
     public static int ElementSize(SmiDtype t) => t switch
     {

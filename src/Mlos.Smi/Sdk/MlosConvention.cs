@@ -214,8 +214,8 @@ public static unsafe class MlosConvention
     /// </summary>
     public static void WriteTensor(Utf8JsonWriter w, in SmiTensor t, bool withData = true)
     {
-        w.WriteString("name", Utf8.Read(t.Name));
-        w.WriteString("datatype", SmiDtypes.Name(t.Dtype));
+        w.WriteString("name"u8, t.Name == null ? default : System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpanFromNullTerminated(t.Name));
+        w.WriteString("datatype"u8, SmiDtypes.Name(t.Dtype));
         w.WriteStartArray("shape");
         foreach (var d in t.Dims) w.WriteNumberValue(d);
         w.WriteEndArray();

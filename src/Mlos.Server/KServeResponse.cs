@@ -1,0 +1,84 @@
+using System.Buffers;
+using System.Text.Json;
+using Mlos.Core.Batching;
+using Mlos.Core.Models;
+using Mlos.Smi.Abi;
+using Mlos.Smi.Sdk;
+
+namespace Mlos.Server;
+
+/// <summary>
+/// The v2 inference answer, written into the response pipe: a JSON header (outputs with their
+/// values, or their <c>binary_data_size</c>), then binary outputs copied once from plugin memory.
+/// <c>parameters</c> carries the request's <c>queue_time_us</c> and the <c>batch_size</c> it ran in.
+/// </summary>
+internal static class KServeResponse
+{
+    private const string HeaderLength = "Inference-Header-Content-Length";
+
+    public static unsafe void Write(HttpResponse response, Model model, in KServeRequest request, ReadOnlySpan<SmiTensor> outputs,
+        InferTiming timing, KServeScratch scratch)
+    {
+        var header = scratch.Header;
+        header.ResetWrittenCount();
+        var w = scratch.Writer;
+        w.Reset(header);
+        long binaryBytes = 0;
+        bool anyBinary = false;
+        w.WriteStartObject();
+        w.WriteString("model_name"u8, model.Id);
+        if (model.Version is not null) w.WriteString("model_version"u8, model.Version);
+        if (request.Id is not null) w.WriteString("id"u8, request.Id);
+        w.WriteStartObject("parameters"u8);
+        w.WriteNumber("queue_time_us"u8, timing.QueueMicroseconds);
+        w.WriteNumber("batch_size"u8, timing.BatchSize);
+        w.WriteEndObject();
+        w.WriteStartArray("outputs"u8);
+        foreach (ref readonly var t in outputs)
+        {
+            bool binary = request.WantsBinary(System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpanFromNullTerminated(t.Name), scratch);
+            w.WriteStartObject();
+            MlosConvention.WriteTensor(w, in t, withData: !binary);
+            if (binary)
+            {
+                w.WriteStartObject("parameters"u8);
+                w.WriteNumber("binary_data_size"u8, (long)t.ByteSize);
+                w.WriteEndObject();
+                binaryBytes += (long)t.ByteSize;
+                anyBinary = true;
+            }
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        w.WriteEndObject();
+        w.Flush();
+
+        response.StatusCode = 200;
+        var pipe = response.BodyWriter;
+        if (!anyBinary)
+        {
+            response.ContentType = "application/json";
+            response.ContentLength = header.WrittenCount;
+            pipe.Write(header.WrittenSpan);
+            return;
+        }
+        response.ContentType = "application/octet-stream";
+        response.Headers[HeaderLength] = HeaderLengthText(header.WrittenCount);
+        response.ContentLength = header.WrittenCount + binaryBytes;
+        pipe.Write(header.WrittenSpan);
+        foreach (ref readonly var t in outputs)
+        {
+            if (request.WantsBinary(System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpanFromNullTerminated(t.Name), scratch))
+                pipe.Write(new ReadOnlySpan<byte>(t.Data, checked((int)t.ByteSize)));
+        }
+    }
+
+    // Header lengths repeat from request to request: keep their text instead of formatting each time.
+    private static readonly string?[] s_lengths = new string?[4096];
+
+    private static string HeaderLengthText(int n)
+    {
+        if ((uint)n >= (uint)s_lengths.Length) return n.ToString();
+        return s_lengths[n] ??= n.ToString();
+    }
+}

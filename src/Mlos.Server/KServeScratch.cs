@@ -1,0 +1,94 @@
+using System.Buffers;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using Mlos.Smi.Abi;
+
+namespace Mlos.Server;
+
+/// <summary>
+/// One thread's working memory for v2 inference: input and output tensor arrays, a NUL-terminated
+/// name arena, an arena for inputs decoded from JSON, and the response header's writer. A request
+/// uses it between reading its body and flushing its answer without awaiting, so per-thread reuse
+/// is safe and the hot path allocates none of it.
+/// </summary>
+internal sealed unsafe class KServeScratch
+{
+    public const int MaxTensors = 64;
+    private const int NameArenaBytes = 16 * 1024;
+
+    [ThreadStatic] private static KServeScratch? t_mine;
+    public static KServeScratch Mine => t_mine ??= new KServeScratch();
+
+    public readonly SmiTensor* Inputs = (SmiTensor*)NativeMemory.AllocZeroed(MaxTensors, (nuint)sizeof(SmiTensor));
+    public readonly SmiTensor* Outputs = (SmiTensor*)NativeMemory.AllocZeroed(MaxTensors, (nuint)sizeof(SmiTensor));
+    private readonly byte* _names = (byte*)NativeMemory.Alloc(NameArenaBytes);
+    private int _namesUsed;
+    private byte* _data;
+    private nuint _dataCapacity, _dataUsed;
+
+    public readonly ArrayBufferWriter<byte> Header = new(4096);
+    public readonly Utf8JsonWriter Writer;
+    /// <summary>Outputs the request asked for as binary, as byte ranges of its body.</summary>
+    public readonly List<Range> BinaryOutputNames = new();
+
+    private KServeScratch() => Writer = new Utf8JsonWriter(Header);
+
+    public void Reset()
+    {
+        _namesUsed = 0;
+        _dataUsed = 0;
+        BinaryOutputNames.Clear();
+        NativeMemory.Clear(Outputs, (nuint)(MaxTensors * sizeof(SmiTensor)));
+    }
+
+    /// <summary>A NUL-terminated copy of a name, valid until the next request on this thread.</summary>
+    public byte* Name(ReadOnlySpan<byte> utf8)
+    {
+        if (_namesUsed + utf8.Length + 1 > NameArenaBytes)
+            throw new Core.MlosException(SmiStatus.InvalidParam, $"tensor names longer than {NameArenaBytes} bytes in all");
+        byte* at = _names + _namesUsed;
+        utf8.CopyTo(new Span<byte>(at, utf8.Length));
+        at[utf8.Length] = 0;
+        _namesUsed += utf8.Length + 1;
+        return at;
+    }
+
+    /// <summary>Native room for an input decoded from JSON; the arena grows and is kept.</summary>
+    public byte* Data(ReadOnlySpan<byte> bytes)
+    {
+        // Earlier inputs of this request point into the arena: grow only between requests.
+        if (_dataUsed + (nuint)bytes.Length > _dataCapacity)
+        {
+            if (_dataUsed > 0) return CopyUnpooled(bytes);
+            NativeMemory.Free(_data);
+            _dataCapacity = Math.Max((nuint)bytes.Length, _dataCapacity * 2);
+            _data = (byte*)NativeMemory.Alloc(_dataCapacity);
+        }
+        byte* at = _data + _dataUsed;
+        bytes.CopyTo(new Span<byte>(at, bytes.Length));
+        _dataUsed += (nuint)bytes.Length;
+        return at;
+    }
+
+    private readonly List<nint> _unpooled = new();
+
+    private byte* CopyUnpooled(ReadOnlySpan<byte> bytes)
+    {
+        var p = (byte*)NativeMemory.Alloc((nuint)Math.Max(1, bytes.Length));
+        bytes.CopyTo(new Span<byte>(p, bytes.Length));
+        _unpooled.Add((nint)p);
+        return p;
+    }
+
+    /// <summary>Gives back what the plugin handed over, and memory taken outside the arena.</summary>
+    public void ReleaseOutputs()
+    {
+        for (int i = 0; i < MaxTensors; i++)
+        {
+            SmiTensor* o = &Outputs[i];
+            if (o->Release != null) o->Release(o);
+        }
+        foreach (var p in _unpooled) NativeMemory.Free((void*)p);
+        _unpooled.Clear();
+    }
+}
