@@ -143,6 +143,22 @@ int main(int argc, char** argv) {
             std::printf("%-14s %10s %12.1f %12.1f %7.2fx\n", t->model, size, direct, core, direct > 0 ? core / direct : 0.0);
         }
     }
+    // Machine-readable lines for tests/bench/run.sh (tab-separated; see its header).
+    for (Target* t : g_targets) {
+        for (const char* size : {"64", "65536"}) {
+            std::string name = t->model;
+            double direct = reporter.ns[name + "/direct/" + size], core = reporter.ns[name + "/core/" + size];
+            bool goal = t == &g_guide && std::string(size) == "64";
+            std::printf("RATIO\tC API dispatch (core / direct call)\t%s, %s B\t%.1f ns\t%.1f ns\t%.3f\t%s\n", t->model, size, core,
+                        direct, direct > 0 ? core / direct : 0.0, goal ? "<= 1.5" : "");
+        }
+    }
+    for (Target* t : g_targets) {
+        if (t == &g_guide) continue;
+        double own = reporter.ns[std::string(t->model) + "/core/64"], c = reporter.ns[std::string(g_guide.model) + "/core/64"];
+        std::printf("RATIO\tPlugin language (echo 64 B via core / C echo via core)\t%s\t%.1f ns\t%.1f ns\t%.3f\t\n", t->model, own, c,
+                    c > 0 ? own / c : 0.0);
+    }
     std::printf("\nPer-call cost by plugin language, through the same core, as a ratio to the guide's C echo\n");
     std::printf("%-14s %10s %12s %14s\n", "plugin", "payload", "core ns", "vs C echo");
     for (Target* t : g_targets) {

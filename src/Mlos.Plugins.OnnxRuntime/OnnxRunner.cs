@@ -95,11 +95,22 @@ internal static unsafe class OnnxRunner
     /// <summary>The input spec a tensor names; unknown names list the model's.</summary>
     private static IoSpec Find(string model, IoSpec[] specs, byte* name)
     {
-        var text = Utf8.Read(name) ?? throw new SmiException(SmiStatus.InvalidParam, "an input tensor has a NULL name");
+        if (name == null) throw new SmiException(SmiStatus.InvalidParam, "an input tensor has a NULL name");
+        // Compared as UTF-8, in place: the hot path makes no string of the name.
+        var utf8 = MemoryMarshal.CreateReadOnlySpanFromNullTerminated(name);
         foreach (var s in specs)
-            if (s.Name == text) return s;
+            if (utf8.SequenceEqual(MemoryMarshal.CreateReadOnlySpanFromNullTerminated(s.NativeName))) return s;
         throw new SmiException(SmiStatus.InvalidParam,
-            $"model '{model}' has no input '{text}' (inputs: {string.Join(", ", specs.Select(s => s.Name))})");
+            $"model '{model}' has no input '{Utf8.Read(name)}' (inputs: {string.Join(", ", specs.Select(s => s.Name))})");
+    }
+
+    /// <summary>Same rank, every fixed dimension equal, no negative one.</summary>
+    private static bool Fits(ReadOnlySpan<long> shape, long[] expected)
+    {
+        if (shape.Length != expected.Length) return false;
+        for (int i = 0; i < shape.Length; i++)
+            if (shape[i] < 0 || (expected[i] >= 0 && shape[i] != expected[i])) return false;
+        return true;
     }
 
     private static OrtValue ToOrtValue(string model, IoSpec spec, in SmiTensor t)
@@ -108,7 +119,7 @@ internal static unsafe class OnnxRunner
             throw new SmiException(SmiStatus.InvalidParam,
                 $"input '{spec.Name}' is {SmiDtypes.Name(t.Dtype)}; model '{model}' expects {SmiDtypes.Name(spec.Dtype)}");
         var shape = t.Dims.ToArray();
-        if (shape.Length != spec.Dims.Length || !shape.Zip(spec.Dims).All(p => p.Second < 0 || p.First == p.Second) || shape.Any(d => d < 0))
+        if (!Fits(shape, spec.Dims))
             throw new SmiException(SmiStatus.InvalidParam,
                 $"input '{spec.Name}' has shape [{string.Join(",", shape)}]; model '{model}' expects [{string.Join(",", spec.Dims)}] (-1: any)");
         if (t.MemoryType == SmiMemoryType.Gpu)

@@ -9,6 +9,8 @@ using Mlos.Plugins.TorchSharp;
 using Mlos.Smi.Abi;
 using Mlos.Smi.Sdk;
 using TorchSharp;
+using Mlos.Benchmarks;
+using static Mlos.Benchmarks.Timing;
 
 var build = Path.GetFullPath(args.Length > 0 ? args[0] : "build");
 var model = Path.Combine(build, "..", "tests", "models", "torch", "mlp.pt");
@@ -44,6 +46,7 @@ foreach (var batch in new[] { 1, 64 })
     }
     double d = Median(direct), c = Median(viaCore);
     Console.WriteLine($"{batch,6} {d,12:F2} {c,12:F2} {c / d,7:F3}x");
+    Console.WriteLine($"RATIO\tFramework overhead (core / TorchSharp direct)\tTorch MLP, batch {batch}\t{c:F2} us\t{d:F2} us\t{c / d:F3}\t<= 1.03");
 }
 Core.Check(Core.Destroy(core));
 return 0;
@@ -74,53 +77,3 @@ static unsafe void ThroughCore(nint core, float[] input, float[] output, int bat
     }
 }
 
-static double Time(int iterations, Action run)
-{
-    for (int i = 0; i < iterations / 10; i++) run();
-    var sw = Stopwatch.StartNew();
-    for (int i = 0; i < iterations; i++) run();
-    return sw.Elapsed.TotalMicroseconds / iterations;
-}
-
-static double Median(List<double> xs) => xs.Order().ElementAt(xs.Count / 2);
-
-/// <summary>The part of mlos_core.h this benchmark calls.</summary>
-static unsafe partial class Core
-{
-    private const string Lib = "libmlos_core.so";
-
-    static Core() => NativeLibrary.SetDllImportResolver(typeof(Core).Assembly, (name, _, _) =>
-        name == Lib ? NativeLibrary.Load(Path.Combine(Path.GetFullPath(Environment.GetCommandLineArgs().Skip(1).FirstOrDefault() ?? "build"), Lib)) : 0);
-
-    public static nint Create()
-    {
-        nint core;
-        Check(mlos_core_create(null, &core));
-        return core;
-    }
-
-    public static int LoadPlugin(nint core, string path, string? id, string? config) => mlos_core_load_plugin(core, path, id, config);
-    public static int RegisterModel(nint core, string id, string plugin, string path, string? options) => mlos_core_register_model(core, id, plugin, path, options);
-    public static int LoadModel(nint core, string id) => mlos_core_load_model(core, id);
-    public static int Destroy(nint core) => mlos_core_destroy(core);
-
-    public static int Infer(nint core, ReadOnlySpan<byte> id, SmiTensor* inputs, nuint n, SmiTensor* outputs, nuint* nOut)
-    {
-        Span<byte> z = stackalloc byte[id.Length + 1];
-        id.CopyTo(z);
-        fixed (byte* p = z) return mlos_core_infer(core, p, inputs, n, outputs, nOut);
-    }
-
-    public static void Check(int status)
-    {
-        if (status != 0) throw new InvalidOperationException($"status {status}: {Marshal.PtrToStringUTF8(mlos_core_last_error())}");
-    }
-
-    [LibraryImport(Lib)] private static partial int mlos_core_create(byte* config, nint* core);
-    [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)] private static partial int mlos_core_load_plugin(nint core, string path, string? id, string? config);
-    [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)] private static partial int mlos_core_register_model(nint core, string id, string plugin, string path, string? options);
-    [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)] private static partial int mlos_core_load_model(nint core, string id);
-    [LibraryImport(Lib)] private static partial int mlos_core_destroy(nint core);
-    [LibraryImport(Lib)] private static partial int mlos_core_infer(nint core, byte* id, SmiTensor* inputs, nuint n, SmiTensor* outputs, nuint* nOut);
-    [LibraryImport(Lib)] private static partial nint mlos_core_last_error();
-}
