@@ -1,0 +1,90 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.RegularExpressions;
+
+namespace Mlos.Benchmarks.Server;
+
+/// <summary>One load run's numbers.</summary>
+internal sealed record LoadResult(string Name, double RequestsPerSecond, double P50Ms, double P99Ms, long Requests, long Errors)
+{
+    /// <summary>Managed bytes the server allocated per request in the measured run, when probed.</summary>
+    public double? AllocatedPerRequest { get; init; }
+}
+
+/// <summary>
+/// Drives Debian's wrk (C, epoll: the lightest load generator here, so the server under test gets
+/// most of the 2 cores) with tests/bench/post.lua, and reads its latency distribution.
+/// </summary>
+internal static partial class Wrk
+{
+    public static string Script { get; set; } = "tests/bench/post.lua";
+    public static int Connections { get; set; } = 64;
+    public static int Seconds { get; set; } = 5;
+
+    /// <param name="allocated">Reads the server's allocated-bytes counter; probed around the measured run only.</param>
+    public static LoadResult Run(string name, string url, string bodyFile, string contentType, int? headerLength = null, Func<long>? allocated = null)
+    {
+        Invoke(url, bodyFile, contentType, headerLength, seconds: 1); // warm-up: JIT, pools, caches
+        long before = allocated?.Invoke() ?? 0;
+        var text = Invoke(url, bodyFile, contentType, headerLength, Seconds);
+        long after = allocated?.Invoke() ?? 0;
+        var result = new LoadResult(name,
+            Number(RpsRegex(), text),
+            Latency(text, "50%"),
+            Latency(text, "99%"),
+            (long)Number(RequestsRegex(), text),
+            (long)(RegexOrZero(Non2xxRegex(), text) + RegexOrZero(SocketErrorsRegex(), text)));
+        if (allocated is not null)
+        {
+            result = result with { AllocatedPerRequest = (after - before) / (double)Math.Max(1, result.Requests) };
+            Console.WriteLine($"FACT\tHot path\tmanaged bytes allocated per request: {name}\t{result.AllocatedPerRequest:F0} B");
+        }
+        Console.WriteLine($"  {name}: {result.RequestsPerSecond:F0} req/s, p50 {result.P50Ms:F2} ms, p99 {result.P99Ms:F2} ms, {result.Errors} errors");
+        Console.WriteLine($"HTTP\t{name}\t{result.RequestsPerSecond:F0}\t{result.P50Ms:F3}\t{result.P99Ms:F3}\t{result.Errors}");
+        return result;
+    }
+
+    private static string Invoke(string url, string bodyFile, string contentType, int? headerLength, int seconds)
+    {
+        var info = new ProcessStartInfo("wrk", ["-t2", $"-c{Connections}", $"-d{seconds}s", "--latency", "-s", Script, url])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        info.Environment["MLOS_BODY"] = bodyFile;
+        info.Environment["MLOS_CONTENT_TYPE"] = contentType;
+        info.Environment["MLOS_HEADER_LENGTH"] = headerLength?.ToString() ?? "";
+        using var p = Process.Start(info)!;
+        var output = p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0) throw new InvalidOperationException($"wrk failed ({p.ExitCode}): {output}");
+        return output;
+    }
+
+    private static double Latency(string text, string percentile)
+    {
+        var m = Regex.Match(text, $@"^\s*{Regex.Escape(percentile)}\s+([\d.]+)(us|ms|s)\s*$", RegexOptions.Multiline);
+        if (!m.Success) throw new InvalidOperationException($"no {percentile} latency in wrk's output:\n{text}");
+        double v = double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
+        return m.Groups[2].Value switch { "us" => v / 1000, "s" => v * 1000, _ => v };
+    }
+
+    private static double Number(Regex regex, string text)
+    {
+        var m = regex.Match(text);
+        return m.Success ? double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture)
+            : throw new InvalidOperationException($"unexpected wrk output:\n{text}");
+    }
+
+    private static double RegexOrZero(Regex regex, string text)
+    {
+        var m = regex.Match(text);
+        if (!m.Success) return 0;
+        return m.Groups.Cast<Group>().Skip(1).Sum(g => double.Parse(g.Value, CultureInfo.InvariantCulture));
+    }
+
+    [GeneratedRegex(@"Requests/sec:\s+([\d.]+)")] private static partial Regex RpsRegex();
+    [GeneratedRegex(@"(\d+) requests in")] private static partial Regex RequestsRegex();
+    [GeneratedRegex(@"Non-2xx or 3xx responses: (\d+)")] private static partial Regex Non2xxRegex();
+    [GeneratedRegex(@"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")] private static partial Regex SocketErrorsRegex();
+}
