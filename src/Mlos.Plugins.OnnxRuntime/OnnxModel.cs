@@ -22,13 +22,36 @@ internal sealed unsafe class IoSpec(string name, SmiDtype dtype, long[] dims)
 }
 
 /// <summary>An ONNX Runtime session with the inputs and outputs it declares: one loaded model.</summary>
-internal sealed class OnnxSession(InferenceSession session, string path, IoSpec[] inputs, IoSpec[] outputs)
+internal sealed unsafe class OnnxSession(InferenceSession session, string path, IoSpec[] inputs, IoSpec[] outputs) : IDisposable
 {
     public InferenceSession Session { get; } = session;
     public string Path { get; } = path;
     public IoSpec[] Inputs { get; } = inputs;
     public IoSpec[] Outputs { get; } = outputs;
     public string[] OutputNames { get; } = outputs.Select(o => o.Name).ToArray();
+
+    /// <summary>
+    /// Whether requests can take the C API path (<see cref="OnnxRunner.RunNative"/>): every input and
+    /// output is a fixed-size tensor. String tensors go through the managed API.
+    /// </summary>
+    public bool Native { get; } = inputs.Concat(outputs).All(s => s.Dtype != SmiDtype.Bytes);
+
+    /// <summary>The OrtSession* and the output names as a C array, for the C API path.</summary>
+    public nint Handle { get; } = OrtCApi.SessionHandle(session);
+    public byte** OutputNamePointers { get; } = NamePointers(outputs);
+
+    private static byte** NamePointers(IoSpec[] specs)
+    {
+        var p = (byte**)System.Runtime.InteropServices.NativeMemory.Alloc((nuint)Math.Max(1, specs.Length), (nuint)sizeof(byte*));
+        for (int i = 0; i < specs.Length; i++) p[i] = specs[i].NativeName;
+        return p;
+    }
+
+    public void Dispose()
+    {
+        Session.Dispose();
+        System.Runtime.InteropServices.NativeMemory.Free(OutputNamePointers);
+    }
 }
 
 /// <summary>A registered ONNX model: its configuration and, while loaded, its session.</summary>
@@ -38,7 +61,7 @@ internal sealed class OnnxModel
     {
         Description = description;
         Config = config;
-        Loaded = new LoadedModel<OnnxSession>(description.Name, s => s.Session.Dispose());
+        Loaded = new LoadedModel<OnnxSession>(description.Name, s => s.Dispose());
     }
 
     public SmiModelDescription Description { get; }

@@ -28,6 +28,15 @@ internal static class OnnxNative
         }
     }
 
+    /// <summary>The libonnxruntime.so the managed API uses (loading it again returns the same handle).</summary>
+    public static nint Handle()
+    {
+        EnsureResolver();
+        var dir = SmiPluginHost.LibraryDirectory;
+        if (dir is not null && Resolve(dir, "onnxruntime") is var beside and not 0) return beside;
+        return NativeLibrary.Load("onnxruntime", typeof(OrtEnv).Assembly, null);
+    }
+
     private static nint Resolve(string dir, string name)
     {
         if (name != "onnxruntime") return 0;

@@ -39,6 +39,11 @@ internal sealed unsafe class OnnxPlugin : ISmiPlugin<OnnxModel>
     public void Infer(OnnxModel model, ReadOnlySpan<SmiTensor> inputs, ref SmiOutputs outputs)
     {
         using var lease = model.Loaded.Acquire();
+        if (lease.Value.Native)
+        {
+            OnnxRunner.RunNative(model.Name, lease.Value, inputs, ref outputs);
+            return;
+        }
         var results = OnnxRunner.Run(model.Name, lease.Value, inputs);
         OnnxRunner.WriteOutputs(lease.Value, results, ref outputs);
     }

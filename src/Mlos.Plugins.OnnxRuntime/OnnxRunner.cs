@@ -51,6 +51,87 @@ internal static unsafe class OnnxRunner
         }
     }
 
+    /// <summary>
+    /// The hot path for fixed-size tensors, through ONNX Runtime's C API: inputs wrap the caller's
+    /// memory, outputs are ONNX Runtime's own buffers handed to the caller (release frees the
+    /// OrtValue) or copied once into the caller's buffers. Nothing managed is made per request.
+    /// </summary>
+    public static void RunNative(string model, OnnxSession session, ReadOnlySpan<SmiTensor> inputs, ref SmiOutputs outputs)
+    {
+        var specs = session.Inputs;
+        if (inputs.Length != specs.Length)
+            throw new SmiException(SmiStatus.InvalidParam,
+                $"model '{model}' takes {specs.Length} inputs ({string.Join(", ", specs.Select(s => s.Name))}); {inputs.Length} given");
+        int n = inputs.Length, m = session.Outputs.Length;
+        byte** names = stackalloc byte*[Math.Max(1, n)];
+        nint* values = stackalloc nint[Math.Max(1, n)];
+        nint* results = stackalloc nint[Math.Max(1, m)];
+        long* shape = stackalloc long[SmiVersion.MaxDims];
+        new Span<nint>(values, n).Clear();
+        new Span<nint>(results, m).Clear();
+        try
+        {
+            for (int i = 0; i < n; i++)
+            {
+                var spec = Find(model, specs, inputs[i].Name);
+                for (int k = 0; k < i; k++)
+                    if (names[k] == spec.NativeName) throw new SmiException(SmiStatus.InvalidParam, $"input '{spec.Name}' is given twice");
+                names[i] = spec.NativeName;
+                long bytes = Validate(model, spec, in inputs[i]);
+                inputs[i].Dims.CopyTo(new Span<long>(shape, SmiVersion.MaxDims));
+                OrtCApi.Check(OrtCApi.CreateTensorWithDataAsOrtValue(OrtCApi.CpuMemory, inputs[i].Data, (nuint)bytes, shape, inputs[i].NDim,
+                    (int)OnnxTypes.ToOnnx(spec.Dtype), &values[i]), $"input '{spec.Name}'");
+            }
+            OrtCApi.Check(OrtCApi.Run(session.Handle, 0, names, values, (nuint)n, session.OutputNamePointers, (nuint)m, results),
+                $"ONNX Runtime failed on model '{model}'");
+            outputs.Reserve(m);
+            for (int o = 0; o < m; o++)
+            {
+                if (HandOver(session.Outputs[o], results[o], ref outputs)) results[o] = 0;
+            }
+        }
+        finally
+        {
+            for (int i = 0; i < n; i++) if (values[i] != 0) OrtCApi.ReleaseValue(values[i]);
+            for (int o = 0; o < m; o++) if (results[o] != 0) OrtCApi.ReleaseValue(results[o]);
+        }
+    }
+
+    /// <summary>One output to the caller; true when the caller now owns the OrtValue.</summary>
+    private static bool HandOver(IoSpec spec, nint value, ref SmiOutputs outputs)
+    {
+        nint info;
+        OrtCApi.Check(OrtCApi.GetTensorTypeAndShape(value, &info), $"output '{spec.Name}'");
+        int type;
+        nuint rank, count;
+        long* dims = stackalloc long[SmiVersion.MaxDims];
+        try
+        {
+            OrtCApi.Check(OrtCApi.GetTensorElementType(info, &type), $"output '{spec.Name}'");
+            OrtCApi.Check(OrtCApi.GetDimensionsCount(info, &rank), $"output '{spec.Name}'");
+            if (rank > SmiVersion.MaxDims)
+                throw new SmiException(SmiStatus.NotSupported, $"output '{spec.Name}' has rank {rank}, more than SMI_MAX_DIMS ({SmiVersion.MaxDims})");
+            OrtCApi.Check(OrtCApi.GetDimensions(info, dims, rank), $"output '{spec.Name}'");
+            OrtCApi.Check(OrtCApi.GetTensorShapeElementCount(info, &count), $"output '{spec.Name}'");
+        }
+        finally { OrtCApi.ReleaseTensorTypeAndShapeInfo(info); }
+        var dtype = OnnxTypes.ToSmi((Microsoft.ML.OnnxRuntime.Tensors.TensorElementType)type);
+        void* data;
+        OrtCApi.Check(OrtCApi.GetTensorMutableData(value, &data), $"output '{spec.Name}'");
+        return outputs.AddOwned(spec.NativeName, dtype, new ReadOnlySpan<long>(dims, (int)rank), data,
+            count * (nuint)SmiDtypes.ElementSize(dtype), &ReleaseNativeValue, (void*)value);
+    }
+
+    [UnmanagedCallersOnly]
+    private static void ReleaseNativeValue(SmiTensor* t)
+    {
+        if (t == null || t->ReleaseContext == null) return;
+        OrtCApi.ReleaseValue((nint)t->ReleaseContext);
+        t->Data = null;
+        t->Release = null;
+        t->ReleaseContext = null;
+    }
+
     /// <summary>Writes <paramref name="results"/> under the SMI output ownership rule and disposes what it does not hand over.</summary>
     public static void WriteOutputs(OnnxSession session, OrtValue[] results, ref SmiOutputs outputs)
     {
@@ -113,26 +194,39 @@ internal static unsafe class OnnxRunner
         return true;
     }
 
-    private static OrtValue ToOrtValue(string model, IoSpec spec, in SmiTensor t)
+    /// <summary>Checks a fixed-size input against its spec; returns its byte size.</summary>
+    private static long Validate(string model, IoSpec spec, in SmiTensor t)
     {
         if (t.Dtype != spec.Dtype)
             throw new SmiException(SmiStatus.InvalidParam,
                 $"input '{spec.Name}' is {SmiDtypes.Name(t.Dtype)}; model '{model}' expects {SmiDtypes.Name(spec.Dtype)}");
-        var shape = t.Dims.ToArray();
+        var shape = t.Dims;
         if (!Fits(shape, spec.Dims))
             throw new SmiException(SmiStatus.InvalidParam,
-                $"input '{spec.Name}' has shape [{string.Join(",", shape)}]; model '{model}' expects [{string.Join(",", spec.Dims)}] (-1: any)");
+                $"input '{spec.Name}' has shape [{string.Join(",", shape.ToArray())}]; model '{model}' expects [{string.Join(",", spec.Dims)}] (-1: any)");
         if (t.MemoryType == SmiMemoryType.Gpu)
             throw new SmiException(SmiStatus.NotSupported, $"input '{spec.Name}' is in GPU memory; pass host memory");
         long count = 1;
         foreach (var d in shape) count *= d;
-        if (spec.Dtype == SmiDtype.Bytes)
-            return BytesTensor.Decode(spec.Name, new ReadOnlySpan<byte>(t.Data, checked((int)t.ByteSize)), shape, count);
+        if (spec.Dtype == SmiDtype.Bytes) return (long)t.ByteSize;
         long expected = count * SmiDtypes.ElementSize(spec.Dtype);
         if ((long)t.ByteSize != expected)
             throw new SmiException(SmiStatus.InvalidParam,
-                $"input '{spec.Name}' has {t.ByteSize} bytes; shape [{string.Join(",", shape)}] of {SmiDtypes.Name(spec.Dtype)} needs {expected}");
-        return OrtValue.CreateTensorValueWithData(OrtMemoryInfo.DefaultInstance, OnnxTypes.ToOnnx(spec.Dtype), shape, (nint)t.Data, expected);
+                $"input '{spec.Name}' has {t.ByteSize} bytes; shape [{string.Join(",", shape.ToArray())}] of {SmiDtypes.Name(spec.Dtype)} needs {expected}");
+        return expected;
+    }
+
+    private static OrtValue ToOrtValue(string model, IoSpec spec, in SmiTensor t)
+    {
+        long bytes = Validate(model, spec, in t);
+        var shape = t.Dims.ToArray();
+        if (spec.Dtype == SmiDtype.Bytes)
+        {
+            long count = 1;
+            foreach (var d in shape) count *= d;
+            return BytesTensor.Decode(spec.Name, new ReadOnlySpan<byte>(t.Data, checked((int)t.ByteSize)), shape, count);
+        }
+        return OrtValue.CreateTensorValueWithData(OrtMemoryInfo.DefaultInstance, OnnxTypes.ToOnnx(spec.Dtype), shape, (nint)t.Data, bytes);
     }
 
     [UnmanagedCallersOnly]
