@@ -23,7 +23,8 @@ internal static class KServeInfer
 {
     private const string HeaderLength = "Inference-Header-Content-Length";
 
-    public static async Task Handle(HttpContext http, ServerState state, string name, string? version)
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
+    public static async ValueTask Handle(HttpContext http, ServerState state, string name, string? version)
     {
         using var body = await PooledBody.ReadAsync(http, state.Options.MaxBodyBytes);
         Process(http, state, name, version, body);
@@ -66,7 +67,8 @@ internal readonly struct PooledBody(byte[] array, int length) : IDisposable
     public byte[] Array { get; } = array;
     public int Length { get; } = length;
 
-    public static async Task<PooledBody> ReadAsync(HttpContext http, long maxBytes)
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
+    public static async ValueTask<PooledBody> ReadAsync(HttpContext http, long maxBytes)
     {
         long? declared = http.Request.ContentLength;
         var array = ArrayPool<byte>.Shared.Rent((int)Math.Clamp(declared ?? 4096, 1, maxBytes));

@@ -65,9 +65,9 @@ internal static class KServeRoutes
             return Responses.Raw(http, 200, RegistryJson.ModelInfo(model));
         }));
         app.MapPost("/v2/models/{name}/infer", (HttpContext http, string name) =>
-            Responses.Guard(http, state, () => KServeInfer.Handle(http, state, name, null)));
+            Responses.Guard(http, state, (name, (string?)null), static (h, s, a) => KServeInfer.Handle(h, s, a.Item1, a.Item2)));
         app.MapPost("/v2/models/{name}/versions/{version}/infer", (HttpContext http, string name, string version) =>
-            Responses.Guard(http, state, () => KServeInfer.Handle(http, state, name, version)));
+            Responses.Guard(http, state, (name, (string?)version), static (h, s, a) => KServeInfer.Handle(h, s, a.Item1, a.Item2)));
         app.MapGet("/v2/models/{name}/versions/{version}/ready", (HttpContext http, string name, string version) =>
             Responses.Guard(http, state, () => Ready(http, state, name, version)));
         app.MapGet("/v2/models/{name}/ready", (HttpContext http, string name) => Responses.Guard(http, state, () => Ready(http, state, name, null)));

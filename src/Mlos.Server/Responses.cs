@@ -56,21 +56,48 @@ internal static class Responses
             await route();
             ok = http.Response.StatusCode < 400;
         }
-        catch (MlosException e) { await Error(http, StatusCode(e.Status), e.Message); }
-        catch (AdminException e) { await Error(http, e.Status, e.Message); }
-        catch (JsonException e) { await Error(http, 400, $"the request body is not valid JSON: {e.Message}"); }
-        catch (BadHttpRequestException e) { await Error(http, e.StatusCode, e.StatusCode == 413 ? $"request body larger than {state.Options.MaxBodyBytes >> 20} MB" : e.Message); }
-        catch (Exception e) when (!http.RequestAborted.IsCancellationRequested)
+        catch (Exception e) when (Handles(http, e)) { await Fail(http, state, e); }
+        finally { Finish(http, state, start, ok); }
+    }
+
+    /// <summary>
+    /// <see cref="Guard(HttpContext, ServerState, Func{Task})"/> for the inference routes: the route
+    /// gets its argument instead of capturing it (a static lambda, no closure per request) and the
+    /// async state machine comes from a pool instead of the heap.
+    /// </summary>
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
+    public static async ValueTask Guard<TArg>(HttpContext http, ServerState state, TArg arg, Func<HttpContext, ServerState, TArg, ValueTask> route)
+    {
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        bool ok = false;
+        try
         {
-            await Error(http, 500, $"{e.GetType().Name}: {e.Message}");
+            await route(http, state, arg);
+            ok = http.Response.StatusCode < 400;
         }
-        finally
-        {
-            long elapsed = System.Diagnostics.Stopwatch.GetTimestamp() - start;
-            state.Count(ok, elapsed);
-            var pattern = (http.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? http.Request.Path.Value ?? "";
-            ServerMetrics.Request(pattern, http.Response.StatusCode, (double)elapsed / System.Diagnostics.Stopwatch.Frequency);
-        }
+        catch (Exception e) when (Handles(http, e)) { await Fail(http, state, e); }
+        finally { Finish(http, state, start, ok); }
+    }
+
+    /// <summary>Failures answered as JSON: all of ours; anything else unless the client has gone.</summary>
+    private static bool Handles(HttpContext http, Exception e) =>
+        e is MlosException or AdminException or JsonException or BadHttpRequestException || !http.RequestAborted.IsCancellationRequested;
+
+    private static Task Fail(HttpContext http, ServerState state, Exception e) => e switch
+    {
+        MlosException m => Error(http, StatusCode(m.Status), m.Message),
+        AdminException a => Error(http, a.Status, a.Message),
+        JsonException j => Error(http, 400, $"the request body is not valid JSON: {j.Message}"),
+        BadHttpRequestException b => Error(http, b.StatusCode, b.StatusCode == 413 ? $"request body larger than {state.Options.MaxBodyBytes >> 20} MB" : b.Message),
+        _ => Error(http, 500, $"{e.GetType().Name}: {e.Message}"),
+    };
+
+    private static void Finish(HttpContext http, ServerState state, long start, bool ok)
+    {
+        long elapsed = System.Diagnostics.Stopwatch.GetTimestamp() - start;
+        state.Count(ok, elapsed);
+        var pattern = (http.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? http.Request.Path.Value ?? "";
+        ServerMetrics.Request(pattern, http.Response.StatusCode, (double)elapsed / System.Diagnostics.Stopwatch.Frequency);
     }
 
     /// <summary>
