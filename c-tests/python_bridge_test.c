@@ -2,7 +2,6 @@
  * protocol through the sample class, typed tensors as numpy arrays, many host threads, and every
  * way a Python plugin can break the protocol (c-tests/python/faulty_python_plugin.py).
  *   python_bridge_test <bridge.so> <c-tests/python> <affine.json>   (affine: y = 2.5x - 1) */
-#include <dlfcn.h>
 #include <pthread.h>
 #include <stdint.h>
 
@@ -12,16 +11,7 @@ static smi_plugin_t* plugin;
 static const smi_plugin_interface_t* api;
 static char config[4096];
 
-#define EXPECT_PLUGIN(expr, status, needle)                                                  \
-    do {                                                                                     \
-        int got_ = (int)(expr);                                                              \
-        const char* err_ = plugin->v1_1.get_last_error();                                    \
-        CHECK(got_ == (int)(status), "got %d, want %d; last error: %s", got_, (int)(status), \
-              err_ ? err_ : "(none)");                                                       \
-        if ((needle) != NULL && got_ != 0)                                                   \
-            CHECK(err_ != NULL && strstr(err_, (needle)) != NULL, "last error \"%s\" lacks \"%s\"", \
-                  err_ ? err_ : "(none)", (const char*)(needle));                            \
-    } while (0)
+#define EXPECT_PLUGIN(expr, status, needle) EXPECT_PLUGIN_STATUS(plugin, expr, status, needle)
 #define OK(expr) EXPECT_PLUGIN(expr, SMI_SUCCESS, (const char*)NULL)
 
 static const char* python_config(const char* dir, const char* module, const char* cls) {
@@ -223,19 +213,11 @@ static void test_finalize(const char* dir) {
 }
 
 int main(int argc, char** argv) {
-    void* lib;
-    smi_plugin_init_func_t init;
     if (argc != 4) {
         fprintf(stderr, "usage: %s <libmlos_python_plugin.so> <c-tests/python> <affine.json>\n", argv[0]);
         return 2;
     }
-    lib = dlopen(argv[1], RTLD_NOW);
-    if (!lib) {
-        fprintf(stderr, "%s\n", dlerror());
-        return 2;
-    }
-    *(void**)&init = dlsym(lib, "smi_plugin_init");
-    plugin = init();
+    plugin = mlos_open_plugin(argv[1]);
     api = &plugin->interface;
     CHECK(plugin->v1_1.capabilities & SMI_CAP_THREAD_SAFE, "the bridge takes the GIL itself");
     CHECK(strcmp(plugin->plugin_id, "python-bridge") == 0, "id %s", plugin->plugin_id);

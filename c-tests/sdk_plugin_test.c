@@ -10,16 +10,7 @@
 static smi_plugin_t* plugin;
 
 /* Like EXPECT_STATUS, with the plugin's own last error. */
-#define EXPECT_PLUGIN(expr, status, needle)                                                  \
-    do {                                                                                     \
-        int got_ = (int)(expr);                                                              \
-        const char* err_ = plugin->v1_1.get_last_error();                                    \
-        CHECK(got_ == (int)(status), "got %d, want %d; last error: %s", got_, (int)(status), \
-              err_ ? err_ : "(none)");                                                       \
-        if ((needle) != NULL)                                                                \
-            CHECK(err_ != NULL && strstr(err_, (needle)) != NULL, "last error \"%s\" lacks \"%s\"", \
-                  err_ ? err_ : "(none)", (const char*)(needle));                            \
-    } while (0)
+#define EXPECT_PLUGIN(expr, status, needle) EXPECT_PLUGIN_STATUS(plugin, expr, status, needle)
 
 int main(int argc, char** argv) {
     void* lib;

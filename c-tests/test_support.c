@@ -46,3 +46,20 @@ void mlos_api_load(mlos_api_t* api, const char* build_dir) {
     MLOS_RESOLVE(api, release_outputs, "mlos_core_release_outputs");
     MLOS_RESOLVE(api, smi_layout, "mlos_core_smi_layout");
 }
+
+smi_plugin_t* mlos_open_plugin(const char* path) {
+    smi_plugin_init_func_t init;
+    smi_plugin_t* plugin;
+    void* lib = dlopen(path, RTLD_NOW);
+    if (!lib) {
+        fprintf(stderr, "%s\n", dlerror());
+        exit(2);
+    }
+    *(void**)&init = dlsym(lib, SMI_PLUGIN_INIT_SYMBOL);
+    plugin = init ? init() : NULL;
+    if (!plugin) {
+        fprintf(stderr, "%s: no smi_plugin_init, or it returned NULL\n", path);
+        exit(2);
+    }
+    return plugin;
+}

@@ -43,6 +43,9 @@ void mlos_api_load(mlos_api_t* api, const char* build_dir);
 /** "<build_dir>/<relative>" in a static buffer of the caller's. */
 const char* mlos_path(char* buffer, size_t size, const char* build_dir, const char* relative);
 
+/** dlopens a plugin and returns its descriptor from smi_plugin_init; exits with a message on failure. */
+smi_plugin_t* mlos_open_plugin(const char* path);
+
 extern int mlos_test_failures;
 
 #define CHECK(cond, ...)                                                        \
@@ -68,6 +71,18 @@ extern int mlos_test_failures;
     } while (0)
 
 #define EXPECT_OK(api, expr) EXPECT_STATUS(api, expr, SMI_SUCCESS, (const char*)NULL)
+
+/** Like EXPECT_STATUS for a call straight into a plugin, with the plugin's own last error (SMI 1.1). */
+#define EXPECT_PLUGIN_STATUS(plugin, expr, status, needle)                                   \
+    do {                                                                                     \
+        int got_ = (int)(expr);                                                              \
+        const char* err_ = (plugin)->v1_1.get_last_error();                                  \
+        CHECK(got_ == (int)(status), "got %d, want %d; last error: %s", got_, (int)(status), \
+              err_ ? err_ : "(none)");                                                       \
+        if ((needle) != NULL && got_ != 0)                                                   \
+            CHECK(err_ != NULL && strstr(err_, (needle)) != NULL, "last error \"%s\" lacks \"%s\"", \
+                  err_ ? err_ : "(none)", (const char*)(needle));                            \
+    } while (0)
 
 #ifdef __cplusplus
 }

@@ -135,8 +135,8 @@ func goUnregisterModel(id C.uintptr_t) C.int {
 	})
 }
 
-//export goLoadModel
-func goLoadModel(id C.uintptr_t, path *C.char) C.int {
+// withModel runs change on model id under the write lock, panics recovered.
+func withModel(id C.uintptr_t, change func(m *model) C.int) C.int {
 	return guard(func() C.int {
 		mu.Lock()
 		defer mu.Unlock()
@@ -144,6 +144,13 @@ func goLoadModel(id C.uintptr_t, path *C.char) C.int {
 		if rc != C.SMI_SUCCESS {
 			return rc
 		}
+		return change(m)
+	})
+}
+
+//export goLoadModel
+func goLoadModel(id C.uintptr_t, path *C.char) C.int {
+	return withModel(id, func(m *model) C.int {
 		if path != nil {
 			m.path = C.GoString(path)
 		}
@@ -168,13 +175,7 @@ func goLoadModel(id C.uintptr_t, path *C.char) C.int {
 
 //export goUnloadModel
 func goUnloadModel(id C.uintptr_t) C.int {
-	return guard(func() C.int {
-		mu.Lock()
-		defer mu.Unlock()
-		m, rc := lookup(id)
-		if rc != C.SMI_SUCCESS {
-			return rc
-		}
+	return withModel(id, func(m *model) C.int {
 		m.loaded = false
 		return C.SMI_SUCCESS
 	})

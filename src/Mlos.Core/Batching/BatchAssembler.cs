@@ -97,7 +97,7 @@ internal sealed unsafe class BatchAssembler : IDisposable
             else
             {
                 slot->Data = NativeMemory.Alloc(bytes == 0 ? 1 : bytes);
-                slot->Release = &FreeOutput;
+                slot->Release = Smi.Sdk.SmiOutputs.FreeNativeOutput;
             }
             Buffer.MemoryCopy((byte*)whole.Data + rowBytes * (nuint)firstRow, slot->Data, (long)bytes, (long)bytes);
             slot->Name = whole.Name;
@@ -131,15 +131,6 @@ internal sealed unsafe class BatchAssembler : IDisposable
             if (t->Release != null) t->Release(t);
             *t = default;
         }
-    }
-
-    [UnmanagedCallersOnly]
-    private static void FreeOutput(SmiTensor* t)
-    {
-        if (t == null) return;
-        NativeMemory.Free(t->Data);
-        t->Data = null;
-        t->Release = null;
     }
 
     private void* Scratch(int i, nuint bytes)

@@ -124,6 +124,12 @@ public unsafe ref struct SmiOutputs
         }
     }
 
+    /// <summary>
+    /// The <c>release</c> of an output whose data is one <see cref="NativeMemory.Alloc(nuint)"/> block:
+    /// frees it and clears the slot. For others that hand out such outputs (the core's batcher).
+    /// </summary>
+    public static delegate* unmanaged<SmiTensor*, void> FreeNativeOutput => &FreeOutput;
+
     [UnmanagedCallersOnly]
     private static void FreeOutput(SmiTensor* t)
     {
