@@ -26,17 +26,32 @@ internal sealed unsafe class KServeScratch
     private byte* _data;
     private nuint _dataCapacity, _dataUsed;
 
-    public readonly ArrayBufferWriter<byte> Header = new(4096);
-    public readonly Utf8JsonWriter Writer;
+    public ArrayBufferWriter<byte> Header { get; private set; } = new(4096);
+    public Utf8JsonWriter Writer { get; private set; }
     /// <summary>Outputs the request asked for as binary, as byte ranges of its body.</summary>
     public readonly List<Range> BinaryOutputNames = new();
 
     private KServeScratch() => Writer = new Utf8JsonWriter(Header);
 
+    /// <summary>Above this, a thread gives its buffers back after the request instead of keeping them.</summary>
+    private const int KeepBytes = 1 << 20;
+
     public void Reset()
     {
         _namesUsed = 0;
         _dataUsed = 0;
+        // One huge JSON request or answer must not pin its memory to a pool thread for good.
+        if (Header.Capacity > KeepBytes)
+        {
+            Header = new ArrayBufferWriter<byte>(4096);
+            Writer = new Utf8JsonWriter(Header);
+        }
+        if (_dataCapacity > KeepBytes)
+        {
+            NativeMemory.Free(_data);
+            _data = null;
+            _dataCapacity = 0;
+        }
         BinaryOutputNames.Clear();
         NativeMemory.Clear(Outputs, (nuint)(MaxTensors * sizeof(SmiTensor)));
     }
