@@ -397,6 +397,9 @@ public class ModelRepositoryTests
         Directory.CreateDirectory(Path.Combine(repo, "tokens"));
         File.Copy(Path.Combine(BuildTree.Models("torch"), "tokens.pt"), Path.Combine(repo, "tokens", "weights.bin"));
         File.WriteAllText(Path.Combine(repo, "tokens", "config.json"), """{"plugin_id":"torchsharp","file":"weights.bin","framework":"pytorch"}""");
+        Directory.CreateDirectory(Path.Combine(repo, "mlp-batched"));
+        File.Copy(Path.Combine(BuildTree.Models("onnx"), "mlp.onnx"), Path.Combine(repo, "mlp-batched", "model.onnx"));
+        File.WriteAllText(Path.Combine(repo, "mlp-batched", "config.json"), """{"dynamic_batching":{"max_batch_size":8,"max_queue_delay_us":50000}}""");
         Directory.CreateDirectory(Path.Combine(repo, "broken"));
         try
         {
@@ -411,6 +414,17 @@ public class ModelRepositoryTests
             Assert.Equal("READY", index["mlp"]);
             Assert.Equal("READY", index["tokens"]);
             Assert.Equal("UNAVAILABLE", index["broken"]);
+
+            // config.json's dynamic_batching reaches the core: concurrent requests share batches.
+            var x = string.Join(",", Enumerable.Range(0, 16));
+            var batchSizes = await Task.WhenAll(Enumerable.Range(0, 6).Select(async _ =>
+            {
+                using var r = await server.Client.PostAsync("/v2/models/mlp-batched/infer",
+                    new StringContent($$"""{"inputs":[{"name":"input","shape":[1,16],"datatype":"FP32","data":[{{x}}]}]}"""));
+                var body = JsonDocument.Parse(await r.Content.ReadAsStringAsync()).RootElement;
+                return body.GetProperty("parameters").GetProperty("batch_size").GetInt32();
+            }));
+            Assert.Contains(batchSizes, b => b > 1);
 
             Assert.Equal(HttpStatusCode.OK, (await server.Client.PostAsync("/v2/repository/models/mlp/unload", null)).StatusCode);
             Assert.Equal("UNAVAILABLE", (await Index())["mlp"]);
