@@ -93,7 +93,13 @@ internal sealed unsafe class DynamicBatcher : IDisposable
                 }
                 totalRows = Take(first);
             }
-            Execute(totalRows);
+            // Whatever happens, every waiting caller gets an answer: a dead scheduler would hang them all.
+            try { Execute(totalRows); }
+            catch (Exception e)
+            {
+                var failure = new MlosException(SmiStatus.Runtime, $"batch on model '{_model.Id}' failed: {e.GetType().Name}: {e.Message}");
+                foreach (var r in _batch) r.Failure ??= failure;
+            }
             foreach (var r in _batch) r.Done.Set();
             _batch.Clear();
         }
