@@ -74,6 +74,7 @@ internal sealed unsafe class BatchAssembler : IDisposable
         {
             *r.NumOutputs = (nuint)count;
             r.Failure = new MlosException(SmiStatus.BufferTooSmall, $"outputs array too small: the model has {count} outputs, capacity is {capacity}");
+            r.Answered = true;
             return;
         }
         int done = 0;
@@ -110,6 +111,7 @@ internal sealed unsafe class BatchAssembler : IDisposable
             slot->DeviceId = 0;
             slot->ReleaseContext = null;
         }
+        r.Answered = true;
         if (r.Failure is null)
         {
             *r.NumOutputs = (nuint)count;

@@ -23,6 +23,8 @@ internal sealed unsafe class BatchRequest
     public long Started;
     public int BatchSize;
     public MlosException? Failure;
+    /// <summary>Set once the request has its outputs or its failure: later errors of the batch leave it alone.</summary>
+    public bool Answered;
     public readonly ManualResetEventSlim Done = new(false, spinCount: 1);
 
     public InferTiming Timing => new((long)Stopwatch.GetElapsedTime(Enqueued, Started).TotalMicroseconds, BatchSize);
@@ -58,6 +60,7 @@ internal sealed unsafe class BatchRequest
         NumOutputs = numOutputs;
         Rows = rows;
         Failure = null;
+        Answered = false;
         BatchSize = 1;
         return true;
     }

@@ -98,7 +98,8 @@ internal sealed unsafe class DynamicBatcher : IDisposable
             catch (Exception e)
             {
                 var failure = new MlosException(SmiStatus.Runtime, $"batch on model '{_model.Id}' failed: {e.GetType().Name}: {e.Message}");
-                foreach (var r in _batch) r.Failure ??= failure;
+                foreach (var r in _batch)
+                    if (!r.Answered) r.Failure = failure; // answered ones keep their outputs or their own failure
             }
             foreach (var r in _batch) r.Done.Set();
             _batch.Clear();
@@ -158,7 +159,11 @@ internal sealed unsafe class DynamicBatcher : IDisposable
         try { status = _model.Run(ref call); }
         catch (MlosException e)
         {
-            foreach (var r in _batch) r.Failure = e; // not runnable (unloading): the same answer for all
+            foreach (var r in _batch)
+            {
+                r.Failure = e; // not runnable (unloading): the same answer for all
+                r.Answered = true;
+            }
             return true;
         }
         try
@@ -179,6 +184,7 @@ internal sealed unsafe class DynamicBatcher : IDisposable
     {
         try { RunAlone(r.Inputs, (nuint)r.NumInputs, r.Outputs, r.NumOutputs); }
         catch (MlosException e) { r.Failure = e; }
+        r.Answered = true;
     }
 
     /// <summary>Stops taking requests, runs the ones already queued, and ends the scheduler.</summary>
