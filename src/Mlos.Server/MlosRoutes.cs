@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
@@ -122,10 +123,33 @@ internal static class MlosRoutes
     /// </summary>
     private static async Task Infer(HttpContext http, ServerState state, string id)
     {
-        var body = await Responses.Body(http);
+        using var body = await PooledBody.ReadAsync(http, state.Options.MaxBodyBytes);
         var model = state.Core.GetModel(id);
-        byte[] input = body;
-        using (var doc = JsonDocument.Parse(body))
+        var answer = Run(state, model, body);
+        try
+        {
+            await Responses.Json(http, 200, w =>
+            {
+                w.WriteString("status", "success");
+                w.WriteString("model_id", model.Id);
+                w.WriteNumber("inference_time_us", (long)answer.Elapsed.TotalMicroseconds);
+                w.WriteNumber("queue_time_us", (long)answer.Queued.TotalMicroseconds);
+                w.WriteNumber("output_size", answer.Length);
+                w.WritePropertyName("outputs");
+                WriteOutput(w, answer.Output.AsMemory(0, answer.Length));
+            });
+        }
+        finally { ArrayPool<byte>.Shared.Return(answer.Output); }
+    }
+
+    /// <summary>The plugin's answer in a rented buffer (the caller returns it).</summary>
+    private readonly record struct Answer(byte[] Output, int Length, TimeSpan Elapsed, TimeSpan Queued);
+
+    private static Answer Run(ServerState state, Mlos.Core.Models.Model model, PooledBody body)
+    {
+        var request = body.Array.AsMemory(0, body.Length);
+        ReadOnlyMemory<byte> input = request;
+        using (var doc = JsonDocument.Parse(request))
         {
             var root = Object(doc);
             if (root.TryGetProperty("input", out var text) && text.ValueKind == JsonValueKind.String && root.GetPropertyCount() == 1)
@@ -134,40 +158,37 @@ internal static class MlosRoutes
         var arrived = Stopwatch.GetTimestamp();
         using var ticket = state.Admit(model.Id);
         var start = Stopwatch.GetTimestamp();
-        var output = Run(state.Core, model, input);
+        var (output, length) = Run(state.Core, model, input.Span);
         var elapsed = Stopwatch.GetElapsedTime(start);
         var queued = Stopwatch.GetElapsedTime(arrived, start);
         ServerMetrics.Inference(model.Id, elapsed.TotalSeconds, queued.TotalSeconds);
-        await Responses.Json(http, 200, w =>
-        {
-            w.WriteString("status", "success");
-            w.WriteString("model_id", model.Id);
-            w.WriteNumber("inference_time_us", (long)elapsed.TotalMicroseconds);
-            w.WriteNumber("queue_time_us", (long)queued.TotalMicroseconds);
-            w.WriteNumber("output_size", output.Length);
-            w.WritePropertyName("outputs");
-            WriteOutput(w, output);
-        });
+        return new Answer(output, length, elapsed, queued);
     }
 
-    /// <summary>The plugin's answer, growing the buffer when the plugin says how much it needs.</summary>
-    private static unsafe byte[] Run(MlosCore core, Mlos.Core.Models.Model model, byte[] input)
+    /// <summary>The plugin's answer in a rented buffer, grown when the plugin says how much it needs.</summary>
+    private static unsafe (byte[] Output, int Length) Run(MlosCore core, Mlos.Core.Models.Model model, ReadOnlySpan<byte> input)
     {
         nuint capacity = (nuint)Math.Max(64 * 1024, input.Length * 2);
         for (int attempt = 0; ; attempt++)
         {
-            var output = new byte[(int)capacity];
-            nuint size = capacity;
+            var output = ArrayPool<byte>.Shared.Rent((int)capacity);
+            nuint size = (nuint)output.Length;
             try
             {
                 fixed (byte* i = input)
                 fixed (byte* o = output)
                     core.Inference(model, i, (nuint)input.Length, o, &size);
-                return output.AsSpan(0, (int)size).ToArray();
+                return (output, (int)size);
             }
-            catch (MlosException e) when (attempt < 2 && e.Status is SmiStatus.BufferTooSmall or SmiStatus.OutOfMemory && size > capacity)
+            catch (MlosException e) when (attempt < 2 && e.Status is SmiStatus.BufferTooSmall or SmiStatus.OutOfMemory && size > (nuint)output.Length)
             {
+                ArrayPool<byte>.Shared.Return(output);
                 capacity = size;
+            }
+            catch
+            {
+                ArrayPool<byte>.Shared.Return(output);
+                throw;
             }
         }
     }
@@ -176,7 +197,7 @@ internal static class MlosRoutes
     /// JSON answers are embedded as JSON (the convention's <c>{"outputs":[…]}</c> unwrapped to its
     /// list); other UTF-8 as a string; anything else as base64.
     /// </summary>
-    private static void WriteOutput(Utf8JsonWriter w, byte[] output)
+    private static void WriteOutput(Utf8JsonWriter w, ReadOnlyMemory<byte> output)
     {
         try
         {
@@ -189,8 +210,8 @@ internal static class MlosRoutes
             return;
         }
         catch (JsonException) { }
-        if (System.Text.Unicode.Utf8.IsValid(output)) w.WriteStringValue(Encoding.UTF8.GetString(output));
-        else w.WriteBase64StringValue(output);
+        if (System.Text.Unicode.Utf8.IsValid(output.Span)) w.WriteStringValue(output.Span);
+        else w.WriteBase64StringValue(output.Span);
     }
 
     private static JsonElement Object(JsonDocument doc) =>
