@@ -264,6 +264,18 @@ public sealed unsafe class MlosCore : IDisposable
         return new Batching.InferTiming(0, 1);
     }
 
+    /// <summary>
+    /// <see cref="Infer"/> for asynchronous callers: with a dynamic batcher, the request waits in
+    /// the queue without holding a thread; the tensors and <paramref name="numOutputs"/> must stay
+    /// valid (pinned, unmoved) until the task completes. Without one, it runs synchronously.
+    /// </summary>
+    public ValueTask<Batching.InferTiming> InferAsync(Model model, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs)
+    {
+        if (model.Batcher is { } batcher && model.Plugin.HasTypedInfer)
+            return batcher.InferAsync(inputs, numInputs, outputs, numOutputs);
+        return new ValueTask<Batching.InferTiming>(Infer(model, inputs, numInputs, outputs, numOutputs));
+    }
+
     /// <summary>Passes resource requests for a model to its plugin (allocate_resources).</summary>
     public void AllocateResources(string? id, SmiResourceReq* requirements, nuint count)
     {

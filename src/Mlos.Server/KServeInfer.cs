@@ -1,7 +1,10 @@
 using System.Buffers;
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using Mlos.Core;
+using Mlos.Core.Batching;
+using Mlos.Core.Models;
 using Mlos.Smi.Abi;
 using Mlos.Smi.Sdk;
 
@@ -16,8 +19,8 @@ namespace Mlos.Server;
 /// <see cref="Utf8JsonReader"/> (no document), binary inputs are handed to the plugin in place
 /// inside that buffer, outputs come back in plugin memory and are copied once, into the
 /// response's pipe, then released. Per-request scratch (tensor arrays, names, the header writer)
-/// belongs to the thread: the request runs synchronously between reading the body and flushing
-/// the answer. Only JSON <c>"data"</c> inputs are decoded through a JsonDocument.
+/// comes from a pool. A model with dynamic batching is awaited, not waited on: no thread blocks
+/// while its batch forms. Only JSON <c>"data"</c> inputs are decoded through a JsonDocument.
 /// </summary>
 internal static class KServeInfer
 {
@@ -27,37 +30,47 @@ internal static class KServeInfer
     public static async ValueTask Handle(HttpContext http, ServerState state, string name, string? version)
     {
         using var body = await PooledBody.ReadAsync(http, state.Options.MaxBodyBytes);
-        Process(http, state, name, version, body);
-        await http.Response.BodyWriter.FlushAsync(http.RequestAborted);
-    }
-
-    private static unsafe void Process(HttpContext http, ServerState state, string name, string? version, PooledBody body)
-    {
         var model = state.Core.GetModel(name.Contains('%') ? Uri.UnescapeDataString(name) : name);
         if (version is not null && model.Version is not null && version != model.Version)
             throw new MlosException(SmiStatus.NotFound, $"model '{model.Id}' has version {model.Version}, not {version}");
+        // The tensors point into the body and the scratch while a batched request waits: pin the one,
+        // own the other until the answer is written.
+        var pin = GCHandle.Alloc(body.Array, GCHandleType.Pinned);
+        var scratch = KServeScratch.Rent();
+        try
+        {
+            var request = Parse(http, body, pin, scratch);
+            using var ticket = state.Admit(model.Id);
+            long start = Stopwatch.GetTimestamp();
+            var timing = await Infer(state, model, request, scratch);
+            double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds - timing.QueueMicroseconds / 1e6;
+            ServerMetrics.Inference(model.Id, seconds, timing.QueueMicroseconds / 1e6, timing.BatchSize);
+            KServeResponse.Write(http.Response, model, request, scratch.WrittenOutputs, timing, scratch);
+        }
+        finally
+        {
+            scratch.ReleaseOutputs();
+            KServeScratch.Return(scratch);
+            pin.Free();
+        }
+        await http.Response.BodyWriter.FlushAsync(http.RequestAborted);
+    }
+
+    private static unsafe KServeRequest Parse(HttpContext http, PooledBody body, GCHandle pin, KServeScratch scratch)
+    {
         int headerLength = body.Length;
         if (http.Request.Headers.TryGetValue(HeaderLength, out var h) &&
             (!int.TryParse(h.ToString(), out headerLength) || headerLength < 0 || headerLength > body.Length))
             throw new MlosException(SmiStatus.InvalidParam, $"{HeaderLength} {h} does not fit a body of {body.Length} bytes");
+        var data = (byte*)pin.AddrOfPinnedObject();
+        return KServeRequest.Parse(new ReadOnlySpan<byte>(data, body.Length), headerLength, data, scratch);
+    }
 
-        var scratch = KServeScratch.Mine;
-        scratch.Reset();
-        fixed (byte* data = body.Array)
-        {
-            var request = KServeRequest.Parse(new ReadOnlySpan<byte>(data, body.Length), headerLength, data, scratch);
-            using var ticket = state.Admit(model.Id);
-            nuint count = KServeScratch.MaxTensors;
-            long start = Stopwatch.GetTimestamp();
-            try
-            {
-                var timing = state.Core.Infer(model, scratch.Inputs, (nuint)request.InputCount, scratch.Outputs, &count);
-                double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds - timing.QueueMicroseconds / 1e6;
-                ServerMetrics.Inference(model.Id, seconds, timing.QueueMicroseconds / 1e6, timing.BatchSize);
-                KServeResponse.Write(http.Response, model, request, new ReadOnlySpan<SmiTensor>(scratch.Outputs, (int)count), timing, scratch);
-            }
-            finally { scratch.ReleaseOutputs(); }
-        }
+    /// <summary>Through the model's batcher without holding this thread, or at once.</summary>
+    private static unsafe ValueTask<InferTiming> Infer(ServerState state, Model model, in KServeRequest request, KServeScratch scratch)
+    {
+        *scratch.OutputCount = KServeScratch.MaxTensors;
+        return state.Core.InferAsync(model, scratch.Inputs, (nuint)request.InputCount, scratch.Outputs, scratch.OutputCount);
     }
 }
 

@@ -6,21 +6,33 @@ using Mlos.Smi.Abi;
 namespace Mlos.Server;
 
 /// <summary>
-/// One thread's working memory for v2 inference: input and output tensor arrays, a NUL-terminated
-/// name arena, an arena for inputs decoded from JSON, and the response header's writer. A request
-/// uses it between reading its body and flushing its answer without awaiting, so per-thread reuse
-/// is safe and the hot path allocates none of it.
+/// One request's working memory for v2 inference: input and output tensor arrays, a NUL-terminated
+/// name arena, an arena for inputs decoded from JSON, and the response header's writer. Pooled: a
+/// request rents one for its life (a batched request keeps it while it waits), so the hot path
+/// allocates none of it.
 /// </summary>
 internal sealed unsafe class KServeScratch
 {
     public const int MaxTensors = 64;
     private const int NameArenaBytes = 16 * 1024;
 
-    [ThreadStatic] private static KServeScratch? t_mine;
-    public static KServeScratch Mine => t_mine ??= new KServeScratch();
+    private static readonly System.Collections.Concurrent.ConcurrentQueue<KServeScratch> s_pool = new();
+
+    public static KServeScratch Rent()
+    {
+        var scratch = s_pool.TryDequeue(out var pooled) ? pooled : new KServeScratch();
+        scratch.Reset();
+        return scratch;
+    }
+
+    public static void Return(KServeScratch scratch) => s_pool.Enqueue(scratch);
 
     public readonly SmiTensor* Inputs = (SmiTensor*)NativeMemory.AllocZeroed(MaxTensors, (nuint)sizeof(SmiTensor));
     public readonly SmiTensor* Outputs = (SmiTensor*)NativeMemory.AllocZeroed(MaxTensors, (nuint)sizeof(SmiTensor));
+    /// <summary>The outputs' capacity going in, their count coming out (native: it outlives awaits).</summary>
+    public readonly nuint* OutputCount = (nuint*)NativeMemory.AllocZeroed(1, (nuint)sizeof(nuint));
+
+    public ReadOnlySpan<SmiTensor> WrittenOutputs => new(Outputs, (int)Math.Min(*OutputCount, MaxTensors));
     private readonly byte* _names = (byte*)NativeMemory.Alloc(NameArenaBytes);
     private int _namesUsed;
     private byte* _data;
@@ -36,8 +48,9 @@ internal sealed unsafe class KServeScratch
     /// <summary>Above this, a thread gives its buffers back after the request instead of keeping them.</summary>
     private const int KeepBytes = 1 << 20;
 
-    public void Reset()
+    private void Reset()
     {
+        *OutputCount = 0;
         _namesUsed = 0;
         _dataUsed = 0;
         // One huge JSON request or answer must not pin its memory to a pool thread for good.

@@ -4,14 +4,67 @@ using Mlos.Smi.Abi;
 namespace Mlos.Core.Batching;
 
 /// <summary>
-/// One typed request waiting in a <see cref="DynamicBatcher"/>. The caller's thread blocks until
-/// its request is done, so each thread reuses one request object: queueing allocates nothing.
+/// One typed request waiting in a <see cref="DynamicBatcher"/>. A blocking caller's thread waits
+/// on <see cref="Done"/> and reuses one request per thread; an asynchronous caller (the server)
+/// awaits the request itself, as a pooled <see cref="IValueTaskSource{TResult}"/>, and no thread
+/// blocks. Either way queueing allocates nothing.
 /// </summary>
-internal sealed unsafe class BatchRequest
+internal sealed unsafe class BatchRequest : System.Threading.Tasks.Sources.IValueTaskSource<InferTiming>
 {
     [ThreadStatic] private static BatchRequest? t_mine;
+    private static readonly System.Collections.Concurrent.ConcurrentQueue<BatchRequest> s_pool = new();
 
     public static BatchRequest Mine => t_mine ??= new BatchRequest();
+
+    /// <summary>A request for an asynchronous caller, back in the pool once its result is read.</summary>
+    public static BatchRequest RentAsync()
+    {
+        var r = s_pool.TryDequeue(out var pooled) ? pooled : new BatchRequest();
+        r.IsAsync = true;
+        r._source.Reset();
+        return r;
+    }
+
+    // Continuations run on the thread pool, never on the scheduler thread that completes them.
+    private System.Threading.Tasks.Sources.ManualResetValueTaskSourceCore<InferTiming> _source = new() { RunContinuationsAsynchronously = true };
+    public bool IsAsync { get; private set; }
+    public short Version => _source.Version;
+
+    /// <summary>Wakes the caller: the blocked thread, or the awaiting continuation.</summary>
+    public void Complete()
+    {
+        if (!IsAsync) { Done.Set(); return; }
+        if (Failure is { } failure) _source.SetException(failure);
+        else _source.SetResult(Timing);
+    }
+
+    public InferTiming GetResult(short token)
+    {
+        try { return _source.GetResult(token); }
+        finally
+        {
+            Inputs = null;
+            Outputs = null;
+            NumOutputs = null;
+            Failure = null;
+            s_pool.Enqueue(this);
+        }
+    }
+
+    /// <summary>Back to the pool without having been queued.</summary>
+    public void GetResultAndRecycle()
+    {
+        IsAsync = false;
+        Inputs = null;
+        Outputs = null;
+        NumOutputs = null;
+        s_pool.Enqueue(this);
+    }
+
+    public System.Threading.Tasks.Sources.ValueTaskSourceStatus GetStatus(short token) => _source.GetStatus(token);
+
+    public void OnCompleted(Action<object?> continuation, object? state, short token,
+        System.Threading.Tasks.Sources.ValueTaskSourceOnCompletedFlags flags) => _source.OnCompleted(continuation, state, token, flags);
 
     public SmiTensor* Inputs;
     public int NumInputs;

@@ -63,6 +63,34 @@ internal sealed unsafe class DynamicBatcher : IDisposable
         return r.Timing;
     }
 
+    /// <summary>
+    /// Typed inference through the queue without blocking a thread while the batch forms: the
+    /// caller's tensors (and <paramref name="numOutputs"/>) must stay valid until the task completes.
+    /// Requests that cannot merge run at once, synchronously.
+    /// </summary>
+    public ValueTask<InferTiming> InferAsync(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs)
+    {
+        var r = BatchRequest.RentAsync();
+        if (!r.TryBind(inputs, numInputs, outputs, numOutputs, _options.MaxBatchSize))
+        {
+            r.GetResultAndRecycle();
+            RunAlone(inputs, numInputs, outputs, numOutputs);
+            return new ValueTask<InferTiming>(new InferTiming(0, 1));
+        }
+        r.Enqueued = Stopwatch.GetTimestamp();
+        lock (_lock)
+        {
+            if (_stopping)
+            {
+                r.GetResultAndRecycle();
+                throw new MlosException(SmiStatus.Busy, $"model '{_model.Id}' is unloading");
+            }
+            _queue.Add(r);
+            Monitor.Pulse(_lock);
+        }
+        return new ValueTask<InferTiming>(r, r.Version);
+    }
+
     private void RunAlone(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs)
     {
         var call = new InferCall(inputs, numInputs, outputs, numOutputs);
@@ -101,7 +129,7 @@ internal sealed unsafe class DynamicBatcher : IDisposable
                 foreach (var r in _batch)
                     if (!r.Answered) r.Failure = failure; // answered ones keep their outputs or their own failure
             }
-            foreach (var r in _batch) r.Done.Set();
+            foreach (var r in _batch) r.Complete();
             _batch.Clear();
         }
     }
