@@ -83,6 +83,7 @@ internal readonly unsafe struct KServeRequest
         int rank = -1;
         long binarySize = -1;
         JsonDocument? data = null;
+        (nint Data, long Count, nuint Bytes)? numbers = null;
         *t = default;
         try
         {
@@ -128,7 +129,8 @@ internal readonly unsafe struct KServeRequest
                 else if (reader.ValueTextEquals("data"u8))
                 {
                     reader.Read();
-                    data = JsonDocument.ParseValue(ref reader);
+                    if (JsonNumbers.Handles(dtype)) numbers = JsonNumbers.Read(ref reader, dtype, name, scratch);
+                    else data = JsonDocument.ParseValue(ref reader);
                 }
                 else
                 {
@@ -143,6 +145,16 @@ internal readonly unsafe struct KServeRequest
             t->Name = scratch.Name(name);
             t->Dtype = dtype;
             t->NDim = (uint)rank;
+            if (numbers is { } n && binarySize < 0)
+            {
+                long expected = 1;
+                foreach (var d in t->Dims) expected *= d;
+                if (n.Count != expected)
+                    throw new MlosException(SmiStatus.InvalidParam, $"input '{Text(name)}' has {n.Count} values; shape [{string.Join(",", t->Dims.ToArray())}] needs {expected}");
+                t->Data = (void*)n.Data;
+                t->ByteSize = n.Bytes;
+                return;
+            }
             Fill(t, name, dtype, binarySize, data, body, bodyPointer, ref offset, scratch);
         }
         finally { data?.Dispose(); }

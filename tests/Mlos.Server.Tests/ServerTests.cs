@@ -199,6 +199,8 @@ public class ServerTests(ServerFixture fixture) : IClassFixture<ServerFixture>
     [Theory]
     [InlineData("kserve-bad", """{"inputs":[{"name":"input","shape":[1,16],"datatype":"FP33","data":[1]}]}""", HttpStatusCode.BadRequest, "needs a KServe \"datatype\"")]
     [InlineData("kserve-bad", """{"inputs":[{"name":"input","shape":[1,16],"datatype":"FP32","data":[1,2]}]}""", HttpStatusCode.BadRequest, "has 2 values; shape [1,16] needs 16")]
+    [InlineData("kserve-bad", """{"inputs":[{"name":"input","shape":[1,2],"datatype":"FP32","data":[[1,"x"]]}]}""", HttpStatusCode.BadRequest, "\"data\" of FP32 must hold numbers, not String")]
+    [InlineData("kserve-bad", """{"inputs":[{"name":"input","shape":[2],"datatype":"INT64","data":[1,2.5]}]}""", HttpStatusCode.BadRequest, "2.5 is not a INT64 value")]
     [InlineData("kserve-bad", """{"inputs":[{"name":"input","shape":[1,16],"datatype":"INT32","data":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]}]}""", HttpStatusCode.BadRequest, "expects FP32")]
     [InlineData("kserve-bad", """{"inputs":[{"name":"input","shape":[1,15],"datatype":"FP32","data":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15]}]}""", HttpStatusCode.BadRequest, "expects [-1,16]")]
     [InlineData("kserve-bad", """{"outputs":[]}""", HttpStatusCode.BadRequest, "needs \"inputs\"")]
