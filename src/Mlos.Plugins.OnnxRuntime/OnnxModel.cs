@@ -34,11 +34,20 @@ internal sealed unsafe class OnnxSession(InferenceSession session, string path, 
     /// Whether requests can take the C API path (<see cref="OnnxRunner.RunNative"/>): every input and
     /// output is a fixed-size tensor. String tensors go through the managed API.
     /// </summary>
-    public bool Native { get; } = inputs.Concat(outputs).All(s => s.Dtype != SmiDtype.Bytes);
+    public bool Native => Handle != 0 && _fixedSize;
 
-    /// <summary>The OrtSession* and the output names as a C array, for the C API path.</summary>
-    public nint Handle { get; } = OrtCApi.SessionHandle(session);
+    private readonly bool _fixedSize = inputs.Concat(outputs).All(s => s.Dtype != SmiDtype.Bytes);
+
+    /// <summary>The OrtSession* (0 if this ONNX Runtime hides it: then the managed path serves) and the output names as a C array.</summary>
+    public nint Handle { get; } = NativeHandle(session);
+
     public byte** OutputNamePointers { get; } = NamePointers(outputs);
+
+    private static nint NativeHandle(InferenceSession session)
+    {
+        try { return OrtCApi.SessionHandle(session); }
+        catch (MissingFieldException) { return 0; } // another ONNX Runtime build: the managed API still works
+    }
 
     private static byte** NamePointers(IoSpec[] specs)
     {
