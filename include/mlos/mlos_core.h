@@ -82,8 +82,12 @@ mlos_status_t mlos_core_model_info(mlos_core_t* core, const char* model_id,
 
 /**
  * Registers a model with a plugin (its register_model). path may be NULL.
- * options_json may be NULL or {"framework":"onnx","version":"1","config":{...}};
- * "config" reaches the plugin as smi_model_metadata_t::config.
+ * options_json may be NULL or {"framework":"onnx","version":"1","config":{...},
+ * "dynamic_batching":{"max_batch_size":32,"max_queue_delay_us":500}};
+ * "config" reaches the plugin as smi_model_metadata_t::config. With "dynamic_batching",
+ * mlos_core_infer calls on the model are queued and merged along dim 0 (the calling thread
+ * waits for its batch); mlos_core_load_model refuses a model whose inputs and outputs do not
+ * all have a free dim 0 (-1).
  */
 mlos_status_t mlos_core_register_model(mlos_core_t* core, const char* model_id,
                                        const char* plugin_id, const char* path,
@@ -126,7 +130,8 @@ mlos_status_t mlos_core_inference(mlos_core_t* core, const char* model_id,
  * Typed inference (SMI 1.1 plugins), with the output ownership rule of smi_spec.h:
  * outputs with data set are caller buffers; outputs with data NULL are allocated by the
  * plugin and must be freed with mlos_core_release_outputs (or each one's release).
- * Plugins without typed infer fail with SMI_ERROR_NOT_SUPPORTED.
+ * Plugins without typed infer fail with SMI_ERROR_NOT_SUPPORTED. On a model registered with
+ * dynamic batching the call blocks until the batch holding this request has run.
  */
 mlos_status_t mlos_core_infer(mlos_core_t* core, const char* model_id,
                               const smi_tensor_t* inputs, size_t num_inputs,
