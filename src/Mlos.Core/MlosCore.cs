@@ -271,7 +271,7 @@ public sealed unsafe class MlosCore : IDisposable
     /// </summary>
     public ValueTask<Batching.InferTiming> InferAsync(Model model, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs)
     {
-        if (model.Batcher is { } batcher && model.Plugin.HasTypedInfer)
+        if (model.Batcher is { } batcher) // batching is only started for plugins with typed infer
             return batcher.InferAsync(inputs, numInputs, outputs, numOutputs);
         return new ValueTask<Batching.InferTiming>(Infer(model, inputs, numInputs, outputs, numOutputs));
     }

@@ -18,7 +18,6 @@ internal static unsafe class CPython
     private const ulong Py_TPFLAGS_LONG_SUBCLASS = 1UL << 24;
     private const ulong Py_TPFLAGS_TUPLE_SUBCLASS = 1UL << 26;
     private const ulong Py_TPFLAGS_BYTES_SUBCLASS = 1UL << 27;
-    private const ulong Py_TPFLAGS_UNICODE_SUBCLASS = 1UL << 28;
     /// <summary>PY_VECTORCALL_ARGUMENTS_OFFSET: lets CPython use args[-1] as scratch, saving a copy.</summary>
     private const ulong VectorcallArgumentsOffset = 1UL << 63;
 
@@ -70,7 +69,6 @@ internal static unsafe class CPython
     public static delegate* unmanaged<nint, nint*, nuint, nint, nint> PyObject_Vectorcall;
     public static delegate* unmanaged<nint, nint*, nuint, nint, nint> PyObject_VectorcallMethod;
     public static delegate* unmanaged<nint, nint> PyObject_Str;
-    public static delegate* unmanaged<byte*, nint> PyImport_ImportModule;
     public static delegate* unmanaged<byte*, byte*, int, nint> Py_CompileString;
     public static delegate* unmanaged<byte*, nint, nint> PyImport_ExecCodeModule;
     public static delegate* unmanaged<nint> PyDict_New;
@@ -137,7 +135,6 @@ internal static unsafe class CPython
         PyObject_Vectorcall = (delegate* unmanaged<nint, nint*, nuint, nint, nint>)Sym(lib, "PyObject_Vectorcall");
         PyObject_VectorcallMethod = (delegate* unmanaged<nint, nint*, nuint, nint, nint>)Sym(lib, "PyObject_VectorcallMethod");
         PyObject_Str = (delegate* unmanaged<nint, nint>)Sym(lib, "PyObject_Str");
-        PyImport_ImportModule = (delegate* unmanaged<byte*, nint>)Sym(lib, "PyImport_ImportModule");
         Py_CompileString = (delegate* unmanaged<byte*, byte*, int, nint>)Sym(lib, "Py_CompileString");
         PyImport_ExecCodeModule = (delegate* unmanaged<byte*, nint, nint>)Sym(lib, "PyImport_ExecCodeModule");
         PyDict_New = (delegate* unmanaged<nint>)Sym(lib, "PyDict_New");
@@ -171,5 +168,4 @@ internal static unsafe class CPython
     public static bool IsBytes(nint o) => (TypeFlags(o) & Py_TPFLAGS_BYTES_SUBCLASS) != 0;
     public static bool IsTuple(nint o) => (TypeFlags(o) & Py_TPFLAGS_TUPLE_SUBCLASS) != 0;
     public static bool IsLong(nint o) => (TypeFlags(o) & Py_TPFLAGS_LONG_SUBCLASS) != 0;
-    public static bool IsString(nint o) => (TypeFlags(o) & Py_TPFLAGS_UNICODE_SUBCLASS) != 0;
 }

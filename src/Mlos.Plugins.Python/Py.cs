@@ -64,15 +64,6 @@ internal static unsafe class Py
             return Check(PyObject_Vectorcall(callable, p + 1, Nargs(args.Length), 0));
     }
 
-    /// <summary>Attribute lookup; 0 (error cleared) when missing.</summary>
-    public static nint AttrOrZero(nint o, string name)
-    {
-        byte* n = Utf8.Intern(name);
-        nint a = PyObject_GetAttrString(o, n);
-        if (a == 0) PyErr_Clear();
-        return a;
-    }
-
     public static nint Check(nint result) => result != 0 ? result : throw PythonError.Take();
 
     public static void Check(int rc)

@@ -41,20 +41,14 @@ internal sealed unsafe class BatchRequest : System.Threading.Tasks.Sources.IValu
     public InferTiming GetResult(short token)
     {
         try { return _source.GetResult(token); }
-        finally
-        {
-            Inputs = null;
-            Outputs = null;
-            NumOutputs = null;
-            Failure = null;
-            s_pool.Enqueue(this);
-        }
+        finally { Recycle(); }
     }
 
-    /// <summary>Back to the pool without having been queued.</summary>
-    public void GetResultAndRecycle()
+    /// <summary>Back to the pool: after its result was read, or when it was never queued.</summary>
+    public void Recycle()
     {
         IsAsync = false;
+        Failure = null;
         Inputs = null;
         Outputs = null;
         NumOutputs = null;

@@ -51,13 +51,7 @@ internal sealed unsafe class DynamicBatcher : IDisposable
             return new InferTiming(0, 1);
         }
         r.Done.Reset();
-        r.Enqueued = Stopwatch.GetTimestamp();
-        lock (_lock)
-        {
-            if (_stopping) throw new MlosException(SmiStatus.Busy, $"model '{_model.Id}' is unloading");
-            _queue.Add(r);
-            Monitor.Pulse(_lock);
-        }
+        Enqueue(r);
         r.Done.Wait();
         if (r.Failure is { } failure) throw failure;
         return r.Timing;
@@ -73,22 +67,29 @@ internal sealed unsafe class DynamicBatcher : IDisposable
         var r = BatchRequest.RentAsync();
         if (!r.TryBind(inputs, numInputs, outputs, numOutputs, _options.MaxBatchSize))
         {
-            r.GetResultAndRecycle();
+            r.Recycle();
             RunAlone(inputs, numInputs, outputs, numOutputs);
             return new ValueTask<InferTiming>(new InferTiming(0, 1));
         }
+        try { Enqueue(r); }
+        catch
+        {
+            r.Recycle();
+            throw;
+        }
+        return new ValueTask<InferTiming>(r, r.Version);
+    }
+
+    /// <summary>Queues a bound request and wakes the scheduler; BUSY once unloading has begun.</summary>
+    private void Enqueue(BatchRequest r)
+    {
         r.Enqueued = Stopwatch.GetTimestamp();
         lock (_lock)
         {
-            if (_stopping)
-            {
-                r.GetResultAndRecycle();
-                throw new MlosException(SmiStatus.Busy, $"model '{_model.Id}' is unloading");
-            }
+            if (_stopping) throw new MlosException(SmiStatus.Busy, $"model '{_model.Id}' is unloading");
             _queue.Add(r);
             Monitor.Pulse(_lock);
         }
-        return new ValueTask<InferTiming>(r, r.Version);
     }
 
     private void RunAlone(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs)
