@@ -112,4 +112,15 @@ public unsafe class MlosConventionTests
         var e = Assert.Throws<SmiException>(() => MlosConvention.InferShape("x", [-1, 3, -1, -1], 27));
         Assert.Contains("several dynamic dimensions", e.Message);
     }
+
+    [Theory]
+    [InlineData(new long[] { 4294967297, 4294967297, -1 }, 8589934593)] // the product wraps to 2^33+1
+    [InlineData(new long[] { 4294967297, 4294967297 }, 8589934593)]
+    [InlineData(new long[] { 3037000500, 3037000500, -1 }, 1)] // the product wraps negative
+    public void A_model_shape_too_large_to_count_is_refused_not_wrapped(long[] dims, long count)
+    {
+        var e = Assert.Throws<SmiException>(() => MlosConvention.InferShape("x", dims, count));
+        Assert.Equal(SmiStatus.InvalidParam, e.Status);
+        Assert.Contains("more elements than a tensor can hold", e.Message);
+    }
 }

@@ -65,6 +65,9 @@ public static unsafe class MlosConvention
                         $"input '{name}' has several dynamic dimensions [{string.Join(",", shape)}]: send it as nested arrays or a typed tensor");
                 dynamic = i;
             }
+            else if (shape[i] > 0 && fixedProduct > long.MaxValue / shape[i])
+                throw new SmiException(SmiStatus.InvalidParam,
+                    $"input '{name}': the model's shape [{string.Join(",", shape)}] has more elements than a tensor can hold");
             else fixedProduct *= shape[i];
         }
         if (dynamic >= 0 && fixedProduct > 0 && count % fixedProduct == 0) shape[dynamic] = count / fixedProduct;
