@@ -46,6 +46,12 @@ public sealed unsafe class MlosCore : IDisposable
         }
     }
 
+    /// <summary>
+    /// Most models registered at once; more are refused with INVALID_STATE. Every model holds a
+    /// plugin session (threads, memory), so a host that registers on behalf of others caps it.
+    /// </summary>
+    public int MaxModels { get; init; } = int.MaxValue;
+
     public MlosCore() => _modelsBySpan = _models.GetAlternateLookup<ReadOnlySpan<char>>();
 
     /// <summary>A core set up from a JSON config (see <see cref="CoreConfig"/>); null or empty means none.</summary>
@@ -112,6 +118,8 @@ public sealed unsafe class MlosCore : IDisposable
             var plugin = GetPlugin(pluginId);
             if (_models.ContainsKey(modelId!))
                 throw new MlosException(SmiStatus.AlreadyExists, $"a model with id '{modelId}' is already registered");
+            if (_models.Count >= MaxModels)
+                throw new MlosException(SmiStatus.InvalidState, $"{MaxModels} models are registered, the most this core takes: unregister one first");
             if (options.Batching is not null && !plugin.HasTypedInfer)
                 throw new MlosException(SmiStatus.NotSupported, $"model '{modelId}': dynamic batching needs typed infer, which plugin '{plugin.Id}' lacks");
             using var metadata = new NativeMetadata(modelId!, options.Framework, options.Version, path, options.Config);
@@ -250,18 +258,14 @@ public sealed unsafe class MlosCore : IDisposable
 
     /// <summary>
     /// Typed inference under smi_spec.h's output ownership rule; through the model's dynamic
-    /// batcher when it has one (the caller's thread waits for its batch).
+    /// batcher when it has one (the caller's thread waits for its batch). The inputs are checked
+    /// (<see cref="InferInputs.Check"/>) before any plugin or batcher sees them.
     /// </summary>
     public Batching.InferTiming Infer(Model model, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs)
     {
-        if (!model.Plugin.HasTypedInfer)
-            throw new MlosException(SmiStatus.NotSupported,
-                $"plugin '{model.Plugin.Id}' (SMI {SmiVersion.Format(model.Plugin.SmiVersion)}) has no typed infer entry; use untyped inference");
+        InferInputs.Check(inputs, numInputs);
         if (model.Batcher is { } batcher) return batcher.Infer(inputs, numInputs, outputs, numOutputs);
-        var call = new InferCall(inputs, numInputs, outputs, numOutputs);
-        var status = model.Run(ref call);
-        if (status != SmiStatus.Success) throw model.Plugin.Failure(status, $"infer on model '{model.Id}'");
-        return new Batching.InferTiming(0, 1);
+        return RunTyped(model, inputs, numInputs, outputs, numOutputs);
     }
 
     /// <summary>
@@ -271,9 +275,21 @@ public sealed unsafe class MlosCore : IDisposable
     /// </summary>
     public ValueTask<Batching.InferTiming> InferAsync(Model model, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs)
     {
+        InferInputs.Check(inputs, numInputs);
         if (model.Batcher is { } batcher) // batching is only started for plugins with typed infer
             return batcher.InferAsync(inputs, numInputs, outputs, numOutputs);
-        return new ValueTask<Batching.InferTiming>(Infer(model, inputs, numInputs, outputs, numOutputs));
+        return new ValueTask<Batching.InferTiming>(RunTyped(model, inputs, numInputs, outputs, numOutputs));
+    }
+
+    private static Batching.InferTiming RunTyped(Model model, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs)
+    {
+        if (!model.Plugin.HasTypedInfer)
+            throw new MlosException(SmiStatus.NotSupported,
+                $"plugin '{model.Plugin.Id}' (SMI {SmiVersion.Format(model.Plugin.SmiVersion)}) has no typed infer entry; use untyped inference");
+        var call = new InferCall(inputs, numInputs, outputs, numOutputs);
+        var status = model.Run(ref call);
+        if (status != SmiStatus.Success) throw model.Plugin.Failure(status, $"infer on model '{model.Id}'");
+        return new Batching.InferTiming(0, 1);
     }
 
     /// <summary>Passes resource requests for a model to its plugin (allocate_resources).</summary>

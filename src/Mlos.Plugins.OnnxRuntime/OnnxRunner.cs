@@ -194,7 +194,7 @@ internal static unsafe class OnnxRunner
         return true;
     }
 
-    /// <summary>Checks a fixed-size input against its spec; returns its byte size.</summary>
+    /// <summary>Checks an input against its spec; returns its byte size.</summary>
     private static long Validate(string model, IoSpec spec, in SmiTensor t)
     {
         if (t.Dtype != spec.Dtype)
@@ -206,14 +206,10 @@ internal static unsafe class OnnxRunner
                 $"input '{spec.Name}' has shape [{string.Join(",", shape.ToArray())}]; model '{model}' expects [{string.Join(",", spec.Dims)}] (-1: any)");
         if (t.MemoryType == SmiMemoryType.Gpu)
             throw new SmiException(SmiStatus.NotSupported, $"input '{spec.Name}' is in GPU memory; pass host memory");
-        long count = 1;
-        foreach (var d in shape) count *= d;
-        if (spec.Dtype == SmiDtype.Bytes) return (long)t.ByteSize;
-        long expected = count * SmiDtypes.ElementSize(spec.Dtype);
-        if ((long)t.ByteSize != expected)
-            throw new SmiException(SmiStatus.InvalidParam,
-                $"input '{spec.Name}' has {t.ByteSize} bytes; shape [{string.Join(",", shape.ToArray())}] of {SmiDtypes.Name(spec.Dtype)} needs {expected}");
-        return expected;
+        // Other SMI hosts send what they like: the shape, dtype and bytes must agree (BYTES included)
+        // before ONNX Runtime allocates anything for the tensor.
+        if (SmiTensorRules.Problem(in t) is { } problem) throw new SmiException(SmiStatus.InvalidParam, $"input '{spec.Name}' {problem}");
+        return (long)t.ByteSize;
     }
 
     private static OrtValue ToOrtValue(string model, IoSpec spec, in SmiTensor t)
@@ -222,8 +218,7 @@ internal static unsafe class OnnxRunner
         var shape = t.Dims.ToArray();
         if (spec.Dtype == SmiDtype.Bytes)
         {
-            long count = 1;
-            foreach (var d in shape) count *= d;
+            SmiTensorRules.TryElementCount(shape, out long count); // checked in Validate
             return BytesTensor.Decode(spec.Name, new ReadOnlySpan<byte>(t.Data, checked((int)t.ByteSize)), shape, count);
         }
         return OrtValue.CreateTensorValueWithData(OrtMemoryInfo.DefaultInstance, OnnxTypes.ToOnnx(spec.Dtype), shape, (nint)t.Data, bytes);

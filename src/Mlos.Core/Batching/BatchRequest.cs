@@ -90,13 +90,7 @@ internal sealed unsafe class BatchRequest : System.Threading.Tasks.Sources.IValu
             ref readonly var t = ref inputs[i];
             int element = SmiDtypes.ElementSize(t.Dtype);
             if (t.NDim == 0 || t.NDim > SmiVersion.MaxDims || element <= 0 || t.MemoryType == SmiMemoryType.Gpu || t.Data == null) return false;
-            long count = 1;
-            foreach (var d in t.Dims)
-            {
-                if (d < 0) return false;
-                count *= d;
-            }
-            if ((ulong)(count * element) != t.ByteSize) return false;
+            if (!SmiTensorRules.TryElementCount(t.Dims, out long count) || (ulong)(count * element) != t.ByteSize) return false;
             if (rows < 0) rows = t.Shape[0];
             else if (rows != t.Shape[0]) return false;
         }

@@ -1,0 +1,28 @@
+using Mlos.Smi.Abi;
+
+namespace Mlos.Core.Models;
+
+/// <summary>
+/// The check every typed request passes before a batcher or plugin sees it, whichever front door
+/// built it (KServe JSON or binary, the C API): names present, shapes that multiply without
+/// overflow, and bytes that match the shape and dtype (<see cref="SmiTensorRules.Problem"/>).
+/// </summary>
+public static unsafe class InferInputs
+{
+    /// <summary>More inputs than any model has; a count beyond it is a caller's mistake, not a request.</summary>
+    public const int MaxInputs = 1024;
+
+    public static void Check(SmiTensor* inputs, nuint numInputs)
+    {
+        if (numInputs > MaxInputs)
+            throw new MlosException(SmiStatus.InvalidParam, $"{numInputs} inputs; at most {MaxInputs} are accepted");
+        if (inputs == null && numInputs > 0) throw new MlosException(SmiStatus.InvalidParam, "inputs is NULL");
+        for (int i = 0; i < (int)numInputs; i++)
+        {
+            ref readonly var t = ref inputs[i];
+            if (t.Name == null) throw new MlosException(SmiStatus.InvalidParam, $"input {i} has no name");
+            if (SmiTensorRules.Problem(in t) is { } problem)
+                throw new MlosException(SmiStatus.InvalidParam, $"input '{Smi.Sdk.Utf8.Read(t.Name)}' {problem}");
+        }
+    }
+}
