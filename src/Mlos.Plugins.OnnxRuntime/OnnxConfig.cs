@@ -9,7 +9,7 @@ namespace Mlos.Plugins.OnnxRuntime;
 /// Plugin options from <c>initialize(config)</c>, and per-model overrides from the model's
 /// config: <c>{"device":"cpu"|"cuda:N","intra_op_threads":N,"inter_op_threads":N,
 /// "graph_optimization_level":"disable|basic|extended|all","allow_cpu_fallback":bool,
-/// "gpu_mem_limit":bytes}</c>. A string that is not a JSON object (the guide's harness passes
+/// "gpu_mem_limit":bytes,"cpu_mem_arena":bool}</c>. A string that is not a JSON object (the guide's harness passes
 /// "test-config") is a label and means defaults.
 /// </summary>
 internal sealed record OnnxConfig
@@ -20,6 +20,13 @@ internal sealed record OnnxConfig
     public GraphOptimizationLevel OptimizationLevel { get; init; } = GraphOptimizationLevel.ORT_ENABLE_ALL;
     public bool AllowCpuFallback { get; init; }
     public ulong GpuMemLimit { get; init; }
+
+    /// <summary>
+    /// ONNX Runtime's CPU arena keeps the largest working set any request ever needed and never
+    /// gives it back: one large request pins hundreds of MB for the life of the session. Off by
+    /// default; without it tensors come from malloc, whose large blocks return on free.
+    /// </summary>
+    public bool CpuMemArena { get; init; }
 
     /// <summary>The CUDA device ordinal, or null for the CPU.</summary>
     public int? CudaDevice => Device == "cpu" ? null : int.Parse(Device.AsSpan("cuda:".Length));
@@ -45,6 +52,7 @@ internal sealed record OnnxConfig
                     "inter_op_threads" => c with { InterOpThreads = Count(p) },
                     "graph_optimization_level" => c with { OptimizationLevel = ParseLevel(p.Value) },
                     "allow_cpu_fallback" => c with { AllowCpuFallback = p.Value.ValueKind == JsonValueKind.True || (p.Value.ValueKind == JsonValueKind.False ? false : throw Bad(p, "true or false")) },
+                    "cpu_mem_arena" => c with { CpuMemArena = p.Value.ValueKind == JsonValueKind.True || (p.Value.ValueKind == JsonValueKind.False ? false : throw Bad(p, "true or false")) },
                     "gpu_mem_limit" => c with { GpuMemLimit = p.Value.ValueKind == JsonValueKind.Number && p.Value.TryGetUInt64(out var b) ? b : throw Bad(p, "a byte count") },
                     // Model-level keys the plugin reads elsewhere, and free-form metadata, pass.
                     _ => c,
@@ -62,6 +70,7 @@ internal sealed record OnnxConfig
             GraphOptimizationLevel = OptimizationLevel,
             IntraOpNumThreads = IntraOpThreads,
             InterOpNumThreads = InterOpThreads,
+            EnableCpuMemArena = CpuMemArena,
         };
         if (CudaDevice is not int device) return options;
         try

@@ -15,10 +15,10 @@ namespace Mlos.Server;
 /// extension (<c>Inference-Header-Content-Length</c>: a JSON header, then each input with
 /// <c>"parameters":{"binary_data_size":n}</c> as raw bytes, in order).
 ///
-/// The binary path wastes nothing: the body lands in a pooled buffer, the header is read with
-/// <see cref="Utf8JsonReader"/> (no document), binary inputs are handed to the plugin in place
-/// inside that buffer, outputs come back in plugin memory and are copied once, into the
-/// response's pipe, then released. Per-request scratch (tensor arrays, names, the header writer)
+/// The binary path wastes nothing: the body lands in a pooled buffer (native memory when large),
+/// the header is read with <see cref="Utf8JsonReader"/> (no document), binary inputs are handed to
+/// the plugin in place inside that buffer, outputs come back in plugin memory and are copied once,
+/// slice by slice, into the response's pipe, then released. Per-request scratch (tensor arrays, names, the header writer)
 /// comes from a pool. A model with dynamic batching is awaited, not waited on: no thread blocks
 /// while its batch forms. Only JSON <c>"data"</c> inputs are decoded through a JsonDocument.
 /// </summary>
@@ -29,41 +29,38 @@ internal static class KServeInfer
     [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
     public static async ValueTask Handle(HttpContext http, ServerState state, string name, string? version)
     {
-        using var body = await PooledBody.ReadAsync(http, state.Options.MaxBodyBytes);
-        var model = state.Core.GetModel(name.Contains('%') ? Uri.UnescapeDataString(name) : name);
+        using var body = await RequestBody.ReadAsync(http, state.Options.MaxBodyBytes);
+        var model = state.Core.GetModel(PathIds.Segment(http, name, 2));
         if (version is not null && model.Version is not null && version != model.Version)
             throw new MlosException(SmiStatus.NotFound, $"model '{model.Id}' has version {model.Version}, not {version}");
-        // The tensors point into the body and the scratch while a batched request waits: pin the one,
-        // own the other until the answer is written.
-        var pin = GCHandle.Alloc(body.Array, GCHandleType.Pinned);
+        // The tensors point into the body (pinned) and the scratch while a batched request waits:
+        // own the scratch until the answer is written.
         var scratch = KServeScratch.Rent();
         try
         {
-            var request = Parse(http, body, pin, scratch);
+            var request = Parse(http, body, scratch);
             using var ticket = state.Admit(model.Id);
             long start = Stopwatch.GetTimestamp();
             var timing = await Infer(state, model, request, scratch);
             double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds - timing.QueueMicroseconds / 1e6;
             ServerMetrics.Inference(model.Id, seconds, timing.QueueMicroseconds / 1e6, timing.BatchSize);
-            KServeResponse.Write(http.Response, model, request, scratch.WrittenOutputs, timing, scratch);
+            KServeResponse.Prepare(http.Response, model, request, scratch.WrittenOutputs, timing, scratch);
+            await KServeResponse.SendAsync(http.Response, request, scratch, http.RequestAborted);
         }
         finally
         {
             scratch.ReleaseOutputs();
             KServeScratch.Return(scratch);
-            pin.Free();
         }
-        await http.Response.BodyWriter.FlushAsync(http.RequestAborted);
     }
 
-    private static unsafe KServeRequest Parse(HttpContext http, PooledBody body, GCHandle pin, KServeScratch scratch)
+    private static unsafe KServeRequest Parse(HttpContext http, in RequestBody body, KServeScratch scratch)
     {
         int headerLength = body.Length;
         if (http.Request.Headers.TryGetValue(HeaderLength, out var h) &&
             (!int.TryParse(h.ToString(), out headerLength) || headerLength < 0 || headerLength > body.Length))
             throw new MlosException(SmiStatus.InvalidParam, $"{HeaderLength} {h} does not fit a body of {body.Length} bytes");
-        var data = (byte*)pin.AddrOfPinnedObject();
-        return KServeRequest.Parse(new ReadOnlySpan<byte>(data, body.Length), headerLength, data, scratch);
+        return KServeRequest.Parse(body.Span, headerLength, body.Pointer, scratch);
     }
 
     /// <summary>Through the model's batcher without holding this thread, or at once.</summary>
@@ -72,44 +69,4 @@ internal static class KServeInfer
         *scratch.OutputCount = KServeScratch.MaxTensors;
         return state.Core.InferAsync(model, scratch.Inputs, (nuint)request.InputCount, scratch.Outputs, scratch.OutputCount);
     }
-}
-
-/// <summary>The request body in a buffer rented from the shared pool, returned on dispose.</summary>
-internal readonly struct PooledBody(byte[] array, int length) : IDisposable
-{
-    public byte[] Array { get; } = array;
-    public int Length { get; } = length;
-
-    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
-    public static async ValueTask<PooledBody> ReadAsync(HttpContext http, long maxBytes)
-    {
-        long? declared = http.Request.ContentLength;
-        var array = ArrayPool<byte>.Shared.Rent((int)Math.Clamp(declared ?? 4096, 1, maxBytes));
-        int length = 0;
-        try
-        {
-            while (true)
-            {
-                if (length == array.Length)
-                {
-                    if (array.Length >= maxBytes) throw new BadHttpRequestException($"request body larger than {maxBytes >> 20} MB", 413);
-                    var bigger = ArrayPool<byte>.Shared.Rent((int)Math.Min((long)array.Length * 2, maxBytes));
-                    array.AsSpan(0, length).CopyTo(bigger);
-                    ArrayPool<byte>.Shared.Return(array);
-                    array = bigger;
-                }
-                int n = await http.Request.Body.ReadAsync(array.AsMemory(length), http.RequestAborted);
-                if (n == 0) break;
-                length += n;
-            }
-            return new PooledBody(array, length);
-        }
-        catch
-        {
-            ArrayPool<byte>.Shared.Return(array);
-            throw;
-        }
-    }
-
-    public void Dispose() => ArrayPool<byte>.Shared.Return(Array);
 }

@@ -33,6 +33,20 @@ internal readonly unsafe struct KServeRequest
 
     public static KServeRequest Parse(ReadOnlySpan<byte> body, int headerLength, byte* bodyPointer, KServeScratch scratch)
     {
+        try
+        {
+            var request = ParseHeader(body, headerLength, bodyPointer, scratch);
+            scratch.PointAtValues(request.InputCount);
+            return request;
+        }
+        catch (InvalidOperationException e) // the reader's verdict on a string it could not unescape or transcode
+        {
+            throw new MlosException(SmiStatus.InvalidParam, $"the request holds text that is not valid UTF-8 or has an unpaired surrogate escape ({e.Message})");
+        }
+    }
+
+    private static KServeRequest ParseHeader(ReadOnlySpan<byte> body, int headerLength, byte* bodyPointer, KServeScratch scratch)
+    {
         var reader = new Utf8JsonReader(body[..headerLength]);
         if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
             throw new MlosException(SmiStatus.InvalidParam, "a v2 inference request must be a JSON object");
@@ -50,7 +64,7 @@ internal readonly unsafe struct KServeRequest
                 {
                     if (inputs == KServeScratch.MaxTensors)
                         throw new MlosException(SmiStatus.InvalidParam, $"more than {KServeScratch.MaxTensors} inputs");
-                    ReadInput(ref reader, body, bodyPointer, ref offset, &scratch.Inputs[inputs++], scratch);
+                    ReadInput(ref reader, body, bodyPointer, ref offset, inputs++, scratch);
                 }
             }
             else if (reader.ValueTextEquals("outputs"u8)) ReadOutputs(ref reader, scratch);
@@ -73,121 +87,134 @@ internal readonly unsafe struct KServeRequest
         return new KServeRequest { InputCount = inputs, Id = id, AllBinary = allBinary, Body = bodyPointer };
     }
 
-    private static void ReadInput(ref Utf8JsonReader reader, ReadOnlySpan<byte> body, byte* bodyPointer, ref int offset, SmiTensor* t, KServeScratch scratch)
+    /// <summary>Longest tensor name accepted, in UTF-8 bytes after unescaping (more than any model uses).</summary>
+    private const int MaxNameBytes = 1024;
+
+    private static void ReadInput(ref Utf8JsonReader reader, ReadOnlySpan<byte> body, byte* bodyPointer, ref int offset, int index, KServeScratch scratch)
     {
+        SmiTensor* t = &scratch.Inputs[index];
         if (reader.TokenType != JsonTokenType.StartObject)
             throw new MlosException(SmiStatus.InvalidParam, "every input must be an object {\"name\",\"shape\",\"datatype\",\"data\"}");
-        Span<byte> nameBuffer = stackalloc byte[256];
+        Span<byte> nameBuffer = stackalloc byte[MaxNameBytes];
         scoped ReadOnlySpan<byte> name = default;
         var dtype = SmiDtype.Invalid;
         int rank = -1;
         long binarySize = -1;
-        JsonDocument? data = null;
-        (nint Data, long Count, nuint Bytes)? numbers = null;
+        bool hasData = false;
+        Utf8JsonReader deferred = default; // "data" met before "datatype": read once the dtype is known
+        bool isDeferred = false;
+        JsonTensorExtent values = default;
+        nuint valuesAt = 0;
         *t = default;
-        try
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
-            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            if (reader.ValueTextEquals("name"u8))
             {
-                if (reader.ValueTextEquals("name"u8))
+                reader.Read();
+                if (reader.TokenType == JsonTokenType.String) name = Name(in reader, nameBuffer);
+            }
+            else if (reader.ValueTextEquals("datatype"u8))
+            {
+                reader.Read();
+                if (reader.TokenType == JsonTokenType.String) dtype = SmiDtypes.Parse(reader.ValueSpan);
+            }
+            else if (reader.ValueTextEquals("shape"u8))
+            {
+                reader.Read();
+                if (reader.TokenType != JsonTokenType.StartArray) throw BadShape(name);
+                rank = 0;
+                while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
                 {
-                    reader.Read();
-                    if (reader.TokenType == JsonTokenType.String)
-                        name = reader.ValueIsEscaped ? nameBuffer[..reader.CopyString(nameBuffer)] : reader.ValueSpan;
+                    if (rank == SmiVersion.MaxDims)
+                        throw new MlosException(SmiStatus.InvalidParam, $"input '{Text(name)}' has more than {SmiVersion.MaxDims} dimensions");
+                    if (reader.TokenType != JsonTokenType.Number || !reader.TryGetInt64(out var d) || d < 0) throw BadShape(name);
+                    t->Shape[rank++] = d;
                 }
-                else if (reader.ValueTextEquals("datatype"u8))
+            }
+            else if (reader.ValueTextEquals("parameters"u8))
+            {
+                reader.Read();
+                if (reader.TokenType != JsonTokenType.StartObject) { reader.Skip(); continue; }
+                while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
                 {
+                    bool isSize = reader.ValueTextEquals("binary_data_size"u8);
                     reader.Read();
-                    if (reader.TokenType == JsonTokenType.String) dtype = SmiDtypes.Parse(reader.ValueSpan);
+                    if (!isSize) { reader.Skip(); continue; }
+                    if (reader.TokenType != JsonTokenType.Number || !reader.TryGetInt64(out binarySize) || binarySize < 0)
+                        throw new MlosException(SmiStatus.InvalidParam, $"input '{Text(name)}': binary_data_size must be a non-negative integer");
                 }
-                else if (reader.ValueTextEquals("shape"u8))
+            }
+            else if (reader.ValueTextEquals("data"u8))
+            {
+                reader.Read();
+                hasData = true;
+                if (dtype == SmiDtype.Invalid)
                 {
-                    reader.Read();
-                    if (reader.TokenType != JsonTokenType.StartArray) throw BadShape(name);
-                    rank = 0;
-                    while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
-                    {
-                        if (rank == SmiVersion.MaxDims)
-                            throw new MlosException(SmiStatus.InvalidParam, $"input '{Text(name)}' has more than {SmiVersion.MaxDims} dimensions");
-                        if (reader.TokenType != JsonTokenType.Number || !reader.TryGetInt64(out var d) || d < 0) throw BadShape(name);
-                        t->Shape[rank++] = d;
-                    }
-                }
-                else if (reader.ValueTextEquals("parameters"u8))
-                {
-                    reader.Read();
-                    if (reader.TokenType != JsonTokenType.StartObject) { reader.Skip(); continue; }
-                    while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-                    {
-                        bool isSize = reader.ValueTextEquals("binary_data_size"u8);
-                        reader.Read();
-                        if (!isSize) { reader.Skip(); continue; }
-                        if (reader.TokenType != JsonTokenType.Number || !reader.TryGetInt64(out binarySize) || binarySize < 0)
-                            throw new MlosException(SmiStatus.InvalidParam, $"input '{Text(name)}': binary_data_size must be a non-negative integer");
-                    }
-                }
-                else if (reader.ValueTextEquals("data"u8))
-                {
-                    reader.Read();
-                    if (JsonNumbers.Handles(dtype)) numbers = JsonNumbers.Read(ref reader, dtype, name, scratch);
-                    else data = JsonDocument.ParseValue(ref reader);
-                }
-                else
-                {
-                    reader.Read();
+                    deferred = reader;
+                    isDeferred = true;
                     reader.Skip();
                 }
+                else (values, valuesAt) = ReadValues(ref reader, dtype, name, scratch);
             }
-            if (name.IsEmpty) throw new MlosException(SmiStatus.InvalidParam, "every input needs a \"name\"");
-            if (dtype == SmiDtype.Invalid)
-                throw new MlosException(SmiStatus.InvalidParam, $"input '{Text(name)}' needs a KServe \"datatype\" (FP32, INT64, BYTES...)");
-            if (rank < 0) throw new MlosException(SmiStatus.InvalidParam, $"input '{Text(name)}' needs a \"shape\"");
-            t->Name = scratch.Name(name);
-            t->Dtype = dtype;
-            t->NDim = (uint)rank;
-            if (numbers is { } n && binarySize < 0)
+            else
             {
-                long expected = 1;
-                foreach (var d in t->Dims) expected *= d;
-                if (n.Count != expected)
-                    throw new MlosException(SmiStatus.InvalidParam, $"input '{Text(name)}' has {n.Count} values; shape [{string.Join(",", t->Dims.ToArray())}] needs {expected}");
-                t->Data = (void*)n.Data;
-                t->ByteSize = n.Bytes;
-                return;
+                reader.Read();
+                reader.Skip();
             }
-            Fill(t, name, dtype, binarySize, data, body, bodyPointer, ref offset, scratch);
         }
-        finally { data?.Dispose(); }
-    }
-
-    private static void Fill(SmiTensor* t, ReadOnlySpan<byte> name, SmiDtype dtype, long binarySize, JsonDocument? data,
-        ReadOnlySpan<byte> body, byte* bodyPointer, ref int offset, KServeScratch scratch)
-    {
-        long expected = 1;
-        foreach (var d in t->Dims) expected *= d;
+        if (name.IsEmpty) throw new MlosException(SmiStatus.InvalidParam, "every input needs a \"name\"");
+        if (dtype == SmiDtype.Invalid)
+            throw new MlosException(SmiStatus.InvalidParam, $"input '{Text(name)}' needs a KServe \"datatype\" (FP32, INT64, BYTES...)");
+        if (rank < 0) throw new MlosException(SmiStatus.InvalidParam, $"input '{Text(name)}' needs a \"shape\"");
+        t->Name = scratch.Name(name);
+        t->Dtype = dtype;
+        t->NDim = (uint)rank;
         if (binarySize >= 0)
         {
+            // The core checks the bytes against the shape and dtype (BYTES included) for every front door.
             if (binarySize > body.Length - offset)
                 throw new MlosException(SmiStatus.InvalidParam, $"input '{Text(name)}': binary_data_size {binarySize} exceeds the {body.Length - offset} bytes left");
-            int element = SmiDtypes.ElementSize(dtype);
-            if (element > 0 && binarySize != expected * element)
-                throw new MlosException(SmiStatus.InvalidParam,
-                    $"input '{Text(name)}' has {binarySize} bytes; shape [{string.Join(",", t->Dims.ToArray())}] of {SmiDtypes.Name(dtype)} needs {expected * element}");
             t->Data = bodyPointer + offset; // read in place: no copy of the tensor
             t->ByteSize = (nuint)binarySize;
             offset += (int)binarySize;
             return;
         }
-        if (data is null) throw new MlosException(SmiStatus.InvalidParam, $"input '{Text(name)}' has no \"data\"");
-        byte[] bytes;
-        long count;
-        try { bytes = MlosConvention.EncodeValues(Text(name), dtype, data.RootElement, out count); }
-        catch (SmiException e) { throw new MlosException(e.Status, e.Message); }
-        if (count != expected)
-            throw new MlosException(SmiStatus.InvalidParam, $"input '{Text(name)}' has {count} values; shape [{string.Join(",", t->Dims.ToArray())}] needs {expected}");
-        t->Data = scratch.Data(bytes);
-        t->ByteSize = (nuint)bytes.Length;
+        if (!hasData) throw new MlosException(SmiStatus.InvalidParam, $"input '{Text(name)}' has no \"data\"");
+        if (isDeferred) (values, valuesAt) = ReadValues(ref deferred, dtype, name, scratch);
+        if (!SmiTensorRules.TryElementCount(t->Dims, out long expected) || values.Count != expected)
+            throw new MlosException(SmiStatus.InvalidParam,
+                $"input '{Text(name)}' has {values.Count} values; shape [{string.Join(",", t->Dims.ToArray())}] needs {(expected > 0 || SmiTensorRules.TryElementCount(t->Dims, out _) ? expected.ToString() : "more than 2^63")}");
+        scratch.PlaceValues(index, valuesAt, values.ByteSize);
     }
+
+    /// <summary>Decodes a JSON <c>"data"</c> value into the request's value buffer; where it starts there.</summary>
+    private static (JsonTensorExtent, nuint) ReadValues(ref Utf8JsonReader reader, SmiDtype dtype, scoped ReadOnlySpan<byte> name, KServeScratch scratch)
+    {
+        nuint at = scratch.Values.Length;
+        try { return (JsonTensorValues.Read(ref reader, dtype, name, scratch.Values), at); }
+        catch (SmiException e) { throw new MlosException(e.Status, e.Message); }
+    }
+
+    /// <summary>A tensor name, unescaped into <paramref name="buffer"/> when it must be; longer than <see cref="MaxNameBytes"/> is refused.</summary>
+    private static ReadOnlySpan<byte> Name(in Utf8JsonReader reader, Span<byte> buffer)
+    {
+        var raw = reader.ValueSpan;
+        if (!reader.ValueIsEscaped)
+            return raw.Length <= buffer.Length ? raw : throw NameTooLong();
+        // Unescaping never lengthens the text; a longer escaped name may still fit.
+        if (raw.Length <= buffer.Length) return buffer[..reader.CopyString(buffer)];
+        var bigger = System.Buffers.ArrayPool<byte>.Shared.Rent(raw.Length);
+        try
+        {
+            int n = reader.CopyString(bigger);
+            if (n > buffer.Length) throw NameTooLong();
+            bigger.AsSpan(0, n).CopyTo(buffer);
+            return buffer[..n];
+        }
+        finally { System.Buffers.ArrayPool<byte>.Shared.Return(bigger); }
+    }
+
+    private static MlosException NameTooLong() => new(SmiStatus.InvalidParam, $"a tensor name is longer than {MaxNameBytes} bytes");
 
     private static void ReadOutputs(ref Utf8JsonReader reader, KServeScratch scratch)
     {

@@ -11,16 +11,19 @@ namespace Mlos.Server;
 /// The v2 inference answer, written into the response pipe: a JSON header (outputs with their
 /// values, or their <c>binary_data_size</c>), then binary outputs copied once from plugin memory.
 /// <c>parameters</c> carries the request's <c>queue_time_us</c> and the <c>batch_size</c> it ran in.
+/// Large answers go out in slices, each flushed before the next is copied, so the response pipe
+/// never holds more than a slice of them.
 /// </summary>
 internal static class KServeResponse
 {
     private const string HeaderLength = "Inference-Header-Content-Length";
 
-    public static unsafe void Write(HttpResponse response, Model model, in KServeRequest request, ReadOnlySpan<SmiTensor> outputs,
+    /// <summary>Writes the header into the scratch and sets the status and headers; <see cref="SendAsync"/> sends it and the binary outputs.</summary>
+    public static unsafe void Prepare(HttpResponse response, Model model, in KServeRequest request, ReadOnlySpan<SmiTensor> outputs,
         InferTiming timing, KServeScratch scratch)
     {
         var header = scratch.Header;
-        header.ResetWrittenCount();
+        header.Reset();
         var w = scratch.Writer;
         w.Reset(header);
         long binaryBytes = 0;
@@ -54,24 +57,38 @@ internal static class KServeResponse
         w.Flush();
 
         response.StatusCode = 200;
-        var pipe = response.BodyWriter;
         if (!anyBinary)
         {
             response.ContentType = "application/json";
             response.ContentLength = header.WrittenCount;
-            pipe.Write(header.WrittenSpan);
             return;
         }
         response.ContentType = "application/octet-stream";
         response.Headers[HeaderLength] = HeaderLengthText(header.WrittenCount);
         response.ContentLength = header.WrittenCount + binaryBytes;
-        pipe.Write(header.WrittenSpan);
-        foreach (ref readonly var t in outputs)
-        {
-            if (request.WantsBinary(System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpanFromNullTerminated(t.Name), scratch))
-                pipe.Write(new ReadOnlySpan<byte>(t.Data, checked((int)t.ByteSize)));
-        }
     }
+
+    /// <summary>Sends what <see cref="Prepare"/> made: the header, then each output the request asked for as binary.</summary>
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
+    public static async ValueTask SendAsync(HttpResponse response, KServeRequest request, KServeScratch scratch, CancellationToken aborted)
+    {
+        var pipe = response.BodyWriter;
+        await PipeSlices.WriteAsync(pipe, scratch.Header.Written, aborted);
+        for (int i = 0; i < scratch.WrittenOutputs.Length; i++)
+        {
+            if (WantsBinary(request, scratch, i)) await PipeSlices.WriteAsync(pipe, Output(scratch, i), aborted);
+        }
+        await pipe.FlushAsync(aborted);
+    }
+
+    private static unsafe NativeBytes Output(KServeScratch scratch, int i)
+    {
+        ref readonly var t = ref scratch.WrittenOutputs[i];
+        return new NativeBytes((byte*)t.Data, (long)t.ByteSize);
+    }
+
+    private static unsafe bool WantsBinary(in KServeRequest request, KServeScratch scratch, int i) =>
+        request.WantsBinary(System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpanFromNullTerminated(scratch.WrittenOutputs[i].Name), scratch);
 
     // Header lengths repeat from request to request: keep their text instead of formatting each time.
     private static readonly string?[] s_lengths = new string?[4096];

@@ -2,12 +2,13 @@ using System.Buffers;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using Mlos.Smi.Abi;
+using Mlos.Smi.Sdk;
 
 namespace Mlos.Server;
 
 /// <summary>
 /// One request's working memory for v2 inference: input and output tensor arrays, a NUL-terminated
-/// name arena, an arena for inputs decoded from JSON, and the response header's writer. Pooled: a
+/// name arena, a buffer for inputs decoded from JSON, and the response header's writer. Pooled: a
 /// request rents one for its life (a batched request keeps it while it waits), so the hot path
 /// allocates none of it.
 /// </summary>
@@ -35,36 +36,36 @@ internal sealed unsafe class KServeScratch
     public ReadOnlySpan<SmiTensor> WrittenOutputs => new(Outputs, (int)Math.Min(*OutputCount, MaxTensors));
     private readonly byte* _names = (byte*)NativeMemory.Alloc(NameArenaBytes);
     private int _namesUsed;
-    private byte* _data;
-    private nuint _dataCapacity, _dataUsed;
 
-    public ArrayBufferWriter<byte> Header { get; private set; } = new(4096);
-    public Utf8JsonWriter Writer { get; private set; }
+    /// <summary>
+    /// Inputs decoded from JSON, one after another. The buffer moves as it grows, so each input
+    /// records where its bytes start and points at them once the whole header is read.
+    /// </summary>
+    public NativeBuffer Values { get; private set; } = new(4096);
+    private readonly nuint[] _valueStarts = new nuint[MaxTensors];
+    private readonly bool[] _hasValues = new bool[MaxTensors];
+
+    /// <summary>The answer's JSON header, and its writer.</summary>
+    public BlockWriter Header { get; } = new();
+    public Utf8JsonWriter Writer { get; }
     /// <summary>Outputs the request asked for as binary, as byte ranges of its body.</summary>
     public readonly List<Range> BinaryOutputNames = new();
 
-    private KServeScratch() => Writer = new Utf8JsonWriter(Header);
-
-    /// <summary>Above this, a thread gives its buffers back after the request instead of keeping them.</summary>
-    private const int KeepBytes = 1 << 20;
+    private KServeScratch() => Writer = new Utf8JsonWriter(Header, Responses.WriterOptions);
 
     private void Reset()
     {
         *OutputCount = 0;
         _namesUsed = 0;
-        _dataUsed = 0;
-        // One huge JSON request or answer must not pin its memory to a pool thread for good.
-        if (Header.Capacity > KeepBytes)
+        Array.Clear(_hasValues);
+        // One huge JSON request or answer must not keep its memory in the pool for good.
+        Header.Reset();
+        if (Values.Capacity > RequestBody.KeepBytes)
         {
-            Header = new ArrayBufferWriter<byte>(4096);
-            Writer = new Utf8JsonWriter(Header);
+            Values.Dispose();
+            Values = new NativeBuffer(4096);
         }
-        if (_dataCapacity > KeepBytes)
-        {
-            NativeMemory.Free(_data);
-            _data = null;
-            _dataCapacity = 0;
-        }
+        else Values.Clear();
         BinaryOutputNames.Clear();
         NativeMemory.Clear(Outputs, (nuint)(MaxTensors * sizeof(SmiTensor)));
     }
@@ -81,34 +82,22 @@ internal sealed unsafe class KServeScratch
         return at;
     }
 
-    /// <summary>Native room for an input decoded from JSON; the arena grows and is kept.</summary>
-    public byte* Data(ReadOnlySpan<byte> bytes)
+    /// <summary>Input <paramref name="index"/> holds <paramref name="size"/> bytes of <see cref="Values"/> from <paramref name="start"/>.</summary>
+    public void PlaceValues(int index, nuint start, nuint size)
     {
-        // Earlier inputs of this request point into the arena: grow only between requests.
-        if (_dataUsed + (nuint)bytes.Length > _dataCapacity)
-        {
-            if (_dataUsed > 0) return CopyUnpooled(bytes);
-            NativeMemory.Free(_data);
-            _dataCapacity = Math.Max((nuint)bytes.Length, _dataCapacity * 2);
-            _data = (byte*)NativeMemory.Alloc(_dataCapacity);
-        }
-        byte* at = _data + _dataUsed;
-        bytes.CopyTo(new Span<byte>(at, bytes.Length));
-        _dataUsed += (nuint)bytes.Length;
-        return at;
+        _valueStarts[index] = start;
+        _hasValues[index] = true;
+        Inputs[index].ByteSize = size;
     }
 
-    private readonly List<nint> _unpooled = new();
-
-    private byte* CopyUnpooled(ReadOnlySpan<byte> bytes)
+    /// <summary>Points the JSON-decoded inputs at their bytes, now that <see cref="Values"/> has stopped moving.</summary>
+    public void PointAtValues(int count)
     {
-        var p = (byte*)NativeMemory.Alloc((nuint)Math.Max(1, bytes.Length));
-        bytes.CopyTo(new Span<byte>(p, bytes.Length));
-        _unpooled.Add((nint)p);
-        return p;
+        for (int i = 0; i < count; i++)
+            if (_hasValues[i]) Inputs[i].Data = Values.Pointer + _valueStarts[i];
     }
 
-    /// <summary>Gives back what the plugin handed over, and memory taken outside the arena.</summary>
+    /// <summary>Gives back what the plugin handed over.</summary>
     public void ReleaseOutputs()
     {
         for (int i = 0; i < MaxTensors; i++)
@@ -116,7 +105,5 @@ internal sealed unsafe class KServeScratch
             SmiTensor* o = &Outputs[i];
             if (o->Release != null) o->Release(o);
         }
-        foreach (var p in _unpooled) NativeMemory.Free((void*)p);
-        _unpooled.Clear();
     }
 }

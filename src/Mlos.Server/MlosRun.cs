@@ -1,0 +1,110 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Mlos.Core;
+using Mlos.Smi.Abi;
+using Mlos.Smi.Sdk;
+
+namespace Mlos.Server;
+
+/// <summary>
+/// One untyped inference of the MLOS route: the input (the body as it is, or the text of
+/// <c>{"input": "text"}</c>) through the plugin into an answer buffer. The caller disposes it.
+/// </summary>
+internal readonly struct MlosRun(NativeBuffer output, int length, TimeSpan elapsed, TimeSpan queued) : IDisposable
+{
+    public NativeBuffer Output { get; } = output;
+    public int Length { get; } = length;
+    public TimeSpan Elapsed { get; } = elapsed;
+    public TimeSpan Queued { get; } = queued;
+
+    public static unsafe MlosRun Run(ServerState state, Mlos.Core.Models.Model model, in RequestBody body)
+    {
+        NativeBuffer? text = null; // only an escaped text needs one
+        try
+        {
+            var input = TextInput(body.Span, ref text);
+            var arrived = Stopwatch.GetTimestamp();
+            using var ticket = state.Admit(model.Id);
+            var start = Stopwatch.GetTimestamp();
+            var (output, length) = Infer(state.Core, model, input);
+            var elapsed = Stopwatch.GetElapsedTime(start);
+            var queued = Stopwatch.GetElapsedTime(arrived, start);
+            ServerMetrics.Inference(model.Id, elapsed.TotalSeconds, queued.TotalSeconds);
+            return new MlosRun(output, length, elapsed, queued);
+        }
+        finally { text?.Dispose(); }
+    }
+
+    /// <summary>
+    /// The bytes the plugin gets: the text of a body that is exactly <c>{"input": "…"}</c> (the
+    /// guide's raw-bytes plugins), unescaped into <paramref name="text"/> when it must be;
+    /// otherwise the body itself (named arrays, which the plugin reads). Found with a reader that
+    /// stops at the first token that rules the text form out: no document of a large body.
+    /// </summary>
+    private static ReadOnlySpan<byte> TextInput(ReadOnlySpan<byte> body, ref NativeBuffer? text)
+    {
+        try { return FindText(body, ref text); }
+        catch (InvalidOperationException) { throw NotText(); } // a name the reader could not unescape
+    }
+
+    private static unsafe ReadOnlySpan<byte> FindText(ReadOnlySpan<byte> body, ref NativeBuffer? text)
+    {
+        var reader = new Utf8JsonReader(body);
+        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+            throw new MlosException(SmiStatus.InvalidParam, "the request body must be a JSON object");
+        if (!reader.Read() || reader.TokenType != JsonTokenType.PropertyName || !reader.ValueTextEquals("input"u8)) return body;
+        if (!reader.Read() || reader.TokenType != JsonTokenType.String) return body;
+        var value = reader.ValueSpan;
+        bool escaped = reader.ValueIsEscaped;
+        if (!reader.Read() || reader.TokenType != JsonTokenType.EndObject) return body;
+        if (reader.Read()) throw new MlosException(SmiStatus.InvalidParam, "the request body holds more than one JSON value");
+        if (escaped)
+        {
+            text = new NativeBuffer((nuint)value.Length);
+            var copy = new Utf8JsonReader(body);
+            copy.Read();
+            copy.Read();
+            copy.Read();
+            int n = copy.CopyString(new Span<byte>(text.Pointer, value.Length));
+            value = new ReadOnlySpan<byte>(text.Pointer, n);
+        }
+        if (!System.Text.Unicode.Utf8.IsValid(value)) throw NotText();
+        return value;
+    }
+
+    private static MlosException NotText() =>
+        new(SmiStatus.InvalidParam, "the request holds text that is not valid: bytes that are not UTF-8 or an unpaired surrogate escape");
+
+    /// <summary>The plugin's answer in an answer buffer, grown once when the plugin says how much it needs.</summary>
+    private static unsafe (NativeBuffer Output, int Length) Infer(MlosCore core, Mlos.Core.Models.Model model, ReadOnlySpan<byte> input)
+    {
+        long capacity = Math.Max(64 * 1024, 2L * input.Length);
+        for (int attempt = 0; ; attempt++)
+        {
+            // Pages of the answer buffer that the plugin does not write cost no memory.
+            var output = new NativeBuffer((nuint)Math.Min(capacity, Array.MaxLength));
+            nuint size = output.Capacity;
+            try
+            {
+                fixed (byte* i = input)
+                    core.Inference(model, i, (nuint)input.Length, output.Pointer, &size);
+                if (size > output.Capacity)
+                    throw new MlosException(SmiStatus.Runtime, $"model '{model.Id}' reported an answer of {size} bytes in a buffer of {output.Capacity}");
+                return (output, (int)size);
+            }
+            catch (MlosException e) when (attempt < 2 && e.Status is SmiStatus.BufferTooSmall or SmiStatus.OutOfMemory
+                && size > output.Capacity && size <= (nuint)Array.MaxLength)
+            {
+                output.Dispose();
+                capacity = (long)size;
+            }
+            catch
+            {
+                output.Dispose();
+                throw;
+            }
+        }
+    }
+
+    public void Dispose() => Output.Dispose();
+}

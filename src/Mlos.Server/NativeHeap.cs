@@ -1,0 +1,25 @@
+using System.Runtime.InteropServices;
+
+namespace Mlos.Server;
+
+/// <summary>
+/// glibc's malloc serves a large block from its heap instead of mmap once a block of that size has
+/// been freed (its mmap threshold rises to the largest freed block, up to 32 MB), and memory in the
+/// heap goes back to the system only from its top. After a burst of large requests that leaves
+/// tens of MB resident for good. Pinning the threshold at <see cref="RequestBody.KeepBytes"/>
+/// makes every large block (the server's and the plugins', which share this malloc) an mmap of its
+/// own that free returns at once.
+/// </summary>
+internal static partial class NativeHeap
+{
+    private const int M_MMAP_THRESHOLD = -3;
+
+    public static void ReturnLargeBlocksAtOnce()
+    {
+        try { mallopt(M_MMAP_THRESHOLD, RequestBody.KeepBytes); }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { /* not glibc: its own policy applies */ }
+    }
+
+    [LibraryImport("libc", EntryPoint = "mallopt")]
+    private static partial int mallopt(int param, int value);
+}
