@@ -5,6 +5,7 @@ safer to say in Python lives here: importing the user's class with clear errors,
 values into statuses, formatting exceptions, and typed tensors as numpy arrays over caller memory.
 """
 import importlib
+import importlib.machinery
 import sys
 import traceback
 import weakref
@@ -23,8 +24,15 @@ class ProtocolError(TypeError):
 def load_class(module_name, class_name, path):
     """Imports module_name (from path first, when given) and returns an instance of class_name,
     or (status, message) when the module or class is not there (SMI_ERROR_NOT_FOUND)."""
-    if path and path not in sys.path:
-        sys.path.insert(0, path)
+    if path:
+        # With a path the class comes from there and nowhere else: a name that is only found on
+        # the rest of sys.path (the standard library, site-packages) would run code the host's
+        # operator never put in that folder.
+        top = module_name.partition(".")[0]
+        if importlib.machinery.PathFinder.find_spec(top, [path]) is None:
+            return -3, f"Python module '{module_name}' is not in {path}"
+        if path not in sys.path:
+            sys.path.insert(0, path)
     # A fresh import on every initialize, so that a host re-initializing sees edited code.
     sys.modules.pop(module_name, None)
     try:

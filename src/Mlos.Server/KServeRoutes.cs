@@ -16,7 +16,7 @@ internal static class KServeRoutes
             var models = state.Core.Models.ToDictionary(m => m.Id);
             var names = (repository?.Names ?? []).Union(models.Keys).Order().ToArray();
             var buffer = new System.Buffers.ArrayBufferWriter<byte>();
-            using (var w = new System.Text.Json.Utf8JsonWriter(buffer))
+            using (var w = new System.Text.Json.Utf8JsonWriter(buffer, Responses.WriterOptions))
             {
                 w.WriteStartArray();
                 foreach (var n in names)
@@ -34,16 +34,19 @@ internal static class KServeRoutes
         }));
         app.MapPost("/v2/repository/models/{name}/load", (HttpContext http, string name) => Responses.Guard(http, state, () =>
         {
-            Responses.RequireAdmin(http, state);
-            var id = Uri.UnescapeDataString(name);
+            AdminGate.Require(http, state);
+            var id = PathIds.Segment(http, name, 3);
             if (repository is not null) repository.Load(id);
             else state.Core.LoadModel(id);
+            state.Log.Admin($"model '{id}' loaded");
             return Responses.Json(http, 200, w => w.WriteString("status", "success"));
         }));
         app.MapPost("/v2/repository/models/{name}/unload", (HttpContext http, string name) => Responses.Guard(http, state, () =>
         {
-            Responses.RequireAdmin(http, state);
-            state.Core.UnloadModel(state.Core.GetModel(Uri.UnescapeDataString(name)).Id);
+            AdminGate.Require(http, state);
+            var id = state.Core.GetModel(PathIds.Segment(http, name, 3)).Id;
+            state.Core.UnloadModel(id);
+            state.Log.Admin($"model '{id}' unloaded");
             return Responses.Json(http, 200, w => w.WriteString("status", "success"));
         }));
         app.MapGet("/v2/health/live", (HttpContext http) => Responses.Guard(http, state, () => Responses.Json(http, 200, w => w.WriteBoolean("live", true))));
@@ -56,10 +59,10 @@ internal static class KServeRoutes
             w.WriteEndArray();
         })));
         app.MapGet("/v2/models/{name}", (HttpContext http, string name) => Responses.Guard(http, state, () =>
-            Responses.Raw(http, 200, RegistryJson.ModelInfo(state.Core.GetModel(Uri.UnescapeDataString(name))))));
+            Responses.Raw(http, 200, RegistryJson.ModelInfo(state.Core.GetModel(PathIds.Segment(http, name, 2))))));
         app.MapGet("/v2/models/{name}/versions/{version}", (HttpContext http, string name, string version) => Responses.Guard(http, state, () =>
         {
-            var model = state.Core.GetModel(Uri.UnescapeDataString(name));
+            var model = state.Core.GetModel(PathIds.Segment(http, name, 2));
             if (model.Version is not null && model.Version != version)
                 throw new MlosException(Mlos.Smi.Abi.SmiStatus.NotFound, $"model '{model.Id}' has version {model.Version}, not {version}");
             return Responses.Raw(http, 200, RegistryJson.ModelInfo(model));
@@ -76,7 +79,7 @@ internal static class KServeRoutes
     private static Task Ready(HttpContext http, ServerState state, string name, string? version)
     {
         {
-            var model = state.Core.GetModel(Uri.UnescapeDataString(name));
+            var model = state.Core.GetModel(PathIds.Segment(http, name, 2));
             if (version is not null && model.Version is not null && model.Version != version)
                 throw new MlosException(Mlos.Smi.Abi.SmiStatus.NotFound, $"model '{model.Id}' has version {model.Version}, not {version}");
             bool ready = model.State == ModelState.Loaded;

@@ -1,6 +1,3 @@
-using System.Buffers;
-using System.Diagnostics;
-using System.Text;
 using System.Text.Json;
 using Mlos.Core;
 using Mlos.Smi.Abi;
@@ -48,10 +45,14 @@ internal static class MlosRoutes
 
         app.MapPost("/plugins/register", (HttpContext http) => Responses.Guard(http, state, async () =>
         {
-            Responses.RequireAdmin(http, state);
-            using var doc = JsonDocument.Parse(await Responses.Body(http));
+            AdminGate.Require(http, state);
+            using var doc = AdminJson(await Responses.Body(http));
             var root = Object(doc);
-            var plugin = state.Core.LoadPlugin(state.PluginPath(Text(root, "endpoint")), Text(root, "id"), Text(root, "config"));
+            var path = state.PluginPath(Text(root, "endpoint"));
+            var config = Text(root, "config");
+            state.CheckPluginConfig(path, config);
+            var plugin = state.Core.LoadPlugin(path, Text(root, "id"), config);
+            state.Log.Admin($"plugin '{plugin.Id}' loaded from {path}");
             await Responses.Json(http, 200, w =>
             {
                 w.WriteString("status", "success");
@@ -62,8 +63,8 @@ internal static class MlosRoutes
 
         app.MapPost("/models/register", (HttpContext http) => Responses.Guard(http, state, async () =>
         {
-            Responses.RequireAdmin(http, state);
-            using var doc = JsonDocument.Parse(await Responses.Body(http));
+            AdminGate.Require(http, state);
+            using var doc = AdminJson(await Responses.Body(http));
             var root = Object(doc);
             var id = Text(root, "model_id") ?? Text(root, "name");
             var path = state.ModelPath(Text(root, "path") ?? Text(root, "model_path"));
@@ -79,9 +80,9 @@ internal static class MlosRoutes
         }));
 
         app.MapPost("/models/{**id}", (HttpContext http, string id) => Responses.Guard(http, state, () =>
-            id.EndsWith("/inference", StringComparison.Ordinal)
-                ? Infer(http, state, Uri.UnescapeDataString(id[..^"/inference".Length]))
-                : Responses.Error(http, 404, $"no route POST /models/{id}")));
+            PathIds.Between(http, "/models/", "/inference") is { } model
+                ? Infer(http, state, model)
+                : Responses.Error(http, state, 404, $"no route POST /models/{id}")));
     }
 
     /// <summary>Registers and loads; a model that fails to load is unregistered again, so nothing half-made stays.</summary>
@@ -107,6 +108,7 @@ internal static class MlosRoutes
             }
             w.WriteEndObject();
         }
+        state.CheckModelConfig(config);
         var model = state.Core.RegisterModel(id, pluginId, path, System.Text.Encoding.UTF8.GetString(options.WrittenSpan));
         try { state.Core.LoadModel(model.Id); }
         catch
@@ -114,6 +116,7 @@ internal static class MlosRoutes
             state.Core.UnregisterModel(model.Id);
             throw;
         }
+        state.Log.Admin($"model '{model.Id}' registered and loaded (plugin '{pluginId}', {path})");
         return model;
     }
 
@@ -123,95 +126,49 @@ internal static class MlosRoutes
     /// </summary>
     private static async Task Infer(HttpContext http, ServerState state, string id)
     {
-        using var body = await PooledBody.ReadAsync(http, state.Options.MaxBodyBytes);
+        using var body = await RequestBody.ReadAsync(http, state.Options.MaxBodyBytes);
         var model = state.Core.GetModel(id);
-        var answer = Run(state, model, body);
-        try
-        {
-            await Responses.Json(http, 200, w =>
-            {
-                w.WriteString("status", "success");
-                w.WriteString("model_id", model.Id);
-                w.WriteNumber("inference_time_us", (long)answer.Elapsed.TotalMicroseconds);
-                w.WriteNumber("queue_time_us", (long)answer.Queued.TotalMicroseconds);
-                w.WriteNumber("output_size", answer.Length);
-                w.WritePropertyName("outputs");
-                WriteOutput(w, answer.Output.AsMemory(0, answer.Length));
-            });
-        }
-        finally { ArrayPool<byte>.Shared.Return(answer.Output); }
-    }
-
-    /// <summary>The plugin's answer in a rented buffer (the caller returns it).</summary>
-    private readonly record struct Answer(byte[] Output, int Length, TimeSpan Elapsed, TimeSpan Queued);
-
-    private static Answer Run(ServerState state, Mlos.Core.Models.Model model, PooledBody body)
-    {
-        var request = body.Array.AsMemory(0, body.Length);
-        ReadOnlyMemory<byte> input = request;
-        using (var doc = JsonDocument.Parse(request))
-        {
-            var root = Object(doc);
-            if (root.TryGetProperty("input", out var text) && text.ValueKind == JsonValueKind.String && root.GetPropertyCount() == 1)
-                input = Encoding.UTF8.GetBytes(text.GetString()!);
-        }
-        var arrived = Stopwatch.GetTimestamp();
-        using var ticket = state.Admit(model.Id);
-        var start = Stopwatch.GetTimestamp();
-        var (output, length) = Run(state.Core, model, input.Span);
-        var elapsed = Stopwatch.GetElapsedTime(start);
-        var queued = Stopwatch.GetElapsedTime(arrived, start);
-        ServerMetrics.Inference(model.Id, elapsed.TotalSeconds, queued.TotalSeconds);
-        return new Answer(output, length, elapsed, queued);
-    }
-
-    /// <summary>The plugin's answer in a rented buffer, grown when the plugin says how much it needs.</summary>
-    private static unsafe (byte[] Output, int Length) Run(MlosCore core, Mlos.Core.Models.Model model, ReadOnlySpan<byte> input)
-    {
-        nuint capacity = (nuint)Math.Max(64 * 1024, input.Length * 2);
-        for (int attempt = 0; ; attempt++)
-        {
-            var output = ArrayPool<byte>.Shared.Rent((int)capacity);
-            nuint size = (nuint)output.Length;
-            try
-            {
-                fixed (byte* i = input)
-                fixed (byte* o = output)
-                    core.Inference(model, i, (nuint)input.Length, o, &size);
-                return (output, (int)size);
-            }
-            catch (MlosException e) when (attempt < 2 && e.Status is SmiStatus.BufferTooSmall or SmiStatus.OutOfMemory && size > (nuint)output.Length)
-            {
-                ArrayPool<byte>.Shared.Return(output);
-                capacity = size;
-            }
-            catch
-            {
-                ArrayPool<byte>.Shared.Return(output);
-                throw;
-            }
-        }
+        using var run = MlosRun.Run(state, model, body);
+        await MlosAnswer.SendAsync(http, model, run);
     }
 
     /// <summary>
-    /// JSON answers are embedded as JSON (the convention's <c>{"outputs":[…]}</c> unwrapped to its
-    /// list); other UTF-8 as a string; anything else as base64.
+    /// An admin body, its every string and name checked to be text: JSON allows escapes of lone
+    /// surrogates, which no string can hold, and reading one later would fail as a server error.
     /// </summary>
-    private static void WriteOutput(Utf8JsonWriter w, ReadOnlyMemory<byte> output)
+    private static JsonDocument AdminJson(byte[] body)
     {
+        var doc = JsonDocument.Parse(body);
         try
         {
-            using var doc = JsonDocument.Parse(output);
-            var root = doc.RootElement;
-            if (root.ValueKind == JsonValueKind.Object && root.GetPropertyCount() == 1 && root.TryGetProperty("outputs", out var list))
-                list.WriteTo(w);
-            else
-                root.WriteTo(w);
-            return;
+            CheckText(doc.RootElement);
+            return doc;
         }
-        catch (JsonException) { }
-        if (System.Text.Unicode.Utf8.IsValid(output.Span)) w.WriteStringValue(output.Span);
-        else w.WriteBase64StringValue(output.Span);
+        catch (InvalidOperationException)
+        {
+            doc.Dispose();
+            throw new MlosException(SmiStatus.InvalidParam, "the request body holds a string that is not valid text (an unpaired surrogate escape or bytes that are not UTF-8)");
+        }
+    }
+
+    private static void CheckText(JsonElement e)
+    {
+        switch (e.ValueKind)
+        {
+            case JsonValueKind.Object:
+                foreach (var p in e.EnumerateObject())
+                {
+                    _ = p.Name;
+                    CheckText(p.Value);
+                }
+                break;
+            case JsonValueKind.Array:
+                foreach (var item in e.EnumerateArray()) CheckText(item);
+                break;
+            case JsonValueKind.String:
+                _ = e.GetString();
+                break;
+        }
     }
 
     private static JsonElement Object(JsonDocument doc) =>

@@ -27,7 +27,7 @@ internal sealed class ModelRepository(ServerState state, string root)
         foreach (var name in Names)
         {
             try { Load(name!); }
-            catch (MlosException e) { Console.Error.WriteLine($"mlos_core: repository model '{name}' not loaded: {e.Message}"); }
+            catch (MlosException e) { state.Log.Warn($"repository model '{name}' not loaded: {e.Message}"); }
         }
     }
 
@@ -44,20 +44,10 @@ internal sealed class ModelRepository(ServerState state, string root)
         var configPath = Path.Combine(folder, "config.json");
         if (File.Exists(configPath))
         {
-            using var doc = JsonDocument.Parse(File.ReadAllBytes(configPath));
-            if (doc.RootElement.ValueKind != JsonValueKind.Object)
-                throw new MlosException(SmiStatus.InvalidParam, $"{configPath} must be a JSON object");
-            foreach (var p in doc.RootElement.EnumerateObject())
+            try { (pluginId, file, framework, config, batching) = ReadConfig(configPath); }
+            catch (Exception e) when (e is JsonException or InvalidOperationException or IOException or UnauthorizedAccessException)
             {
-                switch (p.Name)
-                {
-                    case "plugin_id": pluginId = p.Value.GetString(); break;
-                    case "file": file = p.Value.GetString(); break;
-                    case "framework": framework = p.Value.GetString(); break;
-                    case "config": config = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString() : p.Value.GetRawText(); break;
-                    case "dynamic_batching": batching = p.Value.GetRawText(); break;
-                    default: throw new MlosException(SmiStatus.InvalidParam, $"{configPath}: unknown key '{p.Name}' (plugin_id, file, framework, config, dynamic_batching)");
-                }
+                throw new MlosException(SmiStatus.InvalidParam, $"{configPath} cannot be read: {e.Message}");
             }
         }
         var path = file is not null ? Path.GetFullPath(Path.Combine(folder, file))
@@ -66,6 +56,28 @@ internal sealed class ModelRepository(ServerState state, string root)
         if (!path.StartsWith(folder + "/", StringComparison.Ordinal))
             throw new MlosException(SmiStatus.InvalidParam, $"repository model '{name}': file {file} is outside its folder");
         return MlosRoutes.RegisterAndLoad(state, name, pluginId ?? state.PluginFor(path), path, framework, config, batching);
+    }
+
+    /// <summary>A model folder's config.json: a JSON object of the keys below, each a string (config and dynamic_batching may be objects).</summary>
+    private static (string?, string?, string?, string?, string?) ReadConfig(string configPath)
+    {
+        string? pluginId = null, file = null, framework = null, config = null, batching = null;
+        using var doc = JsonDocument.Parse(File.ReadAllBytes(configPath));
+        if (doc.RootElement.ValueKind != JsonValueKind.Object)
+            throw new MlosException(SmiStatus.InvalidParam, $"{configPath} must be a JSON object");
+        foreach (var p in doc.RootElement.EnumerateObject())
+        {
+            switch (p.Name)
+            {
+                case "plugin_id": pluginId = p.Value.GetString(); break;
+                case "file": file = p.Value.GetString(); break;
+                case "framework": framework = p.Value.GetString(); break;
+                case "config": config = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString() : p.Value.GetRawText(); break;
+                case "dynamic_batching": batching = p.Value.GetRawText(); break;
+                default: throw new MlosException(SmiStatus.InvalidParam, $"{configPath}: unknown key '{p.Name}' (plugin_id, file, framework, config, dynamic_batching)");
+            }
+        }
+        return (pluginId, file, framework, config, batching);
     }
 
     private string Folder(string name)

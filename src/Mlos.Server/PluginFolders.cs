@@ -5,7 +5,7 @@ namespace Mlos.Server;
 /// <summary>At start the server loads the first-party plugins it finds in its plugin folders.</summary>
 internal static class PluginFolders
 {
-    private const string PythonBridge = "libmlos_python_plugin.so";
+    public const string PythonBridge = "libmlos_python_plugin.so";
 
     public static void LoadAll(ServerState state)
     {
@@ -16,8 +16,18 @@ internal static class PluginFolders
                 // The Python bridge serves the class its config names: it is registered with one
                 // (POST /plugins/register {"endpoint", "config": {"module", "class", "path"}}).
                 if (Path.GetFileName(file) == PythonBridge) continue;
-                try { state.Core.LoadPlugin(file); }
-                catch (MlosException e) { Console.Error.WriteLine($"mlos_core: skipping {file}: {e.Message}"); }
+                // The same rule as the register route: a link that leads out of the plugin folders is not a plugin of theirs.
+                if (state.InPluginFolder(file) is not { } real)
+                {
+                    state.Log.Warn($"skipping {file}: it links to a file outside the plugin folders");
+                    continue;
+                }
+                try
+                {
+                    var plugin = state.Core.LoadPlugin(real);
+                    state.Log.Admin($"plugin '{plugin.Id}' loaded from {real}");
+                }
+                catch (MlosException e) { state.Log.Warn($"skipping {file}: {e.Message}"); }
             }
         }
     }

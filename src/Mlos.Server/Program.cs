@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging.Console;
 using Mlos.Core;
 using Mlos.Server;
 
@@ -18,8 +19,46 @@ catch (ArgumentException e)
     return 2;
 }
 
-using var core = new MlosCore();
-var state = new ServerState(core, options);
+NativeHeap.ReturnLargeBlocksAtOnce();
+
+// Plugin calls are synchronous and a slow model holds its thread for the whole call: keep enough
+// pool threads ready that requests for other models (and the 503 of a full queue) are not
+// starved behind them while the pool grows.
+ThreadPool.GetMinThreads(out var workers, out var io);
+ThreadPool.SetMinThreads(Math.Max(workers, 64), io);
+
+var builder = WebApplication.CreateSlimBuilder();
+builder.Logging.ClearProviders();
+builder.Logging.AddSimpleConsole(o =>
+{
+    o.SingleLine = true;
+    o.UseUtcTimestamp = true;
+    o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+    o.ColorBehavior = LoggerColorBehavior.Disabled;
+});
+// A log nobody reads (a full pipe) must not stall serving: lines are dropped instead of waited for.
+builder.Services.Configure<ConsoleLoggerOptions>(o =>
+{
+    o.QueueFullMode = ConsoleLoggerQueueFullMode.DropWrite;
+});
+builder.Logging.SetMinimumLevel(options.LogLevel);
+// ASP.NET Core's own information lines (hosting started, each request) are noise next to ours.
+builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+// A failed start (a port in use) is reported by us in one line, not by the host with a stack trace.
+builder.Logging.AddFilter("Microsoft.Extensions.Hosting", LogLevel.None);
+builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromSeconds(options.ShutdownTimeoutSeconds));
+ServerMetrics.AddTo(builder.Services);
+builder.WebHost.ConfigureKestrel(k =>
+{
+    k.Limits.MaxRequestBodySize = options.MaxBodyBytes;
+    k.Limits.MaxConcurrentConnections = options.MaxConnections;
+    k.Listen(System.Net.IPAddress.Parse(options.Host == "localhost" ? "127.0.0.1" : options.Host), options.Port);
+});
+var app = builder.Build();
+var log = new ServerLog(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("mlos_core"));
+
+var core = new MlosCore { MaxModels = options.MaxModels };
+var state = new ServerState(core, options, log);
 var repository = options.ModelRepository is { } repo ? new ModelRepository(state, repo) : null;
 try
 {
@@ -31,32 +70,27 @@ try
 catch (MlosException e)
 {
     Console.Error.WriteLine($"mlos_core: {e.Message}");
+    core.Dispose();
     return 1;
 }
 
-// Plugin calls are synchronous and a slow model holds its thread for the whole call: keep enough
-// pool threads ready that requests for other models (and the 503 of a full queue) are not
-// starved behind them while the pool grows.
-ThreadPool.GetMinThreads(out var workers, out var io);
-ThreadPool.SetMinThreads(Math.Max(workers, 64), io);
-
-var builder = WebApplication.CreateSlimBuilder();
-builder.Logging.ClearProviders();
-ServerMetrics.AddTo(builder.Services);
-builder.WebHost.ConfigureKestrel(k =>
-{
-    k.Limits.MaxRequestBodySize = options.MaxBodyBytes;
-    k.Listen(System.Net.IPAddress.Parse(options.Host == "localhost" ? "127.0.0.1" : options.Host), options.Port);
-});
-var app = builder.Build();
 app.MapPrometheusScrapingEndpoint("/metrics");
 MlosRoutes.Map(app, state);
 KServeRoutes.Map(app, state, repository);
-app.MapFallback((HttpContext http) => Responses.Error(http, 404, $"no route {http.Request.Method} {http.Request.Path}"));
+app.MapFallback((HttpContext http) => Responses.Error(http, state, 404, $"no route {http.Request.Method} {http.Request.Path}"));
 
-await app.StartAsync();
 var url = $"http://{options.Host}:{options.Port}";
+try { await app.StartAsync(); }
+catch (IOException e)
+{
+    Console.Error.WriteLine($"mlos_core: cannot listen on {options.Host}:{options.Port}: {(e.InnerException ?? e).Message}");
+    core.Dispose();
+    return 1;
+}
 Console.WriteLine($"mlos_core {MlosRoutes.Version} listening on {url}: {core.Plugins.Count} plugins, {core.Models.Count} models");
 foreach (var m in core.Models) DemoRequests.Print(url, m);
+
+long stopping = 0;
+app.Lifetime.ApplicationStopping.Register(() => stopping = System.Diagnostics.Stopwatch.GetTimestamp());
 await app.WaitForShutdownAsync();
-return 0;
+return Shutdown.TearDown(core, stopping, options.ShutdownTimeoutSeconds);

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using Mlos.Core;
 using Mlos.Smi.Abi;
@@ -8,10 +9,16 @@ namespace Mlos.Server;
 /// <summary>JSON answers, written with Utf8JsonWriter (no reflection), and the status code of each failure.</summary>
 internal static class Responses
 {
+    /// <summary>
+    /// Answers are read by people in curl as much as by programs: escape only what JSON requires,
+    /// not <c>'</c> or <c>&lt;</c> (they are never embedded in HTML).
+    /// </summary>
+    public static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     public static Task Json(HttpContext http, int status, Action<Utf8JsonWriter> body)
     {
         var buffer = new ArrayBufferWriter<byte>(512);
-        using (var w = new Utf8JsonWriter(buffer))
+        using (var w = new Utf8JsonWriter(buffer, WriterOptions))
         {
             w.WriteStartObject();
             body(w);
@@ -28,12 +35,19 @@ internal static class Responses
         return http.Response.Body.WriteAsync(json).AsTask();
     }
 
-    /// <summary><c>{"status":"error","message":…}</c> with the HTTP code the failure maps to.</summary>
-    public static Task Error(HttpContext http, int status, string message) => Json(http, status, w =>
+    /// <summary>
+    /// <c>{"status":"error","message":…}</c> with the HTTP code the failure maps to, and the one log
+    /// line of a failed request. The client gets the message in plain words (<see cref="ClientText"/>).
+    /// </summary>
+    public static Task Error(HttpContext http, ServerState state, int status, string message)
     {
-        w.WriteString("status", "error");
-        w.WriteString("message", message);
-    });
+        state.Log.Failed(http, status, message);
+        return Json(http, status, w =>
+        {
+            w.WriteString("status", "error");
+            w.WriteString("message", ClientText.Plain(message));
+        });
+    }
 
     public static int StatusCode(SmiStatus status) => status switch
     {
@@ -79,18 +93,30 @@ internal static class Responses
         finally { Finish(http, state, start, ok); }
     }
 
-    /// <summary>Failures answered as JSON: all of ours; anything else unless the client has gone.</summary>
+    /// <summary>Failures answered as JSON: all, unless the client has gone or the answer has begun.</summary>
     private static bool Handles(HttpContext http, Exception e) =>
-        e is MlosException or AdminException or JsonException or BadHttpRequestException || !http.RequestAborted.IsCancellationRequested;
+        !http.Response.HasStarted && (e is MlosException or AdminException or JsonException or BadHttpRequestException || !http.RequestAborted.IsCancellationRequested);
 
+    /// <summary>
+    /// The one mapping from a failure to its answer. Ours carry a status and plain words; a body the
+    /// client framed wrongly is a 400; anything else is a bug of ours: a 500 that says so, with the
+    /// exception in the log and not in the body.
+    /// </summary>
     private static Task Fail(HttpContext http, ServerState state, Exception e) => e switch
     {
-        MlosException m => Error(http, StatusCode(m.Status), m.Message),
-        AdminException a => Error(http, a.Status, a.Message),
-        JsonException j => Error(http, 400, $"the request body is not valid JSON: {j.Message}"),
-        BadHttpRequestException b => Error(http, b.StatusCode, b.StatusCode == 413 ? $"request body larger than {state.Options.MaxBodyBytes >> 20} MB" : b.Message),
-        _ => Error(http, 500, $"{e.GetType().Name}: {e.Message}"),
+        MlosException m => Error(http, state, StatusCode(m.Status), m.Message),
+        AdminException a => Error(http, state, a.Status, a.Message),
+        JsonException j => Error(http, state, 400, $"the request body is not valid JSON: {j.Message}"),
+        BadHttpRequestException b => Error(http, state, b.StatusCode,
+            b.StatusCode == 413 ? $"request body larger than {state.Options.MaxBodyBytes >> 20} MB" : b.Message),
+        _ => InternalError(http, state, e),
     };
+
+    private static Task InternalError(HttpContext http, ServerState state, Exception e)
+    {
+        state.Log.Bug(http, e);
+        return Error(http, state, 500, "internal error while serving this request (the server log has the details)");
+    }
 
     private static void Finish(HttpContext http, ServerState state, long start, bool ok)
     {
@@ -98,21 +124,7 @@ internal static class Responses
         state.Count(ok, elapsed);
         var pattern = (http.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? http.Request.Path.Value ?? "";
         ServerMetrics.Request(pattern, http.Response.StatusCode, (double)elapsed / System.Diagnostics.Stopwatch.Frequency);
-    }
-
-    /// <summary>
-    /// Mutating routes with --admin-token set: no credentials answers 401, wrong ones 403. The
-    /// comparison takes the same time whatever the token.
-    /// </summary>
-    public static void RequireAdmin(HttpContext http, ServerState state)
-    {
-        if (state.Options.AdminToken is not { } token) return;
-        var header = http.Request.Headers.Authorization.ToString();
-        if (!header.StartsWith("Bearer ", StringComparison.Ordinal))
-            throw new AdminException(401, "this route needs \"Authorization: Bearer <admin token>\"");
-        var given = System.Text.Encoding.UTF8.GetBytes(header["Bearer ".Length..]);
-        if (!System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(given, System.Text.Encoding.UTF8.GetBytes(token)))
-            throw new AdminException(403, "the admin token is not valid");
+        if (ok) state.Log.Served(http, elapsed);
     }
 
     /// <summary>An authorization failure and its HTTP code.</summary>
@@ -121,11 +133,12 @@ internal static class Responses
         public int Status { get; } = status;
     }
 
-    /// <summary>The whole request body (bounded by Kestrel's body size limit).</summary>
+    /// <summary>The whole request body (bounded by Kestrel's body size limit), for the small admin bodies.</summary>
     public static async Task<byte[]> Body(HttpContext http)
     {
         using var ms = new MemoryStream();
-        await http.Request.Body.CopyToAsync(ms, http.RequestAborted);
+        try { await http.Request.Body.CopyToAsync(ms, http.RequestAborted); }
+        catch (IOException e) when (e is not BadHttpRequestException && !http.RequestAborted.IsCancellationRequested) { throw RequestBody.Malformed(e); }
         return ms.ToArray();
     }
 }

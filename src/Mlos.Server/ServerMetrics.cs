@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
 
 namespace Mlos.Server;
 
@@ -27,7 +28,10 @@ internal static class ServerMetrics
     private static readonly long[] BatchBuckets = [1, 2, 4, 8, 16, 32, 64, 128, 256];
 
     public static void AddTo(IServiceCollection services) =>
-        services.AddOpenTelemetry().WithMetrics(m => m
+        services.AddOpenTelemetry()
+            // Without a resource the exporter labels everything unknown_service:<process name>.
+            .ConfigureResource(r => r.AddService("mlos-core", serviceVersion: MlosRoutes.Version))
+            .WithMetrics(m => m
             .AddMeter(MeterName)
             .AddView("mlos_request_duration", new ExplicitBucketHistogramConfiguration { Boundaries = SecondsBuckets })
             .AddView("mlos_inference_duration", new ExplicitBucketHistogramConfiguration { Boundaries = SecondsBuckets })

@@ -13,14 +13,19 @@ internal sealed record ServerOptions
     public string? AdminToken { get; init; }
     public int MaxQueue { get; init; } = 256;
     public string? ModelRepository { get; init; }
+    public int MaxModels { get; init; } = 1024;
+    public int MaxConnections { get; init; } = 1024;
+    public int ShutdownTimeoutSeconds { get; init; } = 20;
+    public LogLevel LogLevel { get; init; } = LogLevel.Information;
 
     public const string Usage = """
         mlos_core: the MLOS Core server (MLOS HTTP API and KServe v2 health).
 
           -c, --config FILE     JSON file with the same settings: {"http_port","host",
                                 "plugin_dirs":[],"model_root","model_repository","admin_token",
-                                "max_body_mb","max_queue","models":{"id":"path"}}; options given
-                                on the command line override it
+                                "max_body_mb","max_queue","max_models","max_connections",
+                                "shutdown_timeout_s","log_level","models":{"id":"path"}};
+                                options given on the command line override it
           -p, --http-port N     port to listen on (default 8080)
               --host ADDRESS    address to listen on (default 127.0.0.1)
               --plugin-dir DIR  folder to load plugins from, repeatable (default: the plugins/
@@ -34,6 +39,16 @@ internal sealed record ServerOptions
                                 the plugin follows the file type: .onnx ONNX Runtime, .pt Torch)
               --max-queue N     requests one model may hold (running or waiting) before
                                 more get 503 at once (default 256)
+              --max-models N    models that may be registered at once (default 1024)
+              --max-connections N
+                                open client connections; more wait to be accepted
+                                (default 1024)
+              --shutdown-timeout-s N
+                                on SIGTERM, seconds in-flight requests get to finish before
+                                the rest are cut (default 20)
+              --log-level LEVEL one of trace, debug, information, warning, error, none
+                                (default information: failed requests and admin actions;
+                                debug adds a line per successful request)
               --admin-token T   mutating routes (register, load, unload) need
                                 "Authorization: Bearer T"; required to listen beyond loopback
           -h, --help            this text
@@ -53,8 +68,9 @@ internal sealed record ServerOptions
         }
         for (int i = 0; i < args.Length; i++)
         {
-            string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
-            switch (args[i])
+            string option = args[i];
+            string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{option} needs a value");
+            switch (option)
             {
                 case "-p" or "--http-port":
                     o = o with { Port = int.TryParse(Value(), out var p) && p is > 0 and < 65536 ? p : throw new ArgumentException($"bad port: {args[i]}") };
@@ -75,6 +91,10 @@ internal sealed record ServerOptions
                 case "--max-queue":
                     o = o with { MaxQueue = int.TryParse(Value(), out var q) && q > 0 ? q : throw new ArgumentException($"bad queue size: {args[i]}") };
                     break;
+                case "--max-models": o = o with { MaxModels = Positive(Value(), option) }; break;
+                case "--max-connections": o = o with { MaxConnections = Positive(Value(), option) }; break;
+                case "--shutdown-timeout-s": o = o with { ShutdownTimeoutSeconds = Positive(Value(), option) }; break;
+                case "--log-level": o = o with { LogLevel = Level(Value()) }; break;
                 case "--admin-token":
                     var token = Value();
                     o = o with { AdminToken = token.Length >= 8 ? token : throw new ArgumentException("--admin-token needs at least 8 characters") };
@@ -113,6 +133,10 @@ internal sealed record ServerOptions
                         "admin_token" => o with { AdminToken = p.Value.GetString() },
                         "max_body_mb" => o with { MaxBodyBytes = p.Value.GetInt64() << 20 },
                         "max_queue" => o with { MaxQueue = p.Value.GetInt32() },
+                        "max_models" => o with { MaxModels = p.Value.GetInt32() },
+                        "max_connections" => o with { MaxConnections = p.Value.GetInt32() },
+                        "shutdown_timeout_s" => o with { ShutdownTimeoutSeconds = p.Value.GetInt32() },
+                        "log_level" => o with { LogLevel = Level(p.Value.GetString()!) },
                         "plugin_dirs" => AddAll(o, () => dirs.AddRange(p.Value.EnumerateArray().Select(d => d.GetString()!))),
                         "models" => AddAll(o, () => o.Models.AddRange(p.Value.EnumerateObject().Select(m => (m.Name, m.Value.GetString()!)))),
                         _ => throw new ArgumentException($"config {path}: unknown key '{p.Name}'"),
@@ -123,8 +147,9 @@ internal sealed record ServerOptions
                     throw new ArgumentException($"config {path}: '{p.Name}' has the wrong type ({p.Value.ValueKind})");
                 }
             }
-            if (o.Port is <= 0 or > 65535 || o.MaxQueue <= 0 || o.MaxBodyBytes <= 0 || o.AdminToken is { Length: < 8 })
-                throw new ArgumentException($"config {path}: a value is out of range (port, max_queue, max_body_mb, admin_token of 8+ characters)");
+            if (o.Port is <= 0 or > 65535 || o.MaxQueue <= 0 || o.MaxBodyBytes <= 0 || o.AdminToken is { Length: < 8 }
+                || o.MaxModels <= 0 || o.MaxConnections <= 0 || o.ShutdownTimeoutSeconds <= 0)
+                throw new ArgumentException($"config {path}: a value is out of range (port, max_queue, max_body_mb, max_models, max_connections, shutdown_timeout_s, admin_token of 8+ characters)");
             return o;
         }
 
@@ -134,6 +159,20 @@ internal sealed record ServerOptions
             return o;
         }
     }
+
+    private static int Positive(string value, string option) =>
+        int.TryParse(value, out var n) && n > 0 ? n : throw new ArgumentException($"{option} needs a positive integer, not '{value}'");
+
+    private static LogLevel Level(string value) => value.ToLowerInvariant() switch
+    {
+        "trace" => LogLevel.Trace,
+        "debug" => LogLevel.Debug,
+        "information" or "info" => LogLevel.Information,
+        "warning" or "warn" => LogLevel.Warning,
+        "error" => LogLevel.Error,
+        "none" => LogLevel.None,
+        _ => throw new ArgumentException($"unknown log level '{value}' (trace, debug, information, warning, error, none)"),
+    };
 
     /// <summary>Beyond loopback only with an admin token protecting the mutating routes.</summary>
     public void CheckSafe()

@@ -5,14 +5,15 @@ using Mlos.Smi.Abi;
 
 namespace Mlos.Server;
 
-/// <summary>The core behind the server, its request counters, and the safety rules for paths.</summary>
-internal sealed class ServerState(MlosCore core, ServerOptions options)
+/// <summary>The core behind the server, its request counters and log, and the safety rules for paths.</summary>
+internal sealed class ServerState(MlosCore core, ServerOptions options, ServerLog log)
 {
     private long _total, _ok, _failed, _elapsedTicks;
     private readonly long _started = Stopwatch.GetTimestamp();
 
     public MlosCore Core { get; } = core;
     public ServerOptions Options { get; } = options;
+    public ServerLog Log { get; } = log;
     public string ModelRoot { get; } = Path.GetFullPath(options.ModelRoot);
 
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, StrongBox<int>> _inflight = new();
@@ -68,12 +69,34 @@ internal sealed class ServerState(MlosCore core, ServerOptions options)
     {
         if (string.IsNullOrWhiteSpace(endpoint)) throw new MlosException(SmiStatus.InvalidParam, "a plugin needs an \"endpoint\" (file://path/to/plugin.so)");
         var path = endpoint.StartsWith("file://", StringComparison.Ordinal) ? endpoint["file://".Length..] : endpoint;
-        var real = Resolve(Path.GetFullPath(path));
-        if (!Options.PluginDirs.Any(d => Inside(real, Resolve(d))))
-            throw new MlosException(SmiStatus.InvalidParam,
-                $"plugin {endpoint} is outside the allowed plugin folders ({string.Join(", ", Options.PluginDirs)})");
-        return real;
+        return InPluginFolder(path)
+            ?? throw new MlosException(SmiStatus.InvalidParam, $"plugin {endpoint} is outside the allowed plugin folders ({string.Join(", ", Options.PluginDirs)})");
     }
+
+    /// <summary>The real path of <paramref name="path"/> (links resolved) when it lies inside a plugin folder; null otherwise.</summary>
+    public string? InPluginFolder(string path)
+    {
+        var real = Resolve(Path.GetFullPath(path));
+        return Options.PluginDirs.Any(d => Inside(real, Resolve(d))) ? real : null;
+    }
+
+    /// <summary>
+    /// Plugin configs name no code outside the plugin folders (see <see cref="ConfigFiles"/>). The
+    /// Python bridge without a <c>"path"</c> would import from wherever Python's own path leads, so
+    /// it must have one.
+    /// </summary>
+    public void CheckPluginConfig(string pluginPath, string? config)
+    {
+        if (Path.GetFileName(pluginPath) == PluginFolders.PythonBridge && !ConfigFiles.HasString(config, "path"))
+            throw new MlosException(SmiStatus.InvalidParam,
+                "the Python bridge needs \"config\": {\"path\": a folder inside a plugin folder, \"module\", \"class\"}: it imports the module from there");
+        ConfigFiles.Check(config, "plugin config", p => InPluginFolder(p) is not null, $"the plugin folders ({string.Join(", ", Options.PluginDirs)})");
+    }
+
+    /// <summary>Model configs name files inside the model root or the plugin folders only.</summary>
+    public void CheckModelConfig(string? config) => ConfigFiles.Check(config, "model config",
+        p => InPluginFolder(p) is not null || Inside(Resolve(Path.GetFullPath(Path.Combine(ModelRoot, p))), Resolve(ModelRoot)),
+        $"the model root {ModelRoot} or the plugin folders");
 
     /// <summary>The plugin for a model file without an explicit plugin id, by file type.</summary>
     public string PluginFor(string path) => Path.GetExtension(path).ToLowerInvariant() switch

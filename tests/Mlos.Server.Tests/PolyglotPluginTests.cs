@@ -18,11 +18,16 @@ public sealed class PolyglotFixture : IDisposable
         PluginDir = Directory.CreateTempSubdirectory("mlos-polyglot-plugins-").FullName;
         File.Copy(Path.Combine(BuildTree.Repo, "c-tests", "fixtures", "affine.json"), Path.Combine(Root, "affine.json"));
         File.Copy(BuildTree.GoPlugin, Path.Combine(PluginDir, "go_example.so"));
+        // The bridge imports Python code only from a plugin folder: the sample class goes there.
+        PythonDir = Directory.CreateDirectory(Path.Combine(PluginDir, "python")).FullName;
+        foreach (var file in Directory.EnumerateFiles(Path.Combine(BuildTree.Repo, "c-tests", "python"), "*.py"))
+            File.Copy(file, Path.Combine(PythonDir, Path.GetFileName(file)));
         Server = new ServerProcess(Root, "--plugin-dir", PluginDir);
     }
 
     public string Root { get; }
     public string PluginDir { get; }
+    public string PythonDir { get; }
     public ServerProcess Server { get; }
 
     public void Dispose()
@@ -48,7 +53,7 @@ public class PolyglotPluginTests(PolyglotFixture fixture) : IClassFixture<Polygl
     [Fact]
     public async Task Python_and_Go_plugins_register_over_http_and_serve_models()
     {
-        var pythonDir = Path.Combine(BuildTree.Repo, "c-tests", "python");
+        var pythonDir = fixture.PythonDir;
         var bridge = Path.Combine(BuildTree.PluginDir, "libmlos_python_plugin.so");
         var (code, body) = await Post("/plugins/register",
             $$$"""{"endpoint":{{{Quote("file://" + bridge)}}},"config":{"module":"my_python_plugin","class":"MyPythonPlugin","path":{{{Quote(pythonDir)}}}}}""");

@@ -23,12 +23,17 @@ public sealed class ServerProcess : IDisposable
         foreach (var a in (string[])["--http-port", Port.ToString(), "--model-root", modelRoot, "--plugin-dir", BuildTree.PluginDir, .. extra])
             info.ArgumentList.Add(a);
         _process = Process.Start(info)!;
+        // Drain both pipes: a server whose log fills an unread pipe would block on it.
+        _process.OutputDataReceived += (_, e) => Keep(e.Data);
+        _process.ErrorDataReceived += (_, e) => Keep(e.Data);
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
         Client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{Port}"), Timeout = TimeSpan.FromSeconds(30) };
         var deadline = DateTime.UtcNow.AddSeconds(30);
         while (true)
         {
             if (_process.HasExited)
-                throw new InvalidOperationException($"mlos_core exited with {_process.ExitCode}: {_process.StandardError.ReadToEnd()}");
+                throw new InvalidOperationException($"mlos_core exited with {_process.ExitCode}: {Output}");
             try
             {
                 if (Client.GetAsync("/v2/health/live").Result.IsSuccessStatusCode) break;
@@ -37,7 +42,29 @@ public sealed class ServerProcess : IDisposable
         }
     }
 
+    private readonly System.Text.StringBuilder _output = new();
+
+    private void Keep(string? line)
+    {
+        if (line is null) return;
+        lock (_output) _output.AppendLine(line);
+    }
+
+    /// <summary>What the server has printed so far, stdout and stderr together (its log).</summary>
+    public string Output
+    {
+        get { lock (_output) return _output.ToString(); }
+    }
+
+    /// <summary>Sends SIGTERM, as an orchestrator stops a server.</summary>
+    public void Terminate() => Process.Start("kill", ["-TERM", _process.Id.ToString()])!.WaitForExit();
+
+    /// <summary>Waits for the server to exit; its exit code, or null when it is still running.</summary>
+    public int? WaitForExit(TimeSpan timeout) => _process.WaitForExit(timeout) ? _process.ExitCode : null;
+
     public int Port { get; }
+    /// <summary>The server's process id (for /proc/PID/status).</summary>
+    public int Pid => _process.Id;
     public HttpClient Client { get; }
 
     public void Dispose()
@@ -54,4 +81,11 @@ public sealed class ServerProcess : IDisposable
         l.Start();
         return ((IPEndPoint)l.LocalEndpoint).Port;
     }
+}
+
+/// <summary>What admin routes need from a client: JSON bodies (the server refuses other content types there).</summary>
+public static class Admin
+{
+    /// <summary>An empty body declared as JSON, for load and unload.</summary>
+    public static StringContent Empty => new("", System.Text.Encoding.UTF8, "application/json");
 }

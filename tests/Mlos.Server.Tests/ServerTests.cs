@@ -199,8 +199,8 @@ public class ServerTests(ServerFixture fixture) : IClassFixture<ServerFixture>
     [Theory]
     [InlineData("kserve-bad", """{"inputs":[{"name":"input","shape":[1,16],"datatype":"FP33","data":[1]}]}""", HttpStatusCode.BadRequest, "needs a KServe \"datatype\"")]
     [InlineData("kserve-bad", """{"inputs":[{"name":"input","shape":[1,16],"datatype":"FP32","data":[1,2]}]}""", HttpStatusCode.BadRequest, "has 2 values; shape [1,16] needs 16")]
-    [InlineData("kserve-bad", """{"inputs":[{"name":"input","shape":[1,2],"datatype":"FP32","data":[[1,"x"]]}]}""", HttpStatusCode.BadRequest, "\"data\" of FP32 must hold numbers, not String")]
-    [InlineData("kserve-bad", """{"inputs":[{"name":"input","shape":[2],"datatype":"INT64","data":[1,2.5]}]}""", HttpStatusCode.BadRequest, "2.5 is not a INT64 value")]
+    [InlineData("kserve-bad", """{"inputs":[{"name":"input","shape":[1,2],"datatype":"FP32","data":[[1,"x"]]}]}""", HttpStatusCode.BadRequest, "(FP32) needs a number, not")]
+    [InlineData("kserve-bad", """{"inputs":[{"name":"input","shape":[2],"datatype":"INT64","data":[1,2.5]}]}""", HttpStatusCode.BadRequest, "(INT64) needs an INT64, not 2.5")]
     [InlineData("kserve-bad", """{"inputs":[{"name":"input","shape":[1,16],"datatype":"INT32","data":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]}]}""", HttpStatusCode.BadRequest, "expects FP32")]
     [InlineData("kserve-bad", """{"inputs":[{"name":"input","shape":[1,15],"datatype":"FP32","data":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15]}]}""", HttpStatusCode.BadRequest, "expects [-1,16]")]
     [InlineData("kserve-bad", """{"outputs":[]}""", HttpStatusCode.BadRequest, "needs \"inputs\"")]
@@ -343,7 +343,7 @@ public class AdminTokenTests
             const string json = """{"model_id":"m","path":"mlp.onnx"}""";
             async Task<HttpStatusCode> Register(string? auth)
             {
-                using var request = new HttpRequestMessage(HttpMethod.Post, "/models/register") { Content = new StringContent(json) };
+                using var request = new HttpRequestMessage(HttpMethod.Post, "/models/register") { Content = new StringContent(json, Encoding.UTF8, "application/json") };
                 if (auth is not null) request.Headers.TryAddWithoutValidation("Authorization", auth);
                 using var response = await server.Client.SendAsync(request);
                 return response.StatusCode;
@@ -368,7 +368,7 @@ public class OverloadTests
         {
             using var server = new ServerProcess(root, "--max-queue", "2");
             var reg = await server.Client.PostAsync("/models/register",
-                new StringContent("""{"model_id":"slow","plugin_id":"csharp-echo","path":"slow.bin","config":{"delay_us":400000}}"""));
+                new StringContent("""{"model_id":"slow","plugin_id":"csharp-echo","path":"slow.bin","config":{"delay_us":400000}}""", Encoding.UTF8, "application/json"));
             Assert.Equal(HttpStatusCode.OK, reg.StatusCode);
             var started = Stopwatch.StartNew();
             var calls = Enumerable.Range(0, 6).Select(async _ =>
@@ -428,19 +428,19 @@ public class ModelRepositoryTests
             }));
             Assert.Contains(batchSizes, b => b > 1);
 
-            Assert.Equal(HttpStatusCode.OK, (await server.Client.PostAsync("/v2/repository/models/mlp/unload", null)).StatusCode);
+            Assert.Equal(HttpStatusCode.OK, (await server.Client.PostAsync("/v2/repository/models/mlp/unload", Admin.Empty)).StatusCode);
             Assert.Equal("UNAVAILABLE", (await Index())["mlp"]);
             var refused = await server.Client.PostAsync("/models/mlp/inference", new StringContent("""{"input":[[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]]}"""));
             Assert.Equal(HttpStatusCode.Conflict, refused.StatusCode);
-            Assert.Equal(HttpStatusCode.OK, (await server.Client.PostAsync("/v2/repository/models/mlp/load", null)).StatusCode);
+            Assert.Equal(HttpStatusCode.OK, (await server.Client.PostAsync("/v2/repository/models/mlp/load", Admin.Empty)).StatusCode);
             Assert.Equal("READY", (await Index())["mlp"]);
             var ok = await server.Client.PostAsync("/models/mlp/inference", new StringContent("""{"input":[[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]]}"""));
             Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
 
-            var broken = await server.Client.PostAsync("/v2/repository/models/broken/load", null);
+            var broken = await server.Client.PostAsync("/v2/repository/models/broken/load", Admin.Empty);
             Assert.Equal(HttpStatusCode.NotFound, broken.StatusCode);
             Assert.Contains("has no model file", await broken.Content.ReadAsStringAsync());
-            var missing = await server.Client.PostAsync("/v2/repository/models/..%2Fetc/load", null);
+            var missing = await server.Client.PostAsync("/v2/repository/models/..%2Fetc/load", Admin.Empty);
             Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
         }
         finally { Directory.Delete(repo, recursive: true); }
@@ -458,11 +458,11 @@ public class UnloadUnderLoadTests
         {
             using var server = new ServerProcess(root);
             var reg = await server.Client.PostAsync("/models/register",
-                new StringContent("""{"model_id":"slow","plugin_id":"csharp-echo","path":"slow.bin","config":{"delay_us":1500000}}"""));
+                new StringContent("""{"model_id":"slow","plugin_id":"csharp-echo","path":"slow.bin","config":{"delay_us":1500000}}""", Encoding.UTF8, "application/json"));
             Assert.Equal(HttpStatusCode.OK, reg.StatusCode);
             var running = server.Client.PostAsync("/models/slow/inference", new StringContent("""{"input":"in flight"}"""));
             await Task.Delay(500);
-            var unload = await server.Client.PostAsync("/v2/repository/models/slow/unload", null);
+            var unload = await server.Client.PostAsync("/v2/repository/models/slow/unload", Admin.Empty);
             Assert.Equal(HttpStatusCode.OK, unload.StatusCode);
             var first = await running;
             Assert.Equal(HttpStatusCode.OK, first.StatusCode);

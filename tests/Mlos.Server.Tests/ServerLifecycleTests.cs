@@ -1,0 +1,189 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using Mlos.Tests;
+
+namespace Mlos.Server.Tests;
+
+/// <summary>The server's limits, start-up, logging and shutdown, each on a server of its own.</summary>
+public class ServerLifecycleTests
+{
+    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
+
+    private static string TempDir(string name) => Directory.CreateTempSubdirectory(name).FullName;
+
+    [Fact]
+    public async Task Registrations_past_max_models_are_refused_with_409()
+    {
+        var root = TempDir("mlos-cap-");
+        File.WriteAllText(Path.Combine(root, "echo.bin"), "echo");
+        try
+        {
+            using var server = new ServerProcess(root, "--max-models", "2");
+            for (int i = 0; i < 2; i++)
+            {
+                var ok = await server.Client.PostAsync("/models/register", Json($$"""{"model_id":"m{{i}}","plugin_id":"csharp-echo","path":"echo.bin"}"""));
+                Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+            }
+            var refused = await server.Client.PostAsync("/models/register", Json("""{"model_id":"m2","plugin_id":"csharp-echo","path":"echo.bin"}"""));
+            Assert.Equal(HttpStatusCode.Conflict, refused.StatusCode);
+            Assert.Contains("2 models are registered", await refused.Content.ReadAsStringAsync());
+            Assert.DoesNotContain("\"m2\"", await server.Client.GetStringAsync("/models"));
+        }
+        finally { Directory.Delete(root, recursive: true); }
+    }
+
+    [Fact]
+    public async Task The_start_up_scan_skips_a_plugin_link_that_leads_out_of_the_plugin_folders()
+    {
+        var root = TempDir("mlos-scan-models-");
+        var plugins = TempDir("mlos-scan-plugins-");
+        var outside = Path.Combine(BuildTree.Dir, "c-tests", "plugins", "libmlos_guide_plugin.so");
+        try
+        {
+            // A copy inside the folder loads; the same file reached through a link does not.
+            File.Copy(outside, Path.Combine(plugins, "libmlos_copy_plugin.so"));
+            using (var copy = new ServerProcess(root, "--plugin-dir", plugins))
+                Assert.Contains("\"id\":\"my-ml-plugin\"", await copy.Client.GetStringAsync("/plugins"));
+            File.Delete(Path.Combine(plugins, "libmlos_copy_plugin.so"));
+            File.CreateSymbolicLink(Path.Combine(plugins, "libmlos_link_plugin.so"), outside);
+            using var server = new ServerProcess(root, "--plugin-dir", plugins);
+            Assert.DoesNotContain("\"id\":\"my-ml-plugin\"", await server.Client.GetStringAsync("/plugins"));
+            Assert.Contains("libmlos_link_plugin.so: it links to a file outside the plugin folders", server.Output);
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+            Directory.Delete(plugins, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task A_repository_folder_with_a_malformed_config_is_skipped_with_a_log_line()
+    {
+        var repo = TempDir("mlos-badrepo-");
+        Directory.CreateDirectory(Path.Combine(repo, "mlp"));
+        File.Copy(Path.Combine(BuildTree.Models("onnx"), "mlp.onnx"), Path.Combine(repo, "mlp", "model.onnx"));
+        foreach (var (name, config) in new[] { ("garbled", "{not json"), ("typed", """{"file": 3}""") })
+        {
+            Directory.CreateDirectory(Path.Combine(repo, name));
+            File.Copy(Path.Combine(BuildTree.Models("onnx"), "mlp.onnx"), Path.Combine(repo, name, "model.onnx"));
+            File.WriteAllText(Path.Combine(repo, name, "config.json"), config);
+        }
+        try
+        {
+            using var server = new ServerProcess(repo, "--model-repository", repo);
+            var index = JsonDocument.Parse(await (await server.Client.PostAsync("/v2/repository/index", null)).Content.ReadAsStringAsync())
+                .RootElement.EnumerateArray().ToDictionary(e => e.GetProperty("name").GetString()!, e => e.GetProperty("state").GetString()!);
+            Assert.Equal("READY", index["mlp"]);
+            Assert.Equal("UNAVAILABLE", index["garbled"]);
+            Assert.Equal("UNAVAILABLE", index["typed"]);
+            Assert.Contains("repository model 'garbled' not loaded", server.Output);
+            Assert.Contains("repository model 'typed' not loaded", server.Output);
+            var load = await server.Client.PostAsync("/v2/repository/models/garbled/load", Admin.Empty);
+            Assert.Equal(HttpStatusCode.BadRequest, load.StatusCode);
+            Assert.Contains("cannot be read", await load.Content.ReadAsStringAsync());
+        }
+        finally { Directory.Delete(repo, recursive: true); }
+    }
+
+    [Fact]
+    public async Task A_port_in_use_is_one_line_and_exit_code_1()
+    {
+        using var taken = new TcpListener(IPAddress.Loopback, 0);
+        taken.Start();
+        int port = ((IPEndPoint)taken.LocalEndpoint).Port;
+        var info = new ProcessStartInfo(BuildTree.Require(Path.Combine(BuildTree.Dir, "mlos_core")), ["--http-port", port.ToString()])
+        {
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+        };
+        using var p = Process.Start(info)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var error = await p.StandardError.ReadToEndAsync();
+        Assert.True(p.WaitForExit(30000));
+        Assert.Equal(1, p.ExitCode);
+        Assert.Contains($"cannot listen on 127.0.0.1:{port}", error);
+        Assert.Contains("already in use", error);
+        Assert.DoesNotContain("   at ", error + await stdout);
+    }
+
+    [Fact]
+    public async Task Sigterm_lets_running_requests_finish_and_exits_within_the_shutdown_timeout()
+    {
+        var root = TempDir("mlos-term-");
+        File.WriteAllText(Path.Combine(root, "slow.bin"), "slow");
+        try
+        {
+            using var server = new ServerProcess(root, "--shutdown-timeout-s", "3");
+            var reg = await server.Client.PostAsync("/models/register",
+                Json("""{"model_id":"slow","plugin_id":"csharp-echo","path":"slow.bin","config":{"delay_us":1000000}}"""));
+            Assert.Equal(HttpStatusCode.OK, reg.StatusCode);
+            var running = server.Client.PostAsync("/models/slow/inference", Json("""{"input":"in flight"}"""));
+            // Uploads that never finish: without a timeout, shutdown would wait for them.
+            var uploads = Enumerable.Range(0, 8).Select(_ => SlowUpload(server.Port)).ToArray();
+            await Task.Delay(300);
+            var clock = Stopwatch.StartNew();
+            server.Terminate();
+            var first = await running;
+            Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+            Assert.Contains("in flight", await first.Content.ReadAsStringAsync());
+            Assert.Equal(0, server.WaitForExit(TimeSpan.FromSeconds(15)));
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(3 + 5), $"exit took {clock.Elapsed}");
+            foreach (var u in uploads) u.Dispose();
+        }
+        finally { Directory.Delete(root, recursive: true); }
+    }
+
+    private static TcpClient SlowUpload(int port)
+    {
+        var client = new TcpClient("127.0.0.1", port);
+        var head = $"POST /v2/models/slow/infer HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{{\"inputs\":";
+        client.GetStream().Write(Encoding.ASCII.GetBytes(head));
+        return client;
+    }
+
+    [Fact]
+    public async Task Failed_requests_and_admin_actions_are_logged_one_line_each_and_successes_are_not()
+    {
+        var root = TempDir("mlos-log-");
+        File.WriteAllText(Path.Combine(root, "echo.bin"), "echo");
+        try
+        {
+            using var server = new ServerProcess(root);
+            Assert.Equal(HttpStatusCode.OK, (await server.Client.PostAsync("/models/register",
+                Json("""{"model_id":"logged","plugin_id":"csharp-echo","path":"echo.bin"}"""))).StatusCode);
+            Assert.Equal(HttpStatusCode.OK, (await server.Client.PostAsync("/models/logged/inference", Json("""{"input":"fine"}"""))).StatusCode);
+            var missing = await server.Client.PostAsync("/v2/models/nope/infer", Json("""{"inputs":[]}"""));
+            Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+            // Error bodies are plain JSON: a quote stays a quote.
+            Assert.Contains("'nope'", await missing.Content.ReadAsStringAsync());
+            await Task.Delay(500); // the console logger writes from a queue
+            var log = server.Output;
+            Assert.Contains("admin: model 'logged' registered and loaded", log);
+            Assert.Contains("POST /v2/models/{name}/infer model=nope -> 404: no model with id 'nope'", log);
+            Assert.DoesNotContain("/models/{**id} model=logged -> 200", log);
+
+            var metrics = await server.Client.GetStringAsync("/metrics");
+            Assert.DoesNotContain("unknown_service", metrics);
+            Assert.Contains("mlos-core", metrics);
+        }
+        finally { Directory.Delete(root, recursive: true); }
+    }
+
+    [Fact]
+    public async Task Debug_logging_adds_a_line_per_successful_request()
+    {
+        var root = TempDir("mlos-debug-");
+        try
+        {
+            using var server = new ServerProcess(root, "--log-level", "debug");
+            Assert.Equal(HttpStatusCode.OK, (await server.Client.GetAsync("/health")).StatusCode);
+            await Task.Delay(500);
+            Assert.Contains("GET /health model=- -> 200", server.Output);
+        }
+        finally { Directory.Delete(root, recursive: true); }
+    }
+}
