@@ -20,10 +20,10 @@ internal sealed unsafe class BlockWriter : IBufferWriter<byte>, IDisposable
     /// <summary>What was written, to send after an await (native memory does not move).</summary>
     public NativeBytes Written => new(_buffer.Pointer, WrittenCount);
 
-    /// <summary>Empties the writer; a buffer grown past <see cref="RequestBody.KeepBytes"/> goes back to the system.</summary>
+    /// <summary>Empties the writer; a buffer grown past <see cref="NativeHeap.LargeBytes"/> goes back to the system.</summary>
     public void Reset()
     {
-        if (_buffer.Capacity <= RequestBody.KeepBytes)
+        if (_buffer.Capacity <= NativeHeap.LargeBytes)
         {
             _buffer.Clear();
             return;

@@ -16,7 +16,7 @@ internal static class KServeRoutes
             var models = state.Core.Models.ToDictionary(m => m.Id);
             var names = (repository?.Names ?? []).Union(models.Keys).Order().ToArray();
             var buffer = new System.Buffers.ArrayBufferWriter<byte>();
-            using (var w = new System.Text.Json.Utf8JsonWriter(buffer, Responses.WriterOptions))
+            using (var w = new System.Text.Json.Utf8JsonWriter(buffer, AnswerJson.WriterOptions))
             {
                 w.WriteStartArray();
                 foreach (var n in names)

@@ -51,7 +51,7 @@ internal sealed unsafe class KServeScratch
     /// <summary>Outputs the request asked for as binary, as byte ranges of its body.</summary>
     public readonly List<Range> BinaryOutputNames = new();
 
-    private KServeScratch() => Writer = new Utf8JsonWriter(Header, Responses.WriterOptions);
+    private KServeScratch() => Writer = new Utf8JsonWriter(Header, AnswerJson.WriterOptions);
 
     private void Reset()
     {
@@ -60,7 +60,7 @@ internal sealed unsafe class KServeScratch
         Array.Clear(_hasValues);
         // One huge JSON request or answer must not keep its memory in the pool for good.
         Header.Reset();
-        if (Values.Capacity > RequestBody.KeepBytes)
+        if (Values.Capacity > NativeHeap.LargeBytes)
         {
             Values.Dispose();
             Values = new NativeBuffer(4096);

@@ -19,7 +19,7 @@ internal static class MlosAnswer
         var head = new BlockWriter();
         try
         {
-            using (var w = new Utf8JsonWriter(head, Responses.WriterOptions))
+            using (var w = new Utf8JsonWriter(head, AnswerJson.WriterOptions))
             {
                 w.WriteStartObject();
                 w.WriteString("status", "success");

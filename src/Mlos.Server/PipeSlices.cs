@@ -3,13 +3,6 @@ using System.IO.Pipelines;
 
 namespace Mlos.Server;
 
-/// <summary>A native byte range to send: spans cannot cross an await, this can. The memory must stay put until sent.</summary>
-internal readonly unsafe struct NativeBytes(byte* start, long length)
-{
-    public long Length { get; } = length;
-    public ReadOnlySpan<byte> Span(long offset, int count) => new(start + offset, count);
-}
-
 /// <summary>
 /// Copies a large answer into the response pipe a slice at a time, flushing whenever a slice is
 /// pending, so the pipe holds at most one slice however large the answer: a write without a flush

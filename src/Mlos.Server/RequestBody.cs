@@ -10,9 +10,6 @@ namespace Mlos.Server;
 /// </summary>
 internal readonly struct RequestBody(NativeBuffer buffer) : IDisposable
 {
-    /// <summary>Buffers larger than this are not kept from one request to the next.</summary>
-    public const int KeepBytes = 1 << 20;
-
     public unsafe byte* Pointer => buffer.Pointer;
     public int Length => (int)buffer.Length;
     public unsafe ReadOnlySpan<byte> Span => new(buffer.Pointer, Length);

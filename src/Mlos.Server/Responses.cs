@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Text.Encodings.Web;
 using System.Text.Json;
 using Mlos.Core;
 using Mlos.Smi.Abi;
@@ -9,16 +8,10 @@ namespace Mlos.Server;
 /// <summary>JSON answers, written with Utf8JsonWriter (no reflection), and the status code of each failure.</summary>
 internal static class Responses
 {
-    /// <summary>
-    /// Answers are read by people in curl as much as by programs: escape only what JSON requires,
-    /// not <c>'</c> or <c>&lt;</c> (they are never embedded in HTML).
-    /// </summary>
-    public static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
-
     public static Task Json(HttpContext http, int status, Action<Utf8JsonWriter> body)
     {
         var buffer = new ArrayBufferWriter<byte>(512);
-        using (var w = new Utf8JsonWriter(buffer, WriterOptions))
+        using (var w = new Utf8JsonWriter(buffer, AnswerJson.WriterOptions))
         {
             w.WriteStartObject();
             body(w);

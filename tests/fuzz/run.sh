@@ -25,6 +25,15 @@ command -v afl-fuzz >/dev/null || { echo "afl-fuzz is missing: apt-get install a
 dotnet build "$here/Mlos.Fuzz" -c Release --artifacts-path "$build/dotnet" --nologo -v quiet
 plain="$build/dotnet/bin/Mlos.Fuzz/release"
 
+# Crashes found before are regression tests: each must now be answered as a client mistake.
+shopt -s nullglob
+known=("$here/crashes/$target"/*)
+if [ ${#known[@]} -gt 0 ] && ! dotnet "$plain/Mlos.Fuzz.dll" "$target" "${known[@]}"; then
+    echo "fuzz $target: a crash found before is back (tests/fuzz/crashes/$target)" >&2
+    exit 1
+fi
+shopt -u nullglob
+
 # sharpfuzz rewrites an assembly in place and refuses one it has seen: instrument a fresh copy.
 # In the harness only the parser files compiled in from the server (namespace Mlos.Server) are
 # instrumented; Mlos.Smi holds the convention and the dtype and value encoders both parsers use.

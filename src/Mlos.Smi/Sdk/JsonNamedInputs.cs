@@ -76,22 +76,30 @@ internal sealed unsafe class JsonNamedInputs : IDisposable
     /// <summary>The index of the spec named by the property the reader stands on, or -1.</summary>
     private static int FindSpec(ref Utf8JsonReader reader, IReadOnlyList<SmiTensorSpec> specs)
     {
-        for (int i = 0; i < specs.Count; i++)
+        try
         {
-            var specName = specs[i].Name;
-            if (specName != null && reader.ValueTextEquals(MemoryMarshal.CreateReadOnlySpanFromNullTerminated(specName))) return i;
+            for (int i = 0; i < specs.Count; i++)
+            {
+                var specName = specs[i].Name;
+                if (specName != null && reader.ValueTextEquals(MemoryMarshal.CreateReadOnlySpanFromNullTerminated(specName))) return i;
+            }
+        }
+        catch (InvalidOperationException) // the reader cannot unescape the name to compare it
+        {
+            throw NotUnicode(ref reader);
         }
         return -1;
     }
+
+    private static SmiException NotUnicode(ref Utf8JsonReader reader) =>
+        new(SmiStatus.InvalidParam, $"input name {JsonText.Shown(ref reader)} is not valid Unicode (invalid UTF-8 or a lone surrogate escape)");
 
     /// <summary>A NUL-terminated copy of the property name, for a model that declares no inputs.</summary>
     private byte* CopyName(ref Utf8JsonReader reader)
     {
         int room = JsonText.MaxLength(ref reader);
         var buffer = Own(new NativeBuffer((nuint)room + 1));
-        if (!JsonText.TryCopyUtf8(ref reader, new Span<byte>(buffer.Pointer, room), out int length))
-            throw new SmiException(SmiStatus.InvalidParam,
-                $"input name {JsonText.Shown(ref reader)} is not valid Unicode (invalid UTF-8 or a lone surrogate escape)");
+        if (!JsonText.TryCopyUtf8(ref reader, new Span<byte>(buffer.Pointer, room), out int length)) throw NotUnicode(ref reader);
         buffer.Pointer[length] = 0;
         return buffer.Pointer;
     }

@@ -23,7 +23,12 @@ internal static unsafe class KServeTarget
         var scratch = KServeScratch.Rent();
         try
         {
-            fixed (byte* pointer = body) KServeRequest.Parse(body, headerLength, pointer, scratch);
+            fixed (byte* pointer = body)
+            {
+                var request = KServeRequest.Parse(body, headerLength, pointer, scratch);
+                // What the core checks next, before any plugin sees the tensors: it reads them too.
+                Mlos.Core.Models.InferInputs.Check(scratch.Inputs, (nuint)request.InputCount);
+            }
         }
         // What the server answers with a 4xx (Responses.Guard): a malformed body is the client's
         // fault. Anything else escaping is a bug, and afl-fuzz records it as a crash.
