@@ -30,7 +30,7 @@ def load_class(module_name, class_name, path):
         # operator never put in that folder.
         top = module_name.partition(".")[0]
         if importlib.machinery.PathFinder.find_spec(top, [path]) is None:
-            return -3, f"Python module '{module_name}' is not in {path}"
+            return -3, f"Python module '{module_name}' not found in {path}"
         if path not in sys.path:
             sys.path.insert(0, path)
     # A fresh import on every initialize, so that a host re-initializing sees edited code.
