@@ -132,6 +132,10 @@ mlos_status_t mlos_core_inference(mlos_core_t* core, const char* model_id,
  * plugin and must be freed with mlos_core_release_outputs (or each one's release).
  * Plugins without typed infer fail with SMI_ERROR_NOT_SUPPORTED. On a model registered with
  * dynamic batching the call blocks until the batch holding this request has run.
+ * Inputs are checked before any plugin sees them, and fail with SMI_ERROR_INVALID_PARAM and a
+ * message naming the input: a name, ndim <= SMI_MAX_DIMS, dims >= 0 whose product fits in 64
+ * bits, byte_size equal to the element count times the element size, and for BYTES (per element
+ * a little-endian uint32 length, then the bytes) length prefixes that exactly fill byte_size.
  */
 mlos_status_t mlos_core_infer(mlos_core_t* core, const char* model_id,
                               const smi_tensor_t* inputs, size_t num_inputs,
