@@ -117,7 +117,7 @@ int main(int argc, char** argv) {
     {
         smi_tensor_t output;
         memset(&output, 0, sizeof output);
-        EXPECT_PLUGIN(plugin->v1_1.infer(handle, &tensor, 1, &output, &n_out), SMI_ERROR_INVALID_PARAM, "rank 9");
+        EXPECT_PLUGIN(plugin->v1_1.infer(handle, &tensor, 1, &output, &n_out), SMI_ERROR_INVALID_PARAM, "has 9 dimensions");
         tensor.ndim = 1;
         tensor.memory_type = SMI_MEMORY_GPU;
         EXPECT_PLUGIN(plugin->v1_1.infer(handle, &tensor, 1, &output, &n_out), SMI_ERROR_NOT_SUPPORTED, "CPU-only");

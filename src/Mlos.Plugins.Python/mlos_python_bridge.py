@@ -6,6 +6,7 @@ values into statuses, formatting exceptions, and typed tensors as numpy arrays o
 """
 import importlib
 import importlib.machinery
+import os
 import sys
 import traceback
 import weakref
@@ -28,8 +29,12 @@ def load_class(module_name, class_name, path):
         # With a path the class comes from there and nowhere else: a name that is only found on
         # the rest of sys.path (the standard library, site-packages) would run code the host's
         # operator never put in that folder.
+        # A bare folder of that name would be a namespace package, which Python completes from the
+        # rest of sys.path; and a parent package imported before decides where its submodules come
+        # from: so the spec must have a file in the path, and so must the module once imported.
         top = module_name.partition(".")[0]
-        if importlib.machinery.PathFinder.find_spec(top, [path]) is None:
+        spec = importlib.machinery.PathFinder.find_spec(top, [path])
+        if spec is None or spec.origin is None or not _inside(spec.origin, path):
             return -3, f"Python module '{module_name}' not found in {path}"
         if path not in sys.path:
             sys.path.insert(0, path)
@@ -41,12 +46,20 @@ def load_class(module_name, class_name, path):
         if e.name != module_name:
             raise  # the module exists but one of its own imports is missing: say which
         return -3, f"Python module '{module_name}' not found (sys.path: {sys.path})"
+    if path and not _inside(getattr(module, "__file__", None) or "", path):
+        return -3, f"Python module '{module_name}' not found in {path} (it resolved to {getattr(module, '__file__', None)})"
     cls = getattr(module, class_name, None)
     if cls is None:
         return -3, f"Python module '{module_name}' ({getattr(module, '__file__', '?')}) has no class '{class_name}'"
     if not isinstance(cls, type):
         raise ProtocolError(f"'{module_name}.{class_name}' is a {type(cls).__name__}, not a class")
     return cls()
+
+
+def _inside(file, folder):
+    """Whether file lies in folder, links resolved on both sides."""
+    real = os.path.realpath(folder)
+    return os.path.realpath(file).startswith(real.rstrip(os.sep) + os.sep)
 
 
 def status_of(method, result):

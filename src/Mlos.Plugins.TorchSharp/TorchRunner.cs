@@ -91,12 +91,8 @@ internal static unsafe class TorchRunner
                 $"input '{name}' has shape [{string.Join(",", shape.ToArray())}]; model '{model.Name}' expects [{string.Join(",", dims)}] (-1: any)");
         if (t.MemoryType == SmiMemoryType.Gpu)
             throw new SmiException(SmiStatus.NotSupported, $"input '{name}' is in GPU memory; pass host memory");
-        long count = 1;
-        foreach (var d in shape) count = d < 0 ? throw new SmiException(SmiStatus.InvalidParam, $"input '{name}' has a negative dimension") : count * d;
-        int size = SmiDtypes.ElementSize(t.Dtype);
-        if (size == 0) throw new SmiException(SmiStatus.InvalidParam, $"input '{name}': libtorch has no tensor type for {SmiDtypes.Name(t.Dtype)}");
-        if ((long)t.ByteSize != count * size)
-            throw new SmiException(SmiStatus.InvalidParam, $"input '{name}' has {t.ByteSize} bytes; shape [{string.Join(",", shape.ToArray())}] of {SmiDtypes.Name(t.Dtype)} needs {count * size}");
+        // Bytes against shape were checked at the SDK's infer entry (SmiTensorRules); BYTES has no tensor here.
+        if (SmiDtypes.ElementSize(t.Dtype) == 0) throw new SmiException(SmiStatus.InvalidParam, $"input '{name}': libtorch has no tensor type for {SmiDtypes.Name(t.Dtype)}");
         var tensor = TorchShim.FromBlob(t.Data, shape, TorchTypes.ToTorch(t.Dtype));
         return module.Device.type == DeviceType.CPU ? tensor : tensor.to(module.Device);
     }

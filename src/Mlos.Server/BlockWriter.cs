@@ -16,7 +16,6 @@ internal sealed unsafe class BlockWriter : IBufferWriter<byte>, IDisposable
     private readonly NativeMemoryManager _memory = new(null, 0);
 
     public int WrittenCount => (int)_buffer.Length;
-    public ReadOnlySpan<byte> WrittenSpan => new(_buffer.Pointer, WrittenCount);
     /// <summary>What was written, to send after an await (native memory does not move).</summary>
     public NativeBytes Written => new(_buffer.Pointer, WrittenCount);
 

@@ -11,10 +11,11 @@ namespace Mlos.Server;
 /// code by name, the Python bridge above all (<c>"path"</c> is where it imports from,
 /// <c>"libpython"</c> a library it dlopens; Torch's <c>"libtorch_dir"</c> likewise). A string names
 /// a file when its key says so (<c>path</c>, <c>libpython</c>, <c>*_dir</c>, <c>*_path</c>,
-/// <c>*_file</c>, <c>*_lib</c>) or when it holds a slash; every such string, at any depth, must
-/// resolve (symbolic links followed) inside the allowed folders. A bare shared-library name for
-/// <c>libpython</c> is searched by the dynamic linker in the system's folders only, and is allowed
-/// when it is a CPython one.
+/// <c>*_file</c>, <c>*_lib</c>) or when it is an absolute or ./-relative path; every such string, at
+/// any depth, must resolve (symbolic links followed, no <c>..</c>) inside the allowed folders. A
+/// bare shared-library name for <c>libpython</c> is searched by the dynamic linker where the
+/// operator's environment says (system folders, LD_LIBRARY_PATH), not where a client can write,
+/// and is allowed when it is a CPython one.
 /// </summary>
 internal static partial class ConfigFiles
 {
@@ -24,7 +25,14 @@ internal static partial class ConfigFiles
         JsonDocument doc;
         try { doc = JsonDocument.Parse(config); }
         catch (JsonException e) { throw new MlosException(SmiStatus.InvalidParam, $"{what} is not valid JSON: {e.Message}"); }
-        using (doc) Walk(doc.RootElement, null, what, allowed, where);
+        try
+        {
+            using (doc) Walk(doc.RootElement, null, what, allowed, where);
+        }
+        catch (InvalidOperationException) // a string JSON can carry but no text can hold (a lone surrogate escape)
+        {
+            throw new MlosException(SmiStatus.InvalidParam, $"{what} holds a string that is not valid text");
+        }
     }
 
     /// <summary>Whether a JSON object config has a string at <paramref name="key"/>.</summary>
@@ -52,13 +60,18 @@ internal static partial class ConfigFiles
             case JsonValueKind.String:
                 var value = e.GetString()!;
                 bool named = key is not null && NamesFile(key);
-                if (!named && !value.Contains('/')) return;
+                if (!named && !LooksLikePath(value)) return;
                 if (key == "libpython" && CPythonLibrary().IsMatch(value)) return;
-                if (value.Length == 0 || value.Contains('\0') || !allowed(value))
+                // ".." is resolved by the system after links, by us before them: refuse it rather than guess.
+                if (value.Length == 0 || value.Contains('\0') || value.Split('/').Contains("..") || !allowed(value))
                     throw new MlosException(SmiStatus.InvalidParam, $"{what}: \"{key}\" names {value}, which is outside {where}");
                 break;
         }
     }
+
+    /// <summary>An absolute or explicitly relative path; "application/json" or a URL is not one.</summary>
+    private static bool LooksLikePath(string value) =>
+        value.StartsWith('/') || value.StartsWith("./", StringComparison.Ordinal) || value.StartsWith("../", StringComparison.Ordinal) || value.StartsWith('~');
 
     private static bool NamesFile(string key) =>
         key is "path" or "libpython" || key.EndsWith("_dir", StringComparison.Ordinal) || key.EndsWith("_path", StringComparison.Ordinal)

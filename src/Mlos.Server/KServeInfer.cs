@@ -15,12 +15,12 @@ namespace Mlos.Server;
 /// extension (<c>Inference-Header-Content-Length</c>: a JSON header, then each input with
 /// <c>"parameters":{"binary_data_size":n}</c> as raw bytes, in order).
 ///
-/// The binary path wastes nothing: the body lands in a pooled buffer (native memory when large),
-/// the header is read with <see cref="Utf8JsonReader"/> (no document), binary inputs are handed to
-/// the plugin in place inside that buffer, outputs come back in plugin memory and are copied once,
-/// slice by slice, into the response's pipe, then released. Per-request scratch (tensor arrays, names, the header writer)
-/// comes from a pool. A model with dynamic batching is awaited, not waited on: no thread blocks
-/// while its batch forms. Only JSON <c>"data"</c> inputs are decoded through a JsonDocument.
+/// Nothing is wasted: the body lands in the request's pooled scratch (native memory, given back
+/// when large), the header is read with <see cref="Utf8JsonReader"/> (no document), binary inputs
+/// are handed to the plugin in place inside the body, JSON <c>"data"</c> is decoded straight into
+/// native memory, outputs come back in plugin memory and are copied once, slice by slice, into the
+/// response's pipe, then released. A model with dynamic batching is awaited, not waited on: no
+/// thread blocks while its batch forms.
 /// </summary>
 internal static class KServeInfer
 {
@@ -29,15 +29,15 @@ internal static class KServeInfer
     [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
     public static async ValueTask Handle(HttpContext http, ServerState state, string name, string? version)
     {
-        using var body = await RequestBody.ReadAsync(http, state.Options.MaxBodyBytes);
-        var model = state.Core.GetModel(PathIds.Segment(http, name, 2));
-        if (version is not null && model.Version is not null && version != model.Version)
-            throw new MlosException(SmiStatus.NotFound, $"model '{model.Id}' has version {model.Version}, not {version}");
-        // The tensors point into the body (pinned) and the scratch while a batched request waits:
-        // own the scratch until the answer is written.
+        // The tensors point into the body and the scratch (which holds both) while a batched request
+        // waits: own the scratch until the answer is written.
         var scratch = KServeScratch.Rent();
         try
         {
+            using var body = await RequestBody.ReadAsync(http, state.Options.MaxBodyBytes, scratch.Body);
+            var model = state.Core.GetModel(PathIds.Segment(http, name, 2));
+            if (version is not null && model.Version is not null && version != model.Version)
+                throw new MlosException(SmiStatus.NotFound, $"model '{model.Id}' has version {model.Version}, not {version}");
             var request = Parse(http, body, scratch);
             using var ticket = state.Admit(model.Id);
             long start = Stopwatch.GetTimestamp();

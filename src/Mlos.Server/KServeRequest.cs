@@ -8,8 +8,9 @@ namespace Mlos.Server;
 
 /// <summary>
 /// A v2 inference request read from its JSON header with <see cref="Utf8JsonReader"/>: the inputs
-/// go straight into the thread's tensor array (binary ones pointing into the body), and what the
-/// answer needs is kept: the request id and which outputs to send as binary.
+/// go straight into the request's scratch (binary ones pointing into the body, JSON ones decoded
+/// into its value buffer), and what the answer needs is kept: the request id and which outputs to
+/// send as binary.
 /// </summary>
 internal readonly unsafe struct KServeRequest
 {
@@ -95,7 +96,8 @@ internal readonly unsafe struct KServeRequest
         SmiTensor* t = &scratch.Inputs[index];
         if (reader.TokenType != JsonTokenType.StartObject)
             throw new MlosException(SmiStatus.InvalidParam, "every input must be an object {\"name\",\"shape\",\"datatype\",\"data\"}");
-        Span<byte> nameBuffer = stackalloc byte[MaxNameBytes];
+        // An escape is at most 6 bytes for 1: a name longer than this escaped cannot fit unescaped.
+        Span<byte> nameBuffer = stackalloc byte[6 * MaxNameBytes];
         scoped ReadOnlySpan<byte> name = default;
         var dtype = SmiDtype.Invalid;
         int rank = -1;
@@ -199,19 +201,9 @@ internal readonly unsafe struct KServeRequest
     private static ReadOnlySpan<byte> Name(in Utf8JsonReader reader, Span<byte> buffer)
     {
         var raw = reader.ValueSpan;
-        if (!reader.ValueIsEscaped)
-            return raw.Length <= buffer.Length ? raw : throw NameTooLong();
-        // Unescaping never lengthens the text; a longer escaped name may still fit.
-        if (raw.Length <= buffer.Length) return buffer[..reader.CopyString(buffer)];
-        var bigger = System.Buffers.ArrayPool<byte>.Shared.Rent(raw.Length);
-        try
-        {
-            int n = reader.CopyString(bigger);
-            if (n > buffer.Length) throw NameTooLong();
-            bigger.AsSpan(0, n).CopyTo(buffer);
-            return buffer[..n];
-        }
-        finally { System.Buffers.ArrayPool<byte>.Shared.Return(bigger); }
+        if (raw.Length > buffer.Length) throw NameTooLong();
+        var name = reader.ValueIsEscaped ? buffer[..reader.CopyString(buffer)] : raw;
+        return name.Length <= MaxNameBytes ? name : throw NameTooLong();
     }
 
     private static MlosException NameTooLong() => new(SmiStatus.InvalidParam, $"a tensor name is longer than {MaxNameBytes} bytes");

@@ -7,8 +7,8 @@ using Mlos.Smi.Sdk;
 namespace Mlos.Server;
 
 /// <summary>
-/// One request's working memory for v2 inference: input and output tensor arrays, a NUL-terminated
-/// name arena, a buffer for inputs decoded from JSON, and the response header's writer. Pooled: a
+/// One request's working memory for v2 inference: its body, input and output tensor arrays, a
+/// NUL-terminated name arena, a buffer for inputs decoded from JSON, and the response header's writer. Pooled: a
 /// request rents one for its life (a batched request keeps it while it waits), so the hot path
 /// allocates none of it.
 /// </summary>
@@ -17,16 +17,35 @@ internal sealed unsafe class KServeScratch
     public const int MaxTensors = 64;
     private const int NameArenaBytes = 16 * 1024;
 
+    /// <summary>
+    /// Scratches kept for reuse. A burst of concurrent requests makes one each; beyond this many the
+    /// extra ones are freed on return, so a burst leaves at most this many behind (each small: its
+    /// large buffers are given back on return too).
+    /// </summary>
+    private const int MaxPooled = 32;
+
     private static readonly System.Collections.Concurrent.ConcurrentQueue<KServeScratch> s_pool = new();
+    private static int s_pooled;
 
     public static KServeScratch Rent()
     {
-        var scratch = s_pool.TryDequeue(out var pooled) ? pooled : new KServeScratch();
+        if (s_pool.TryDequeue(out var scratch)) Interlocked.Decrement(ref s_pooled);
+        else scratch = new KServeScratch();
         scratch.Reset();
         return scratch;
     }
 
-    public static void Return(KServeScratch scratch) => s_pool.Enqueue(scratch);
+    public static void Return(KServeScratch scratch)
+    {
+        if (Interlocked.Increment(ref s_pooled) > MaxPooled)
+        {
+            Interlocked.Decrement(ref s_pooled);
+            scratch.Free();
+            return;
+        }
+        scratch.Trim();
+        s_pool.Enqueue(scratch);
+    }
 
     public readonly SmiTensor* Inputs = (SmiTensor*)NativeMemory.AllocZeroed(MaxTensors, (nuint)sizeof(SmiTensor));
     public readonly SmiTensor* Outputs = (SmiTensor*)NativeMemory.AllocZeroed(MaxTensors, (nuint)sizeof(SmiTensor));
@@ -42,6 +61,9 @@ internal sealed unsafe class KServeScratch
     /// records where its bytes start and points at them once the whole header is read.
     /// </summary>
     public NativeBuffer Values { get; private set; } = new(4096);
+
+    /// <summary>The request body; binary inputs point into it.</summary>
+    public NativeBuffer Body { get; private set; } = new(4096);
     private readonly nuint[] _valueStarts = new nuint[MaxTensors];
     private readonly bool[] _hasValues = new bool[MaxTensors];
 
@@ -58,19 +80,41 @@ internal sealed unsafe class KServeScratch
         *OutputCount = 0;
         _namesUsed = 0;
         Array.Clear(_hasValues);
-        // One huge JSON request or answer must not keep its memory in the pool for good.
         Header.Reset();
-        if (Values.Capacity > NativeHeap.LargeBytes)
-        {
-            Values.Dispose();
-            Values = new NativeBuffer(4096);
-        }
-        else Values.Clear();
+        Values.Clear();
         BinaryOutputNames.Clear();
         NativeMemory.Clear(Outputs, (nuint)(MaxTensors * sizeof(SmiTensor)));
     }
 
-    /// <summary>A NUL-terminated copy of a name, valid until the next request on this thread.</summary>
+    /// <summary>On return to the pool: one huge JSON request or answer must not keep its memory there.</summary>
+    private void Trim()
+    {
+        Header.Reset();
+        Values = Small(Values);
+        Body = Small(Body);
+    }
+
+    private static NativeBuffer Small(NativeBuffer buffer)
+    {
+        if (buffer.Capacity <= NativeHeap.LargeBytes) return buffer;
+        buffer.Dispose();
+        return new NativeBuffer(4096);
+    }
+
+    /// <summary>A scratch the pool has no room for: everything it holds goes back.</summary>
+    private void Free()
+    {
+        Writer.Dispose();
+        Header.Dispose();
+        Values.Dispose();
+        Body.Dispose();
+        NativeMemory.Free(Inputs);
+        NativeMemory.Free(Outputs);
+        NativeMemory.Free(OutputCount);
+        NativeMemory.Free(_names);
+    }
+
+    /// <summary>A NUL-terminated copy of a name, valid while the request holds this scratch.</summary>
     public byte* Name(ReadOnlySpan<byte> utf8)
     {
         if (_namesUsed + utf8.Length + 1 > NameArenaBytes)

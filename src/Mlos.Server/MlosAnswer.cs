@@ -15,7 +15,9 @@ internal static class MlosAnswer
     public static async Task SendAsync(HttpContext http, Model model, MlosRun run)
     {
         var output = Output(run);
-        var json = JsonValue(output);
+        // The reader checks JSON's structure, not the UTF-8 of its strings: text that is not UTF-8 goes as base64.
+        bool utf8 = System.Text.Unicode.Utf8.IsValid(output);
+        var json = utf8 ? JsonValue(output) : null;
         var head = new BlockWriter();
         try
         {
@@ -30,7 +32,7 @@ internal static class MlosAnswer
                 w.WritePropertyName("outputs");
                 if (json is null)
                 {
-                    if (System.Text.Unicode.Utf8.IsValid(output)) w.WriteStringValue(output);
+                    if (utf8) w.WriteStringValue(output); // plain text: as a string
                     else w.WriteBase64StringValue(output);
                     w.WriteEndObject();
                 }

@@ -46,7 +46,7 @@ internal static class MlosRoutes
         app.MapPost("/plugins/register", (HttpContext http) => Responses.Guard(http, state, async () =>
         {
             AdminGate.Require(http, state);
-            using var doc = AdminJson(await Responses.Body(http));
+            using var doc = AdminJson(await Responses.Body(http, state));
             var root = Object(doc);
             var path = state.PluginPath(Text(root, "endpoint"));
             var config = Text(root, "config");
@@ -64,7 +64,7 @@ internal static class MlosRoutes
         app.MapPost("/models/register", (HttpContext http) => Responses.Guard(http, state, async () =>
         {
             AdminGate.Require(http, state);
-            using var doc = AdminJson(await Responses.Body(http));
+            using var doc = AdminJson(await Responses.Body(http, state));
             var root = Object(doc);
             var id = Text(root, "model_id") ?? Text(root, "name");
             var path = state.ModelPath(Text(root, "path") ?? Text(root, "model_path"));
@@ -90,6 +90,7 @@ internal static class MlosRoutes
     public static Mlos.Core.Models.Model RegisterAndLoad(ServerState state, string? id, string pluginId, string path, string? framework,
         string? config = null, string? batching = null)
     {
+        state.CheckModelConfig(config);
         var options = new System.Buffers.ArrayBufferWriter<byte>();
         using (var w = new Utf8JsonWriter(options))
         {
@@ -98,17 +99,16 @@ internal static class MlosRoutes
             if (config is not null)
             {
                 w.WritePropertyName("config");
-                if (config.TrimStart().StartsWith('{')) w.WriteRawValue(config);
+                if (config.TrimStart().StartsWith('{')) RawJson(w, "config", config);
                 else w.WriteStringValue(config);
             }
             if (batching is not null)
             {
                 w.WritePropertyName("dynamic_batching");
-                w.WriteRawValue(batching);
+                RawJson(w, "dynamic_batching", batching);
             }
             w.WriteEndObject();
         }
-        state.CheckModelConfig(config);
         var model = state.Core.RegisterModel(id, pluginId, path, System.Text.Encoding.UTF8.GetString(options.WrittenSpan));
         try { state.Core.LoadModel(model.Id); }
         catch
@@ -130,6 +130,13 @@ internal static class MlosRoutes
         var model = state.Core.GetModel(id);
         using var run = MlosRun.Run(state, model, body);
         await MlosAnswer.SendAsync(http, model, run);
+    }
+
+    /// <summary>A value given as JSON text (a repository config.json's, or a string holding JSON): invalid JSON is the client's mistake.</summary>
+    private static void RawJson(Utf8JsonWriter w, string name, string json)
+    {
+        try { w.WriteRawValue(json); }
+        catch (JsonException e) { throw new MlosException(SmiStatus.InvalidParam, $"\"{name}\" is not valid JSON: {e.Message}"); }
     }
 
     /// <summary>

@@ -52,24 +52,30 @@ internal readonly struct MlosRun(NativeBuffer output, int length, TimeSpan elaps
         var reader = new Utf8JsonReader(body);
         if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
             throw new MlosException(SmiStatus.InvalidParam, "the request body must be a JSON object");
-        if (!reader.Read() || reader.TokenType != JsonTokenType.PropertyName || !reader.ValueTextEquals("input"u8)) return body;
-        if (!reader.Read() || reader.TokenType != JsonTokenType.String) return body;
-        var value = reader.ValueSpan;
-        bool escaped = reader.ValueIsEscaped;
-        if (!reader.Read() || reader.TokenType != JsonTokenType.EndObject) return body;
-        if (reader.Read()) throw new MlosException(SmiStatus.InvalidParam, "the request body holds more than one JSON value");
-        if (escaped)
+        if (reader.Read() && reader.TokenType == JsonTokenType.PropertyName && reader.ValueTextEquals("input"u8)
+            && reader.Read() && reader.TokenType == JsonTokenType.String)
         {
-            text = new NativeBuffer((nuint)value.Length);
-            var copy = new Utf8JsonReader(body);
-            copy.Read();
-            copy.Read();
-            copy.Read();
-            int n = copy.CopyString(new Span<byte>(text.Pointer, value.Length));
-            value = new ReadOnlySpan<byte>(text.Pointer, n);
+            var value = reader.ValueSpan;
+            bool escaped = reader.ValueIsEscaped;
+            if (reader.Read() && reader.TokenType == JsonTokenType.EndObject)
+            {
+                reader.Read(); // throws on anything after the object
+                if (escaped)
+                {
+                    text = new NativeBuffer((nuint)value.Length);
+                    var copy = new Utf8JsonReader(body);
+                    copy.Read();
+                    copy.Read();
+                    copy.Read();
+                    value = new ReadOnlySpan<byte>(text.Pointer, copy.CopyString(new Span<byte>(text.Pointer, value.Length)));
+                }
+                return System.Text.Unicode.Utf8.IsValid(value) ? value : throw NotText();
+            }
         }
-        if (!System.Text.Unicode.Utf8.IsValid(value)) throw NotText();
-        return value;
+        // Named arrays: the plugin reads them, but the body must be JSON to the end, as the old
+        // document parse made sure; a cut-off body must not be taken for raw tensor bytes.
+        while (reader.Read()) { }
+        return body;
     }
 
     private static MlosException NotText() =>

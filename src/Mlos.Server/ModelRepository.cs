@@ -27,7 +27,10 @@ internal sealed class ModelRepository(ServerState state, string root)
         foreach (var name in Names)
         {
             try { Load(name!); }
-            catch (MlosException e) { state.Log.Warn($"repository model '{name}' not loaded: {e.Message}"); }
+            catch (Exception e) when (e is MlosException or IOException or UnauthorizedAccessException)
+            {
+                state.Log.Warn($"repository model '{name}' not loaded: {e.Message}");
+            }
         }
     }
 

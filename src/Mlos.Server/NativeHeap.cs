@@ -23,6 +23,6 @@ internal static partial class NativeHeap
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { /* not glibc: its own policy applies */ }
     }
 
-    [LibraryImport("libc", EntryPoint = "mallopt")]
+    [LibraryImport("libc.so.6", EntryPoint = "mallopt")]
     private static partial int mallopt(int param, int value);
 }

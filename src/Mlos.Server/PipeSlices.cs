@@ -12,8 +12,16 @@ internal static class PipeSlices
 {
     private const int SliceBytes = 64 * 1024;
 
+    /// <summary>Copies <paramref name="bytes"/> into the pipe; the caller flushes what is left unflushed.</summary>
+    public static ValueTask WriteAsync(PipeWriter pipe, NativeBytes bytes, CancellationToken aborted)
+    {
+        if (bytes.Length > SliceBytes) return WriteSlicedAsync(pipe, bytes, aborted);
+        pipe.Write(bytes.Span(0, (int)bytes.Length)); // the common small answer: no state machine
+        return default;
+    }
+
     [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
-    public static async ValueTask WriteAsync(PipeWriter pipe, NativeBytes bytes, CancellationToken aborted)
+    private static async ValueTask WriteSlicedAsync(PipeWriter pipe, NativeBytes bytes, CancellationToken aborted)
     {
         for (long sent = 0; sent < bytes.Length;)
         {

@@ -17,13 +17,13 @@ internal static class PluginFolders
                 // (POST /plugins/register {"endpoint", "config": {"module", "class", "path"}}).
                 if (Path.GetFileName(file) == PythonBridge) continue;
                 // The same rule as the register route: a link that leads out of the plugin folders is not a plugin of theirs.
-                if (state.InPluginFolder(file) is not { } real)
-                {
-                    state.Log.Warn($"skipping {file}: it links to a file outside the plugin folders");
-                    continue;
-                }
                 try
                 {
+                    if (state.InPluginFolder(file) is not { } real)
+                    {
+                        state.Log.Warn($"skipping {file}: it links to a file outside the plugin folders");
+                        continue;
+                    }
                     var plugin = state.Core.LoadPlugin(real);
                     state.Log.Admin($"plugin '{plugin.Id}' loaded from {real}");
                 }

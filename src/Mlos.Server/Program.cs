@@ -81,7 +81,7 @@ app.MapFallback((HttpContext http) => Responses.Error(http, state, 404, $"no rou
 
 var url = $"http://{options.Host}:{options.Port}";
 try { await app.StartAsync(); }
-catch (IOException e)
+catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException) // in use, no permission, no such address
 {
     Console.Error.WriteLine($"mlos_core: cannot listen on {options.Host}:{options.Port}: {(e.InnerException ?? e).Message}");
     core.Dispose();
@@ -93,4 +93,5 @@ foreach (var m in core.Models) DemoRequests.Print(url, m);
 long stopping = 0;
 app.Lifetime.ApplicationStopping.Register(() => stopping = System.Diagnostics.Stopwatch.GetTimestamp());
 await app.WaitForShutdownAsync();
-return Shutdown.TearDown(core, stopping, options.ShutdownTimeoutSeconds);
+Shutdown.TearDown(core, stopping, options.ShutdownTimeoutSeconds);
+return 0;

@@ -8,18 +8,21 @@ namespace Mlos.Server;
 /// or on a managed heap the GC may keep committed, after it is answered. Pages that are never
 /// written cost no RSS, so sizing from Content-Length up front is cheap.
 /// </summary>
-internal readonly struct RequestBody(NativeBuffer buffer) : IDisposable
+internal readonly struct RequestBody(NativeBuffer buffer, bool owned) : IDisposable
 {
     public unsafe byte* Pointer => buffer.Pointer;
     public int Length => (int)buffer.Length;
     public unsafe ReadOnlySpan<byte> Span => new(buffer.Pointer, Length);
 
     [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
-    public static async ValueTask<RequestBody> ReadAsync(HttpContext http, long maxBytes)
+    /// <param name="reuse">A buffer to read into (emptied first) that the caller keeps; null: a new one this body owns.</param>
+    public static async ValueTask<RequestBody> ReadAsync(HttpContext http, long maxBytes, NativeBuffer? reuse = null)
     {
         long? declared = http.Request.ContentLength;
         if (declared > maxBytes) throw TooLarge(maxBytes);
-        var buffer = new NativeBuffer((nuint)Math.Clamp(declared ?? 4096, 1, maxBytes));
+        var buffer = reuse ?? new NativeBuffer((nuint)Math.Clamp(declared ?? 4096, 1, maxBytes));
+        buffer.Clear();
+        if (declared is > 0) Expect(buffer, (nuint)declared.Value);
         var reader = http.Request.BodyReader;
         try
         {
@@ -34,19 +37,18 @@ internal readonly struct RequestBody(NativeBuffer buffer) : IDisposable
                 reader.AdvanceTo(result.Buffer.End);
                 if (result.IsCompleted) break;
             }
-            return new RequestBody(buffer);
+            return new RequestBody(buffer, owned: reuse is null);
         }
-        catch (IOException e) when (e is not BadHttpRequestException && !http.RequestAborted.IsCancellationRequested)
+        catch (Exception e)
         {
-            buffer.Dispose();
-            throw Malformed(e);
-        }
-        catch
-        {
-            buffer.Dispose();
+            if (reuse is null) buffer.Dispose();
+            if (e is IOException io and not BadHttpRequestException && !http.RequestAborted.IsCancellationRequested) throw Malformed(io);
             throw;
         }
     }
+
+    /// <summary>Room for a body of known length, taken once instead of grown into.</summary>
+    private static unsafe void Expect(NativeBuffer buffer, nuint bytes) => buffer.Reserve(bytes);
 
     private static unsafe void Append(NativeBuffer buffer, ReadOnlySpan<byte> bytes)
     {
@@ -59,5 +61,8 @@ internal readonly struct RequestBody(NativeBuffer buffer) : IDisposable
 
     private static BadHttpRequestException TooLarge(long maxBytes) => new($"request body larger than {maxBytes >> 20} MB", 413);
 
-    public void Dispose() => buffer.Dispose();
+    public void Dispose()
+    {
+        if (owned) buffer.Dispose();
+    }
 }

@@ -34,6 +34,8 @@ internal static class Responses
     /// </summary>
     public static Task Error(HttpContext http, ServerState state, int status, string message)
     {
+        // Messages can quote what a client sent (names, values): bound what they cost to log and to clean.
+        if (message.Length > MaxMessage) message = string.Concat(message.AsSpan(0, MaxMessage), "…");
         state.Log.Failed(http, status, message);
         return Json(http, status, w =>
         {
@@ -41,6 +43,8 @@ internal static class Responses
             w.WriteString("message", ClientText.Plain(message));
         });
     }
+
+    private const int MaxMessage = 2048;
 
     public static int StatusCode(SmiStatus status) => status switch
     {
@@ -126,12 +130,10 @@ internal static class Responses
         public int Status { get; } = status;
     }
 
-    /// <summary>The whole request body (bounded by Kestrel's body size limit), for the small admin bodies.</summary>
-    public static async Task<byte[]> Body(HttpContext http)
+    /// <summary>The whole request body as an array, for the small admin bodies.</summary>
+    public static async Task<byte[]> Body(HttpContext http, ServerState state)
     {
-        using var ms = new MemoryStream();
-        try { await http.Request.Body.CopyToAsync(ms, http.RequestAborted); }
-        catch (IOException e) when (e is not BadHttpRequestException && !http.RequestAborted.IsCancellationRequested) { throw RequestBody.Malformed(e); }
-        return ms.ToArray();
+        using var body = await RequestBody.ReadAsync(http, state.Options.MaxBodyBytes);
+        return body.Span.ToArray();
     }
 }

@@ -37,8 +37,14 @@ internal sealed class ServerLog(ILogger logger)
     private static string Route(HttpContext http) =>
         (http.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? http.Request.Path.Value ?? "";
 
-    /// <summary>The model a request named, decoded as its route decodes it.</summary>
+    /// <summary>The model a request named, decoded as its route decodes it (the raw path where that fails).</summary>
     private static string? Model(HttpContext http)
+    {
+        try { return RoutedModel(http); }
+        catch (Mlos.Core.MlosException) { return http.Request.Path.Value; }
+    }
+
+    private static string? RoutedModel(HttpContext http)
     {
         var values = http.Request.RouteValues;
         if (values.TryGetValue("name", out var name) && name is string n)

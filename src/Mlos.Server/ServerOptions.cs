@@ -41,7 +41,7 @@ internal sealed record ServerOptions
                                 more get 503 at once (default 256)
               --max-models N    models that may be registered at once (default 1024)
               --max-connections N
-                                open client connections; more wait to be accepted
+                                open client connections; more are closed at once
                                 (default 1024)
               --shutdown-timeout-s N
                                 on SIGTERM, seconds in-flight requests get to finish before

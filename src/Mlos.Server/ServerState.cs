@@ -109,18 +109,27 @@ internal sealed class ServerState(MlosCore core, ServerOptions options, ServerLo
     private static bool Inside(string path, string root) =>
         path.StartsWith(root.EndsWith('/') ? root : root + "/", StringComparison.Ordinal);
 
-    /// <summary>The path with every symbolic link along it resolved (the file itself may not exist yet).</summary>
+    /// <summary>
+    /// The path with every symbolic link along it resolved (the file itself may not exist yet); a
+    /// loop of links is a path that names nothing, refused like any other bad path.
+    /// </summary>
     private static string Resolve(string path)
     {
+        try { return ResolveLinks(path); }
+        catch (IOException e) { throw new MlosException(SmiStatus.InvalidParam, $"{path} cannot be resolved: {e.Message}"); }
+    }
+
+    private static string ResolveLinks(string path)
+    {
         var dir = Path.GetDirectoryName(path);
-        var parent = dir is null || dir == path ? path : Resolve(dir);
+        var parent = dir is null || dir == path ? path : ResolveLinks(dir);
         var full = dir is null ? path : Path.Combine(parent, Path.GetFileName(path));
         var info = new FileInfo(full);
         if (info.LinkTarget is not null && info.ResolveLinkTarget(returnFinalTarget: true) is { } target)
-            return Resolve(target.FullName);
+            return ResolveLinks(target.FullName);
         var d = new DirectoryInfo(full);
         if (d.LinkTarget is not null && d.ResolveLinkTarget(returnFinalTarget: true) is { } dtarget)
-            return Resolve(dtarget.FullName);
+            return ResolveLinks(dtarget.FullName);
         return full;
     }
 }

@@ -11,14 +11,13 @@ namespace Mlos.Server;
 /// </summary>
 internal static class Shutdown
 {
-    public static int TearDown(MlosCore core, long stoppingTimestamp, int timeoutSeconds)
+    public static void TearDown(MlosCore core, long stoppingTimestamp, int timeoutSeconds)
     {
         var started = stoppingTimestamp == 0 ? Stopwatch.GetTimestamp() : stoppingTimestamp;
         var left = TimeSpan.FromSeconds(timeoutSeconds) - Stopwatch.GetElapsedTime(started);
         var teardown = Task.Run(core.Dispose);
-        if (left > TimeSpan.Zero && teardown.Wait(left)) return 0;
+        if (left > TimeSpan.Zero && teardown.Wait(left)) return;
         // The console logger writes from a queue that may not drain before exit: this line goes direct.
         Console.Error.WriteLine($"mlos_core: shutdown: unloading models did not finish within --shutdown-timeout-s {timeoutSeconds}; exiting without it");
-        return 0;
     }
 }

@@ -535,6 +535,31 @@ public class HostileInputTests(HostileFixture fixture, ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Mlos_route_body_cut_off_mid_json_is_400_not_raw_bytes()
+    {
+        // 64 bytes of a named-arrays body, cut mid-array: as raw bytes it would be a valid [1,16] FP32 tensor.
+        var body = "{\"input\":[[0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0,1.1,1.2,1.3,1.4,1.5,1";
+        body = body[..64];
+        var reply = await Wire.Send(Http, Wire.Post("/models/mlp/inference", Encoding.ASCII.GetBytes(body), "application/json"), "cut-off MLOS body");
+        Assert.True(reply.Status == 400, $"want 400, got {reply}");
+    }
+
+    [Fact]
+    public async Task Dot_segments_cannot_make_one_model_answer_for_another()
+    {
+        var json = """{"inputs":[{"name":"input","shape":[1,16],"datatype":"FP32","data":[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15]}]}""";
+        // Raw bytes on the wire: HttpClient would normalise the dot segments itself.
+        var request = Encoding.ASCII.GetBytes(
+            $"POST /v2/models/mlp/%2E%2E/strings/infer HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {json.Length}\r\nConnection: close\r\n\r\n{json}");
+        var reply = await Wire.Raw(Port, request, "dot segments in a model path");
+        Assert.True(reply.Status is 400 or 404, $"want 400/404, got {reply}");
+        Assert.DoesNotContain("\"model_name\":\"mlp\"", reply.Text);
+        // Routing ignores case, and so does the MLOS route's id.
+        var mlos = await Wire.Json(Http, "/Models/mlp/Inference", """{"input":[[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15]]}""");
+        Assert.True(mlos.Status == 200, $"want 200, got {mlos}");
+    }
+
+    [Fact]
     public async Task A_chunk_size_of_FFFFFFFFFF_is_4xx_and_the_server_keeps_serving()
     {
         var results = new List<(string, Reply, bool, string)>();

@@ -93,4 +93,35 @@ public class PolyglotPluginTests(PolyglotFixture fixture) : IClassFixture<Polygl
         (code, body) = await Post("/v2/models/go-echo/infer", """{"inputs":[{"name":"x","datatype":"BYTES","shape":[1],"data":["a"]}]}""");
         Assert.NotEqual(HttpStatusCode.OK, code);
     }
+
+    [Fact]
+    public async Task The_bridge_imports_only_from_its_path_even_past_a_namespace_folder()
+    {
+        // A bare folder "json" in the path is a namespace portion, which Python completes from the
+        // standard library's regular package: the class would come from outside the path.
+        var plugins = Directory.CreateTempSubdirectory("mlos-pyns-plugins-").FullName;
+        var root = Directory.CreateTempSubdirectory("mlos-pyns-models-").FullName;
+        try
+        {
+            var path = Directory.CreateDirectory(Path.Combine(plugins, "py")).FullName;
+            Directory.CreateDirectory(Path.Combine(path, "json"));
+            using var server = new ServerProcess(root, "--plugin-dir", plugins);
+            var bridge = Path.Combine(BuildTree.PluginDir, "libmlos_python_plugin.so");
+            var (code, body) = await Post(server.Client, "/plugins/register",
+                $$$"""{"endpoint":{{{Quote("file://" + bridge)}}},"config":{"module":"json","class":"JSONDecoder","path":{{{Quote(path)}}}}}""");
+            Assert.NotEqual(HttpStatusCode.OK, code);
+            Assert.Contains("not found in", body.GetProperty("message").GetString());
+        }
+        finally
+        {
+            Directory.Delete(plugins, recursive: true);
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    private static async Task<(HttpStatusCode Code, JsonElement Body)> Post(HttpClient http, string path, string json)
+    {
+        using var response = await http.PostAsync(path, new StringContent(json, Encoding.UTF8, "application/json"));
+        return (response.StatusCode, JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.Clone());
+    }
 }

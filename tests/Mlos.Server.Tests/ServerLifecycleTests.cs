@@ -49,9 +49,12 @@ public class ServerLifecycleTests
                 Assert.Contains("\"id\":\"my-ml-plugin\"", await copy.Client.GetStringAsync("/plugins"));
             File.Delete(Path.Combine(plugins, "libmlos_copy_plugin.so"));
             File.CreateSymbolicLink(Path.Combine(plugins, "libmlos_link_plugin.so"), outside);
+            // A loop of links names nothing: skipped like any bad plugin, not a failed start.
+            File.CreateSymbolicLink(Path.Combine(plugins, "libmlos_loop_plugin.so"), Path.Combine(plugins, "libmlos_loop_plugin.so"));
             using var server = new ServerProcess(root, "--plugin-dir", plugins);
             Assert.DoesNotContain("\"id\":\"my-ml-plugin\"", await server.Client.GetStringAsync("/plugins"));
             Assert.Contains("libmlos_link_plugin.so: it links to a file outside the plugin folders", server.Output);
+            Assert.Contains("skipping " + Path.Combine(plugins, "libmlos_loop_plugin.so"), server.Output);
         }
         finally
         {
@@ -66,7 +69,11 @@ public class ServerLifecycleTests
         var repo = TempDir("mlos-badrepo-");
         Directory.CreateDirectory(Path.Combine(repo, "mlp"));
         File.Copy(Path.Combine(BuildTree.Models("onnx"), "mlp.onnx"), Path.Combine(repo, "mlp", "model.onnx"));
-        foreach (var (name, config) in new[] { ("garbled", "{not json"), ("typed", """{"file": 3}""") })
+        foreach (var (name, config) in new[]
+                 {
+                     ("garbled", "{not json"), ("typed", """{"file": 3}"""),
+                     ("rawbad", """{"config":"{bad"}"""), ("surrogate", """{"config":{"a":"\ud800"}}"""),
+                 })
         {
             Directory.CreateDirectory(Path.Combine(repo, name));
             File.Copy(Path.Combine(BuildTree.Models("onnx"), "mlp.onnx"), Path.Combine(repo, name, "model.onnx"));
@@ -79,9 +86,14 @@ public class ServerLifecycleTests
                 .RootElement.EnumerateArray().ToDictionary(e => e.GetProperty("name").GetString()!, e => e.GetProperty("state").GetString()!);
             Assert.Equal("READY", index["mlp"]);
             Assert.Equal("UNAVAILABLE", index["garbled"]);
-            Assert.Equal("UNAVAILABLE", index["typed"]);
-            Assert.Contains("repository model 'garbled' not loaded", server.Output);
-            Assert.Contains("repository model 'typed' not loaded", server.Output);
+            foreach (var bad in new[] { "garbled", "typed", "rawbad", "surrogate" })
+            {
+                Assert.Equal("UNAVAILABLE", index[bad]);
+                Assert.Contains($"repository model '{bad}' not loaded", server.Output);
+            }
+            var register = await server.Client.PostAsync("/models/register",
+                Json("""{"model_id":"s","path":"mlp/model.onnx","config":"{\"a\":\"\\ud800\"}"}"""));
+            Assert.Equal(HttpStatusCode.BadRequest, register.StatusCode);
             var load = await server.Client.PostAsync("/v2/repository/models/garbled/load", Admin.Empty);
             Assert.Equal(HttpStatusCode.BadRequest, load.StatusCode);
             Assert.Contains("cannot be read", await load.Content.ReadAsStringAsync());

@@ -51,7 +51,7 @@ public static unsafe class SmiTensorRules
         // Every element carries a 4-byte length prefix, so the element count is bounded by the data.
         if (count > (long)(t.ByteSize / 4))
             return $"has {t.ByteSize} bytes; shape [{Format(dims)}] of BYTES needs at least {(count > long.MaxValue / 4 ? "more than 2^63" : (count * 4).ToString())} (4 length bytes per element)";
-        if (t.MemoryType != SmiMemoryType.Cpu) return null; // device memory: the plugin owns the walk
+        if (t.MemoryType == SmiMemoryType.Gpu) return null; // device memory: the plugin that reads it owns the walk
         byte* data = (byte*)t.Data;
         ulong size = t.ByteSize, offset = 0;
         for (long i = 0; i < count; i++)

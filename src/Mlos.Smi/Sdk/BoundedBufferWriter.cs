@@ -13,7 +13,7 @@ internal sealed unsafe class BoundedBufferWriter(byte* destination, int capacity
     private const int MinimumScratch = 4096;
 
     private readonly NativeMemoryManager _destination = new(destination, capacity);
-    private readonly NativeBuffer _scratch = new(MinimumScratch);
+    private NativeBuffer? _scratch; // made on the first overflow: most answers fit
     private NativeMemoryManager? _scratchMemory;
     private bool _inScratch;
 
@@ -31,8 +31,10 @@ internal sealed unsafe class BoundedBufferWriter(byte* destination, int capacity
         // near the end of the buffer the actual bytes may still fit: Advance copies them in.
         if (_scratchMemory is null || _scratchMemory.Memory.Length < size)
         {
+            _scratch ??= new NativeBuffer(MinimumScratch);
             _scratch.Reserve((nuint)size);
-            _scratchMemory = new NativeMemoryManager(_scratch.Pointer, (int)Math.Min(_scratch.Capacity, int.MaxValue));
+            _scratchMemory ??= new NativeMemoryManager(null, 0);
+            _scratchMemory.Point(_scratch.Pointer, (int)Math.Min(_scratch.Capacity, int.MaxValue));
         }
         return _scratchMemory.Memory;
     }
@@ -47,5 +49,5 @@ internal sealed unsafe class BoundedBufferWriter(byte* destination, int capacity
         Written += count;
     }
 
-    public void Dispose() => _scratch.Dispose();
+    public void Dispose() => _scratch?.Dispose();
 }

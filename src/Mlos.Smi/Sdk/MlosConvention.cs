@@ -82,21 +82,6 @@ public static unsafe partial class MlosConvention
         return shape;
     }
 
-    /// <summary>
-    /// JSON values (a flat or nested array, or a scalar) as <paramref name="dtype"/> elements
-    /// (BYTES in KServe's layout); <paramref name="count"/> is the element count. A managed copy
-    /// for callers that hold a <see cref="JsonElement"/>; <see cref="JsonTensorValues.Read"/>
-    /// reads the same values off a reader into native memory without the document or the copy.
-    /// </summary>
-    public static byte[] EncodeValues(string name, SmiDtype dtype, JsonElement values, out long count)
-    {
-        var reader = new Utf8JsonReader(JsonMarshal.GetRawUtf8Value(values));
-        reader.Read();
-        using var data = new NativeBuffer();
-        count = JsonTensorValues.Read(ref reader, dtype, Encoding.UTF8.GetBytes(name), data).Count;
-        return new ReadOnlySpan<byte>(data.Pointer, checked((int)data.Length)).ToArray();
-    }
-
     private static int RunRaw(ReadOnlySpan<byte> input, Span<byte> output, IReadOnlyList<SmiTensorSpec> specs, TypedInference infer)
     {
         if (specs.Count != 1)

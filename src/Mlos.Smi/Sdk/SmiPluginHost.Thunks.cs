@@ -175,10 +175,10 @@ public static unsafe partial class SmiPluginHost
         var input = new ReadOnlySpan<SmiTensor>(inputs, (int)Math.Min(numInputs, int.MaxValue));
         foreach (ref readonly var t in input)
         {
-            if (t.Data == null && t.ByteSize != 0) return Fail(SmiStatus.InvalidParam, $"infer: input '{Utf8.Read(t.Name)}' has NULL data");
-            if (t.NDim > SmiVersion.MaxDims) return Fail(SmiStatus.InvalidParam, $"infer: input '{Utf8.Read(t.Name)}' has rank {t.NDim} > SMI_MAX_DIMS");
             if (t.MemoryType != SmiMemoryType.Cpu && t.MemoryType != SmiMemoryType.CpuPinned && !Plugin.Capabilities.HasFlag(SmiCapabilities.Gpu))
                 return Fail(SmiStatus.NotSupported, $"infer: input '{Utf8.Read(t.Name)}' is in GPU memory and this plugin is CPU-only");
+            // Any SMI host may call: shape, dtype and bytes must agree (BYTES included) before a framework allocates for them.
+            if (SmiTensorRules.Problem(in t) is { } problem) return Fail(SmiStatus.InvalidParam, $"infer: input '{Utf8.Read(t.Name)}' {problem}");
         }
         var writer = new SmiOutputs(outputs, (int)Math.Min(*numOutputs, int.MaxValue));
         try
