@@ -158,6 +158,43 @@ public class ServerLifecycleTests
     }
 
     [Fact]
+    public async Task Connections_past_max_connections_are_closed_and_the_server_keeps_serving()
+    {
+        var root = TempDir("mlos-conn-");
+        try
+        {
+            using var server = new ServerProcess(root, "--max-connections", "2");
+            // ServerProcess's client has let its connection go idle; two raw ones take the places.
+            server.Client.Dispose();
+            await Task.Delay(200);
+            using var first = new TcpClient("127.0.0.1", server.Port);
+            using var second = new TcpClient("127.0.0.1", server.Port);
+            await Task.Delay(200);
+            Assert.Null(await TryHealth(server.Port));
+            first.Dispose();
+            second.Dispose();
+            await Task.Delay(200);
+            Assert.Equal(200, await TryHealth(server.Port));
+        }
+        finally { Directory.Delete(root, recursive: true); }
+    }
+
+    /// <summary>The status of a GET /health on a fresh connection, or null when the server closes it unanswered.</summary>
+    private static async Task<int?> TryHealth(int port)
+    {
+        using var tcp = new TcpClient("127.0.0.1", port);
+        var stream = tcp.GetStream();
+        try
+        {
+            await stream.WriteAsync(Encoding.ASCII.GetBytes("GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"));
+            var buffer = new byte[4096];
+            int n = await stream.ReadAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(5));
+            return n >= 12 ? int.Parse(Encoding.ASCII.GetString(buffer, 9, 3)) : null;
+        }
+        catch (IOException) { return null; }
+    }
+
+    [Fact]
     public async Task Failed_requests_and_admin_actions_are_logged_one_line_each_and_successes_are_not()
     {
         var root = TempDir("mlos-log-");
