@@ -57,8 +57,8 @@ static void test_plugin_refusals(mlos_core_t* core) {
                   SMI_ERROR_INVALID_PARAM, "required entry 'inference' NULL");
     EXPECT_STATUS(&api, api.load_plugin(core, at("c-tests/plugins/libmlos_bad_init_plugin.so"), NULL, NULL),
                   SMI_ERROR_RUNTIME, "initialize failed");
-    /* A library that is not even an ELF file. */
-    EXPECT_STATUS(&api, api.load_plugin(core, at("CMakeCache.txt"), NULL, NULL), SMI_ERROR_RUNTIME, "invalid ELF header");
+    /* A library that is not even an ELF file: the caller named the wrong file. */
+    EXPECT_STATUS(&api, api.load_plugin(core, at("CMakeCache.txt"), NULL, NULL), SMI_ERROR_INVALID_PARAM, "invalid ELF header");
     /* Nothing of the refused plugins stayed registered. */
     {
         char json[4096];

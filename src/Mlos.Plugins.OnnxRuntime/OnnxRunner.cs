@@ -42,7 +42,9 @@ internal static unsafe class OnnxRunner
             }
             catch (OnnxRuntimeException e)
             {
-                throw new SmiException(SmiStatus.Runtime, $"ONNX Runtime failed on model '{model}': {e.Message.Trim()}");
+                // As OrtCApi.Check: an argument ONNX Runtime refuses is the caller's mistake.
+                var status = e.Message.Contains("[ErrorCode:InvalidArgument]", StringComparison.Ordinal) ? SmiStatus.InvalidParam : SmiStatus.Runtime;
+                throw new SmiException(status, $"ONNX Runtime failed on model '{model}': {e.Message.Trim()}");
             }
         }
         finally

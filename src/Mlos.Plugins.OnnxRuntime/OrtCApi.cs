@@ -35,6 +35,7 @@ internal static unsafe class OrtCApi
     }
 
     // Indices into OrtApi.
+    public static int GetErrorCode(nint status) => ((delegate* unmanaged<nint, int>)Api[1])(status);
     public static nint GetErrorMessage(nint status) => (nint)((delegate* unmanaged<nint, byte*>)Api[2])(status);
     public static nint Run(nint session, nint runOptions, byte** inputNames, nint* inputs, nuint inputCount, byte** outputNames, nuint outputCount, nint* outputs) =>
         ((delegate* unmanaged<nint, nint, byte**, nint*, nuint, byte**, nuint, nint*, nint>)Api[9])(session, runOptions, inputNames, inputs, inputCount, outputNames, outputCount, outputs);
@@ -52,14 +53,21 @@ internal static unsafe class OrtCApi
     public static void ReleaseValue(nint value) => ((delegate* unmanaged<nint, void>)Api[96])(value);
     public static void ReleaseTensorTypeAndShapeInfo(nint info) => ((delegate* unmanaged<nint, void>)Api[99])(info);
 
-    /// <summary>Throws the status's message (as SMI_ERROR_RUNTIME) and frees it; no-op for success.</summary>
+    /// <summary>
+    /// Throws the status's message and frees it; no-op for success. ONNX Runtime's
+    /// ORT_INVALID_ARGUMENT means the input does not suit the graph (a value an operator refuses):
+    /// the caller's mistake, INVALID_PARAM; anything else is SMI_ERROR_RUNTIME.
+    /// </summary>
     public static void Check(nint status, string context)
     {
         if (status == 0) return;
         string message = Marshal.PtrToStringUTF8(GetErrorMessage(status)) ?? "unknown error";
+        var code = GetErrorCode(status) == OrtInvalidArgument ? SmiStatus.InvalidParam : SmiStatus.Runtime;
         ReleaseStatus(status);
-        throw new SmiException(SmiStatus.Runtime, $"{context}: {message.Trim()}");
+        throw new SmiException(code, $"{context}: {message.Trim()}");
     }
+
+    private const int OrtInvalidArgument = 2; // OrtErrorCode: ORT_OK, ORT_FAIL, ORT_INVALID_ARGUMENT, ...
 
     /// <summary>The OrtSession* behind a managed session (no reflection: resolved at compile time).</summary>
     [UnsafeAccessor(UnsafeAccessorKind.Field, Name = "_nativeHandle")]

@@ -45,14 +45,14 @@ def load_class(module_name, class_name, path):
     except ModuleNotFoundError as e:
         if e.name != module_name:
             raise  # the module exists but one of its own imports is missing: say which
-        return -3, f"Python module '{module_name}' not found (sys.path: {sys.path})"
+        return -3, f"Python module '{module_name}' not found"
     if path and not _inside(getattr(module, "__file__", None) or "", path):
         return -3, f"Python module '{module_name}' not found in {path} (it resolved to {getattr(module, '__file__', None)})"
     cls = getattr(module, class_name, None)
     if cls is None:
         return -3, f"Python module '{module_name}' ({getattr(module, '__file__', '?')}) has no class '{class_name}'"
     if not isinstance(cls, type):
-        raise ProtocolError(f"'{module_name}.{class_name}' is a {type(cls).__name__}, not a class")
+        return -1, f"'{module_name}.{class_name}' is a {type(cls).__name__}, not a class"
     return cls()
 
 

@@ -29,17 +29,19 @@ internal static class KServeInfer
     [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
     public static async ValueTask Handle(HttpContext http, ServerState state, string name, string? version)
     {
+        var model = state.Core.GetModel(PathIds.Segment(http, name, 2));
+        if (version is not null && model.Version is not null && version != model.Version)
+            throw new MlosException(SmiStatus.NotFound, $"model '{model.Id}' has version {model.Version}, not {version}");
+        // Admitted before the body is read: --max-queue bounds the memory a model's requests hold
+        // (bodies, decoded inputs), and an overloaded model refuses before reading anything.
+        using var ticket = state.Admit(model.Id);
         // The tensors point into the body and the scratch (which holds both) while a batched request
         // waits: own the scratch until the answer is written.
         var scratch = KServeScratch.Rent();
         try
         {
             using var body = await RequestBody.ReadAsync(http, state.Options.MaxBodyBytes, scratch.Body);
-            var model = state.Core.GetModel(PathIds.Segment(http, name, 2));
-            if (version is not null && model.Version is not null && version != model.Version)
-                throw new MlosException(SmiStatus.NotFound, $"model '{model.Id}' has version {model.Version}, not {version}");
             var request = Parse(http, body, scratch);
-            using var ticket = state.Admit(model.Id);
             long start = Stopwatch.GetTimestamp();
             var timing = await Infer(state, model, request, scratch);
             double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds - timing.QueueMicroseconds / 1e6;

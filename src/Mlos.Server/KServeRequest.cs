@@ -58,6 +58,8 @@ internal readonly unsafe struct KServeRequest
         {
             if (reader.ValueTextEquals("inputs"u8))
             {
+                // A second list would refill the slots of the first, which point into its data.
+                if (inputs >= 0) throw new MlosException(SmiStatus.InvalidParam, "\"inputs\" is given twice");
                 reader.Read();
                 if (reader.TokenType != JsonTokenType.StartArray) break;
                 inputs = 0;
@@ -83,6 +85,7 @@ internal readonly unsafe struct KServeRequest
         }
         if (inputs < 0)
             throw new MlosException(SmiStatus.InvalidParam, "a v2 inference request needs \"inputs\": [{\"name\",\"shape\",\"datatype\",\"data\"}]");
+        reader.Read(); // the header ends with its object: anything after it (in the header's length) makes the reader throw
         if (offset != body.Length)
             throw new MlosException(SmiStatus.InvalidParam, $"{body.Length - offset} bytes after the binary inputs are not claimed by any input");
         return new KServeRequest { InputCount = inputs, Id = id, AllBinary = allBinary, Body = bodyPointer };
@@ -108,6 +111,7 @@ internal readonly unsafe struct KServeRequest
         JsonTensorExtent values = default;
         nuint valuesAt = 0;
         *t = default;
+        scratch.ForgetValues(index);
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
             if (reader.ValueTextEquals("name"u8))
@@ -203,7 +207,9 @@ internal readonly unsafe struct KServeRequest
         var raw = reader.ValueSpan;
         if (raw.Length > buffer.Length) throw NameTooLong();
         var name = reader.ValueIsEscaped ? buffer[..reader.CopyString(buffer)] : raw;
-        return name.Length <= MaxNameBytes ? name : throw NameTooLong();
+        if (name.Length > MaxNameBytes) throw NameTooLong();
+        // Names reach plugins as C strings: one with a NUL in it would silently name another tensor.
+        return name.IndexOf((byte)0) < 0 ? name : throw new MlosException(SmiStatus.InvalidParam, "a tensor name holds a NUL character");
     }
 
     private static MlosException NameTooLong() => new(SmiStatus.InvalidParam, $"a tensor name is longer than {MaxNameBytes} bytes");

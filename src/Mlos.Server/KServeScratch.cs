@@ -134,6 +134,9 @@ internal sealed unsafe class KServeScratch
         Inputs[index].ByteSize = size;
     }
 
+    /// <summary>Input <paramref name="index"/> is being read afresh: no JSON values of its own yet.</summary>
+    public void ForgetValues(int index) => _hasValues[index] = false;
+
     /// <summary>Points the JSON-decoded inputs at their bytes, now that <see cref="Values"/> has stopped moving.</summary>
     public void PointAtValues(int count)
     {

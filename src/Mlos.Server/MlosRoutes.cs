@@ -126,8 +126,9 @@ internal static class MlosRoutes
     /// </summary>
     private static async Task Infer(HttpContext http, ServerState state, string id)
     {
-        using var body = await RequestBody.ReadAsync(http, state.Options.MaxBodyBytes);
         var model = state.Core.GetModel(id);
+        using var ticket = state.Admit(model.Id); // before the body: --max-queue bounds what a model's requests hold
+        using var body = await RequestBody.ReadAsync(http, state.Options.MaxBodyBytes);
         using var run = MlosRun.Run(state, model, body);
         await MlosAnswer.SendAsync(http, model, run);
     }

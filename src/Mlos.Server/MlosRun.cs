@@ -23,14 +23,11 @@ internal readonly struct MlosRun(NativeBuffer output, int length, TimeSpan elaps
         try
         {
             var input = TextInput(body.Span, ref text);
-            var arrived = Stopwatch.GetTimestamp();
-            using var ticket = state.Admit(model.Id);
             var start = Stopwatch.GetTimestamp();
             var (output, length) = Infer(state.Core, model, input);
             var elapsed = Stopwatch.GetElapsedTime(start);
-            var queued = Stopwatch.GetElapsedTime(arrived, start);
-            ServerMetrics.Inference(model.Id, elapsed.TotalSeconds, queued.TotalSeconds);
-            return new MlosRun(output, length, elapsed, queued);
+            ServerMetrics.Inference(model.Id, elapsed.TotalSeconds, 0); // untyped requests wait in no batcher
+            return new MlosRun(output, length, elapsed, TimeSpan.Zero);
         }
         finally { text?.Dispose(); }
     }

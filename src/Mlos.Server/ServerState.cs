@@ -57,6 +57,7 @@ internal sealed class ServerState(MlosCore core, ServerOptions options, ServerLo
     public string ModelPath(string? path)
     {
         if (string.IsNullOrWhiteSpace(path)) throw new MlosException(SmiStatus.InvalidParam, "a model needs a path (\"path\" or \"model_path\")");
+        if (path.Contains('\0')) throw new MlosException(SmiStatus.InvalidParam, "a model path cannot hold a NUL character");
         var full = Path.GetFullPath(Path.Combine(ModelRoot, path));
         var real = Resolve(full);
         if (!Inside(real, Resolve(ModelRoot)))
@@ -69,6 +70,7 @@ internal sealed class ServerState(MlosCore core, ServerOptions options, ServerLo
     {
         if (string.IsNullOrWhiteSpace(endpoint)) throw new MlosException(SmiStatus.InvalidParam, "a plugin needs an \"endpoint\" (file://path/to/plugin.so)");
         var path = endpoint.StartsWith("file://", StringComparison.Ordinal) ? endpoint["file://".Length..] : endpoint;
+        if (path.Contains('\0')) throw new MlosException(SmiStatus.InvalidParam, "a plugin path cannot hold a NUL character");
         return InPluginFolder(path)
             ?? throw new MlosException(SmiStatus.InvalidParam, $"plugin {endpoint} is outside the allowed plugin folders ({string.Join(", ", Options.PluginDirs)})");
     }

@@ -560,6 +560,56 @@ public class HostileInputTests(HostileFixture fixture, ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Inputs_given_twice_are_400_never_a_read_of_the_first_lists_memory()
+    {
+        // The second list's binary input took the first one's slot, which still pointed at its
+        // decoded JSON: the plugin read past it (a crash with 32 MB, other requests' bytes with less).
+        var header = """{"inputs":[{"name":"input","shape":[1,16],"datatype":"FP32","data":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}],"inputs":[{"name":"input","shape":[64,16],"datatype":"FP32","parameters":{"binary_data_size":4096}}]}""";
+        var reply = await Wire.Binary(Http, "/v2/models/mlp/infer", header, new byte[4096]);
+        Assert.True(reply.Status == 400, $"want 400, got {reply}");
+        Assert.Contains("given twice", reply.Text);
+    }
+
+    [Fact]
+    public async Task Bytes_after_the_json_header_are_400()
+    {
+        var good = """{"inputs":[{"name":"input","shape":[1,16],"datatype":"FP32","data":[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15]}]}""";
+        foreach (var tail in new[] { "garbage", "{}" })
+        {
+            var reply = await Wire.Json(Http, "/v2/models/mlp/infer", good + tail);
+            Assert.True(reply.Status == 400, $"{tail}: want 400, got {reply}");
+        }
+    }
+
+    [Fact]
+    public async Task Nul_characters_in_names_and_paths_are_400()
+    {
+        var name = await Wire.Json(Http, "/v2/models/mlp/infer",
+            """{"inputs":[{"name":"input\u0000x","shape":[1,16],"datatype":"FP32","data":[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15]}]}""");
+        Assert.True(name.Status == 400, $"want 400, got {name}");
+        var model = await Wire.Json(Http, "/models/register", """{"model_id":"nul","path":"mlp.onnx\u0000/../x.onnx"}""");
+        Assert.True(model.Status == 400, $"want 400, got {model}");
+        var plugin = await Wire.Json(Http, "/plugins/register", $$"""{"endpoint":"file://{{Path.Combine(BuildTree.PluginDir, "libmlos_echo_plugin.so")}}\u0000x"}""");
+        Assert.True(plugin.Status == 400, $"want 400, got {plugin}");
+    }
+
+    [Fact]
+    public async Task An_input_an_onnx_operator_refuses_is_400()
+    {
+        var reply = await Wire.Json(Http, "/v2/models/strings/infer", """{"inputs":[{"name":"text","shape":[0],"datatype":"BYTES","data":[]}]}""");
+        Assert.True(reply.Status == 400, $"want 400, got {reply}");
+    }
+
+    [Fact]
+    public async Task Native_backtraces_and_addresses_stay_in_the_log()
+    {
+        // libtorch refuses an ONNX file with its C++ backtrace: frames, library paths, addresses.
+        var reply = await Wire.Json(Http, "/models/register", """{"model_id":"torch-on-onnx","plugin_id":"torchsharp","path":"mlp.onnx"}""");
+        Assert.True(reply.Status is >= 400 and < 500, $"want 4xx, got {reply}");
+        Assert.DoesNotMatch(@"0x[0-9a-fA-F]{6,}|frame #\d|Exception raised from|\.so\b", reply.Text);
+    }
+
+    [Fact]
     public async Task A_chunk_size_of_FFFFFFFFFF_is_4xx_and_the_server_keeps_serving()
     {
         var results = new List<(string, Reply, bool, string)>();

@@ -147,7 +147,7 @@ public unsafe class MlosConventionTests(ITestOutputHelper log)
     [InlineData(SmiDtype.Bf16, "[1.5,-2,0.25]", "[1.5,-2,0.25]")]
     [InlineData(SmiDtype.Fp32, "[1.5,-2,0.1]", "[1.5,-2,0.1]")]
     [InlineData(SmiDtype.Fp64, "[1.5,-2,0.1]", "[1.5,-2,0.1]")]
-    [InlineData(SmiDtype.Bytes, """["hi","","\u00e9\n"]""", """["hi","","\u00E9\n"]""")]
+    [InlineData(SmiDtype.Bytes, """["hi","","\u00e9\n"]""", """["hi","","é\n"]""")] // answers escape only what JSON requires
     public void Every_dtype_json_carries_comes_back_as_sent(SmiDtype dtype, string values, string expected)
     {
         var output = new byte[4096];

@@ -40,7 +40,7 @@ internal sealed unsafe class PluginLibrary
         try { handle = Libdl.Open(p, Libdl.RTLD_NOW | Libdl.RTLD_NODELETE); }
         finally { NativeMemory.Free(p); }
         if (handle == null)
-            throw new MlosException(SmiStatus.Runtime, $"cannot load plugin {full}: {Libdl.LastError()}");
+            throw new MlosException(SmiStatus.InvalidParam, $"cannot load plugin {full}: {Libdl.LastError()}"); // not a library this system can load
 
         void* init;
         fixed (byte* symbol = "smi_plugin_init"u8)

@@ -15,7 +15,8 @@ public static unsafe partial class MlosConvention
     private static int WriteAnswer(ReadOnlySpan<SmiTensor> outputs, byte* destination, int capacity)
     {
         using var sink = new BoundedBufferWriter(destination, capacity);
-        using (var w = new Utf8JsonWriter(sink))
+        // Escape only what JSON requires: answers are read in curl, never embedded in HTML.
+        using (var w = new Utf8JsonWriter(sink, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
             w.WriteStartObject();
             w.WriteStartArray("outputs"u8);
