@@ -46,6 +46,9 @@ builder.Logging.SetMinimumLevel(options.LogLevel);
 builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
 // A failed start (a port in use) is reported by us in one line, not by the host with a stack trace.
 builder.Logging.AddFilter("Microsoft.Extensions.Hosting", LogLevel.None);
+// ASP.NET Core opens a logging scope for every request whenever its hosting logger is enabled at
+// all (an object and an AsyncLocal switch per request, ~800 managed bytes): ours logs requests.
+builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting", LogLevel.None);
 builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromSeconds(options.ShutdownTimeoutSeconds));
 ServerMetrics.AddTo(builder.Services);
 builder.WebHost.ConfigureKestrel(k =>
