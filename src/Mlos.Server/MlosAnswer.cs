@@ -27,7 +27,7 @@ internal static class MlosAnswer
                 w.WriteString("status", "success");
                 w.WriteString("model_id", model.Id);
                 w.WriteNumber("inference_time_us", (long)run.Elapsed.TotalMicroseconds);
-                w.WriteNumber("queue_time_us", (long)run.Queued.TotalMicroseconds);
+                w.WriteNumber("queue_time_us", 0); // untyped requests wait in no batcher
                 w.WriteNumber("output_size", run.Length);
                 w.WritePropertyName("outputs");
                 if (json is null)
@@ -67,26 +67,25 @@ internal static class MlosAnswer
         try
         {
             if (!reader.Read()) return null;
+            var probe = reader; // a copy looks for the convention's wrapper without moving the reader
+            if (Unwrapped(ref probe) is { } inner) return probe.Read() ? null : inner;
             int start = (int)reader.TokenStartIndex;
-            if (reader.TokenType == JsonTokenType.StartObject && reader.Read() && reader.TokenType == JsonTokenType.PropertyName
-                && reader.ValueTextEquals("outputs"u8) && reader.Read())
-            {
-                int inner = (int)reader.TokenStartIndex;
-                reader.Skip();
-                int end = (int)reader.BytesConsumed;
-                if (reader.Read() && reader.TokenType == JsonTokenType.EndObject && !reader.Read()) return (inner, end - inner);
-                reader = new Utf8JsonReader(output, new JsonReaderOptions { MaxDepth = 256 });
-                reader.Read();
-            }
-            else if (reader.TokenType == JsonTokenType.StartObject)
-            {
-                reader = new Utf8JsonReader(output, new JsonReaderOptions { MaxDepth = 256 });
-                reader.Read();
-            }
             reader.Skip();
-            int valueEnd = (int)reader.BytesConsumed;
-            return reader.Read() ? null : (start, valueEnd - start);
+            int end = (int)reader.BytesConsumed;
+            return reader.Read() ? null : (start, end - start);
         }
         catch (JsonException) { return null; }
+    }
+
+    /// <summary>The list of <c>{"outputs": […]}</c>, the reader standing on its start; null for any other value.</summary>
+    private static (int Start, int Length)? Unwrapped(ref Utf8JsonReader reader)
+    {
+        if (reader.TokenType != JsonTokenType.StartObject || !reader.Read() || reader.TokenType != JsonTokenType.PropertyName
+            || !reader.ValueTextEquals("outputs"u8) || !reader.Read())
+            return null;
+        int start = (int)reader.TokenStartIndex;
+        reader.Skip();
+        int end = (int)reader.BytesConsumed;
+        return reader.Read() && reader.TokenType == JsonTokenType.EndObject ? (start, end - start) : null;
     }
 }

@@ -10,12 +10,11 @@ namespace Mlos.Server;
 /// One untyped inference of the MLOS route: the input (the body as it is, or the text of
 /// <c>{"input": "text"}</c>) through the plugin into an answer buffer. The caller disposes it.
 /// </summary>
-internal readonly struct MlosRun(NativeBuffer output, int length, TimeSpan elapsed, TimeSpan queued) : IDisposable
+internal readonly struct MlosRun(NativeBuffer output, int length, TimeSpan elapsed) : IDisposable
 {
     public NativeBuffer Output { get; } = output;
     public int Length { get; } = length;
     public TimeSpan Elapsed { get; } = elapsed;
-    public TimeSpan Queued { get; } = queued;
 
     public static unsafe MlosRun Run(ServerState state, Mlos.Core.Models.Model model, in RequestBody body)
     {
@@ -27,7 +26,7 @@ internal readonly struct MlosRun(NativeBuffer output, int length, TimeSpan elaps
             var (output, length) = Infer(state.Core, model, input);
             var elapsed = Stopwatch.GetElapsedTime(start);
             ServerMetrics.Inference(model.Id, elapsed.TotalSeconds, 0); // untyped requests wait in no batcher
-            return new MlosRun(output, length, elapsed, TimeSpan.Zero);
+            return new MlosRun(output, length, elapsed);
         }
         finally { text?.Dispose(); }
     }
