@@ -41,7 +41,9 @@ public static unsafe class CoreExports
     {
         try
         {
-            CoreHandles.Remove(core).Dispose();
+            // Removed only once destroyed: a BUSY destroy (calls still running) can be retried.
+            CoreHandles.Get(core).Dispose();
+            CoreHandles.Remove(core);
             return SmiStatus.Success;
         }
         catch (Exception e) { return Fail(e); }
@@ -52,7 +54,7 @@ public static unsafe class CoreExports
     {
         try
         {
-            CoreHandles.Get(core).LoadPlugin(Required(path, "path"), Utf8.Read(pluginId), Utf8.Read(config));
+            CoreHandles.Get(core).LoadPluginAt(NativePath.FromC(path) ?? throw Null("path"), Id(pluginId, "plugin_id"), Utf8.Read(config));
             return SmiStatus.Success;
         }
         catch (Exception e) { return Fail(e); }
@@ -88,7 +90,7 @@ public static unsafe class CoreExports
     {
         try
         {
-            CoreHandles.Get(core).RegisterModel(Required(modelId, "model_id"), Required(pluginId, "plugin_id"), Utf8.Read(path), Utf8.Read(optionsJson));
+            CoreHandles.Get(core).RegisterModelAt(Required(modelId, "model_id"), Required(pluginId, "plugin_id"), NativePath.FromC(path), Utf8.Read(optionsJson));
             return SmiStatus.Success;
         }
         catch (Exception e) { return Fail(e); }
@@ -167,7 +169,17 @@ public static unsafe class CoreExports
     {
         if (outputs == null) return;
         for (nuint i = 0; i < count; i++)
-            if (outputs[i].Release != null) outputs[i].Release(&outputs[i]);
+        {
+            SmiTensor* t = &outputs[i];
+            if (t->Release == null) continue;
+            // Cleared before the call: a second release_outputs on the same array frees nothing.
+            var release = t->Release;
+            t->Release = null;
+            release(t);
+            t->ReleaseContext = null;
+            t->Data = null;
+            t->ByteSize = 0;
+        }
     }
 
     [UnmanagedCallersOnly(EntryPoint = "mlos_core_smi_layout")]
@@ -180,8 +192,12 @@ public static unsafe class CoreExports
     /// <summary>Finds a model by a C string without allocating a managed string.</summary>
     private static Models.Model FindModel(MlosCore core, byte* modelId) => core.GetModel(modelId);
 
-    private static string Required(byte* s, string name) =>
-        Utf8.Read(s) ?? throw new MlosException(SmiStatus.InvalidParam, $"{name} must not be NULL");
+    /// <summary>An id argument: NULL refused, bytes that are not UTF-8 refused (see <see cref="StrictUtf8"/>).</summary>
+    private static string Required(byte* s, string name) => StrictUtf8.Read(s, name) ?? throw Null(name);
+
+    private static string? Id(byte* s, string name) => StrictUtf8.Read(s, name);
+
+    private static MlosException Null(string name) => new(SmiStatus.InvalidParam, $"{name} must not be NULL");
 
     /// <summary>Copies NUL-terminated text out under the size protocol of mlos_core.h.</summary>
     private static SmiStatus WriteText(byte[] utf8, byte* buffer, nuint* size)

@@ -8,19 +8,28 @@ public sealed record PluginConfig(string Path, string? Id, string? Config);
 
 /// <summary>
 /// The JSON given to <c>mlos_core_create</c>:
-/// <c>{"plugins":[{"path":"build/plugins/x.so","id":"x","config":{…}}]}</c>. Every key is optional;
-/// unknown keys are errors, so a typo is reported instead of silently ignored.
+/// <c>{"plugins":[{"path":"build/plugins/x.so","id":"x","config":{…}}],"unload_timeout_ms":30000}</c>.
+/// Every key is optional; unknown keys are errors, so a typo is reported instead of silently ignored.
 /// </summary>
-public sealed record CoreConfig(IReadOnlyList<PluginConfig> Plugins)
+public sealed record CoreConfig(IReadOnlyList<PluginConfig> Plugins, int UnloadTimeoutMs = CoreConfig.DefaultUnloadTimeoutMs)
 {
+    public const int DefaultUnloadTimeoutMs = 30_000;
+
     public static CoreConfig Parse(string? json)
     {
         if (string.IsNullOrWhiteSpace(json)) return new CoreConfig([]);
         var plugins = new List<PluginConfig>();
+        int unloadTimeout = DefaultUnloadTimeoutMs;
         using var doc = JsonConfig.Parse(json, "core config");
         foreach (var property in JsonConfig.Object(doc.RootElement, "core config").EnumerateObject())
         {
-            if (property.Name != "plugins") throw JsonConfig.UnknownKey("core config", property.Name, "plugins");
+            if (property.Name == "unload_timeout_ms")
+            {
+                unloadTimeout = property.Value.ValueKind == JsonValueKind.Number && property.Value.TryGetInt32(out var ms) && ms >= 0 ? ms
+                    : throw new MlosException(SmiStatus.InvalidParam, "core config: 'unload_timeout_ms' must be an integer from 0 to 2147483647");
+                continue;
+            }
+            if (property.Name != "plugins") throw JsonConfig.UnknownKey("core config", property.Name, "plugins, unload_timeout_ms");
             if (property.Value.ValueKind != JsonValueKind.Array)
                 throw new MlosException(SmiStatus.InvalidParam, "core config: 'plugins' must be an array");
             foreach (var entry in property.Value.EnumerateArray())
@@ -39,7 +48,7 @@ public sealed record CoreConfig(IReadOnlyList<PluginConfig> Plugins)
                 plugins.Add(new PluginConfig(path ?? throw new MlosException(SmiStatus.InvalidParam, "core config: a plugin entry has no 'path'"), id, config));
             }
         }
-        return new CoreConfig(plugins);
+        return new CoreConfig(plugins, unloadTimeout);
     }
 }
 

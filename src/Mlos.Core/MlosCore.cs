@@ -18,8 +18,15 @@ public sealed unsafe class MlosCore : IDisposable
     private readonly ConcurrentDictionary<string, Plugin> _plugins = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Model> _models = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Model>.AlternateLookup<ReadOnlySpan<char>> _modelsBySpan;
+    /// <summary>
+    /// Guards registry changes, which are short: plugin code (initialize, register_model) runs
+    /// outside it, with its id reserved in <see cref="_reserved"/>, so one slow plugin holds up
+    /// no other registration, load or lookup.
+    /// </summary>
     private readonly Lock _registryLock = new();
-    private volatile bool _disposed;
+    /// <summary>Plugin ids ("plugin:x") and model ids ("model:x") whose registration is under way.</summary>
+    private readonly HashSet<string> _reserved = new(StringComparer.Ordinal);
+    private volatile bool _disposing, _disposed;
     private int _registryVersion;
 
     /// <summary>
@@ -52,13 +59,21 @@ public sealed unsafe class MlosCore : IDisposable
     /// </summary>
     public int MaxModels { get; init; } = int.MaxValue;
 
+    /// <summary>
+    /// How long unload, unregister and destroy wait for calls already running on a model (and
+    /// admin calls for the gate of a serialised plugin) before they fail with BUSY, naming what
+    /// still runs; the model then keeps serving. A plugin call that never returns must not hang
+    /// its host. Default 30 s, as config <c>unload_timeout_ms</c>.
+    /// </summary>
+    public int UnloadTimeoutMs { get; init; } = CoreConfig.DefaultUnloadTimeoutMs;
+
     public MlosCore() => _modelsBySpan = _models.GetAlternateLookup<ReadOnlySpan<char>>();
 
     /// <summary>A core set up from a JSON config (see <see cref="CoreConfig"/>); null or empty means none.</summary>
     public static MlosCore Create(string? configJson)
     {
         var config = CoreConfig.Parse(configJson);
-        var core = new MlosCore();
+        var core = new MlosCore { UnloadTimeoutMs = config.UnloadTimeoutMs };
         try
         {
             foreach (var p in config.Plugins) core.LoadPlugin(p.Path, p.Id, p.Config);
@@ -77,30 +92,37 @@ public sealed unsafe class MlosCore : IDisposable
     public IReadOnlyCollection<Model> Models => _models.Values.OrderBy(m => m.Id, StringComparer.Ordinal).ToArray();
 
     /// <summary>Loads, checks and initialises a plugin; <paramref name="id"/> null means the plugin's own id.</summary>
-    public Plugin LoadPlugin(string? path, string? id = null, string? config = null)
+    public Plugin LoadPlugin(string? path, string? id = null, string? config = null) =>
+        LoadPluginAt(NativePath.FromString(path), id, config);
+
+    /// <summary><see cref="LoadPlugin"/> with the path as the bytes the C API was given.</summary>
+    public Plugin LoadPluginAt(NativePath? path, string? id = null, string? config = null)
     {
-        lock (_registryLock)
+        PluginCalls.RefuseReentry("load_plugin");
+        ThrowIfDisposed();
+        var library = PluginLibrary.Open(path);
+        var pluginId = id ?? PluginText.Read(library.Descriptor->PluginId)!;
+        CheckId(pluginId, "plugin id");
+        Reserve("plugin:" + pluginId, () => _plugins.ContainsKey(pluginId)
+            ? new MlosException(SmiStatus.AlreadyExists, $"a plugin with id '{pluginId}' is already loaded") : null);
+        try
         {
-            ThrowIfDisposed();
-            var library = PluginLibrary.Open(path);
-            var pluginId = id ?? Smi.Sdk.Utf8.Read(library.Descriptor->PluginId)!;
-            CheckId(pluginId, "plugin id");
-            if (_plugins.ContainsKey(pluginId))
-                throw new MlosException(SmiStatus.AlreadyExists, $"a plugin with id '{pluginId}' is already loaded");
             library.Claim(pluginId);
+            Plugin plugin;
             try
             {
-                var plugin = new Plugin(pluginId, library.Path, library, library.Descriptor);
+                plugin = new Plugin(pluginId, library.Path.Text, library, library.Descriptor) { AdminTimeoutMs = UnloadTimeoutMs };
                 plugin.Initialize(config);
-                _plugins[pluginId] = plugin;
-                return plugin;
             }
             catch
             {
                 library.Release();
                 throw;
             }
+            lock (_registryLock) _plugins[pluginId] = plugin;
+            return plugin;
         }
+        finally { Unreserve("plugin:" + pluginId); }
     }
 
     public Plugin GetPlugin(string? id) =>
@@ -108,27 +130,61 @@ public sealed unsafe class MlosCore : IDisposable
         : throw new MlosException(SmiStatus.NotFound, $"no plugin with id '{id}' is loaded");
 
     /// <summary>Registers a model with a plugin. <paramref name="optionsJson"/>: see <see cref="ModelOptions"/>.</summary>
-    public Model RegisterModel(string? modelId, string? pluginId, string? path, string? optionsJson = null)
+    public Model RegisterModel(string? modelId, string? pluginId, string? path, string? optionsJson = null) =>
+        RegisterModelAt(modelId, pluginId, NativePath.FromString(path), optionsJson);
+
+    /// <summary><see cref="RegisterModel"/> with the path as the bytes the C API was given.</summary>
+    public Model RegisterModelAt(string? modelId, string? pluginId, NativePath? path, string? optionsJson = null)
     {
+        PluginCalls.RefuseReentry("register_model");
         CheckId(modelId, "model id");
         var options = ModelOptions.Parse(optionsJson);
+        Plugin plugin = null!;
+        Reserve("model:" + modelId, () =>
+        {
+            plugin = GetPlugin(pluginId);
+            if (_models.ContainsKey(modelId!))
+                return new MlosException(SmiStatus.AlreadyExists, $"a model with id '{modelId}' is already registered");
+            if (_models.Count + _reserved.Count(r => r.StartsWith("model:", StringComparison.Ordinal)) >= MaxModels)
+                return new MlosException(SmiStatus.InvalidState, $"{MaxModels} models are registered, the most this core takes: unregister one first");
+            if (options.Batching is not null && !plugin.HasTypedInfer)
+                return new MlosException(SmiStatus.NotSupported, $"model '{modelId}': dynamic batching needs typed infer, which plugin '{plugin.Id}' lacks");
+            return null;
+        });
+        try
+        {
+            nint handle;
+            using (var metadata = new NativeMetadata(modelId!, options.Framework, options.Version, path, options.Config))
+                handle = plugin.Register(metadata.Pointer);
+            var model = new Model(modelId!, plugin, handle, path, options.Framework, options.Version, options.Batching);
+            lock (_registryLock)
+            {
+                _models[modelId!] = model;
+                Interlocked.Increment(ref _registryVersion);
+            }
+            return model;
+        }
+        finally { Unreserve("model:" + modelId); }
+    }
+
+    /// <summary>
+    /// Reserves <paramref name="key"/> for a registration that runs plugin code outside the
+    /// registry lock; <paramref name="refusal"/> runs under the lock and may refuse it.
+    /// </summary>
+    private void Reserve(string key, Func<MlosException?> refusal)
+    {
         lock (_registryLock)
         {
             ThrowIfDisposed();
-            var plugin = GetPlugin(pluginId);
-            if (_models.ContainsKey(modelId!))
-                throw new MlosException(SmiStatus.AlreadyExists, $"a model with id '{modelId}' is already registered");
-            if (_models.Count >= MaxModels)
-                throw new MlosException(SmiStatus.InvalidState, $"{MaxModels} models are registered, the most this core takes: unregister one first");
-            if (options.Batching is not null && !plugin.HasTypedInfer)
-                throw new MlosException(SmiStatus.NotSupported, $"model '{modelId}': dynamic batching needs typed infer, which plugin '{plugin.Id}' lacks");
-            using var metadata = new NativeMetadata(modelId!, options.Framework, options.Version, path, options.Config);
-            var handle = plugin.Register(metadata.Pointer);
-            var model = new Model(modelId!, plugin, handle, path, options.Framework, options.Version, options.Batching);
-            _models[modelId!] = model;
-            Interlocked.Increment(ref _registryVersion);
-            return model;
+            if (refusal() is { } e) throw e;
+            if (!_reserved.Add(key))
+                throw new MlosException(SmiStatus.AlreadyExists, $"{key.Replace(":", " '")}' is being registered by another call");
         }
+    }
+
+    private void Unreserve(string key)
+    {
+        lock (_registryLock) _reserved.Remove(key);
     }
 
     public Model GetModel(string? id) =>
@@ -172,7 +228,7 @@ public sealed unsafe class MlosCore : IDisposable
         if (utf8Id.Length > 4 * MaxIdLength)
             throw new MlosException(SmiStatus.InvalidParam, $"model id is longer than {MaxIdLength} characters");
         Span<char> chars = stackalloc char[utf8Id.Length];
-        var model = GetModel(chars[..System.Text.Encoding.UTF8.GetChars(utf8Id, chars)]);
+        var model = GetModel(chars[..StrictUtf8.Decode(utf8Id, chars, "model id")]);
         Volatile.Write(ref _lookups[slot], new LookupEntry(utf8Id.ToArray(), version, model));
         return model;
     }
@@ -180,34 +236,48 @@ public sealed unsafe class MlosCore : IDisposable
     /// <summary>Loads a registered model; loading a loaded model is a no-op.</summary>
     public void LoadModel(string? id)
     {
+        PluginCalls.RefuseReentry("load_model");
         var model = GetModel(id);
         lock (model.AdminLock)
         {
             switch (model.State)
             {
                 case ModelState.Loaded: return;
-                case ModelState.Unregistered: throw new MlosException(SmiStatus.NotFound, $"model '{id}' was unregistered");
+                case ModelState.Unregistering or ModelState.Unregistered: throw new MlosException(SmiStatus.NotFound, $"model '{id}' was unregistered");
             }
-            model.Plugin.Load(model.Handle, model.Path);
-            try { model.StartBatching(); }
+            model.SetState(ModelState.Loading);
+            try
+            {
+                model.Plugin.Load(model.Handle, model.NativePath);
+                try { model.StartBatching(); }
+                catch
+                {
+                    model.Plugin.Unload(model.Handle);
+                    throw;
+                }
+            }
             catch
             {
-                model.Plugin.Unload(model.Handle);
+                model.SetState(ModelState.Registered);
                 throw;
             }
             model.SetState(ModelState.Loaded);
         }
     }
 
-    /// <summary>Unloads a model after the requests running on it finish; new ones fail with BUSY meanwhile.</summary>
+    /// <summary>
+    /// Unloads a model after the requests running on it finish; new ones fail with BUSY meanwhile.
+    /// If they are still running after <see cref="UnloadTimeoutMs"/>, it fails with BUSY and the
+    /// model stays loaded.
+    /// </summary>
     public void UnloadModel(string? id)
     {
+        PluginCalls.RefuseReentry("unload_model");
         var model = GetModel(id);
         lock (model.AdminLock)
         {
             if (model.State != ModelState.Loaded) return;
-            model.StopBatching();
-            model.Drain(ModelState.Unloading);
+            StopServing(model, ModelState.Unloading);
             try { model.Plugin.Unload(model.Handle); }
             catch
             {
@@ -219,29 +289,55 @@ public sealed unsafe class MlosCore : IDisposable
         }
     }
 
-    /// <summary>Unloads (if needed) and forgets a model.</summary>
+    /// <summary>
+    /// Unloads (if needed) and forgets a model. Nothing reaches its handle once this has begun;
+    /// calls already running are waited for, at most <see cref="UnloadTimeoutMs"/>: then it
+    /// fails with BUSY and the model stays as it was.
+    /// </summary>
     public void UnregisterModel(string? id)
     {
-        Model model;
-        lock (_registryLock)
-        {
-            model = GetModel(id);
-            _models.TryRemove(model.Id, out _);
-            Interlocked.Increment(ref _registryVersion);
-        }
+        PluginCalls.RefuseReentry("unregister_model");
+        var model = GetModel(id);
         lock (model.AdminLock)
         {
+            if (model.State is ModelState.Unregistering or ModelState.Unregistered)
+                throw new MlosException(SmiStatus.NotFound, $"no model with id '{id}' is registered");
+            bool loaded = model.State == ModelState.Loaded;
+            StopServing(model, ModelState.Unregistering);
             MlosException? unloadFailure = null;
-            if (model.State == ModelState.Loaded)
+            if (loaded)
             {
-                model.StopBatching();
-                model.Drain(ModelState.Unloading);
                 try { model.Plugin.Unload(model.Handle); }
                 catch (MlosException e) { unloadFailure = e; }
             }
-            model.Drain(ModelState.Unregistered);
+            model.SetState(ModelState.Unregistered);
+            lock (_registryLock)
+            {
+                _models.TryRemove(new KeyValuePair<string, Model>(model.Id, model));
+                Interlocked.Increment(ref _registryVersion);
+            }
             model.Plugin.Unregister(model.Handle);
             if (unloadFailure is not null) throw unloadFailure;
+        }
+    }
+
+    /// <summary>
+    /// Stops the batcher (its queued requests still run) and drains the model into
+    /// <paramref name="next"/>; on a timeout the model is put back as it was and BUSY thrown.
+    /// </summary>
+    private void StopServing(Model model, ModelState next)
+    {
+        var before = model.State;
+        try
+        {
+            model.StopBatching(UnloadTimeoutMs);
+            model.Drain(next, UnloadTimeoutMs);
+        }
+        catch (MlosException)
+        {
+            model.SetState(before);
+            if (before == ModelState.Loaded && model.Batcher is null) model.StartBatching();
+            throw;
         }
     }
 
@@ -251,6 +347,7 @@ public sealed unsafe class MlosCore : IDisposable
     /// </summary>
     public void Inference(Model model, void* input, nuint inputSize, void* output, nuint* outputSize)
     {
+        if (PluginCalls.Inside is { } inside && !model.Plugin.IsThreadSafe) throw PluginCalls.Reentrant(inside, $"inference on model '{model.Id}' of plugin '{model.Plugin.Id}', which is not thread-safe,");
         var call = new InferenceCall(input, inputSize, output, outputSize);
         var status = model.Run(ref call);
         if (status != SmiStatus.Success) throw model.Plugin.Failure(status, $"inference on model '{model.Id}'");
@@ -264,6 +361,7 @@ public sealed unsafe class MlosCore : IDisposable
     public Batching.InferTiming Infer(Model model, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs)
     {
         InferInputs.Check(inputs, numInputs);
+        if (PluginCalls.Inside is { } inside) return RunReentrant(inside, model, inputs, numInputs, outputs, numOutputs);
         if (model.Batcher is { } batcher) return batcher.Infer(inputs, numInputs, outputs, numOutputs);
         return RunTyped(model, inputs, numInputs, outputs, numOutputs);
     }
@@ -281,6 +379,17 @@ public sealed unsafe class MlosCore : IDisposable
         return new ValueTask<Batching.InferTiming>(RunTyped(model, inputs, numInputs, outputs, numOutputs));
     }
 
+    /// <summary>
+    /// Typed inference called from inside a plugin: served on this thread, never through a
+    /// batcher (whose scheduler may be this very thread), and only on a thread-safe plugin.
+    /// </summary>
+    private static Batching.InferTiming RunReentrant(Plugin inside, Model model, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs)
+    {
+        if (!model.Plugin.IsThreadSafe)
+            throw PluginCalls.Reentrant(inside, $"infer on model '{model.Id}' of plugin '{model.Plugin.Id}', which is not thread-safe,");
+        return RunTyped(model, inputs, numInputs, outputs, numOutputs);
+    }
+
     private static Batching.InferTiming RunTyped(Model model, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs)
     {
         if (!model.Plugin.HasTypedInfer)
@@ -295,29 +404,55 @@ public sealed unsafe class MlosCore : IDisposable
     /// <summary>Passes resource requests for a model to its plugin (allocate_resources).</summary>
     public void AllocateResources(string? id, SmiResourceReq* requirements, nuint count)
     {
+        PluginCalls.RefuseReentry("allocate_resources");
         var model = GetModel(id);
-        lock (model.AdminLock) model.Plugin.Allocate(model.Handle, requirements, count);
+        lock (model.AdminLock) model.OnHandle((plugin, handle) => { plugin.Allocate(handle, requirements, count); return 0; });
     }
 
     /// <summary>Gives back what <see cref="AllocateResources"/> took (deallocate_resources).</summary>
     public void DeallocateResources(string? id)
     {
+        PluginCalls.RefuseReentry("deallocate_resources");
         var model = GetModel(id);
-        lock (model.AdminLock) model.Plugin.Deallocate(model.Handle);
+        lock (model.AdminLock) model.OnHandle((plugin, handle) => { plugin.Deallocate(handle); return 0; });
     }
 
-    /// <summary>Unregisters every model and cleans every plugin up; the plugins' libraries become free for another core.</summary>
+    /// <summary>
+    /// Unregisters every model and cleans every plugin up; the plugins' libraries become free
+    /// for another core. When calls on some model are still running after
+    /// <see cref="UnloadTimeoutMs"/>, it fails with BUSY naming them: the core refuses new work
+    /// but stays, and a later call finishes the job.
+    /// </summary>
     public void Dispose()
     {
+        PluginCalls.RefuseReentry("destroy");
+        lock (_registryLock)
+        {
+            if (_disposed) return;
+            _disposing = true;
+        }
+        long deadline = Environment.TickCount64 + UnloadTimeoutMs;
+        while (true) // registrations under way finish (or fail) before the plugins go
+        {
+            lock (_registryLock)
+                if (_reserved.Count == 0) break;
+            if (Environment.TickCount64 > deadline)
+                throw new MlosException(SmiStatus.Busy, $"the core is not destroyed: a registration is still running after {UnloadTimeoutMs} ms");
+            Thread.Sleep(1);
+        }
+        var busy = new List<string>();
+        foreach (var model in _models.Values)
+        {
+            try { UnregisterModel(model.Id); }
+            catch (MlosException e) when (e.Status == SmiStatus.Busy) { busy.Add(e.Message); }
+            catch (MlosException) { /* the model is forgotten either way; nothing to report to at teardown */ }
+        }
+        if (busy.Count > 0)
+            throw new MlosException(SmiStatus.Busy, $"the core is not destroyed: {string.Join("; ", busy)}");
         lock (_registryLock)
         {
             if (_disposed) return;
             _disposed = true;
-        }
-        foreach (var model in _models.Values)
-        {
-            try { UnregisterModel(model.Id); }
-            catch (MlosException) { /* the model is forgotten either way; nothing to report to at teardown */ }
         }
         foreach (var plugin in _plugins.Values)
         {
@@ -329,7 +464,7 @@ public sealed unsafe class MlosCore : IDisposable
 
     private void ThrowIfDisposed()
     {
-        if (_disposed) throw new MlosException(SmiStatus.InvalidState, "the core has been destroyed");
+        if (_disposing) throw new MlosException(SmiStatus.InvalidState, "the core has been destroyed");
     }
 
     private static void CheckId(string? id, string what)

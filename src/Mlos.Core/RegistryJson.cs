@@ -53,26 +53,46 @@ public static class RegistryJson
         w.WriteNumber("total", models.Count);
     });
 
-    /// <summary>One model: registry fields, typed I/O specs when the plugin has them, and the plugin's own info.</summary>
-    public static unsafe byte[] ModelInfo(Model m) => Write(w =>
+    /// <summary>
+    /// One model: registry fields, typed I/O specs when the plugin has them, and the plugin's own
+    /// info. It says what it can: a plugin that cannot answer one part (a model not loaded yet, a
+    /// broken answer) leaves that part out, with the reason under <c>io_error</c> / <c>info_error</c>.
+    /// Refused from inside a plugin call, like every call that runs plugin code (see PluginCalls).
+    /// </summary>
+    public static unsafe byte[] ModelInfo(Model m)
     {
-        WriteModelFields(w, m);
-        if (m.Plugin.ModelIo(m.Handle) is { } io)
+        PluginCalls.RefuseReentry("model_info");
+        var (io, ioError) = Ask(m, static (p, h) => p.ModelIo(h));
+        var (info, infoError) = Ask(m, static (p, h) => p.ModelInfo(h));
+        return Write(w =>
         {
-            WriteSpecs(w, "inputs", io.Inputs);
-            WriteSpecs(w, "outputs", io.Outputs);
-        }
-        if (m.Plugin.ModelInfo(m.Handle) is { } info)
-        {
-            w.WritePropertyName("plugin_info");
-            try
+            WriteModelFields(w, m);
+            if (io is not null)
             {
-                using var doc = JsonDocument.Parse(info);
-                doc.RootElement.WriteTo(w);
+                WriteSpecs(w, "inputs", io.Inputs);
+                WriteSpecs(w, "outputs", io.Outputs);
             }
-            catch (JsonException) { w.WriteStringValue(info); } // a plugin may answer plain text
-        }
-    });
+            if (ioError is not null) w.WriteString("io_error", ioError);
+            if (info is not null)
+            {
+                w.WritePropertyName("plugin_info");
+                try
+                {
+                    using var doc = JsonDocument.Parse(info);
+                    doc.RootElement.WriteTo(w);
+                }
+                catch (JsonException) { w.WriteStringValue(info); } // a plugin may answer plain text
+            }
+            if (infoError is not null) w.WriteString("info_error", infoError);
+        });
+    }
+
+    /// <summary>One question to the plugin on the model's handle (counted in flight); its failure as text.</summary>
+    private static (T? Answer, string? Error) Ask<T>(Model m, Func<Plugin, nint, T?> question) where T : class
+    {
+        try { return (m.OnHandle(question), null); }
+        catch (MlosException e) when (e.Status != SmiStatus.NotFound || m.State != ModelState.Unregistered) { return (null, e.Message); }
+    }
 
     private static string CapabilityName(SmiCapabilities flag) => flag switch
     {

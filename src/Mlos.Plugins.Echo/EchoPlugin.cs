@@ -73,8 +73,21 @@ public sealed unsafe class EchoPlugin : ISmiPlugin<EchoModel>
         }
     }
 
-    public string GetModelInfo(EchoModel model) =>
-        $$"""{"name":"{{model.Description.Name}}","framework":"echo","loaded":{{(model.Loaded ? "true" : "false")}},"cpu_threads":{{model.CpuThreads}}}""";
+    /// <summary>Written with a JSON writer: a model id is any text, and must not add keys of its own.</summary>
+    public string GetModelInfo(EchoModel model)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(128);
+        using (var w = new System.Text.Json.Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            w.WriteString("name", model.Description.Name);
+            w.WriteString("framework", "echo");
+            w.WriteBoolean("loaded", model.Loaded);
+            w.WriteNumber("cpu_threads", model.CpuThreads);
+            w.WriteEndObject();
+        }
+        return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
 
     public SmiModelIo GetModelIo(EchoModel model)
     {

@@ -15,7 +15,7 @@ namespace Mlos.Core.Batching;
 /// A request fails only itself: when a merged batch fails in the plugin, its requests are run one
 /// by one so that each gets its own verdict; too-small output buffers fail their own request.
 /// </summary>
-internal sealed unsafe class DynamicBatcher : IDisposable
+internal sealed unsafe class DynamicBatcher
 {
     private readonly Model _model;
     private readonly BatchingOptions _options;
@@ -99,7 +99,14 @@ internal sealed unsafe class DynamicBatcher : IDisposable
         if (status != SmiStatus.Success) throw _model.Plugin.Failure(status, $"infer on model '{_model.Id}'");
     }
 
+    /// <summary>The scheduler thread; its buffers go with it.</summary>
     private void Schedule()
+    {
+        try { ScheduleBatches(); }
+        finally { _assembler.Dispose(); }
+    }
+
+    private void ScheduleBatches()
     {
         while (true)
         {
@@ -216,15 +223,17 @@ internal sealed unsafe class DynamicBatcher : IDisposable
         r.Answered = true;
     }
 
-    /// <summary>Stops taking requests, runs the ones already queued, and ends the scheduler.</summary>
-    public void Dispose()
+    /// <summary>
+    /// Stops taking requests and lets the scheduler run the ones already queued and end; false
+    /// when it has not ended within <paramref name="timeoutMs"/> (a plugin call that hangs).
+    /// </summary>
+    public bool Stop(int timeoutMs)
     {
         lock (_lock)
         {
             _stopping = true;
             Monitor.PulseAll(_lock);
         }
-        _scheduler.Join();
-        _assembler.Dispose();
+        return _scheduler.Join(timeoutMs);
     }
 }

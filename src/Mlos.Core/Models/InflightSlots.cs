@@ -7,6 +7,12 @@ namespace Mlos.Core.Models;
 /// (<see cref="Interlocked.MemoryBarrierProcessWide"/>) and reads every slot. The barrier
 /// orders both sides, so either the request sees the new state or unload sees the slot: the
 /// request path pays no atomic instruction, and the rare unload pays for the barrier.
+///
+/// Unload waits only for the requests it saw: each slot also counts the requests its thread
+/// has finished (<see cref="Slot.Finished"/>), and unload waits until that count moves on for
+/// every slot that held the model, instead of until no slot holds it. Requests that arrive
+/// later are refused, but on a busy model some slot nearly always holds one for an instant:
+/// waiting for "none" starved unload for seconds under 16 request threads.
 /// </summary>
 internal static class InflightSlots
 {
@@ -14,7 +20,23 @@ internal static class InflightSlots
     {
         /// <summary>Written only by <see cref="Owner"/>; read by unloading threads.</summary>
         public Model? Current;
+        /// <summary>Requests this thread has finished; written only by <see cref="Owner"/>.</summary>
+        public long Finished;
         public readonly Thread Owner = owner;
+
+        /// <summary>Ends the owner's request: the mark goes, then the count moves on.</summary>
+        public void Leave()
+        {
+            Volatile.Write(ref Current, null);
+            Volatile.Write(ref Finished, Finished + 1);
+        }
+    }
+
+    /// <summary>A request an unload saw running: its thread's slot and that slot's count then.</summary>
+    internal readonly record struct Seen(Slot Slot, long Finished)
+    {
+        public bool StillRunning => Volatile.Read(ref Slot.Finished) == Finished;
+        public string ThreadName => Slot.Owner.Name ?? $"#{Slot.Owner.ManagedThreadId}";
     }
 
     [ThreadStatic] private static Slot? t_slot;
@@ -24,11 +46,23 @@ internal static class InflightSlots
     /// <summary>The calling thread's slot, registered on first use.</summary>
     public static Slot Mine => t_slot ?? Register();
 
-    /// <summary>Whether some thread is inside a request on <paramref name="model"/>.</summary>
-    public static bool AnyRunning(Model model)
+    /// <summary>
+    /// The requests running on <paramref name="model"/> now. The mark is read before the count:
+    /// a request still running when the count is read has not counted itself yet, so waiting
+    /// for the count to move waits for it.
+    /// </summary>
+    public static List<Seen> Running(Model model)
     {
+        var seen = new List<Seen>();
         foreach (var slot in Volatile.Read(ref s_all))
-            if (Volatile.Read(ref slot.Current) == model) return true;
+            if (Volatile.Read(ref slot.Current) == model) seen.Add(new Seen(slot, Volatile.Read(ref slot.Finished)));
+        return seen;
+    }
+
+    public static bool StillRunning(List<Seen> seen)
+    {
+        foreach (var s in seen)
+            if (s.StillRunning) return true;
         return false;
     }
 

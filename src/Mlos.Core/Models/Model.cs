@@ -10,6 +10,10 @@ public enum ModelState
     Loaded = 1,
     Unloading = 2,
     Unregistered = 3,
+    /// <summary>The plugin's load_model is running.</summary>
+    Loading = 4,
+    /// <summary>Unregister has begun: nothing new reaches the handle.</summary>
+    Unregistering = 5,
 }
 
 /// <summary>One call into a plugin on a model's handle, run by <see cref="Model.Run"/>.</summary>
@@ -30,13 +34,14 @@ public sealed class Model
     private int _state;
     private int _inflight;
 
-    internal Model(string id, Plugin plugin, nint handle, string? path, string? framework, string? version, Batching.BatchingOptions? batching = null)
+    internal Model(string id, Plugin plugin, nint handle, NativePath? path, string? framework, string? version, Batching.BatchingOptions? batching = null)
     {
         Id = id;
         Batching = batching;
         Plugin = plugin;
         Handle = handle;
-        Path = path;
+        NativePath = path;
+        Path = path?.Text;
         Framework = framework;
         Version = version;
     }
@@ -44,7 +49,9 @@ public sealed class Model
     public string Id { get; }
     public Plugin Plugin { get; }
     internal nint Handle { get; }
+    /// <summary>The model path for display; <see cref="NativePath"/> is what the plugin gets.</summary>
     public string? Path { get; }
+    public NativePath? NativePath { get; }
     public string? Framework { get; }
     public string? Version { get; }
     public ModelState State => (ModelState)Volatile.Read(ref _state);
@@ -80,30 +87,50 @@ public sealed class Model
         Batcher = new Batching.DynamicBatcher(this, Batching);
     }
 
-    /// <summary>Stops batching: queued requests still run, new ones go straight to the (unloading) model.</summary>
-    internal void StopBatching()
+    /// <summary>
+    /// Stops batching: queued requests still run, new ones go straight to the (unloading) model.
+    /// BUSY when the batch running now has not finished within <paramref name="timeoutMs"/>; the
+    /// scheduler then ends after it, and requests meanwhile run unbatched.
+    /// </summary>
+    internal void StopBatching(int timeoutMs)
     {
         var batcher = Batcher;
         Batcher = null;
-        batcher?.Dispose();
+        if (batcher is not null && !batcher.Stop(timeoutMs))
+            throw new MlosException(SmiStatus.Busy, $"model '{Id}': its batch is still running after {timeoutMs} ms");
     }
 
     /// <summary>Serialises load, unload and unregister of this model.</summary>
     internal Lock AdminLock { get; } = new();
 
     /// <summary>
-    /// Starts a request. The increment comes before the state check and unload sets the state
-    /// before it reads the count (both full fences), so one of them always sees the other.
+    /// Starts a call on the handle: a request on the nested path, or a model-info or resource
+    /// call, which needs the model registered but not loaded. The increment comes before the
+    /// state check and <see cref="Drain"/> sets the state before it reads the count (both full
+    /// fences), so one of them always sees the other. A refused call gives the count back at
+    /// once, before any message is built, so that it holds up no unload.
     /// </summary>
-    internal bool TryEnter()
+    private bool TryEnter(bool needLoaded)
     {
         Interlocked.Increment(ref _inflight);
-        if (Volatile.Read(ref _state) == (int)ModelState.Loaded) return true;
+        int state = Volatile.Read(ref _state);
+        if (needLoaded ? state == (int)ModelState.Loaded : state is not ((int)ModelState.Unregistering or (int)ModelState.Unregistered)) return true;
         Interlocked.Decrement(ref _inflight);
         return false;
     }
 
-    internal void Exit() => Interlocked.Decrement(ref _inflight);
+    private void Exit() => Interlocked.Decrement(ref _inflight);
+
+    /// <summary>
+    /// Runs a call on the handle of a registered model (model info, resources), counted as
+    /// in flight so that unregister waits for it and no call starts once unregister has begun.
+    /// </summary>
+    internal T OnHandle<T>(Func<Plugin, nint, T> call)
+    {
+        if (!TryEnter(needLoaded: false)) throw new MlosException(SmiStatus.NotFound, $"model '{Id}' was unregistered");
+        try { return call(Plugin, Handle); }
+        finally { Exit(); }
+    }
 
     /// <summary>
     /// Runs <paramref name="call"/> if the model is loaded and keeps unload away meanwhile.
@@ -113,52 +140,86 @@ public sealed class Model
     {
         if (Plugin.Gate is { } gate)
         {
-            using (gate.Hold())
+            gate.Enter();
+            bool runnable = Volatile.Read(ref _state) == (int)ModelState.Loaded;
+            try
             {
-                if (Volatile.Read(ref _state) != (int)ModelState.Loaded) throw NotRunnable();
-                return call.Invoke(Plugin, Handle);
+                if (runnable)
+                {
+                    using (PluginCalls.Enter(Plugin)) return call.Invoke(Plugin, Handle);
+                }
             }
+            finally { gate.Exit(); }
+            throw NotRunnable();
         }
         var slot = InflightSlots.Mine;
         if (slot.Current is not null) return RunNested(ref call); // a plugin calling back into the core
         Volatile.Write(ref slot.Current, this);
+        if (Volatile.Read(ref _state) != (int)ModelState.Loaded)
+        {
+            slot.Leave(); // before the exception is built: a refused request holds up no unload
+            throw NotRunnable();
+        }
         try
         {
-            if (Volatile.Read(ref _state) != (int)ModelState.Loaded) throw NotRunnable();
-            return call.Invoke(Plugin, Handle);
+            using (PluginCalls.Enter(Plugin)) return call.Invoke(Plugin, Handle);
         }
-        finally { Volatile.Write(ref slot.Current, null); }
+        finally { slot.Leave(); }
     }
 
     /// <summary>A request inside another on the same thread: its slot is taken, so count it instead.</summary>
     private SmiStatus RunNested<TCall>(ref TCall call) where TCall : struct, IModelCall
     {
-        if (!TryEnter()) throw NotRunnable();
-        try { return call.Invoke(Plugin, Handle); }
+        if (!TryEnter(needLoaded: true)) throw NotRunnable();
+        try
+        {
+            using (PluginCalls.Enter(Plugin)) return call.Invoke(Plugin, Handle);
+        }
         finally { Exit(); }
     }
 
-    internal MlosException NotRunnable() => new(
-        State == ModelState.Unloading ? SmiStatus.Busy : SmiStatus.InvalidState,
-        $"model '{Id}' is {State.ToString().ToLowerInvariant()}, not loaded");
+    internal MlosException NotRunnable()
+    {
+        var state = State;
+        return new(state is ModelState.Unloading or ModelState.Loading ? SmiStatus.Busy : SmiStatus.InvalidState,
+            $"model '{Id}' is {state.ToString().ToLowerInvariant()}, not loaded");
+    }
 
     internal void SetState(ModelState state) => Interlocked.Exchange(ref _state, (int)state);
 
-    /// <summary>Stops new requests and waits for running ones; the caller holds <see cref="AdminLock"/>.</summary>
-    internal void Drain(ModelState next)
+    /// <summary>
+    /// Stops new calls and waits for the ones already admitted, at most <paramref name="timeoutMs"/>:
+    /// then it fails with BUSY naming what still runs, and the caller puts the old state back.
+    /// Calls refused meanwhile never hold it up: each leaves its mark before it builds its error,
+    /// and only the marks present when the new state was published are waited for.
+    /// The caller holds <see cref="AdminLock"/>.
+    /// </summary>
+    internal void Drain(ModelState next, int timeoutMs)
     {
         SetState(next);
+        long deadline = Environment.TickCount64 + timeoutMs;
         if (Plugin.Gate is { } gate)
         {
             // A serialised request runs holding the gate and checked the state under it:
             // once we have held it, none can still be running or start.
-            gate.Enter();
+            if (!gate.TryEnter(timeoutMs))
+                throw new MlosException(SmiStatus.Busy, $"model '{Id}': a call into plugin '{Plugin.Id}' is still running after {timeoutMs} ms");
             gate.Exit();
-            return;
         }
         // Pairs with the plain store-then-load of a request: see InflightSlots.
         Interlocked.MemoryBarrierProcessWide();
+        var running = InflightSlots.Running(this);
         var spin = new SpinWait();
-        while (Volatile.Read(ref _inflight) != 0 || InflightSlots.AnyRunning(this)) spin.SpinOnce(sleep1Threshold: 20);
+        while (Volatile.Read(ref _inflight) != 0 || InflightSlots.StillRunning(running))
+        {
+            if (Environment.TickCount64 > deadline)
+            {
+                int threads = running.Count(r => r.StillRunning), counted = Volatile.Read(ref _inflight);
+                throw new MlosException(SmiStatus.Busy,
+                    $"model '{Id}': {threads + counted} call(s) still running after {timeoutMs} ms" +
+                    (threads > 0 ? $" (requests on threads {string.Join(", ", running.Where(r => r.StillRunning).Select(r => r.ThreadName))})" : ""));
+            }
+            spin.SpinOnce(sleep1Threshold: 20);
+        }
     }
 }

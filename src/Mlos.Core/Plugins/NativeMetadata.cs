@@ -9,7 +9,7 @@ internal sealed unsafe class NativeMetadata : IDisposable
 {
     private readonly SmiModelMetadata* _metadata;
 
-    public NativeMetadata(string name, string? framework, string? version, string? path, string? config)
+    public NativeMetadata(string name, string? framework, string? version, NativePath? path, string? config)
     {
         _metadata = (SmiModelMetadata*)NativeMemory.AllocZeroed((nuint)sizeof(SmiModelMetadata));
         _metadata->Name = Utf8.Allocate(name);
@@ -33,4 +33,13 @@ internal sealed unsafe class NativeMetadata : IDisposable
     }
 
     private static byte* Copy(string? s) => s is null ? null : Utf8.Allocate(s);
+
+    /// <summary>The path's own bytes: a path need not be UTF-8.</summary>
+    private static byte* Copy(NativePath? path)
+    {
+        if (path is null) return null;
+        byte* p = (byte*)NativeMemory.Alloc((nuint)path.Terminated.Length);
+        path.Terminated.CopyTo(new Span<byte>(p, path.Terminated.Length));
+        return p;
+    }
 }

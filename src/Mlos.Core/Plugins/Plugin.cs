@@ -24,7 +24,7 @@ public sealed unsafe class Plugin
         // The 1.1 block exists only in plugins built against SMI >= 1.1: reading it from an
         // older plugin would read past the end of its descriptor.
         if (Smi.Abi.SmiVersion.GetMinor(SmiVersion) >= 1) _v11 = descriptor->V11;
-        NativeId = Utf8.Read(descriptor->PluginId) ?? "";
+        NativeId = PluginText.Read(descriptor->PluginId) ?? "";
         ReadInfo();
         _serial = IsThreadSafe ? null : new PluginGate();
     }
@@ -42,19 +42,30 @@ public sealed unsafe class Plugin
     public bool HasModelIo => _v11.GetModelIo != null;
     internal PluginLibrary Library { get; }
 
+    /// <summary>
+    /// How long an admin call (register, load, unload, model info…) waits for the gate of a
+    /// serialised plugin before it fails with BUSY: a hung call must not hang every caller.
+    /// </summary>
+    internal int AdminTimeoutMs { get; set; } = Timeout.Infinite;
+
     internal void Initialize(string? config)
     {
         byte* c = config is null ? null : Utf8.Allocate(config);
-        try { Check(_api.Initialize(c), "initialize"); }
+        try
+        {
+            SmiStatus status;
+            using (Serial("initialize")) status = _api.Initialize(c);
+            Check(status, "initialize");
+        }
         finally { System.Runtime.InteropServices.NativeMemory.Free(c); }
         ReadInfo(); // a bridge (Python) knows its name only once it has loaded what it serves
     }
 
     private void ReadInfo()
     {
-        Name = Utf8.Read(_api.GetPluginName()) ?? Id;
-        Version = Utf8.Read(_api.GetPluginVersion()) ?? "";
-        Frameworks = _api.GetSupportedFrameworks != null ? Utf8.Read(_api.GetSupportedFrameworks()) ?? "" : "";
+        Name = PluginText.Read(_api.GetPluginName()) ?? Id;
+        Version = PluginText.Read(_api.GetPluginVersion()) ?? "";
+        Frameworks = _api.GetSupportedFrameworks != null ? PluginText.Read(_api.GetSupportedFrameworks()) ?? "" : "";
     }
 
     /// <summary>Calls cleanup if the plugin has one; failures are reported, not thrown.</summary>
@@ -62,7 +73,11 @@ public sealed unsafe class Plugin
     {
         if (_api.Cleanup == null) return null;
         SmiStatus status;
-        using (Serial()) status = _api.Cleanup();
+        try
+        {
+            using (Serial("cleanup")) status = _api.Cleanup();
+        }
+        catch (MlosException e) { return e.Message; }
         return status == SmiStatus.Success ? null : Failure(status, "cleanup").Message;
     }
 
@@ -70,7 +85,7 @@ public sealed unsafe class Plugin
     {
         nint handle = 0;
         SmiStatus status;
-        using (Serial()) status = _api.RegisterModel(metadata, &handle);
+        using (Serial("register_model")) status = _api.RegisterModel(metadata, &handle);
         Check(status, "register_model");
         return handle;
     }
@@ -79,28 +94,26 @@ public sealed unsafe class Plugin
     {
         if (_api.UnregisterModel == null) return; // optional: nothing to forget
         SmiStatus status;
-        using (Serial()) status = _api.UnregisterModel(handle);
+        using (Serial("unregister_model")) status = _api.UnregisterModel(handle);
         Check(status, "unregister_model");
     }
 
-    internal void Load(nint handle, string? path)
+    internal void Load(nint handle, NativePath? path)
     {
         if (_api.LoadModel == null) return; // optional: the plugin needs no load step
-        byte* p = path is null ? null : Utf8.Allocate(path);
-        try
+        fixed (byte* p = path?.Terminated)
         {
             SmiStatus status;
-            using (Serial()) status = _api.LoadModel(handle, p);
+            using (Serial("load_model")) status = _api.LoadModel(handle, p);
             Check(status, "load_model");
         }
-        finally { System.Runtime.InteropServices.NativeMemory.Free(p); }
     }
 
     internal void Unload(nint handle)
     {
         if (_api.UnloadModel == null) return;
         SmiStatus status;
-        using (Serial()) status = _api.UnloadModel(handle);
+        using (Serial("unload_model")) status = _api.UnloadModel(handle);
         Check(status, "unload_model");
     }
 
@@ -109,7 +122,7 @@ public sealed unsafe class Plugin
         if (_api.AllocateResources == null)
             throw new MlosException(SmiStatus.NotSupported, $"plugin '{Id}' does not take resource requests");
         SmiStatus status;
-        using (Serial()) status = _api.AllocateResources(handle, requirements, count);
+        using (Serial("allocate_resources")) status = _api.AllocateResources(handle, requirements, count);
         Check(status, "allocate_resources");
     }
 
@@ -117,27 +130,40 @@ public sealed unsafe class Plugin
     {
         if (_api.DeallocateResources == null) return; // optional: nothing was taken
         SmiStatus status;
-        using (Serial()) status = _api.DeallocateResources(handle);
+        using (Serial("deallocate_resources")) status = _api.DeallocateResources(handle);
         Check(status, "deallocate_resources");
     }
+
+    /// <summary>Most bytes of model info taken from a plugin.</summary>
+    private const int MaxInfoBytes = 16 << 20;
 
     internal string? ModelInfo(nint handle)
     {
         if (_api.GetModelInfo == null) return null;
         nuint size = 4096;
-        while (true)
+        for (int attempt = 0; ; attempt++)
         {
             var buffer = new byte[(int)size];
             SmiStatus status;
+            nuint n = size;
             fixed (byte* b = buffer)
             {
-                nuint n = size;
-                using (Serial()) status = _api.GetModelInfo(handle, b, &n);
-                if (status == SmiStatus.Success)
-                    return System.Text.Encoding.UTF8.GetString(buffer, 0, (int)Math.Max(n, 1) - 1);
-                if ((status == SmiStatus.BufferTooSmall || status == SmiStatus.OutOfMemory) && n > size && n < 64u << 20) { size = n; continue; }
+                using (Serial("get_model_info")) status = _api.GetModelInfo(handle, b, &n);
+            }
+            if (status == SmiStatus.Success)
+            {
+                if (n > size) throw PluginAnswers.Broke(this, "get_model_info", $"it reported {n} bytes written into a buffer of {size}");
+                var text = buffer.AsSpan(0, (int)n);
+                int end = text.IndexOf((byte)0);
+                return System.Text.Encoding.UTF8.GetString(end >= 0 ? text[..end] : text);
+            }
+            if (status is SmiStatus.BufferTooSmall or SmiStatus.OutOfMemory && n > size)
+            {
+                if (n > MaxInfoBytes) throw PluginAnswers.Broke(this, "get_model_info", $"it asked for {n} bytes of model info; at most {MaxInfoBytes} are taken");
+                if (attempt < 3) { size = n; continue; }
             }
             Check(status, "get_model_info");
+            throw PluginAnswers.Broke(this, "get_model_info", "it kept asking for a larger buffer");
         }
     }
 
@@ -145,18 +171,43 @@ public sealed unsafe class Plugin
     {
         if (_v11.GetModelIo == null) return null;
         nuint nIn = 0, nOut = 0;
-        SmiStatus status;
-        using (Serial()) status = _v11.GetModelIo(handle, null, &nIn, null, &nOut);
-        if (status != SmiStatus.Success && status != SmiStatus.BufferTooSmall) Check(status, "get_model_io");
-        var inputs = new SmiTensorSpec[(int)nIn];
-        var outputs = new SmiTensorSpec[(int)nOut];
-        fixed (SmiTensorSpec* i = inputs)
-        fixed (SmiTensorSpec* o = outputs)
+        for (int attempt = 0; ; attempt++)
         {
-            using (Serial()) status = _v11.GetModelIo(handle, i, &nIn, o, &nOut);
+            SmiStatus status;
+            if (nIn > PluginAnswers.MaxTensors || nOut > PluginAnswers.MaxTensors)
+                throw PluginAnswers.Broke(this, "get_model_io", $"it reported {nIn} inputs and {nOut} outputs; no model has more than {PluginAnswers.MaxTensors}");
+            var inputs = new SmiTensorSpec[(int)nIn];
+            var outputs = new SmiTensorSpec[(int)nOut];
+            nuint capIn = nIn, capOut = nOut;
+            fixed (SmiTensorSpec* i = inputs)
+            fixed (SmiTensorSpec* o = outputs)
+            {
+                using (Serial("get_model_io")) status = _v11.GetModelIo(handle, i, &nIn, o, &nOut);
+            }
+            if (status == SmiStatus.Success && nIn <= capIn && nOut <= capOut)
+            {
+                if (nIn < capIn || nOut < capOut)
+                {
+                    inputs = inputs[..(int)nIn];
+                    outputs = outputs[..(int)nOut];
+                }
+                CheckSpecs(inputs, "input");
+                CheckSpecs(outputs, "output");
+                return new SmiModelIo(inputs, outputs);
+            }
+            // Asked with too small arrays (the first call always is, unless the model has no tensors):
+            // ask again with the counts it gave, a few times in case they change meanwhile.
+            if ((status == SmiStatus.BufferTooSmall || status == SmiStatus.Success) && attempt < 3) continue;
+            if (status == SmiStatus.Success) throw PluginAnswers.Broke(this, "get_model_io", $"it reported {nIn} inputs and {nOut} outputs for arrays of {capIn} and {capOut}");
             Check(status, "get_model_io");
         }
-        return new SmiModelIo(inputs, outputs);
+    }
+
+    private void CheckSpecs(SmiTensorSpec[] specs, string what)
+    {
+        for (int i = 0; i < specs.Length; i++)
+            if (PluginAnswers.SpecProblem(in specs[i]) is { } problem)
+                throw PluginAnswers.Broke(this, "get_model_io", $"{what} {i} {problem}");
     }
 
     /// <summary>
@@ -165,20 +216,57 @@ public sealed unsafe class Plugin
     /// </summary>
     internal PluginGate? Gate => _serial;
 
-    /// <summary>Untyped inference, caller's buffers straight to the plugin; the caller holds <see cref="Gate"/> if any.</summary>
-    internal SmiStatus InferenceCall(nint handle, void* input, nuint inputSize, void* output, nuint* outputSize) =>
-        _api.Inference(handle, input, inputSize, output, outputSize);
+    /// <summary>
+    /// Untyped inference, caller's buffers straight to the plugin; the caller holds <see cref="Gate"/>
+    /// if any. A success that claims more bytes than the buffer holds is the plugin's breach.
+    /// </summary>
+    internal SmiStatus InferenceCall(nint handle, void* input, nuint inputSize, void* output, nuint* outputSize)
+    {
+        nuint capacity = *outputSize;
+        var status = _api.Inference(handle, input, inputSize, output, outputSize);
+        if (status == SmiStatus.Success && *outputSize > capacity)
+            throw PluginAnswers.Broke(this, "inference", $"it reported {*outputSize} output bytes for a buffer of {capacity}");
+        return status;
+    }
 
-    /// <summary>Typed inference; the caller has checked <see cref="HasTypedInfer"/> and holds <see cref="Gate"/> if any.</summary>
-    internal SmiStatus InferCall(nint handle, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs) =>
-        _v11.Infer(handle, inputs, numInputs, outputs, numOutputs);
+    /// <summary>
+    /// Typed inference; the caller has checked <see cref="HasTypedInfer"/> and holds <see cref="Gate"/>
+    /// if any. The outputs come back checked (<see cref="PluginAnswers.CheckOutputs"/>); on any
+    /// failure nothing the plugin allocated is left in them.
+    /// </summary>
+    internal SmiStatus InferCall(nint handle, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs)
+    {
+        nuint capacity = *numOutputs;
+        if (capacity > PluginAnswers.MaxTensors) *numOutputs = capacity = PluginAnswers.MaxTensors; // no more than the core checks
+        Span<PluginAnswers.Lent> lent = capacity <= 16 ? stackalloc PluginAnswers.Lent[16] : new PluginAnswers.Lent[(int)capacity];
+        lent = lent[..(int)capacity];
+        PluginAnswers.Record(outputs, lent);
+        var status = _v11.Infer(handle, inputs, numInputs, outputs, numOutputs);
+        if (status != SmiStatus.Success)
+        {
+            PluginAnswers.ReleaseLeftovers(outputs, lent);
+            return status;
+        }
+        if (PluginAnswers.CheckOutputs(this, outputs, *numOutputs, lent) is { } breach)
+        {
+            *numOutputs = 0;
+            throw breach;
+        }
+        return status;
+    }
 
-    /// <summary>The exception for a failed call, with the plugin's own message when it keeps one.</summary>
+    /// <summary>
+    /// The exception for a failed call, with the plugin's own message when it keeps one. A status
+    /// outside smi_status_t becomes RUNTIME, with the raw value in the message.
+    /// </summary>
     internal MlosException Failure(SmiStatus status, string entry)
     {
-        string? detail = _v11.GetLastError != null ? Utf8.Read(_v11.GetLastError()) : null;
-        var text = $"plugin '{Id}' {entry} failed: {MlosException.Describe(status)}";
-        return new MlosException(status, detail is null ? text : $"{text}: {detail}");
+        string? detail = _v11.GetLastError != null ? PluginText.Read(_v11.GetLastError()) : null;
+        var known = PluginAnswers.Known(status);
+        var text = known == status
+            ? $"plugin '{Id}' {entry} failed: {MlosException.Describe(status)}"
+            : $"plugin '{Id}' {entry} failed with status {(int)status}, which is not an SMI status";
+        return new MlosException(known, detail is null ? text : $"{text}: {detail}");
     }
 
     private void Check(SmiStatus status, string entry)
@@ -186,19 +274,32 @@ public sealed unsafe class Plugin
         if (status != SmiStatus.Success) throw Failure(status, entry);
     }
 
-    /// <summary>Holds the plugin's gate for a block when it is not thread-safe.</summary>
-    private SerialScope Serial() => new(_serial);
+    /// <summary>
+    /// Holds the plugin's gate for a block when it is not thread-safe, waiting at most
+    /// <see cref="AdminTimeoutMs"/>, and marks the thread as inside the plugin meanwhile.
+    /// </summary>
+    private SerialScope Serial(string entry)
+    {
+        if (_serial is { } gate && !gate.TryEnter(AdminTimeoutMs))
+            throw new MlosException(SmiStatus.Busy, $"plugin '{Id}' {entry}: another call into the plugin is still running after {AdminTimeoutMs} ms");
+        return new SerialScope(_serial, PluginCalls.Enter(this));
+    }
 
     private readonly ref struct SerialScope
     {
         private readonly PluginGate? _gate;
+        private readonly PluginCalls.Scope _inside;
 
-        public SerialScope(PluginGate? gate)
+        public SerialScope(PluginGate? gate, PluginCalls.Scope inside)
         {
             _gate = gate;
-            gate?.Enter();
+            _inside = inside;
         }
 
-        public void Dispose() => _gate?.Exit();
+        public void Dispose()
+        {
+            _inside.Dispose();
+            _gate?.Exit();
+        }
     }
 }

@@ -18,8 +18,12 @@ internal sealed class PluginGate
 
     public void Enter()
     {
-        if (Interlocked.CompareExchange(ref _state, Held, Free) != Free) EnterSlow();
+        if (Interlocked.CompareExchange(ref _state, Held, Free) != Free) EnterSlow(Timeout.Infinite);
     }
+
+    /// <summary>Enters within <paramref name="timeoutMs"/>; false when the holder has not left by then.</summary>
+    public bool TryEnter(int timeoutMs) =>
+        Interlocked.CompareExchange(ref _state, Held, Free) == Free || EnterSlow(timeoutMs);
 
     public void Exit()
     {
@@ -35,14 +39,15 @@ internal sealed class PluginGate
         return new Scope(this);
     }
 
-    private void EnterSlow()
+    private bool EnterSlow(int timeoutMs)
     {
         var spin = new SpinWait();
         for (int i = 0; i < 20; i++)
         {
             spin.SpinOnce(sleep1Threshold: -1);
-            if (Interlocked.CompareExchange(ref _state, Held, Free) == Free) return;
+            if (Interlocked.CompareExchange(ref _state, Held, Free) == Free) return true;
         }
+        long deadline = timeoutMs == Timeout.Infinite ? long.MaxValue : Environment.TickCount64 + timeoutMs;
         lock (_parking)
         {
             Interlocked.Increment(ref _waiters);
@@ -52,10 +57,16 @@ internal sealed class PluginGate
                 {
                     // Orders our announcement before the holder's plain Exit, as the summary says.
                     Interlocked.MemoryBarrierProcessWide();
-                    if (Interlocked.CompareExchange(ref _state, Held, Free) == Free) return;
+                    if (Interlocked.CompareExchange(ref _state, Held, Free) == Free) return true;
                     // The holder pulses under _parking, which we hold until Wait releases it:
                     // a pulse cannot fall between the check above and the wait.
-                    Monitor.Wait(_parking);
+                    if (deadline == long.MaxValue) Monitor.Wait(_parking);
+                    else
+                    {
+                        long left = deadline - Environment.TickCount64;
+                        if (left <= 0) return false;
+                        Monitor.Wait(_parking, (int)Math.Min(left, int.MaxValue));
+                    }
                 }
             }
             finally { Interlocked.Decrement(ref _waiters); }

@@ -15,30 +15,36 @@ internal sealed unsafe class PluginLibrary
     private static readonly Lock s_claimsLock = new();
     private static readonly Dictionary<nint, string> s_claims = new();
 
-    private PluginLibrary(string path, nint handle, SmiPlugin* descriptor)
+    private PluginLibrary(NativePath path, nint handle, SmiPlugin* descriptor)
     {
         Path = path;
         Handle = handle;
         Descriptor = descriptor;
     }
 
-    public string Path { get; }
+    public NativePath Path { get; }
     public nint Handle { get; }
     public SmiPlugin* Descriptor { get; }
 
-    /// <summary>Opens and validates a plugin; throws <see cref="MlosException"/> with the reason.</summary>
-    public static PluginLibrary Open(string? path)
+    /// <summary>
+    /// Opens and validates a plugin; throws <see cref="MlosException"/> with the reason. Only a
+    /// regular file is opened: dlopen of a FIFO blocks until someone writes to it.
+    /// </summary>
+    public static PluginLibrary Open(NativePath? path)
     {
-        if (string.IsNullOrWhiteSpace(path))
+        if (path is null || path.Text.Trim().Length == 0)
             throw new MlosException(SmiStatus.InvalidParam, "plugin path must not be empty");
-        var full = System.IO.Path.GetFullPath(path);
-        if (!File.Exists(full))
+        var full = path.Absolute();
+        var kind = FileKind.Of(full.Terminated);
+        if (kind == FileKind.Kind.Missing)
             throw new MlosException(SmiStatus.NotFound, $"plugin file not found: {full}");
+        if (kind == FileKind.Kind.Directory)
+            throw new MlosException(SmiStatus.InvalidParam, $"plugin path {full} is a directory, not a plugin file");
+        if (kind != FileKind.Kind.Regular)
+            throw new MlosException(SmiStatus.InvalidParam, $"plugin path {full} is not a regular file ({FileKind.Describe(kind)})");
 
-        byte* p = Utf8.Allocate(full);
         void* handle;
-        try { handle = Libdl.Open(p, Libdl.RTLD_NOW | Libdl.RTLD_NODELETE); }
-        finally { NativeMemory.Free(p); }
+        fixed (byte* p = full.Terminated) handle = Libdl.Open(p, Libdl.RTLD_NOW | Libdl.RTLD_NODELETE);
         if (handle == null)
             throw new MlosException(SmiStatus.InvalidParam, $"cannot load plugin {full}: {Libdl.LastError()}"); // not a library this system can load
 
@@ -51,7 +57,7 @@ internal sealed unsafe class PluginLibrary
         var descriptor = ((delegate* unmanaged<SmiPlugin*>)init)();
         if (descriptor == null)
             throw new MlosException(SmiStatus.Runtime, $"smi_plugin_init of {full} returned NULL");
-        Validate(full, descriptor);
+        Validate(full.Text, descriptor);
         return new PluginLibrary(full, (nint)handle, descriptor);
     }
 

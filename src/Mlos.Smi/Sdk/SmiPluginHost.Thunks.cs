@@ -173,8 +173,10 @@ public static unsafe partial class SmiPluginHost
         if (inputs == null && numInputs != 0) return Fail(SmiStatus.InvalidParam, "infer: inputs is NULL but num_inputs is not 0");
         if (outputs == null && *numOutputs != 0) return Fail(SmiStatus.InvalidParam, "infer: outputs is NULL but *num_outputs is not 0");
         var input = new ReadOnlySpan<SmiTensor>(inputs, (int)Math.Min(numInputs, int.MaxValue));
-        foreach (ref readonly var t in input)
+        for (int i = 0; i < input.Length; i++)
         {
+            ref readonly var t = ref input[i];
+            if (t.Name == null) return Fail(SmiStatus.InvalidParam, $"infer: input {i} has a NULL name");
             if (t.MemoryType != SmiMemoryType.Cpu && t.MemoryType != SmiMemoryType.CpuPinned && !Plugin.Capabilities.HasFlag(SmiCapabilities.Gpu))
                 return Fail(SmiStatus.NotSupported, $"infer: input '{Utf8.Read(t.Name)}' is in GPU memory and this plugin is CPU-only");
             // Any SMI host may call: shape, dtype and bytes must agree (BYTES included) before a framework allocates for them.
