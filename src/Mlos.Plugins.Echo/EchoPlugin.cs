@@ -77,7 +77,7 @@ public sealed unsafe class EchoPlugin : ISmiPlugin<EchoModel>
     public string GetModelInfo(EchoModel model)
     {
         var buffer = new System.Buffers.ArrayBufferWriter<byte>(128);
-        using (var w = new System.Text.Json.Utf8JsonWriter(buffer))
+        using (var w = new System.Text.Json.Utf8JsonWriter(buffer, new System.Text.Json.JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
             w.WriteStartObject();
             w.WriteString("name", model.Description.Name);
