@@ -50,6 +50,7 @@ static const item_t items[] = {
     {"echo_direct", item_echo_direct, 15},
     {"unload_timeout", item_unload_timeout, 30},
     {"unload_timeout_serial", item_unload_timeout_serial, 30},
+    {"inference_deadline", item_inference_deadline, 30},
 };
 #define NUM_ITEMS (sizeof items / sizeof items[0])
 

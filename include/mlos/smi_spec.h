@@ -38,7 +38,7 @@ extern "C" {
 /** @name Version of this header. A plugin reports the version it was built against. */
 /**@{*/
 #define SMI_VERSION_MAJOR 1
-#define SMI_VERSION_MINOR 1
+#define SMI_VERSION_MINOR 2
 #define SMI_VERSION_PATCH 0
 /** Packs a version the way smi_plugin_t::smi_version holds it. */
 #define SMI_MAKE_VERSION(major, minor, patch) \
@@ -62,7 +62,9 @@ typedef enum {
     SMI_ERROR_INVALID_STATE = -7,   /**< e.g. inference on a model that is not loaded */
     SMI_ERROR_ALREADY_EXISTS = -8,  /**< duplicate id */
     SMI_ERROR_VERSION_MISMATCH = -9, /**< plugin built for another SMI major version */
-    SMI_ERROR_BUSY = -10            /**< overloaded or being unloaded; retry later */
+    SMI_ERROR_BUSY = -10,           /**< overloaded or being unloaded; retry later */
+    /* Added in SMI 1.2. */
+    SMI_ERROR_TIMEOUT = -11         /**< the call ran past its deadline and was stopped */
 } smi_status_t;
 
 /** Opaque per-model handle created by the plugin in register_model. */
@@ -276,6 +278,26 @@ typedef struct {
     const char* (*get_last_error)(void);
 } smi_plugin_interface_1_1_t;
 
+/* ======================= SMI 1.2 types ======================= */
+
+/**
+ * SMI 1.2 entries. Present when the plugin's smi_version is >= 1.2; each entry may still be
+ * NULL (absent).
+ */
+typedef struct {
+    /**
+     * Typed inference with a deadline: exactly infer's contract, plus deadline_ns, an absolute
+     * CLOCK_MONOTONIC time in nanoseconds (0: none). A call that passes it is stopped as soon as
+     * the framework allows (ONNX Runtime: the run's terminate flag) and fails with
+     * SMI_ERROR_TIMEOUT, leaving outputs as any failure does. A plugin that cannot interrupt a
+     * run checks the deadline before it starts one.
+     */
+    smi_status_t (*infer_with_deadline)(smi_model_handle_t handle,
+                                        const smi_tensor_t* inputs, size_t num_inputs,
+                                        smi_tensor_t* outputs, size_t* num_outputs,
+                                        uint64_t deadline_ns);
+} smi_plugin_interface_1_2_t;
+
 /** The plugin descriptor returned by smi_plugin_init. Owned by the plugin, static for its life. */
 typedef struct {
     smi_plugin_interface_t interface;
@@ -287,6 +309,10 @@ typedef struct {
     /** SMI 1.1: read only when SMI_VERSION_GET_MINOR(smi_version) >= 1. */
     smi_plugin_interface_1_1_t v1_1;
     /* ============ End of SMI 1.1 - do not modify above this line ============ */
+
+    /** SMI 1.2: read only when SMI_VERSION_GET_MINOR(smi_version) >= 2. */
+    smi_plugin_interface_1_2_t v1_2;
+    /* ============ End of SMI 1.2 - do not modify above this line ============ */
 } smi_plugin_t;
 
 /** Type of the one symbol a plugin exports. */

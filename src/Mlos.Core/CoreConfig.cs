@@ -58,13 +58,14 @@ public sealed record CoreConfig(IReadOnlyList<PluginConfig> Plugins, int UnloadT
 /// <c>smi_model_metadata_t::config</c> (objects as JSON text); <c>dynamic_batching</c> is the
 /// core's (see <see cref="Batching.BatchingOptions"/>).
 /// </summary>
-public sealed record ModelOptions(string? Framework, string? Version, string? Config, Mlos.Core.Batching.BatchingOptions? Batching = null)
+public sealed record ModelOptions(string? Framework, string? Version, string? Config, Mlos.Core.Batching.BatchingOptions? Batching = null, int TimeoutMs = 0)
 {
     public static ModelOptions Parse(string? json)
     {
         if (string.IsNullOrWhiteSpace(json)) return new ModelOptions(null, null, null);
         string? framework = null, version = null, config = null;
         Mlos.Core.Batching.BatchingOptions? batching = null;
+        int timeout = 0;
         using var doc = JsonConfig.Parse(json, "model options");
         foreach (var field in JsonConfig.Object(doc.RootElement, "model options").EnumerateObject())
         {
@@ -73,11 +74,15 @@ public sealed record ModelOptions(string? Framework, string? Version, string? Co
                 case "framework": framework = JsonConfig.String(field, "model options"); break;
                 case "version": version = JsonConfig.String(field, "model options"); break;
                 case "config": config = JsonConfig.Text(field.Value); break;
+                case "timeout_ms":
+                    timeout = field.Value.ValueKind == JsonValueKind.Number && field.Value.TryGetInt32(out var ms) && ms > 0 ? ms
+                        : throw new MlosException(SmiStatus.InvalidParam, "model options: 'timeout_ms' must be an integer from 1 to 2147483647");
+                    break;
                 case "dynamic_batching": batching = field.Value.ValueKind == JsonValueKind.Null ? null : Mlos.Core.Batching.BatchingOptions.Parse(field.Value); break;
-                default: throw JsonConfig.UnknownKey("model options", field.Name, "framework, version, config, dynamic_batching");
+                default: throw JsonConfig.UnknownKey("model options", field.Name, "framework, version, config, dynamic_batching, timeout_ms");
             }
         }
-        return new ModelOptions(framework, version, config, batching);
+        return new ModelOptions(framework, version, config, batching, timeout);
     }
 }
 

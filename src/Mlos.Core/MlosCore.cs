@@ -147,6 +147,8 @@ public sealed unsafe class MlosCore : IDisposable
                 return new MlosException(SmiStatus.AlreadyExists, $"a model with id '{modelId}' is already registered");
             if (_models.Count + _reserved.Count(r => r.StartsWith("model:", StringComparison.Ordinal)) >= MaxModels)
                 return new MlosException(SmiStatus.InvalidState, $"{MaxModels} models are registered, the most this core takes: unregister one first");
+            if (options.TimeoutMs > 0 && !plugin.HasDeadlineInfer)
+                return new MlosException(SmiStatus.NotSupported, $"model '{modelId}': timeout_ms needs a plugin that can stop a run at a deadline (SMI 1.2 infer_with_deadline), which plugin '{plugin.Id}' (SMI {SmiVersion.Format(plugin.SmiVersion)}) lacks");
             if (options.Batching is not null && !plugin.HasTypedInfer)
                 return new MlosException(SmiStatus.NotSupported, $"model '{modelId}': dynamic batching needs typed infer, which plugin '{plugin.Id}' lacks");
             return null;
@@ -156,7 +158,7 @@ public sealed unsafe class MlosCore : IDisposable
             nint handle;
             using (var metadata = new NativeMetadata(modelId!, options.Framework, options.Version, path, options.Config))
                 handle = plugin.Register(metadata.Pointer);
-            var model = new Model(modelId!, plugin, handle, path, options.Framework, options.Version, options.Batching);
+            var model = new Model(modelId!, plugin, handle, path, options.Framework, options.Version, options.Batching) { TimeoutMs = options.TimeoutMs };
             lock (_registryLock)
             {
                 _models[modelId!] = model;
@@ -361,9 +363,10 @@ public sealed unsafe class MlosCore : IDisposable
     public Batching.InferTiming Infer(Model model, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs)
     {
         InferInputs.Check(inputs, numInputs);
-        if (PluginCalls.Inside is { } inside) return RunReentrant(inside, model, inputs, numInputs, outputs, numOutputs);
-        if (model.Batcher is { } batcher) return batcher.Infer(inputs, numInputs, outputs, numOutputs);
-        return RunTyped(model, inputs, numInputs, outputs, numOutputs);
+        ulong deadline = model.DeadlineFromNow();
+        if (PluginCalls.Inside is { } inside) return RunReentrant(inside, model, inputs, numInputs, outputs, numOutputs, deadline);
+        if (model.Batcher is { } batcher) return batcher.Infer(inputs, numInputs, outputs, numOutputs, deadline);
+        return RunTyped(model, inputs, numInputs, outputs, numOutputs, deadline);
     }
 
     /// <summary>
@@ -374,28 +377,29 @@ public sealed unsafe class MlosCore : IDisposable
     public ValueTask<Batching.InferTiming> InferAsync(Model model, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs)
     {
         InferInputs.Check(inputs, numInputs);
+        ulong deadline = model.DeadlineFromNow();
         if (model.Batcher is { } batcher) // batching is only started for plugins with typed infer
-            return batcher.InferAsync(inputs, numInputs, outputs, numOutputs);
-        return new ValueTask<Batching.InferTiming>(RunTyped(model, inputs, numInputs, outputs, numOutputs));
+            return batcher.InferAsync(inputs, numInputs, outputs, numOutputs, deadline);
+        return new ValueTask<Batching.InferTiming>(RunTyped(model, inputs, numInputs, outputs, numOutputs, deadline));
     }
 
     /// <summary>
     /// Typed inference called from inside a plugin: served on this thread, never through a
     /// batcher (whose scheduler may be this very thread), and only on a thread-safe plugin.
     /// </summary>
-    private static Batching.InferTiming RunReentrant(Plugin inside, Model model, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs)
+    private static Batching.InferTiming RunReentrant(Plugin inside, Model model, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadline)
     {
         if (!model.Plugin.IsThreadSafe)
             throw PluginCalls.Reentrant(inside, $"infer on model '{model.Id}' of plugin '{model.Plugin.Id}', which is not thread-safe,");
-        return RunTyped(model, inputs, numInputs, outputs, numOutputs);
+        return RunTyped(model, inputs, numInputs, outputs, numOutputs, deadline);
     }
 
-    private static Batching.InferTiming RunTyped(Model model, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs)
+    private static Batching.InferTiming RunTyped(Model model, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadline)
     {
         if (!model.Plugin.HasTypedInfer)
             throw new MlosException(SmiStatus.NotSupported,
                 $"plugin '{model.Plugin.Id}' (SMI {SmiVersion.Format(model.Plugin.SmiVersion)}) has no typed infer entry; use untyped inference");
-        var call = new InferCall(inputs, numInputs, outputs, numOutputs);
+        var call = new InferCall(inputs, numInputs, outputs, numOutputs, deadline);
         var status = model.Run(ref call);
         if (status != SmiStatus.Success) throw model.Plugin.Failure(status, $"infer on model '{model.Id}'");
         return new Batching.InferTiming(0, 1);

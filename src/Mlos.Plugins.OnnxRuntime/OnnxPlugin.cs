@@ -36,15 +36,26 @@ internal sealed unsafe class OnnxPlugin : ISmiPlugin<OnnxModel>
 
     public void UnregisterModel(OnnxModel model) => model.Loaded.Release();
 
-    public void Infer(OnnxModel model, ReadOnlySpan<SmiTensor> inputs, ref SmiOutputs outputs)
+    public void Infer(OnnxModel model, ReadOnlySpan<SmiTensor> inputs, ref SmiOutputs outputs) => Run(model, inputs, ref outputs, null);
+
+    /// <summary>With a deadline, the run is stopped through its terminate flag when the deadline passes.</summary>
+    public void Infer(OnnxModel model, ReadOnlySpan<SmiTensor> inputs, ref SmiOutputs outputs, SmiDeadline deadline)
+    {
+        deadline.ThrowIfPassed($"model '{model.Name}'");
+        using var stop = new OnnxDeadline(deadline);
+        try { Run(model, inputs, ref outputs, stop.Options); }
+        catch (SmiException) when (stop.Fired) { throw SmiDeadline.Exceeded($"model '{model.Name}'"); }
+    }
+
+    private static void Run(OnnxModel model, ReadOnlySpan<SmiTensor> inputs, ref SmiOutputs outputs, Microsoft.ML.OnnxRuntime.RunOptions? options)
     {
         using var lease = model.Loaded.Acquire();
         if (lease.Value.Native)
         {
-            OnnxRunner.RunNative(model.Name, lease.Value, inputs, ref outputs);
+            OnnxRunner.RunNative(model.Name, lease.Value, inputs, ref outputs, options);
             return;
         }
-        var results = OnnxRunner.Run(model.Name, lease.Value, inputs);
+        var results = OnnxRunner.Run(model.Name, lease.Value, inputs, options);
         OnnxRunner.WriteOutputs(lease.Value, results, ref outputs);
     }
 

@@ -17,7 +17,7 @@ internal static unsafe class OnnxRunner
     private static readonly RunOptions s_runOptions = new();
 
     /// <summary>Runs the model; the caller owns (disposes) the outputs, in model order.</summary>
-    public static OrtValue[] Run(string model, OnnxSession session, ReadOnlySpan<SmiTensor> inputs)
+    public static OrtValue[] Run(string model, OnnxSession session, ReadOnlySpan<SmiTensor> inputs, RunOptions? options = null)
     {
         var specs = session.Inputs;
         if (inputs.Length != specs.Length)
@@ -37,7 +37,7 @@ internal static unsafe class OnnxRunner
             }
             try
             {
-                var results = session.Session.Run(s_runOptions, names, values, session.OutputNames);
+                var results = session.Session.Run(options ?? s_runOptions, names, values, session.OutputNames);
                 return [.. results];
             }
             catch (OnnxRuntimeException e)
@@ -58,7 +58,7 @@ internal static unsafe class OnnxRunner
     /// memory, outputs are ONNX Runtime's own buffers handed to the caller (release frees the
     /// OrtValue) or copied once into the caller's buffers. Nothing managed is made per request.
     /// </summary>
-    public static void RunNative(string model, OnnxSession session, ReadOnlySpan<SmiTensor> inputs, ref SmiOutputs outputs)
+    public static void RunNative(string model, OnnxSession session, ReadOnlySpan<SmiTensor> inputs, ref SmiOutputs outputs, RunOptions? options = null)
     {
         var specs = session.Inputs;
         if (inputs.Length != specs.Length)
@@ -84,7 +84,7 @@ internal static unsafe class OnnxRunner
                 OrtCApi.Check(OrtCApi.CreateTensorWithDataAsOrtValue(OrtCApi.CpuMemory, inputs[i].Data, (nuint)bytes, shape, inputs[i].NDim,
                     (int)OnnxTypes.ToOnnx(spec.Dtype), &values[i]), $"input '{spec.Name}'");
             }
-            OrtCApi.Check(OrtCApi.Run(session.Handle, 0, names, values, (nuint)n, session.OutputNamePointers, (nuint)m, results),
+            OrtCApi.Check(OrtCApi.Run(session.Handle, options?.DangerousGetHandle() ?? 0, names, values, (nuint)n, session.OutputNamePointers, (nuint)m, results),
                 $"ONNX Runtime failed on model '{model}'");
             outputs.Reserve(m);
             for (int o = 0; o < m; o++)

@@ -54,6 +54,7 @@ internal static class Responses
         SmiStatus.InvalidState => StatusCodes.Status409Conflict,
         SmiStatus.NotSupported => StatusCodes.Status501NotImplemented,
         SmiStatus.Busy => StatusCodes.Status503ServiceUnavailable,
+        SmiStatus.Timeout => StatusCodes.Status504GatewayTimeout,
         _ => StatusCodes.Status500InternalServerError,
     };
 

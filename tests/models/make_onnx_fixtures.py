@@ -12,6 +12,9 @@ Outputs, committed, in tests/models/onnx/:
   strings.onnx      text[N] BYTES -> upper[N] BYTES (StringNormalizer), length-free
   dtypes.onnx       one Identity per numeric dtype: in_<dtype>[N] -> out_<dtype>[N], so every
                     dtype the plugin claims crosses the boundary both ways
+  slow.onnx         x[1,64] FP32, iterations[] INT64 -> y[1,64]: a Loop of Tanh(x @ W) run
+                    `iterations` times, so a test can make one run last as long as it likes
+                    (the deadline tests: ONNX Runtime's terminate flag stops it between ops)
   *.ref             inputs and expected outputs, computed here with numpy (not with ONNX
                     Runtime, so the plugin is checked against an independent computation)
 
@@ -163,10 +166,37 @@ def dtypes():
     write_ref("dtypes.ref", [t for t in tensors if t[0] == "in"] + [t for t in tensors if t[0] == "out"])
 
 
+def slow():
+    # Made last: the random weights of the models above stay what they were.
+    w = (rng.standard_normal((64, 64)) / 8).astype(np.float32)
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+         helper.make_node("MatMul", ["x_in", "W"], ["xw"]),
+         helper.make_node("Tanh", ["xw"], ["x_out"])],
+        "step",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("x_in", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("x_out", TensorProto.FLOAT, [1, 64])],
+        [numpy_helper.from_array(w, "W")],
+    )
+    graph = helper.make_graph(
+        [helper.make_node("Constant", [], ["true"], value=numpy_helper.from_array(np.array(True), "true")),
+         helper.make_node("Loop", ["iterations", "true", "x"], ["y"], body=body)],
+        "slow",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64]),
+         helper.make_tensor_value_info("iterations", TensorProto.INT64, [])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])],
+    )
+    save(helper.make_model(graph, opset_imports=OPSET, producer_name="mlos-fixtures"), "slow.onnx")
+
+
 if __name__ == "__main__":
     os.makedirs(HERE, exist_ok=True)
     mlp()
     multi_io()
     strings()
     dtypes()
+    slow()
     print("wrote", ", ".join(sorted(os.listdir(HERE))))

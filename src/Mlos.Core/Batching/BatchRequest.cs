@@ -66,6 +66,8 @@ internal sealed unsafe class BatchRequest : System.Threading.Tasks.Sources.IValu
     public nuint* NumOutputs;
     /// <summary>Rows along dim 0, the same in every input.</summary>
     public long Rows;
+    /// <summary>CLOCK_MONOTONIC ns by which the request must be answered; 0 for none.</summary>
+    public ulong Deadline;
     public long Enqueued;
     public long Started;
     public int BatchSize;
@@ -81,7 +83,7 @@ internal sealed unsafe class BatchRequest : System.Threading.Tasks.Sources.IValu
     /// fixed-size elements, rank ≥ 1, one row count, byte sizes matching their shapes. Anything
     /// else runs on its own and gets the plugin's own verdict.
     /// </summary>
-    public bool TryBind(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, int maxRows)
+    public bool TryBind(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, int maxRows, ulong deadline)
     {
         if (inputs == null || numInputs == 0 || numInputs > 64 || outputs == null || numOutputs == null) return false;
         long rows = -1;
@@ -100,6 +102,7 @@ internal sealed unsafe class BatchRequest : System.Threading.Tasks.Sources.IValu
         Outputs = outputs;
         NumOutputs = numOutputs;
         Rows = rows;
+        Deadline = deadline;
         Failure = null;
         Answered = false;
         BatchSize = 1;

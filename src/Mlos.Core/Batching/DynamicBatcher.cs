@@ -42,12 +42,12 @@ internal sealed unsafe class DynamicBatcher
     public (long Batches, long Requests) Counts => (Interlocked.Read(ref _batches), Interlocked.Read(ref _requests));
 
     /// <summary>Typed inference through the queue; requests that cannot merge run at once on the caller's thread.</summary>
-    public InferTiming Infer(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs)
+    public InferTiming Infer(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadline)
     {
         var r = BatchRequest.Mine;
-        if (!r.TryBind(inputs, numInputs, outputs, numOutputs, _options.MaxBatchSize))
+        if (!r.TryBind(inputs, numInputs, outputs, numOutputs, _options.MaxBatchSize, deadline))
         {
-            RunAlone(inputs, numInputs, outputs, numOutputs);
+            RunAlone(inputs, numInputs, outputs, numOutputs, deadline);
             return new InferTiming(0, 1);
         }
         r.Done.Reset();
@@ -62,13 +62,13 @@ internal sealed unsafe class DynamicBatcher
     /// caller's tensors (and <paramref name="numOutputs"/>) must stay valid until the task completes.
     /// Requests that cannot merge run at once, synchronously.
     /// </summary>
-    public ValueTask<InferTiming> InferAsync(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs)
+    public ValueTask<InferTiming> InferAsync(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadline)
     {
         var r = BatchRequest.RentAsync();
-        if (!r.TryBind(inputs, numInputs, outputs, numOutputs, _options.MaxBatchSize))
+        if (!r.TryBind(inputs, numInputs, outputs, numOutputs, _options.MaxBatchSize, deadline))
         {
             r.Recycle();
-            RunAlone(inputs, numInputs, outputs, numOutputs);
+            RunAlone(inputs, numInputs, outputs, numOutputs, deadline);
             return new ValueTask<InferTiming>(new InferTiming(0, 1));
         }
         try { Enqueue(r); }
@@ -92,9 +92,9 @@ internal sealed unsafe class DynamicBatcher
         }
     }
 
-    private void RunAlone(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs)
+    private void RunAlone(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadline)
     {
-        var call = new InferCall(inputs, numInputs, outputs, numOutputs);
+        var call = new InferCall(inputs, numInputs, outputs, numOutputs, deadline);
         var status = _model.Run(ref call);
         if (status != SmiStatus.Success) throw _model.Plugin.Failure(status, $"infer on model '{_model.Id}'");
     }
@@ -190,7 +190,11 @@ internal sealed unsafe class DynamicBatcher
     {
         _assembler.Merge(_batch, totalRows);
         nuint count = BatchAssembler.MaxOutputs;
-        var call = new InferCall(_assembler.Inputs, (nuint)_batch[0].NumInputs, _assembler.Outputs, &count);
+        // All requests of a model share its timeout: the oldest one's deadline is the batch's.
+        ulong deadline = 0;
+        foreach (var r in _batch)
+            if (r.Deadline != 0 && (deadline == 0 || r.Deadline < deadline)) deadline = r.Deadline;
+        var call = new InferCall(_assembler.Inputs, (nuint)_batch[0].NumInputs, _assembler.Outputs, &count, deadline);
         SmiStatus status;
         try { status = _model.Run(ref call); }
         catch (MlosException e)
@@ -204,6 +208,17 @@ internal sealed unsafe class DynamicBatcher
         }
         try
         {
+            if (status == SmiStatus.Timeout)
+            {
+                // Run one by one, each would only time out again.
+                var failure = _model.Plugin.Failure(status, $"infer on model '{_model.Id}'");
+                foreach (var r in _batch)
+                {
+                    r.Failure = failure;
+                    r.Answered = true;
+                }
+                return true;
+            }
             if (status != SmiStatus.Success || !_assembler.Splittable((int)count, totalRows)) return false;
             long row = 0;
             foreach (var r in _batch)
@@ -218,7 +233,7 @@ internal sealed unsafe class DynamicBatcher
 
     private void RunOwn(BatchRequest r)
     {
-        try { RunAlone(r.Inputs, (nuint)r.NumInputs, r.Outputs, r.NumOutputs); }
+        try { RunAlone(r.Inputs, (nuint)r.NumInputs, r.Outputs, r.NumOutputs, r.Deadline); }
         catch (MlosException e) { r.Failure = e; }
         r.Answered = true;
     }

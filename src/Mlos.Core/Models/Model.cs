@@ -56,6 +56,15 @@ public sealed class Model
     public string? Version { get; }
     public ModelState State => (ModelState)Volatile.Read(ref _state);
 
+    /// <summary>
+    /// Longest a typed request may take from the moment the core takes it (queueing included),
+    /// in ms; 0 for no bound. Passed to the plugin as a deadline (SMI 1.2), which stops the run.
+    /// </summary>
+    public int TimeoutMs { get; init; }
+
+    /// <summary>The deadline of a request arriving now: CLOCK_MONOTONIC ns, 0 for none.</summary>
+    internal ulong DeadlineFromNow() => TimeoutMs > 0 ? Smi.Sdk.SmiDeadline.FromNow(TimeoutMs).Nanoseconds : 0;
+
     /// <summary>Dynamic batching asked for at registration; null when requests run one by one.</summary>
     public Batching.BatchingOptions? Batching { get; }
 

@@ -10,7 +10,8 @@ internal readonly unsafe struct InferenceCall(void* input, nuint inputSize, void
 }
 
 /// <summary>Typed inference as a <see cref="Model.Run"/> call.</summary>
-internal readonly unsafe struct InferCall(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs) : IModelCall
+/// <remarks><paramref name="deadline"/>: CLOCK_MONOTONIC ns, 0 for none (see SMI 1.2 infer_with_deadline).</remarks>
+internal readonly unsafe struct InferCall(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadline) : IModelCall
 {
-    public SmiStatus Invoke(Plugin plugin, nint handle) => plugin.InferCall(handle, inputs, numInputs, outputs, numOutputs);
+    public SmiStatus Invoke(Plugin plugin, nint handle) => plugin.InferCall(handle, inputs, numInputs, outputs, numOutputs, deadline);
 }

@@ -12,6 +12,7 @@ public sealed unsafe class Plugin
 {
     private readonly SmiPluginInterface _api;
     private readonly SmiPluginInterface11 _v11;
+    private readonly SmiPluginInterface12 _v12;
     private readonly PluginGate? _serial;
 
     internal Plugin(string id, string path, PluginLibrary library, SmiPlugin* descriptor)
@@ -24,6 +25,7 @@ public sealed unsafe class Plugin
         // The 1.1 block exists only in plugins built against SMI >= 1.1: reading it from an
         // older plugin would read past the end of its descriptor.
         if (Smi.Abi.SmiVersion.GetMinor(SmiVersion) >= 1) _v11 = descriptor->V11;
+        if (Smi.Abi.SmiVersion.GetMinor(SmiVersion) >= 2) _v12 = descriptor->V12;
         NativeId = PluginText.Read(descriptor->PluginId) ?? "";
         ReadInfo();
         _serial = IsThreadSafe ? null : new PluginGate();
@@ -40,6 +42,8 @@ public sealed unsafe class Plugin
     public bool IsThreadSafe => Capabilities.HasFlag(SmiCapabilities.ThreadSafe);
     public bool HasTypedInfer => _v11.Infer != null;
     public bool HasModelIo => _v11.GetModelIo != null;
+    /// <summary>Whether the plugin takes a deadline with typed infer (SMI 1.2), which a model's <c>timeout_ms</c> needs.</summary>
+    public bool HasDeadlineInfer => _v12.InferWithDeadline != null;
     internal PluginLibrary Library { get; }
 
     /// <summary>
@@ -234,14 +238,16 @@ public sealed unsafe class Plugin
     /// if any. The outputs come back checked (<see cref="PluginAnswers.CheckOutputs"/>); on any
     /// failure nothing the plugin allocated is left in them.
     /// </summary>
-    internal SmiStatus InferCall(nint handle, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs)
+    internal SmiStatus InferCall(nint handle, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadline)
     {
         nuint capacity = *numOutputs;
         if (capacity > PluginAnswers.MaxTensors) *numOutputs = capacity = PluginAnswers.MaxTensors; // no more than the core checks
         Span<PluginAnswers.Lent> lent = capacity <= 16 ? stackalloc PluginAnswers.Lent[16] : new PluginAnswers.Lent[(int)capacity];
         lent = lent[..(int)capacity];
         PluginAnswers.Record(outputs, lent);
-        var status = _v11.Infer(handle, inputs, numInputs, outputs, numOutputs);
+        var status = deadline != 0
+            ? _v12.InferWithDeadline(handle, inputs, numInputs, outputs, numOutputs, deadline)
+            : _v11.Infer(handle, inputs, numInputs, outputs, numOutputs);
         if (status != SmiStatus.Success)
         {
             PluginAnswers.ReleaseLeftovers(outputs, lent);

@@ -120,5 +120,5 @@ internal static unsafe class PluginAnswers
 
     /// <summary>A status as the core passes it on: one of smi_status_t, or RUNTIME for anything else.</summary>
     public static SmiStatus Known(SmiStatus status) =>
-        status is <= SmiStatus.Success and >= SmiStatus.Busy ? status : SmiStatus.Runtime;
+        status is <= SmiStatus.Success and >= SmiStatus.Timeout ? status : SmiStatus.Runtime;
 }

@@ -14,6 +14,8 @@ public enum SmiStatus : int
     AlreadyExists = -8,
     VersionMismatch = -9,
     Busy = -10,
+    /// <summary>SMI 1.2: the call ran past its deadline and was stopped.</summary>
+    Timeout = -11,
 }
 
 /// <summary>Names of <see cref="SmiStatus"/> values as smi_spec.h spells them, for messages.</summary>
@@ -33,6 +35,7 @@ public static class SmiStatusNames
         SmiStatus.AlreadyExists => "SMI_ERROR_ALREADY_EXISTS (-8)",
         SmiStatus.VersionMismatch => "SMI_ERROR_VERSION_MISMATCH (-9)",
         SmiStatus.Busy => "SMI_ERROR_BUSY (-10)",
+        SmiStatus.Timeout => "SMI_ERROR_TIMEOUT (-11)",
         _ => $"status {(int)status}",
     };
 }

@@ -71,12 +71,17 @@ public static unsafe class SmiLayout
         Field("smi_plugin_interface_1_1_t.get_last_error", &e.GetLastError, &e);
         lines.Add($"smi_plugin_interface_1_1_t {sizeof(SmiPluginInterface11)}");
 
+        SmiPluginInterface12 e12;
+        Field("smi_plugin_interface_1_2_t.infer_with_deadline", &e12.InferWithDeadline, &e12);
+        lines.Add($"smi_plugin_interface_1_2_t {sizeof(SmiPluginInterface12)}");
+
         SmiPlugin p;
         Field("smi_plugin_t.interface", &p.Interface, &p);
         Field("smi_plugin_t.plugin_id", &p.PluginId, &p);
         Field("smi_plugin_t.smi_version", &p.SmiVersion, &p);
         Field("smi_plugin_t.private_data", &p.PrivateData, &p);
         Field("smi_plugin_t.v1_1", &p.V11, &p);
+        Field("smi_plugin_t.v1_2", &p.V12, &p);
         lines.Add($"smi_plugin_t {sizeof(SmiPlugin)}");
 
         return string.Join('\n', lines) + "\n";

@@ -99,6 +99,14 @@ public unsafe struct SmiPluginInterface11
     public delegate* unmanaged<byte*> GetLastError;
 }
 
+/// <summary>Mirror of <c>smi_plugin_interface_1_2_t</c>: the SMI 1.2 block.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public unsafe struct SmiPluginInterface12
+{
+    /// <summary>Typed infer with an absolute CLOCK_MONOTONIC deadline in ns (0: none).</summary>
+    public delegate* unmanaged<nint, SmiTensor*, nuint, SmiTensor*, nuint*, ulong, SmiStatus> InferWithDeadline;
+}
+
 /// <summary>Mirror of <c>smi_plugin_t</c>.</summary>
 [StructLayout(LayoutKind.Sequential)]
 public unsafe struct SmiPlugin
@@ -110,4 +118,6 @@ public unsafe struct SmiPlugin
     // ---- End of SMI 1.0: do not modify above ----
     public SmiPluginInterface11 V11;
     // ---- End of SMI 1.1: do not modify above ----
+    public SmiPluginInterface12 V12;
+    // ---- End of SMI 1.2: do not modify above ----
 }

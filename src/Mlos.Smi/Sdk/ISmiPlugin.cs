@@ -53,6 +53,17 @@ public interface ISmiPlugin<TModel> where TModel : class
     /// </summary>
     void Infer(TModel model, ReadOnlySpan<SmiTensor> inputs, ref SmiOutputs outputs) =>
         throw new NotSupportedException($"{Name} has no typed infer");
+
+    /// <summary>
+    /// Typed inference that must stop at <paramref name="deadline"/> (SMI 1.2
+    /// <c>infer_with_deadline</c>) with <see cref="SmiStatus.Timeout"/>. A plugin whose framework
+    /// can interrupt a run overrides this; by default the deadline is checked before the run starts.
+    /// </summary>
+    void Infer(TModel model, ReadOnlySpan<SmiTensor> inputs, ref SmiOutputs outputs, SmiDeadline deadline)
+    {
+        deadline.ThrowIfPassed(Name);
+        Infer(model, inputs, ref outputs);
+    }
 }
 
 /// <summary>Managed copy of <c>smi_model_metadata_t</c>, taken during register_model.</summary>

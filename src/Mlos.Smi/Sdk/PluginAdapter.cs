@@ -21,7 +21,7 @@ internal interface IPluginAdapter
     void Deallocate(nint handle);
     string Info(nint handle);
     SmiModelIo Io(nint handle);
-    void Infer(nint handle, ReadOnlySpan<SmiTensor> inputs, ref SmiOutputs outputs);
+    void Infer(nint handle, ReadOnlySpan<SmiTensor> inputs, ref SmiOutputs outputs, SmiDeadline deadline);
 }
 
 /// <summary>
@@ -67,7 +67,11 @@ internal sealed class PluginAdapter<TModel>(ISmiPlugin<TModel> plugin) : IPlugin
     public void Deallocate(nint handle) => plugin.DeallocateResources(Model(handle));
     public string Info(nint handle) => plugin.GetModelInfo(Model(handle));
     public SmiModelIo Io(nint handle) => plugin.GetModelIo(Model(handle));
-    public void Infer(nint handle, ReadOnlySpan<SmiTensor> inputs, ref SmiOutputs outputs) => plugin.Infer(Model(handle), inputs, ref outputs);
+    public void Infer(nint handle, ReadOnlySpan<SmiTensor> inputs, ref SmiOutputs outputs, SmiDeadline deadline)
+    {
+        if (deadline.IsSet) plugin.Infer(Model(handle), inputs, ref outputs, deadline);
+        else plugin.Infer(Model(handle), inputs, ref outputs);
+    }
 
     private TModel Model(nint handle) =>
         _models.TryGetValue(handle, out var model) ? model

@@ -167,7 +167,15 @@ public static unsafe partial class SmiPluginHost
     }
 
     [UnmanagedCallersOnly]
-    private static SmiStatus Infer(nint handle, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs)
+    private static SmiStatus Infer(nint handle, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs) =>
+        InferChecked(handle, inputs, numInputs, outputs, numOutputs, SmiDeadline.None);
+
+    [UnmanagedCallersOnly]
+    private static SmiStatus InferWithDeadline(nint handle, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadlineNs) =>
+        InferChecked(handle, inputs, numInputs, outputs, numOutputs, new SmiDeadline(deadlineNs));
+
+    /// <summary>Both typed entries: every argument checked, then the plugin's infer.</summary>
+    private static SmiStatus InferChecked(nint handle, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, SmiDeadline deadline)
     {
         if (numOutputs == null) return Fail(SmiStatus.InvalidParam, "infer: num_outputs must not be NULL");
         if (inputs == null && numInputs != 0) return Fail(SmiStatus.InvalidParam, "infer: inputs is NULL but num_inputs is not 0");
@@ -185,7 +193,7 @@ public static unsafe partial class SmiPluginHost
         var writer = new SmiOutputs(outputs, (int)Math.Min(*numOutputs, int.MaxValue));
         try
         {
-            Plugin.Infer(handle, input, ref writer);
+            Plugin.Infer(handle, input, ref writer, deadline);
             *numOutputs = (nuint)writer.Count;
             return SmiStatus.Success;
         }

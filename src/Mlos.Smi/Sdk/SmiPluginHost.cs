@@ -53,6 +53,7 @@ public static unsafe partial class SmiPluginHost
                 Infer = &Infer,
                 GetLastError = &GetLastError,
             };
+            d->V12 = new SmiPluginInterface12 { InferWithDeadline = &InferWithDeadline };
             s_descriptor = d;
             return d;
         }
