@@ -3,7 +3,7 @@
 # RUN_SERIAL: a fuzzer keeps both cores busy, and the two targets build the same harness.
 
 if(BUILD_TESTING)
-    foreach(target kserve convention)
+    foreach(target kserve convention core)
         add_test(NAME fuzz_${target}
             COMMAND bash "${PROJECT_SOURCE_DIR}/tests/fuzz/run.sh" ${target} 60)
         set_tests_properties(fuzz_${target} PROPERTIES

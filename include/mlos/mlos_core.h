@@ -10,9 +10,35 @@
  *    protocol: on entry *size is the buffer's capacity; on success it is the bytes written,
  *    NUL terminator included; when too small the call fails with SMI_ERROR_BUFFER_TOO_SMALL
  *    and *size is the capacity needed (pass NULL, 0 to ask).
- *  - Every function is thread-safe, except mlos_core_destroy, which must not race with
- *    other calls on the same core. Calls into a plugin that does not declare
- *    SMI_CAP_THREAD_SAFE are serialised per plugin.
+ *  - Every function is thread-safe. Calls into a plugin that does not declare
+ *    SMI_CAP_THREAD_SAFE are serialised per plugin. No core-wide lock is held while plugin
+ *    code runs: a slow plugin's initialize or register_model holds up no other plugin.
+ *  - Ids (model_id, plugin_id) are UTF-8 text compared exactly; bytes that are not UTF-8 fail
+ *    with SMI_ERROR_INVALID_PARAM ("... is not valid UTF-8 at byte N", N counted from 0).
+ *    Paths are bytes: they reach dlopen and the plugin exactly as given.
+ *  - Plugins are distrusted. Everything a plugin returns is checked against what the core
+ *    passed: counts and sizes within the capacities given, output tensors with a name, a
+ *    known dtype, ndim <= SMI_MAX_DIMS and bytes enough for their shape, caller buffers left
+ *    in place, plugin memory with a release. A breach fails the call with SMI_ERROR_RUNTIME
+ *    ("plugin 'x' infer broke the SMI contract: ...") after the plugin's allocations are
+ *    released. A plugin status outside smi_status_t becomes SMI_ERROR_RUNTIME with the raw
+ *    value in the message. Plugin strings are read up to 4 KiB.
+ *  - A model handle is used only while registered: every call on it (inference, model info,
+ *    resources, load, unload) is counted in flight, none starts once unregister has begun,
+ *    and unregister returns only after the running ones end.
+ *  - Time is bounded where the core waits: unload, unregister and destroy wait for running
+ *    calls (and admin calls for the gate of a serialised plugin) at most unload_timeout_ms
+ *    (mlos_core_create config, default 30000), then fail with SMI_ERROR_BUSY naming what
+ *    still runs, leaving the model as it was. A typed request on a model registered with
+ *    "timeout_ms" carries a deadline to its plugin (SMI 1.2 infer_with_deadline) and fails
+ *    with SMI_ERROR_TIMEOUT once past it. A plugin call that never returns still blocks the
+ *    thread that made it: only the plugin can stop its own code.
+ *  - Re-entrancy: a plugin may call back into the core from inside a call. Inference on a
+ *    model of a thread-safe plugin is served (on the calling thread, never through a batcher);
+ *    everything else that could wait for the very call it is made from (inference on a
+ *    serialised plugin, load_plugin, register, load, unload, unregister, resources,
+ *    model_info, destroy) fails with SMI_ERROR_INVALID_STATE ("re-entrant call from plugin
+ *    'x': ..."). mlos_core_version, mlos_core_last_error, list_* and release_outputs are served.
  *  - Plugins are never unloaded (dlopen with RTLD_NODELETE); a plugin library may be
  *    owned by one core at a time.
  */
@@ -46,26 +72,34 @@ uint32_t mlos_core_smi_version(void);
 
 /**
  * Message of the last failed call on this thread, or NULL if none failed yet.
- * Owned by the library; valid until the next failing call on this thread.
+ * Owned by the library; valid until the next failing call on this thread, and freed when
+ * the thread exits (a host with a thread per connection does not grow). At most 4 KiB.
  */
 const char* mlos_core_last_error(void);
 
 /**
  * Creates a core. config_json may be NULL or "" (no plugins) or
- * {"plugins":[{"path":"build/plugins/libmlos_echo_plugin.so","id":"echo","config":{...}}]}.
+ * {"plugins":[{"path":"build/plugins/libmlos_echo_plugin.so","id":"echo","config":{...}}],
+ *  "unload_timeout_ms":30000}.
  * Malformed JSON or an unknown key fails with SMI_ERROR_INVALID_PARAM.
  */
 mlos_status_t mlos_core_create(const char* config_json, mlos_core_t** core);
 
-/** Unregisters every model, cleans every plugin up and frees the core. */
+/**
+ * Unregisters every model, cleans every plugin up and frees the core. New calls on the core
+ * fail with SMI_ERROR_INVALID_STATE from the moment it starts. When calls on some model are
+ * still running after unload_timeout_ms, it fails with SMI_ERROR_BUSY naming them: the core
+ * stays (refusing new work) and a later mlos_core_destroy finishes the job.
+ */
 mlos_status_t mlos_core_destroy(mlos_core_t* core);
 
 /**
  * dlopen()s a plugin, calls smi_plugin_init, checks it and calls initialize(config).
  * plugin_id: NULL for the plugin's own plugin_id. config: passed to initialize (may be NULL).
  * Fails with NOT_FOUND (no file, or no smi_plugin_init export), VERSION_MISMATCH (other
- * SMI major), INVALID_PARAM (a required entry is NULL), ALREADY_EXISTS (id taken, or the
- * library already loaded), or the status initialize returned.
+ * SMI major), INVALID_PARAM (a required entry is NULL; the path is a directory, FIFO, device
+ * or anything but a regular file, which is never opened; not a loadable library),
+ * ALREADY_EXISTS (id taken, or the library already loaded), or the status initialize returned.
  */
 mlos_status_t mlos_core_load_plugin(mlos_core_t* core, const char* path,
                                     const char* plugin_id, const char* config);
@@ -76,7 +110,11 @@ mlos_status_t mlos_core_list_plugins(mlos_core_t* core, char* json, size_t* json
 /** Registered models as JSON: {"status":"success","models":[{"id","plugin_id","status",...}],"total":N}. */
 mlos_status_t mlos_core_list_models(mlos_core_t* core, char* json, size_t* json_size);
 
-/** One model as JSON, with input/output specs when its plugin reports them. */
+/**
+ * One model as JSON, with input/output specs when its plugin reports them. It says what it
+ * can: a part the plugin cannot give (specs of a model not loaded yet, a broken answer) is
+ * left out, with the reason in "io_error" / "info_error". NOT_FOUND once unregistered.
+ */
 mlos_status_t mlos_core_model_info(mlos_core_t* core, const char* model_id,
                                    char* json, size_t* json_size);
 
@@ -87,22 +125,36 @@ mlos_status_t mlos_core_model_info(mlos_core_t* core, const char* model_id,
  * "config" reaches the plugin as smi_model_metadata_t::config. With "dynamic_batching",
  * mlos_core_infer calls on the model are queued and merged along dim 0 (the calling thread
  * waits for its batch); mlos_core_load_model refuses a model whose inputs and outputs do not
- * all have a free dim 0 (-1).
+ * all have a free dim 0 (-1). "timeout_ms":N (N >= 1) bounds each typed request from the
+ * moment the core takes it, queueing included (see mlos_core_infer); a plugin without SMI 1.2
+ * infer_with_deadline cannot honour it, and the registration fails with NOT_SUPPORTED.
+ * The id is reserved while the plugin's register_model runs (a second registration of it
+ * fails with ALREADY_EXISTS); the model is visible once this returns.
  */
 mlos_status_t mlos_core_register_model(mlos_core_t* core, const char* model_id,
                                        const char* plugin_id, const char* path,
                                        const char* options_json);
 
-/** Loads a registered model (a plugin without load_model needs no load: it succeeds). Idempotent. */
+/**
+ * Loads a registered model (a plugin without load_model needs no load: it succeeds).
+ * Idempotent. While the plugin loads, the model's status is "loading" and requests on it fail
+ * with SMI_ERROR_BUSY.
+ */
 mlos_status_t mlos_core_load_model(mlos_core_t* core, const char* model_id);
 
 /**
  * Unloads a model. New requests on it fail with SMI_ERROR_BUSY at once; the call waits
- * for running requests to finish before the plugin releases the model. Idempotent.
+ * for the requests admitted before it began (requests refused meanwhile never hold it up),
+ * then the plugin releases the model. Idempotent. After unload_timeout_ms with requests still
+ * running: SMI_ERROR_BUSY naming them, and the model stays loaded.
  */
 mlos_status_t mlos_core_unload_model(mlos_core_t* core, const char* model_id);
 
-/** Unloads if needed, then unregisters. The id is free again when it returns. */
+/**
+ * Unloads if needed, then unregisters. From the moment it begins no call reaches the model's
+ * handle; it waits for the calls already running (at most unload_timeout_ms: then
+ * SMI_ERROR_BUSY, and the model stays as it was). The id is free again when it returns.
+ */
 mlos_status_t mlos_core_unregister_model(mlos_core_t* core, const char* model_id);
 
 /**
@@ -120,7 +172,9 @@ mlos_status_t mlos_core_deallocate_resources(mlos_core_t* core, const char* mode
  * Untyped inference on a loaded model: input and output go to the plugin's inference
  * entry as they are (no copy). On entry *output_size is the capacity of output; on
  * success the bytes written. When the plugin reports the buffer too small, *output_size
- * holds what the plugin set (the size needed, where it says).
+ * holds what the plugin set (the size needed, where it says). A success with *output_size
+ * beyond the capacity is the plugin's breach: SMI_ERROR_RUNTIME. timeout_ms does not apply:
+ * untyped inference has no deadline entry.
  */
 mlos_status_t mlos_core_inference(mlos_core_t* core, const char* model_id,
                                   const void* input, size_t input_size,
@@ -136,12 +190,18 @@ mlos_status_t mlos_core_inference(mlos_core_t* core, const char* model_id,
  * message naming the input: a name, ndim <= SMI_MAX_DIMS, dims >= 0 whose product fits in 64
  * bits, byte_size equal to the element count times the element size, and for BYTES (per element
  * a little-endian uint32 length, then the bytes) length prefixes that exactly fill byte_size.
+ * Outputs are checked as the conventions above say; on any failure no output is left with a
+ * release set. A model registered with "timeout_ms" fails with SMI_ERROR_TIMEOUT once the
+ * request passes it (the ONNX Runtime plugin stops the run itself).
  */
 mlos_status_t mlos_core_infer(mlos_core_t* core, const char* model_id,
                               const smi_tensor_t* inputs, size_t num_inputs,
                               smi_tensor_t* outputs, size_t* num_outputs);
 
-/** Calls release on every output that has one (NULL-safe). */
+/**
+ * Calls release on every output that has one (NULL-safe), then clears it (release, data,
+ * byte_size): calling it twice on the same array frees nothing the second time.
+ */
 void mlos_core_release_outputs(smi_tensor_t* outputs, size_t num_outputs);
 
 /**

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/fuzz/run.sh TARGET SECONDS: coverage-guided fuzzing of one parser (kserve | convention)
+# tests/fuzz/run.sh TARGET SECONDS: coverage-guided fuzzing of one parser (kserve | convention | core)
 # with afl-fuzz for SECONDS. Builds the JIT harness, instruments the parser assemblies with
 # SharpFuzz, fuzzes from the committed corpus, prints
 #   fuzz TARGET: N execs, M crashes, K hangs, P paths
@@ -8,10 +8,10 @@
 # Everything it writes goes under $MLOS_BUILD_DIR/fuzz (default: build/fuzz).
 set -euo pipefail
 
-usage() { echo "usage: $0 kserve|convention SECONDS" >&2; exit 2; }
+usage() { echo "usage: $0 kserve|convention|core SECONDS" >&2; exit 2; }
 [ $# -eq 2 ] || usage
 target=$1 seconds=$2
-case $target in kserve | convention) ;; *) usage ;; esac
+case $target in kserve | convention | core) ;; *) usage ;; esac
 [[ $seconds =~ ^[1-9][0-9]*$ ]] || usage
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -43,6 +43,8 @@ mkdir -p "$work"
 cp -r "$plain" "$work/harness"
 (cd "$root" && dotnet tool run sharpfuzz "$work/harness/Mlos.Fuzz.dll" Mlos.Server. &&
     dotnet tool run sharpfuzz "$work/harness/Mlos.Smi.dll")
+# The core target's code under test is Mlos.Core itself (config, options, input and answer checks).
+if [ "$target" = core ]; then (cd "$root" && dotnet tool run sharpfuzz "$work/harness/Mlos.Core.dll"); fi
 
 # The fuzzed program is dotnet itself, which carries no afl instrumentation (SharpFuzz's fork
 # server fills the coverage map); no tty in CI; a container can neither set the CPU governor nor

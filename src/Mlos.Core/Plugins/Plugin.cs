@@ -156,18 +156,18 @@ public sealed unsafe class Plugin
             }
             if (status == SmiStatus.Success)
             {
-                if (n > size) throw PluginAnswers.Broke(this, "get_model_info", $"it reported {n} bytes written into a buffer of {size}");
+                if (n > size) throw PluginAnswers.Broke(Id, "get_model_info", $"it reported {n} bytes written into a buffer of {size}");
                 var text = buffer.AsSpan(0, (int)n);
                 int end = text.IndexOf((byte)0);
                 return System.Text.Encoding.UTF8.GetString(end >= 0 ? text[..end] : text);
             }
             if (status is SmiStatus.BufferTooSmall or SmiStatus.OutOfMemory && n > size)
             {
-                if (n > MaxInfoBytes) throw PluginAnswers.Broke(this, "get_model_info", $"it asked for {n} bytes of model info; at most {MaxInfoBytes} are taken");
+                if (n > MaxInfoBytes) throw PluginAnswers.Broke(Id, "get_model_info", $"it asked for {n} bytes of model info; at most {MaxInfoBytes} are taken");
                 if (attempt < 3) { size = n; continue; }
             }
             Check(status, "get_model_info");
-            throw PluginAnswers.Broke(this, "get_model_info", "it kept asking for a larger buffer");
+            throw PluginAnswers.Broke(Id, "get_model_info", "it kept asking for a larger buffer");
         }
     }
 
@@ -179,7 +179,7 @@ public sealed unsafe class Plugin
         {
             SmiStatus status;
             if (nIn > PluginAnswers.MaxTensors || nOut > PluginAnswers.MaxTensors)
-                throw PluginAnswers.Broke(this, "get_model_io", $"it reported {nIn} inputs and {nOut} outputs; no model has more than {PluginAnswers.MaxTensors}");
+                throw PluginAnswers.Broke(Id, "get_model_io", $"it reported {nIn} inputs and {nOut} outputs; no model has more than {PluginAnswers.MaxTensors}");
             var inputs = new SmiTensorSpec[(int)nIn];
             var outputs = new SmiTensorSpec[(int)nOut];
             nuint capIn = nIn, capOut = nOut;
@@ -202,7 +202,7 @@ public sealed unsafe class Plugin
             // Asked with too small arrays (the first call always is, unless the model has no tensors):
             // ask again with the counts it gave, a few times in case they change meanwhile.
             if ((status == SmiStatus.BufferTooSmall || status == SmiStatus.Success) && attempt < 3) continue;
-            if (status == SmiStatus.Success) throw PluginAnswers.Broke(this, "get_model_io", $"it reported {nIn} inputs and {nOut} outputs for arrays of {capIn} and {capOut}");
+            if (status == SmiStatus.Success) throw PluginAnswers.Broke(Id, "get_model_io", $"it reported {nIn} inputs and {nOut} outputs for arrays of {capIn} and {capOut}");
             Check(status, "get_model_io");
         }
     }
@@ -211,7 +211,7 @@ public sealed unsafe class Plugin
     {
         for (int i = 0; i < specs.Length; i++)
             if (PluginAnswers.SpecProblem(in specs[i]) is { } problem)
-                throw PluginAnswers.Broke(this, "get_model_io", $"{what} {i} {problem}");
+                throw PluginAnswers.Broke(Id, "get_model_io", $"{what} {i} {problem}");
     }
 
     /// <summary>
@@ -229,7 +229,7 @@ public sealed unsafe class Plugin
         nuint capacity = *outputSize;
         var status = _api.Inference(handle, input, inputSize, output, outputSize);
         if (status == SmiStatus.Success && *outputSize > capacity)
-            throw PluginAnswers.Broke(this, "inference", $"it reported {*outputSize} output bytes for a buffer of {capacity}");
+            throw PluginAnswers.Broke(Id, "inference", $"it reported {*outputSize} output bytes for a buffer of {capacity}");
         return status;
     }
 
@@ -253,7 +253,7 @@ public sealed unsafe class Plugin
             PluginAnswers.ReleaseLeftovers(outputs, lent);
             return status;
         }
-        if (PluginAnswers.CheckOutputs(this, outputs, *numOutputs, lent) is { } breach)
+        if (PluginAnswers.CheckOutputs(Id, outputs, *numOutputs, lent) is { } breach)
         {
             *numOutputs = 0;
             throw breach;

@@ -15,8 +15,8 @@ internal static unsafe class PluginAnswers
     /// <summary>More inputs or outputs than any model has: a count beyond it is a lie, not a model.</summary>
     public const int MaxTensors = 1024;
 
-    public static MlosException Broke(Plugin plugin, string entry, string what) =>
-        new(SmiStatus.Runtime, $"plugin '{plugin.Id}' {entry} broke the SMI contract: {what}");
+    public static MlosException Broke(string pluginId, string entry, string what) =>
+        new(SmiStatus.Runtime, $"plugin '{pluginId}' {entry} broke the SMI contract: {what}");
 
     /// <summary>What one output slot held when the core called infer: the caller's buffer, or none.</summary>
     public struct Lent
@@ -49,7 +49,7 @@ internal static unsafe class PluginAnswers
     /// a well-formed tensor in the place the ownership rule says. On a breach, every output the
     /// plugin allocated is released and its slot cleared, and the exception is returned.
     /// </summary>
-    public static MlosException? CheckOutputs(Plugin plugin, SmiTensor* outputs, nuint count, ReadOnlySpan<Lent> lent)
+    public static MlosException? CheckOutputs(string pluginId, SmiTensor* outputs, nuint count, ReadOnlySpan<Lent> lent)
     {
         string? problem = count > (nuint)lent.Length
             ? $"it reported {count} outputs for an array of {lent.Length}"
@@ -59,7 +59,7 @@ internal static unsafe class PluginAnswers
             problem = OutputProblem(in outputs[i], in lent[i]) is { } p ? $"output {i} {p}" : null;
         if (problem is null) return null;
         ReleaseAllocated(outputs, lent);
-        return Broke(plugin, "infer", problem);
+        return Broke(pluginId, "infer", problem);
     }
 
     /// <summary>After a failed typed infer: the rule says nothing is left allocated; whatever is, is released.</summary>

@@ -7,11 +7,12 @@ Action<ReadOnlySpan<byte>>? target = args.Length > 0 ? args[0] switch
 {
     "kserve" => KServeTarget.Run,
     "convention" => ConventionTarget.Run,
+    "core" => CoreTarget.Run,
     _ => null,
 } : null;
 if (target is null)
 {
-    Console.Error.WriteLine("usage: Mlos.Fuzz kserve|convention [FILE...]");
+    Console.Error.WriteLine("usage: Mlos.Fuzz kserve|convention|core [FILE...]");
     return 2;
 }
 if (args.Length > 1) return Replay.Run(target, args[1..]);
