@@ -100,7 +100,7 @@ internal static class JsonConfig
 
     public static string? String(JsonProperty p, string what) => p.Value.ValueKind switch
     {
-        JsonValueKind.String => p.Value.GetString(),
+        JsonValueKind.String => Decode(p.Value, $"{what}: '{p.Name}'"),
         JsonValueKind.Null => null,
         _ => throw new MlosException(SmiStatus.InvalidParam, $"{what}: '{p.Name}' must be a string"),
     };
@@ -108,10 +108,20 @@ internal static class JsonConfig
     /// <summary>A string value as-is, null as null, anything else as its JSON text.</summary>
     public static string? Text(JsonElement e) => e.ValueKind switch
     {
-        JsonValueKind.String => e.GetString(),
+        JsonValueKind.String => Decode(e, "a config string"),
         JsonValueKind.Null => null,
         _ => e.GetRawText(),
     };
+
+    /// <summary>
+    /// A JSON string's value. "\ud800" is valid JSON but no text: System.Text.Json refuses it with
+    /// an InvalidOperationException, which is the caller's mistake, not the core's state.
+    /// </summary>
+    public static string Decode(JsonElement e, string what)
+    {
+        try { return e.GetString()!; }
+        catch (InvalidOperationException) { throw new MlosException(SmiStatus.InvalidParam, $"{what} holds a lone UTF-16 surrogate escape, which is not text"); }
+    }
 
     public static MlosException UnknownKey(string what, string key, string known) =>
         new(SmiStatus.InvalidParam, $"{what}: unknown key '{key}' (known: {known})");

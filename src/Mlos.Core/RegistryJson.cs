@@ -46,7 +46,7 @@ public static class RegistryJson
         foreach (var m in models)
         {
             w.WriteStartObject();
-            WriteModelFields(w, m);
+            WriteModelFields(w, m, m.State);
             w.WriteEndObject();
         }
         w.WriteEndArray();
@@ -64,9 +64,13 @@ public static class RegistryJson
         PluginCalls.RefuseReentry("model_info");
         var (io, ioError) = Ask(m, static (p, h) => p.ModelIo(h));
         var (info, infoError) = Ask(m, static (p, h) => p.ModelInfo(h));
+        // One reading of the state for the answer. Unregister finished meanwhile: the model is
+        // gone, as a later lookup would say.
+        var state = m.State;
+        if (state == ModelState.Unregistered) throw new MlosException(SmiStatus.NotFound, $"no model with id '{m.Id}' is registered");
         return Write(w =>
         {
-            WriteModelFields(w, m);
+            WriteModelFields(w, m, state);
             if (io is not null)
             {
                 WriteSpecs(w, "inputs", io.Inputs);
@@ -103,12 +107,12 @@ public static class RegistryJson
         _ => flag.ToString(),
     };
 
-    private static void WriteModelFields(Utf8JsonWriter w, Model m)
+    private static void WriteModelFields(Utf8JsonWriter w, Model m, ModelState state)
     {
         w.WriteString("id", m.Id);
         w.WriteString("name", m.Id);
         w.WriteString("plugin_id", m.Plugin.Id);
-        w.WriteString("status", m.State.ToString().ToLowerInvariant());
+        w.WriteString("status", state.ToString().ToLowerInvariant());
         w.WriteString("framework", m.Framework ?? m.Plugin.Frameworks.Split(',')[0]);
         w.WriteString("path", m.Path);
         w.WriteString("version", m.Version);

@@ -117,8 +117,8 @@ internal sealed record OnnxConfig
     };
 
     private static int Count(JsonProperty p) =>
-        p.Value.ValueKind == JsonValueKind.Number && p.Value.TryGetInt32(out var n) && n >= 0 ? n
-        : throw Bad(p, "a non-negative integer (0 = ONNX Runtime's default)");
+        p.Value.ValueKind == JsonValueKind.Number && p.Value.TryGetInt32(out var n) && n >= 0 ? CpuThreads.Fit((ulong)n)
+        : throw Bad(p, "a non-negative integer (0 = ONNX Runtime's default; more than the cores counts as the cores)");
 
     private static SmiException Bad(JsonProperty p, string what) =>
         new(SmiStatus.InvalidParam, $"ONNX config: {p.Name} must be {what}, not {p.Value.GetRawText()}");

@@ -76,7 +76,7 @@ internal sealed unsafe class OnnxPlugin : ISmiPlugin<OnnxModel>
         {
             config = r.Type switch
             {
-                SmiResourceType.CpuThreads => config with { IntraOpThreads = (int)Math.Min(r.Amount, 1024) },
+                SmiResourceType.CpuThreads => config with { IntraOpThreads = Math.Max(1, CpuThreads.Fit(r.Amount)) },
                 SmiResourceType.Gpu => config with { Device = $"cuda:{r.DeviceId}" },
                 SmiResourceType.GpuMemory => config with { Device = $"cuda:{r.DeviceId}", GpuMemLimit = r.Amount },
                 _ => throw new SmiException(SmiStatus.NotSupported,

@@ -50,7 +50,7 @@ internal sealed class TorchPlugin : ISmiPlugin<TorchModel>
             switch (r.Type)
             {
                 case SmiResourceType.CpuThreads:
-                    torch.set_num_threads((int)Math.Clamp(r.Amount, 1, 1024));
+                    torch.set_num_threads(Math.Max(1, CpuThreads.Fit(r.Amount)));
                     break;
                 case SmiResourceType.Gpu:
                     var previous = model.Config;

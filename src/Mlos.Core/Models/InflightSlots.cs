@@ -32,10 +32,15 @@ internal static class InflightSlots
         }
     }
 
-    /// <summary>A request an unload saw running: its thread's slot and that slot's count then.</summary>
-    internal readonly record struct Seen(Slot Slot, long Finished)
+    /// <summary>
+    /// A request an unload saw running: its thread's slot and that slot's count then. It still
+    /// runs while the count has not moved and the slot still holds the model: the count alone is
+    /// not enough, as it may have been read just after the request left, and a thread that makes
+    /// no further request would then never move it again.
+    /// </summary>
+    internal readonly record struct Seen(Slot Slot, long Finished, Model Model)
     {
-        public bool StillRunning => Volatile.Read(ref Slot.Finished) == Finished;
+        public bool StillRunning => Volatile.Read(ref Slot.Finished) == Finished && Volatile.Read(ref Slot.Current) == Model;
         public string ThreadName => Slot.Owner.Name ?? $"#{Slot.Owner.ManagedThreadId}";
     }
 
@@ -49,13 +54,13 @@ internal static class InflightSlots
     /// <summary>
     /// The requests running on <paramref name="model"/> now. The mark is read before the count:
     /// a request still running when the count is read has not counted itself yet, so waiting
-    /// for the count to move waits for it.
+    /// for the count to move (or the mark to go) waits for it.
     /// </summary>
     public static List<Seen> Running(Model model)
     {
         var seen = new List<Seen>();
         foreach (var slot in Volatile.Read(ref s_all))
-            if (Volatile.Read(ref slot.Current) == model) seen.Add(new Seen(slot, Volatile.Read(ref slot.Finished)));
+            if (Volatile.Read(ref slot.Current) == model) seen.Add(new Seen(slot, Volatile.Read(ref slot.Finished), model));
         return seen;
     }
 

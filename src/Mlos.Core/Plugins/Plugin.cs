@@ -240,24 +240,23 @@ public sealed unsafe class Plugin
     /// </summary>
     internal SmiStatus InferCall(nint handle, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadline)
     {
-        nuint capacity = *numOutputs;
-        if (capacity > PluginAnswers.MaxTensors) *numOutputs = capacity = PluginAnswers.MaxTensors; // no more than the core checks
+        // The plugin sees no more slots than the core checks; the caller's count changes only
+        // where the plugin changes it.
+        nuint capacity = Math.Min(*numOutputs, (nuint)PluginAnswers.MaxTensors), count = capacity;
         Span<PluginAnswers.Lent> lent = capacity <= 16 ? stackalloc PluginAnswers.Lent[16] : new PluginAnswers.Lent[(int)capacity];
         lent = lent[..(int)capacity];
         PluginAnswers.Record(outputs, lent);
         var status = deadline != 0
-            ? _v12.InferWithDeadline(handle, inputs, numInputs, outputs, numOutputs, deadline)
-            : _v11.Infer(handle, inputs, numInputs, outputs, numOutputs);
+            ? _v12.InferWithDeadline(handle, inputs, numInputs, outputs, &count, deadline)
+            : _v11.Infer(handle, inputs, numInputs, outputs, &count);
         if (status != SmiStatus.Success)
         {
             PluginAnswers.ReleaseLeftovers(outputs, lent);
+            if (count != capacity) *numOutputs = count; // BUFFER_TOO_SMALL: the count needed
             return status;
         }
-        if (PluginAnswers.CheckOutputs(Id, outputs, *numOutputs, lent) is { } breach)
-        {
-            *numOutputs = 0;
-            throw breach;
-        }
+        if (PluginAnswers.CheckOutputs(Id, outputs, count, lent) is { } breach) throw breach;
+        *numOutputs = count;
         return status;
     }
 
