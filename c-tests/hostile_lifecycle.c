@@ -261,15 +261,6 @@ static void short_threads(mlos_core_t* core, int count) {
     }
 }
 
-static long rss_bytes(void) {
-    long size = 0, resident = 0;
-    FILE* f = fopen("/proc/self/statm", "r");
-    if (f) {
-        if (fscanf(f, "%ld %ld", &size, &resident) != 2) resident = 0;
-        fclose(f);
-    }
-    return resident * sysconf(_SC_PAGESIZE);
-}
 
 void item_last_error_threads(void) {
     mlos_core_t* core = NULL;
@@ -278,10 +269,10 @@ void item_last_error_threads(void) {
     EXPECT_OK(&api, api.create(NULL, &core));
     phase("warm-up threads");
     short_threads(core, WARM_THREADS);
-    warm = rss_bytes();
+    warm = mlos_rss_bytes();
     phase("short-lived threads, one failing call each");
     short_threads(core, SHORT_THREADS - WARM_THREADS);
-    end = rss_bytes();
+    end = mlos_rss_bytes();
     NOTE("RSS after %d threads %ld KiB, after %d %ld KiB: growth %ld KiB (%.0f B/thread), %.1f s", WARM_THREADS, warm / 1024,
          SHORT_THREADS, end / 1024, (end - warm) / 1024, (double)(end - warm) / (SHORT_THREADS - WARM_THREADS),
          (now_ms() - started) / 1e3);

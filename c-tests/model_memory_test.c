@@ -14,15 +14,6 @@
 #endif
 #define ALLOWED_GROWTH_MB 8.0
 
-static double rss_mb(void) {
-    long pages = 0, resident = 0;
-    FILE* f = fopen("/proc/self/statm", "r");
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
-        fclose(f);
-    }
-    return resident * (double)sysconf(_SC_PAGESIZE) / (1024.0 * 1024.0);
-}
 
 /* Load, one typed inference (output allocated by the plugin, then released), unload. */
 static int cycle(mlos_api_t* api, mlos_core_t* core, const smi_tensor_t* input) {
@@ -61,9 +52,9 @@ int main(int argc, char** argv) {
     EXPECT_OK(&api, api.load_plugin(core, argv[2], NULL, NULL));
     EXPECT_OK(&api, api.register_model(core, "model", argv[3], argv[4], NULL));
     for (i = 0; i < WARMUP; i++) failures += cycle(&api, core, &input) != 0;
-    start = rss_mb();
+    start = (mlos_rss_bytes() / (1024.0 * 1024.0));
     for (i = 0; i < CYCLES; i++) failures += cycle(&api, core, &input) != 0;
-    end = rss_mb();
+    end = (mlos_rss_bytes() / (1024.0 * 1024.0));
     CHECK(failures == 0, "%d cycles failed: %s", failures, api.last_error());
     printf("%s: RSS after %d warm-up cycles %.1f MB; after %d more %.1f MB (growth %.1f MB)\n", argv[3], WARMUP, start, CYCLES,
            end, end - start);

@@ -1,6 +1,7 @@
 #include "test_support.h"
 
 #include <dlfcn.h>
+#include <unistd.h>
 
 int mlos_test_failures = 0;
 
@@ -62,4 +63,14 @@ smi_plugin_t* mlos_open_plugin(const char* path) {
         exit(2);
     }
     return plugin;
+}
+
+long mlos_rss_bytes(void) {
+    long pages = 0, resident = 0;
+    FILE* f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+        fclose(f);
+    }
+    return resident * sysconf(_SC_PAGESIZE);
 }

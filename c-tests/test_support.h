@@ -46,6 +46,9 @@ const char* mlos_path(char* buffer, size_t size, const char* build_dir, const ch
 /** dlopens a plugin and returns its descriptor from smi_plugin_init; exits with a message on failure. */
 smi_plugin_t* mlos_open_plugin(const char* path);
 
+/** Resident set size of this process in bytes (/proc/self/statm), 0 if unreadable. */
+long mlos_rss_bytes(void);
+
 extern int mlos_test_failures;
 
 #define CHECK(cond, ...)                                                        \

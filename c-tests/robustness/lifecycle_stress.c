@@ -319,15 +319,6 @@ static int num_samples;
 static volatile int watchdog_stop;
 static const char* volatile phase = "running";
 
-static double rss_now_mb(void) {
-    long pages = 0, resident = 0;
-    FILE* f = fopen("/proc/self/statm", "r");
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
-        fclose(f);
-    }
-    return (double)resident * (double)sysconf(_SC_PAGESIZE) / (1024.0 * 1024.0);
-}
 
 static void* watchdog(void* arg) {
     unsigned long last = (unsigned long)-1;
@@ -336,7 +327,7 @@ static void* watchdog(void* arg) {
     while (!watchdog_stop) {
         unsigned long now;
         sleep(1);
-        if (num_samples < MAX_SAMPLES) rss_mb[num_samples++] = rss_now_mb();
+        if (num_samples < MAX_SAMPLES) rss_mb[num_samples++] = (mlos_rss_bytes() / (1024.0 * 1024.0));
         now = __atomic_load_n(&progress, __ATOMIC_RELAXED);
         idle = now == last ? idle + 1 : 0;
         last = now;
