@@ -51,6 +51,7 @@ static const item_t items[] = {
     {"unload_timeout", item_unload_timeout, 30},
     {"unload_timeout_serial", item_unload_timeout_serial, 30},
     {"inference_deadline", item_inference_deadline, 30},
+    {"gate_deadline", item_gate_deadline, 30},
 };
 #define NUM_ITEMS (sizeof items / sizeof items[0])
 

@@ -3,7 +3,10 @@
  * run's terminate flag: slow.onnx loops Tanh(x @ W) as many times as asked, so a run of 2^31
  * iterations would take hours, and must instead fail with SMI_ERROR_TIMEOUT in about the
  * model's timeout. A plugin without the 1.2 entry cannot honour a timeout: registering a model
- * with one on it is refused, not accepted and then ignored. */
+ * with one on it is refused, not accepted and then ignored. And a request with a deadline waits
+ * for the gate of a serialised plugin only until its deadline: the call holding the gate may
+ * never return. */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -67,5 +70,57 @@ void item_inference_deadline(void) {
                   SMI_ERROR_INVALID_PARAM, "timeout_ms");
 
     phase("destroy");
+    EXPECT_OK(&api, api.destroy(core));
+}
+
+/* One typed infer on a hostile model, its outputs released. */
+static int infer_hostile(mlos_core_t* core, const char* id) {
+    float x[2] = {1.0f, 2.0f};
+    smi_tensor_t input = fp32_tensor("x", x, 1, 2), outputs[2];
+    size_t num_outputs = 2;
+    int status;
+    memset(outputs, 0, sizeof outputs);
+    status = api.infer(core, id, &input, 1, outputs, &num_outputs);
+    if (status == SMI_SUCCESS) api.release_outputs(outputs, num_outputs);
+    return status;
+}
+
+typedef struct {
+    mlos_core_t* core;
+    int status;
+} hung_t;
+
+static void* hang_in_plugin(void* arg) {
+    hung_t* h = arg;
+    h->status = infer_hostile(h->core, "hang");
+    return NULL;
+}
+
+void item_gate_deadline(void) {
+    hostile_lib_t lib;
+    mlos_core_t* core = core_with_hostile(1, &lib);
+    hung_t hung = {core, -100};
+    pthread_t thread;
+    double started, took;
+    add_hostile(core, "hang", "hostile-serial", "hang=1", 0);
+    EXPECT_OK(&api, api.register_model(core, "quick", "hostile-serial", NULL, "{\"timeout_ms\":300}"));
+    EXPECT_OK(&api, api.load_model(core, "quick"));
+
+    phase("a request hangs in the serialised plugin, holding its gate");
+    pthread_create(&thread, NULL, hang_in_plugin, &hung);
+    CHECK(WAIT_FOR_STAT(&lib, hung, 1, 2000), "the request never reached the plugin");
+
+    phase("a request with a 300 ms timeout waits for the gate");
+    started = now_ms();
+    EXPECT_STATUS(&api, infer_hostile(core, "quick"), SMI_ERROR_TIMEOUT, "deadline waiting for plugin");
+    took = now_ms() - started;
+    NOTE("a request behind a hung call gave up after %.0f ms (timeout 300 ms)", took);
+    CHECK(took >= 250 && took < 3000, "waiting for the gate took %.0f ms", took);
+
+    phase("the hung call is released; the model serves again");
+    lib.release_hang();
+    pthread_join(thread, NULL);
+    CHECK(hung.status == SMI_SUCCESS, "the released request returned %d", hung.status);
+    EXPECT_OK(&api, infer_hostile(core, "quick"));
     EXPECT_OK(&api, api.destroy(core));
 }

@@ -19,6 +19,7 @@ void item_unload_timeout_serial(void);       /* 10, serialised plugin */
 
 /* hostile_deadline.c: a model's timeout_ms as an SMI 1.2 deadline. */
 void item_inference_deadline(void);          /* 10 */
+void item_gate_deadline(void);               /* 10, serialised plugin */
 
 /* hostile_contract.c: what a plugin or caller hands the core, and what comes back. */
 void item_lying_num_outputs_batched(void);   /* 2 */

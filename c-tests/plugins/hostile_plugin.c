@@ -1,4 +1,4 @@
-/* A hostile SMI 1.1 plugin for core_hostile_test.c (#12, "trust no plugin"): it keeps track of
+/* A hostile SMI 1.2 plugin for core_hostile_test.c (#12, "trust no plugin"): it keeps track of
  * what the core does to it, and breaks the SMI contract on request, per model.
  *
  * Built twice: libmlos_hostile_plugin.so (plugin id "hostile", SMI_CAP_THREAD_SAFE) and, with
@@ -36,6 +36,10 @@
  *                        the inner status (int32) then the inner last error (text, NUL) as output
  *   reenter=unload:ID    the same with mlos_core_unload_model(ID)
  * The host for reenter is given with hostile_set_host().
+ *
+ * SMI 1.2: the serial build has infer_with_deadline, which ignores its deadline (a plugin that
+ * cannot interrupt its framework), so that the core's own bound on waiting for the gate of a
+ * serialised plugin can be tested; the thread-safe build has none (timeout_ms is refused there).
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -575,6 +579,14 @@ static smi_status_t hostile_infer(smi_model_handle_t handle, const smi_tensor_t*
     return status;
 }
 
+#ifdef HOSTILE_SERIAL
+static smi_status_t hostile_infer_with_deadline(smi_model_handle_t handle, const smi_tensor_t* inputs, size_t num_inputs,
+                                                smi_tensor_t* outputs, size_t* num_outputs, uint64_t deadline_ns) {
+    (void)deadline_ns; /* never honoured: see the top of the file */
+    return hostile_infer(handle, inputs, num_inputs, outputs, num_outputs);
+}
+#endif
+
 /* ---------------------------------------------------------------- descriptor and test hooks */
 
 static const char* hostile_last_error(void) { return t_error[0] ? t_error : NULL; }
@@ -615,6 +627,9 @@ EXPORT smi_plugin_t* smi_plugin_init(void) {
     g_plugin.v1_1.get_model_io = hostile_model_io;
     g_plugin.v1_1.infer = hostile_infer;
     g_plugin.v1_1.get_last_error = hostile_last_error;
+#ifdef HOSTILE_SERIAL
+    g_plugin.v1_2.infer_with_deadline = hostile_infer_with_deadline;
+#endif
     return &g_plugin;
 }
 

@@ -20,6 +20,9 @@ public enum ModelState
 internal interface IModelCall
 {
     SmiStatus Invoke(Plugin plugin, nint handle);
+
+    /// <summary>CLOCK_MONOTONIC ns by which the call must be answered; 0 for none.</summary>
+    ulong Deadline { get; }
 }
 
 /// <summary>
@@ -149,7 +152,11 @@ public sealed class Model
     {
         if (Plugin.Gate is { } gate)
         {
-            gate.Enter();
+            // A request with a deadline waits for the gate only until then: the call holding it
+            // may never return.
+            if (call.Deadline == 0) gate.Enter();
+            else if (!gate.TryEnter(new Smi.Sdk.SmiDeadline(call.Deadline).RemainingMilliseconds))
+                throw new MlosException(SmiStatus.Timeout, $"model '{Id}': the request passed its deadline waiting for plugin '{Plugin.Id}', which runs one call at a time");
             bool runnable = Volatile.Read(ref _state) == (int)ModelState.Loaded;
             try
             {

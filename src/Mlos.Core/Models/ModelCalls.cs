@@ -7,6 +7,7 @@ namespace Mlos.Core.Models;
 internal readonly unsafe struct InferenceCall(void* input, nuint inputSize, void* output, nuint* outputSize) : IModelCall
 {
     public SmiStatus Invoke(Plugin plugin, nint handle) => plugin.InferenceCall(handle, input, inputSize, output, outputSize);
+    public ulong Deadline => 0;
 }
 
 /// <summary>Typed inference as a <see cref="Model.Run"/> call.</summary>
@@ -14,4 +15,5 @@ internal readonly unsafe struct InferenceCall(void* input, nuint inputSize, void
 internal readonly unsafe struct InferCall(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadline) : IModelCall
 {
     public SmiStatus Invoke(Plugin plugin, nint handle) => plugin.InferCall(handle, inputs, numInputs, outputs, numOutputs, deadline);
+    public ulong Deadline => deadline;
 }
