@@ -189,14 +189,21 @@ public sealed unsafe class MlosCore : IDisposable
         lock (_registryLock) _reserved.Remove(key);
     }
 
-    public Model GetModel(string? id) =>
-        id is not null && _models.TryGetValue(id, out var m) ? m
-        : throw new MlosException(SmiStatus.NotFound, $"no model with id '{id}' is registered");
+    /// <summary>The model registered as <paramref name="id"/>; none once destroy has begun (INVALID_STATE).</summary>
+    public Model GetModel(string? id)
+    {
+        ThrowIfDisposed();
+        return id is not null && _models.TryGetValue(id, out var m) ? m
+            : throw new MlosException(SmiStatus.NotFound, $"no model with id '{id}' is registered");
+    }
 
     /// <summary>Looks a model up without allocating a string (the inference path).</summary>
-    public Model GetModel(ReadOnlySpan<char> id) =>
-        _modelsBySpan.TryGetValue(id, out var m) ? m
-        : throw new MlosException(SmiStatus.NotFound, $"no model with id '{id}' is registered");
+    public Model GetModel(ReadOnlySpan<char> id)
+    {
+        ThrowIfDisposed();
+        return _modelsBySpan.TryGetValue(id, out var m) ? m
+            : throw new MlosException(SmiStatus.NotFound, $"no model with id '{id}' is registered");
+    }
 
     /// <summary>Looks a model up by its UTF-8 id (the C API's path) through the lookup cache.</summary>
     public Model GetModel(ReadOnlySpan<byte> utf8Id)
@@ -205,7 +212,10 @@ public sealed unsafe class MlosCore : IDisposable
         int version = Volatile.Read(ref _registryVersion);
         var entry = Volatile.Read(ref _lookups[slot]);
         if (entry is not null && entry.Version == version && utf8Id.SequenceEqual(entry.Id))
+        {
+            ThrowIfDisposed();
             return entry.Model;
+        }
         return Lookup(utf8Id, slot, version);
     }
 
@@ -219,7 +229,10 @@ public sealed unsafe class MlosCore : IDisposable
         int version = Volatile.Read(ref _registryVersion);
         var entry = Volatile.Read(ref _lookups[slot]);
         if (entry is not null && entry.Version == version && entry.Matches(id))
+        {
+            ThrowIfDisposed();
             return entry.Model;
+        }
         return Lookup(System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpanFromNullTerminated(id), slot, version);
     }
 
@@ -299,17 +312,28 @@ public sealed unsafe class MlosCore : IDisposable
     public void UnregisterModel(string? id)
     {
         PluginCalls.RefuseReentry("unregister_model");
-        var model = GetModel(id);
+        Unregister(GetModel(id));
+    }
+
+    private void Unregister(Model model)
+    {
         lock (model.AdminLock)
         {
             if (model.State is ModelState.Unregistering or ModelState.Unregistered)
-                throw new MlosException(SmiStatus.NotFound, $"no model with id '{id}' is registered");
+                throw new MlosException(SmiStatus.NotFound, $"no model with id '{model.Id}' is registered");
             bool loaded = model.State == ModelState.Loaded;
             StopServing(model, ModelState.Unregistering);
             MlosException? unloadFailure = null;
             if (loaded)
             {
                 try { model.Plugin.Unload(model.Handle); }
+                catch (MlosException e) when (e.Status == SmiStatus.Busy)
+                {
+                    // The gate stayed taken: nothing was unloaded, so nothing is unregistered.
+                    model.SetState(ModelState.Loaded);
+                    model.StartBatching();
+                    throw;
+                }
                 catch (MlosException e) { unloadFailure = e; }
             }
             model.SetState(ModelState.Unregistered);
@@ -349,7 +373,6 @@ public sealed unsafe class MlosCore : IDisposable
     /// </summary>
     public void Inference(Model model, void* input, nuint inputSize, void* output, nuint* outputSize)
     {
-        if (PluginCalls.Inside is { } inside && !model.Plugin.IsThreadSafe) throw PluginCalls.Reentrant(inside, $"inference on model '{model.Id}' of plugin '{model.Plugin.Id}', which is not thread-safe,");
         var call = new InferenceCall(input, inputSize, output, outputSize);
         var status = model.Run(ref call);
         if (status != SmiStatus.Success) throw model.Plugin.Failure(status, $"inference on model '{model.Id}'");
@@ -364,8 +387,9 @@ public sealed unsafe class MlosCore : IDisposable
     {
         InferInputs.Check(inputs, numInputs);
         ulong deadline = model.DeadlineFromNow();
-        if (PluginCalls.Inside is { } inside) return RunReentrant(inside, model, inputs, numInputs, outputs, numOutputs, deadline);
-        if (model.Batcher is { } batcher) return batcher.Infer(inputs, numInputs, outputs, numOutputs, deadline);
+        // From inside a plugin, never through a batcher, whose scheduler may be this very thread;
+        // Model.Run refuses what would deadlock (a serialised plugin).
+        if (model.Batcher is { } batcher && PluginCalls.Inside is null) return batcher.Infer(inputs, numInputs, outputs, numOutputs, deadline);
         return RunTyped(model, inputs, numInputs, outputs, numOutputs, deadline);
     }
 
@@ -381,17 +405,6 @@ public sealed unsafe class MlosCore : IDisposable
         if (model.Batcher is { } batcher) // batching is only started for plugins with typed infer
             return batcher.InferAsync(inputs, numInputs, outputs, numOutputs, deadline);
         return new ValueTask<Batching.InferTiming>(RunTyped(model, inputs, numInputs, outputs, numOutputs, deadline));
-    }
-
-    /// <summary>
-    /// Typed inference called from inside a plugin: served on this thread, never through a
-    /// batcher (whose scheduler may be this very thread), and only on a thread-safe plugin.
-    /// </summary>
-    private static Batching.InferTiming RunReentrant(Plugin inside, Model model, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadline)
-    {
-        if (!model.Plugin.IsThreadSafe)
-            throw PluginCalls.Reentrant(inside, $"infer on model '{model.Id}' of plugin '{model.Plugin.Id}', which is not thread-safe,");
-        return RunTyped(model, inputs, numInputs, outputs, numOutputs, deadline);
     }
 
     private static Batching.InferTiming RunTyped(Model model, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadline)
@@ -447,7 +460,7 @@ public sealed unsafe class MlosCore : IDisposable
         var busy = new List<string>();
         foreach (var model in _models.Values)
         {
-            try { UnregisterModel(model.Id); }
+            try { Unregister(model); }
             catch (MlosException e) when (e.Status == SmiStatus.Busy) { busy.Add(e.Message); }
             catch (MlosException) { /* the model is forgotten either way; nothing to report to at teardown */ }
         }

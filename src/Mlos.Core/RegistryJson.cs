@@ -62,7 +62,9 @@ public static class RegistryJson
     public static unsafe byte[] ModelInfo(Model m)
     {
         PluginCalls.RefuseReentry("model_info");
-        var (io, ioError) = Ask(m, static (p, h) => p.ModelIo(h));
+        // Spec names are plugin memory, valid while the model is registered: copied while the
+        // call still counts in flight, before an unregister could let the plugin free them.
+        var (io, ioError) = Ask(m, static (p, h) => p.ModelIo(h) is { } specs ? new Specs(Copy(specs.Inputs), Copy(specs.Outputs)) : null);
         var (info, infoError) = Ask(m, static (p, h) => p.ModelInfo(h));
         // One reading of the state for the answer. Unregister finished meanwhile: the model is
         // gone, as a later lookup would say.
@@ -118,16 +120,23 @@ public static class RegistryJson
         w.WriteString("version", m.Version);
     }
 
-    private static unsafe void WriteSpecs(Utf8JsonWriter w, string name, SmiTensorSpec[] specs)
+    /// <summary>A tensor spec with its name read out of plugin memory.</summary>
+    private sealed record Spec(string Name, SmiDtype Dtype, long[] Shape);
+    private sealed record Specs(Spec[] Inputs, Spec[] Outputs);
+
+    private static unsafe Spec[] Copy(SmiTensorSpec[] specs) =>
+        specs.Select(s => new Spec(PluginText.Read(s.Name) ?? "", s.Dtype, s.Dims.ToArray())).ToArray();
+
+    private static void WriteSpecs(Utf8JsonWriter w, string name, Spec[] specs)
     {
         w.WriteStartArray(name);
         foreach (var s in specs)
         {
             w.WriteStartObject();
-            w.WriteString("name", Utf8.Read(s.Name));
+            w.WriteString("name", s.Name);
             w.WriteString("datatype", SmiDtypes.Name(s.Dtype));
             w.WriteStartArray("shape");
-            for (int i = 0; i < (int)Math.Min(s.NDim, (uint)SmiVersion.MaxDims); i++) w.WriteNumberValue(s.Shape[i]);
+            foreach (var d in s.Shape) w.WriteNumberValue(d);
             w.WriteEndArray();
             w.WriteEndObject();
         }

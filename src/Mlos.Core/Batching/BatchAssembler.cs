@@ -55,8 +55,13 @@ internal sealed unsafe class BatchAssembler : IDisposable
         for (int o = 0; o < count; o++)
         {
             ref readonly var t = ref _outputs[o];
-            if (t.NDim == 0 || t.Shape[0] != totalRows || SmiDtypes.ElementSize(t.Dtype) <= 0 ||
-                t.MemoryType == SmiMemoryType.Gpu || t.ByteSize % (nuint)totalRows != 0)
+            // Rows are cut by byte offsets, so the bytes must be exactly what the shape says
+            // (a plugin reporting more would have rows read past its buffer) and in host memory.
+            int element = SmiDtypes.ElementSize(t.Dtype);
+            if (t.NDim == 0 || t.Shape[0] != totalRows || element <= 0 ||
+                t.MemoryType is not (SmiMemoryType.Cpu or SmiMemoryType.CpuPinned) ||
+                !SmiTensorRules.TryElementCount(t.Dims, out long elements) || elements > long.MaxValue / element ||
+                (ulong)t.ByteSize != (ulong)(elements * element))
                 return false;
         }
         return true;
@@ -89,7 +94,7 @@ internal sealed unsafe class BatchAssembler : IDisposable
                 if (slot->ByteSize < bytes)
                 {
                     r.Failure = new MlosException(SmiStatus.BufferTooSmall,
-                        $"output {done} ({Smi.Sdk.Utf8.Read(whole.Name)}) too small: {bytes} bytes needed, {slot->ByteSize} given");
+                        $"output {done} ({Plugins.PluginText.Read(whole.Name)}) too small: {bytes} bytes needed, {slot->ByteSize} given");
                     slot->ByteSize = bytes;
                     break;
                 }

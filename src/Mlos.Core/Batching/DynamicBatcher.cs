@@ -182,7 +182,8 @@ internal sealed unsafe class DynamicBatcher
         Interlocked.Increment(ref _batches);
         Interlocked.Add(ref _requests, _batch.Count);
         if (_batch.Count == 1 || !RunMerged(totalRows))
-            foreach (var r in _batch) RunOwn(r);
+            foreach (var r in _batch)
+                if (!r.Answered) RunOwn(r);
     }
 
     /// <summary>One plugin call for the whole batch; false when it must be redone request by request.</summary>
@@ -210,14 +211,17 @@ internal sealed unsafe class DynamicBatcher
         {
             if (status == SmiStatus.Timeout)
             {
-                // Run one by one, each would only time out again.
+                // The batch ran on its oldest request's deadline: requests already past theirs
+                // fail with it; younger ones get their own run (RunOwn) with the time they have.
                 var failure = _model.Plugin.Failure(status, $"infer on model '{_model.Id}'");
+                ulong now = Smi.Sdk.SmiDeadline.Now();
                 foreach (var r in _batch)
                 {
+                    if (r.Deadline == 0 || r.Deadline > now) continue;
                     r.Failure = failure;
                     r.Answered = true;
                 }
-                return true;
+                return false;
             }
             if (status != SmiStatus.Success || !_assembler.Splittable((int)count, totalRows)) return false;
             long row = 0;

@@ -22,6 +22,11 @@ internal static class InflightSlots
         public Model? Current;
         /// <summary>Requests this thread has finished; written only by <see cref="Owner"/>.</summary>
         public long Finished;
+        /// <summary>
+        /// The plugin whose code this thread runs outside a thread-safe request (a serialised
+        /// request, an admin call), for <see cref="Plugins.PluginCalls"/>; written only by <see cref="Owner"/>.
+        /// </summary>
+        public Plugins.Plugin? Inside;
         public readonly Thread Owner = owner;
 
         /// <summary>Ends the owner's request: the mark goes, then the count moves on.</summary>

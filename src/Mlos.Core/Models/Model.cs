@@ -93,7 +93,7 @@ public sealed class Model
             {
                 if (spec.NDim == 0 || spec.Shape[0] != -1)
                     throw new MlosException(SmiStatus.InvalidParam,
-                        $"model '{Id}' has no batch dimension: {what} '{Smi.Sdk.Utf8.Read(spec.Name)}' is [{string.Join(",", spec.Dims.ToArray())}]; dynamic batching needs dim 0 = -1 in every input and output");
+                        $"model '{Id}' has no batch dimension: {what} '{PluginText.Read(spec.Name)}' is [{string.Join(",", spec.Dims.ToArray())}]; dynamic batching needs dim 0 = -1 in every input and output");
             }
         }
         Batcher = new Batching.DynamicBatcher(this, Batching);
@@ -150,8 +150,12 @@ public sealed class Model
     /// </summary>
     internal SmiStatus Run<TCall>(ref TCall call) where TCall : struct, IModelCall
     {
+        var slot = InflightSlots.Mine;
         if (Plugin.Gate is { } gate)
         {
+            // Its gate may be the one this thread holds (see PluginCalls).
+            if (PluginCalls.Of(slot) is { } inside)
+                throw PluginCalls.Reentrant(inside, $"inference on model '{Id}' of plugin '{Plugin.Id}', which is not thread-safe,");
             // A request with a deadline waits for the gate only until then: the call holding it
             // may never return.
             if (call.Deadline == 0) gate.Enter();
@@ -162,13 +166,14 @@ public sealed class Model
             {
                 if (runnable)
                 {
-                    using (PluginCalls.Enter(Plugin)) return call.Invoke(Plugin, Handle);
+                    slot.Inside = Plugin;
+                    try { return call.Invoke(Plugin, Handle); }
+                    finally { slot.Inside = null; }
                 }
             }
             finally { gate.Exit(); }
             throw NotRunnable();
         }
-        var slot = InflightSlots.Mine;
         if (slot.Current is not null) return RunNested(ref call); // a plugin calling back into the core
         Volatile.Write(ref slot.Current, this);
         if (Volatile.Read(ref _state) != (int)ModelState.Loaded)
@@ -176,10 +181,7 @@ public sealed class Model
             slot.Leave(); // before the exception is built: a refused request holds up no unload
             throw NotRunnable();
         }
-        try
-        {
-            using (PluginCalls.Enter(Plugin)) return call.Invoke(Plugin, Handle);
-        }
+        try { return call.Invoke(Plugin, Handle); } // Current marks the thread as inside Plugin
         finally { slot.Leave(); }
     }
 
@@ -187,10 +189,7 @@ public sealed class Model
     private SmiStatus RunNested<TCall>(ref TCall call) where TCall : struct, IModelCall
     {
         if (!TryEnter(needLoaded: true)) throw NotRunnable();
-        try
-        {
-            using (PluginCalls.Enter(Plugin)) return call.Invoke(Plugin, Handle);
-        }
+        try { return call.Invoke(Plugin, Handle); } // the outer request's mark stays
         finally { Exit(); }
     }
 

@@ -243,7 +243,8 @@ public sealed unsafe class Plugin
         // The plugin sees no more slots than the core checks; the caller's count changes only
         // where the plugin changes it.
         nuint capacity = Math.Min(*numOutputs, (nuint)PluginAnswers.MaxTensors), count = capacity;
-        Span<PluginAnswers.Lent> lent = capacity <= 16 ? stackalloc PluginAnswers.Lent[16] : new PluginAnswers.Lent[(int)capacity];
+        // On the stack for the capacities callers use (the server and the batcher pass 64).
+        Span<PluginAnswers.Lent> lent = capacity <= 64 ? stackalloc PluginAnswers.Lent[64] : new PluginAnswers.Lent[(int)capacity];
         lent = lent[..(int)capacity];
         PluginAnswers.Record(outputs, lent);
         var status = deadline != 0
@@ -252,7 +253,7 @@ public sealed unsafe class Plugin
         if (status != SmiStatus.Success)
         {
             PluginAnswers.ReleaseLeftovers(outputs, lent);
-            if (count != capacity) *numOutputs = count; // BUFFER_TOO_SMALL: the count needed
+            if (status == SmiStatus.BufferTooSmall && count > capacity) *numOutputs = count; // the count needed
             return status;
         }
         if (PluginAnswers.CheckOutputs(Id, outputs, count, lent) is { } breach) throw breach;

@@ -24,6 +24,7 @@ internal static unsafe class PluginAnswers
         public void* Data;
         public nuint ByteSize;
         public nint Release;
+        public void* ReleaseContext;
     }
 
     /// <summary>
@@ -40,7 +41,7 @@ internal static unsafe class PluginAnswers
                 t->Release = null;
                 t->ReleaseContext = null;
             }
-            lent[i] = new Lent { Data = t->Data, ByteSize = t->ByteSize, Release = (nint)t->Release };
+            lent[i] = new Lent { Data = t->Data, ByteSize = t->ByteSize, Release = (nint)t->Release, ReleaseContext = t->ReleaseContext };
         }
     }
 
@@ -91,13 +92,24 @@ internal static unsafe class PluginAnswers
         return null;
     }
 
-    /// <summary>Releases the slots the plugin filled with its own memory (no caller buffer, release set by it).</summary>
+    /// <summary>
+    /// Releases the slots the plugin filled with its own memory (no caller buffer, release set by
+    /// it), and puts back what it changed in the caller's buffer slots: a caller that cleans up
+    /// after a failure must not free plugin memory as its own, or its own with the plugin's release.
+    /// </summary>
     private static void ReleaseAllocated(SmiTensor* outputs, ReadOnlySpan<Lent> lent)
     {
         for (int i = 0; i < lent.Length; i++)
         {
             SmiTensor* t = &outputs[i];
-            if (lent[i].Data != null || t->Release == null || (nint)t->Release == lent[i].Release) continue;
+            if (lent[i].Data != null)
+            {
+                t->Data = lent[i].Data;
+                t->Release = (delegate* unmanaged<SmiTensor*, void>)lent[i].Release;
+                t->ReleaseContext = lent[i].ReleaseContext;
+                continue;
+            }
+            if (t->Release == null || (nint)t->Release == lent[i].Release) continue;
             var release = t->Release;
             release(t);
             t->Release = null;

@@ -66,6 +66,9 @@ internal sealed class PluginGate
                         long left = deadline - Environment.TickCount64;
                         if (left <= 0) return false;
                         Monitor.Wait(_parking, (int)Math.Min(left, int.MaxValue));
+                        // Time up: one last try, without another process-wide barrier.
+                        if (deadline - Environment.TickCount64 <= 0)
+                            return Interlocked.CompareExchange(ref _state, Held, Free) == Free;
                     }
                 }
             }
