@@ -4,6 +4,7 @@
  *   python_bridge_test <bridge.so> <c-tests/python> <affine.json>   (affine: y = 2.5x - 1) */
 #include <pthread.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "test_support.h"
 
@@ -189,6 +190,24 @@ static void test_protocol_errors(const char* dir) {
     memset(outputs, 0, sizeof outputs);
     n_out = 2;
     EXPECT_PLUGIN(plugin->v1_1.infer(h, &input, 1, outputs, &n_out), SMI_ERROR_RUNTIME, "RuntimeError: typed infer failed");
+    /* SMI 1.2: a deadline stops Python code that would run forever, and the plugin serves on. */
+    {
+        struct timespec now;
+        double started, took;
+        h = add_model("spin", "", NULL);
+        memset(outputs, 0, sizeof outputs);
+        n_out = 2;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        started = now.tv_sec * 1e3 + now.tv_nsec / 1e6;
+        EXPECT_PLUGIN(plugin->v1_2.infer_with_deadline(h, &input, 1, outputs, &n_out,
+                                                       (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec + 300000000u),
+                      SMI_ERROR_TIMEOUT, "passed its deadline");
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        took = now.tv_sec * 1e3 + now.tv_nsec / 1e6 - started;
+        printf("python bridge: a spinning infer was stopped %.0f ms into a 300 ms deadline\n", took);
+        CHECK(took >= 250 && took < 3000, "the spinning infer took %.0f ms", took);
+        CHECK(outputs[0].release == NULL, "a stopped infer leaves no output allocated");
+    }
     memset(outputs, 0, sizeof outputs);
     n_out = 2;
     OK(plugin->v1_1.infer(good, &input, 1, outputs, &n_out));

@@ -47,6 +47,9 @@ class FaultyPlugin:
             return {'y': np.array(['text'])}
         if name == 'raise':
             raise RuntimeError("typed infer failed")
+        if name == 'spin':
+            while True:  # never returns by itself: only a deadline (TimeoutError) ends it
+                pass
         return [inputs['x'] * 2]  # a list: outputs named output_0...
 
     def get_plugin_name(self):

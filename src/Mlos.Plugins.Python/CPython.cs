@@ -57,6 +57,10 @@ internal static unsafe class CPython
     public static delegate* unmanaged<nint*, nint*, nint*, void> PyErr_Fetch;
     public static delegate* unmanaged<nint*, nint*, nint*, void> PyErr_NormalizeException;
     public static delegate* unmanaged<void> PyErr_Clear;
+    public static delegate* unmanaged<nuint> PyThread_get_thread_ident;
+    public static delegate* unmanaged<nuint, nint, int> PyThreadState_SetAsyncExc;
+    /// <summary>The TimeoutError type object (the value of CPython's PyExc_TimeoutError).</summary>
+    public static nint PyExc_TimeoutError;
     public static delegate* unmanaged<nint, nint, void> PyException_SetTraceback;
     public static delegate* unmanaged<byte*, nint, nint> PyUnicode_FromStringAndSize;
     public static delegate* unmanaged<nint, nint*, byte*> PyUnicode_AsUTF8AndSize;
@@ -123,6 +127,9 @@ internal static unsafe class CPython
         PyErr_Fetch = (delegate* unmanaged<nint*, nint*, nint*, void>)Sym(lib, "PyErr_Fetch");
         PyErr_NormalizeException = (delegate* unmanaged<nint*, nint*, nint*, void>)Sym(lib, "PyErr_NormalizeException");
         PyErr_Clear = (delegate* unmanaged<void>)Sym(lib, "PyErr_Clear");
+        PyThread_get_thread_ident = (delegate* unmanaged<nuint>)Sym(lib, "PyThread_get_thread_ident");
+        PyThreadState_SetAsyncExc = (delegate* unmanaged<nuint, nint, int>)Sym(lib, "PyThreadState_SetAsyncExc");
+        PyExc_TimeoutError = *(nint*)Sym(lib, "PyExc_TimeoutError");
         PyException_SetTraceback = (delegate* unmanaged<nint, nint, void>)Sym(lib, "PyException_SetTraceback");
         PyUnicode_FromStringAndSize = (delegate* unmanaged<byte*, nint, nint>)Sym(lib, "PyUnicode_FromStringAndSize");
         PyUnicode_AsUTF8AndSize = (delegate* unmanaged<nint, nint*, byte*>)Sym(lib, "PyUnicode_AsUTF8AndSize");

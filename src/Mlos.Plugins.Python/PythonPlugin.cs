@@ -216,6 +216,22 @@ public sealed unsafe class PythonPlugin : ISmiPlugin<PythonModel>
         PythonTensors.Infer(instance, model, io, inputs, ref outputs, _config!);
     }
 
+    /// <summary>
+    /// With a deadline, Python code still running when it passes gets a TimeoutError raised in
+    /// its thread (<see cref="PythonDeadline"/>), at its next bytecode; a long call into C code
+    /// (a numpy kernel, a sleep) ends first.
+    /// </summary>
+    public void Infer(PythonModel model, ReadOnlySpan<SmiTensor> inputs, ref SmiOutputs outputs, SmiDeadline deadline)
+    {
+        deadline.ThrowIfPassed($"model '{model.Description.Name}'");
+        nint instance = Instance();
+        using var gil = new Gil();
+        var io = model.Io ?? TryModelIo(instance, model);
+        using var stop = new PythonDeadline(deadline);
+        try { PythonTensors.Infer(instance, model, io, inputs, ref outputs, _config!); }
+        catch (SmiException) when (stop.Fired) { throw SmiDeadline.Exceeded($"model '{model.Description.Name}'"); }
+    }
+
     private SmiModelIo? TryModelIo(nint instance, PythonModel model)
     {
         try { return model.Io = PythonTensors.ModelIo(instance, model, _config!); }
