@@ -238,14 +238,14 @@ public sealed unsafe class Plugin
     /// if any. The outputs come back checked (<see cref="PluginAnswers.CheckOutputs"/>); on any
     /// failure nothing the plugin allocated is left in them.
     /// </summary>
+    [System.Runtime.CompilerServices.SkipLocalsInit] // Record fills every lent slot: no need to zero them first
     internal SmiStatus InferCall(nint handle, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadline)
     {
         // The plugin sees no more slots than the core checks; the caller's count changes only
         // where the plugin changes it.
         nuint capacity = Math.Min(*numOutputs, (nuint)PluginAnswers.MaxTensors), count = capacity;
         // On the stack for the capacities callers use (the server and the batcher pass 64).
-        Span<PluginAnswers.Lent> lent = capacity <= 64 ? stackalloc PluginAnswers.Lent[64] : new PluginAnswers.Lent[(int)capacity];
-        lent = lent[..(int)capacity];
+        Span<PluginAnswers.Lent> lent = capacity <= 64 ? stackalloc PluginAnswers.Lent[(int)capacity] : new PluginAnswers.Lent[(int)capacity];
         PluginAnswers.Record(outputs, lent);
         var status = deadline != 0
             ? _v12.InferWithDeadline(handle, inputs, numInputs, outputs, &count, deadline)

@@ -34,10 +34,6 @@ public readonly struct SmiDeadline(ulong nanoseconds)
 
     public bool Passed => IsSet && Now() >= Nanoseconds;
 
-    /// <summary>The earlier of two deadlines, none counting as later than any.</summary>
-    public static SmiDeadline Earlier(SmiDeadline a, SmiDeadline b) =>
-        !a.IsSet ? b : !b.IsSet ? a : a.Nanoseconds <= b.Nanoseconds ? a : b;
-
     public void ThrowIfPassed(string what)
     {
         if (Passed) throw Exceeded(what);
