@@ -5,29 +5,16 @@ using Mlos.Smi.Sdk;
 
 namespace Mlos.Plugins.OnnxRuntime;
 
-/// <summary>One model input or output as the ONNX file declares it; dynamic dimensions are -1.</summary>
-internal sealed unsafe class IoSpec(string name, SmiDtype dtype, long[] dims)
-{
-    public string Name { get; } = name;
-    public byte* NativeName { get; } = Utf8.Intern(name);
-    public SmiDtype Dtype { get; } = dtype;
-    public long[] Dims { get; } = dims;
-
-    public SmiTensorSpec ToSmi()
-    {
-        var spec = new SmiTensorSpec { Name = NativeName, Dtype = Dtype, NDim = (uint)Math.Min(Dims.Length, SmiVersion.MaxDims) };
-        Dims.AsSpan(0, (int)spec.NDim).CopyTo(spec.Shape);
-        return spec;
-    }
-}
-
-/// <summary>An ONNX Runtime session with the inputs and outputs it declares: one loaded model.</summary>
-internal sealed unsafe class OnnxSession(InferenceSession session, string path, IoSpec[] inputs, IoSpec[] outputs) : IDisposable
+/// <summary>
+/// An ONNX Runtime session with the inputs and outputs it declares: one loaded model. ONNX files
+/// declare every rank, so these specs always have <see cref="TensorSpec.Dims"/> (dynamic: -1).
+/// </summary>
+internal sealed unsafe class OnnxSession(InferenceSession session, string path, TensorSpec[] inputs, TensorSpec[] outputs) : IDisposable
 {
     public InferenceSession Session { get; } = session;
     public string Path { get; } = path;
-    public IoSpec[] Inputs { get; } = inputs;
-    public IoSpec[] Outputs { get; } = outputs;
+    public TensorSpec[] Inputs { get; } = inputs;
+    public TensorSpec[] Outputs { get; } = outputs;
     public string[] OutputNames { get; } = outputs.Select(o => o.Name).ToArray();
 
     /// <summary>
@@ -49,7 +36,7 @@ internal sealed unsafe class OnnxSession(InferenceSession session, string path, 
         catch (MissingFieldException) { return 0; } // another ONNX Runtime build: the managed API still works
     }
 
-    private static byte** NamePointers(IoSpec[] specs)
+    private static byte** NamePointers(TensorSpec[] specs)
     {
         var p = (byte**)System.Runtime.InteropServices.NativeMemory.Alloc((nuint)Math.Max(1, specs.Length), (nuint)sizeof(byte*));
         for (int i = 0; i < specs.Length; i++) p[i] = specs[i].NativeName;
@@ -134,33 +121,17 @@ internal sealed class OnnxModel
             w.WriteBoolean("loaded", session is not null);
             w.WriteString("device", Config.Device);
             w.WriteNumber("intra_op_threads", Config.IntraOpThreads);
-            WriteSpecs(w, "inputs", session?.Inputs ?? []);
-            WriteSpecs(w, "outputs", session?.Outputs ?? []);
+            TensorSpecJson.Write(w, "inputs", session?.Inputs ?? []);
+            TensorSpecJson.Write(w, "outputs", session?.Outputs ?? []);
             w.WriteEndObject();
         }
         return System.Text.Encoding.UTF8.GetString(stream.ToArray());
     }
 
-    private static void WriteSpecs(Utf8JsonWriter w, string name, IoSpec[] specs)
-    {
-        w.WriteStartArray(name);
-        foreach (var s in specs)
-        {
-            w.WriteStartObject();
-            w.WriteString("name", s.Name);
-            w.WriteString("datatype", SmiDtypes.Name(s.Dtype));
-            w.WriteStartArray("shape");
-            foreach (var d in s.Dims) w.WriteNumberValue(d);
-            w.WriteEndArray();
-            w.WriteEndObject();
-        }
-        w.WriteEndArray();
-    }
-
-    private IoSpec Spec(string name, NodeMetadata m)
+    private TensorSpec Spec(string name, NodeMetadata m)
     {
         if (!m.IsTensor)
             throw new SmiException(SmiStatus.NotSupported, $"model '{Name}': {name} is a {m.OnnxValueType}, only tensors are supported");
-        return new IoSpec(name, OnnxTypes.ToSmi(m.ElementDataType), m.Dimensions.Select(d => (long)d).ToArray());
+        return new TensorSpec(name, OnnxTypes.ToSmi(m.ElementDataType), m.Dimensions.Select(d => (long)d).ToArray());
     }
 }

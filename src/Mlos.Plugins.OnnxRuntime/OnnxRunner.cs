@@ -100,7 +100,7 @@ internal static unsafe class OnnxRunner
     }
 
     /// <summary>One output to the caller; true when the caller now owns the OrtValue.</summary>
-    private static bool HandOver(IoSpec spec, nint value, ref SmiOutputs outputs)
+    private static bool HandOver(TensorSpec spec, nint value, ref SmiOutputs outputs)
     {
         nint info;
         OrtCApi.Check(OrtCApi.GetTensorTypeAndShape(value, &info), $"output '{spec.Name}'");
@@ -176,7 +176,7 @@ internal static unsafe class OnnxRunner
     }
 
     /// <summary>The input spec a tensor names; unknown names list the model's.</summary>
-    private static IoSpec Find(string model, IoSpec[] specs, byte* name)
+    private static TensorSpec Find(string model, TensorSpec[] specs, byte* name)
     {
         if (name == null) throw new SmiException(SmiStatus.InvalidParam, "an input tensor has a NULL name");
         // Compared as UTF-8, in place: the hot path makes no string of the name.
@@ -197,21 +197,22 @@ internal static unsafe class OnnxRunner
     }
 
     /// <summary>Checks an input against its spec (dtype, shape, host memory); returns its byte size.</summary>
-    private static long Validate(string model, IoSpec spec, in SmiTensor t)
+    private static long Validate(string model, TensorSpec spec, in SmiTensor t)
     {
         if (t.Dtype != spec.Dtype)
             throw new SmiException(SmiStatus.InvalidParam,
                 $"input '{spec.Name}' is {SmiDtypes.Name(t.Dtype)}; model '{model}' expects {SmiDtypes.Name(spec.Dtype)}");
         var shape = t.Dims;
-        if (!Fits(shape, spec.Dims))
+        var expected = spec.Dims!; // ONNX files declare every input's rank (OnnxSession)
+        if (!Fits(shape, expected))
             throw new SmiException(SmiStatus.InvalidParam,
-                $"input '{spec.Name}' has shape [{string.Join(",", shape.ToArray())}]; model '{model}' expects [{string.Join(",", spec.Dims)}] (-1: any)");
+                $"input '{spec.Name}' has shape [{string.Join(",", shape.ToArray())}]; model '{model}' expects [{string.Join(",", expected)}] (-1: any)");
         if (t.MemoryType == SmiMemoryType.Gpu)
             throw new SmiException(SmiStatus.NotSupported, $"input '{spec.Name}' is in GPU memory; pass host memory");
         return (long)t.ByteSize; // shape, dtype and bytes agree: the SDK's infer entry checked them (SmiTensorRules)
     }
 
-    private static OrtValue ToOrtValue(string model, IoSpec spec, in SmiTensor t)
+    private static OrtValue ToOrtValue(string model, TensorSpec spec, in SmiTensor t)
     {
         long bytes = Validate(model, spec, in t);
         var shape = t.Dims.ToArray();

@@ -22,30 +22,22 @@ internal sealed record PythonConfig(string Module, string Class, string? Path, s
 
     public static PythonConfig Parse(string? config)
     {
-        if (string.IsNullOrWhiteSpace(config) || config.TrimStart()[0] != '{')
-            return new(GuideModule, GuideClass, null, DefaultLibraries, false);
-        try
-        {
-            using var doc = JsonDocument.Parse(config);
-            var root = doc.RootElement;
-            string? library = Text(root, "libpython");
-            string? path = Text(root, "path");
-            return new(
-                Identifier(Text(root, "module") ?? GuideModule, "module"),
-                Identifier(Text(root, "class") ?? GuideClass, "class"),
-                path is null ? null : System.IO.Path.GetFullPath(path),
-                library is null ? DefaultLibraries : [library],
-                root.TryGetProperty("finalize_on_cleanup", out var f) && f.ValueKind switch
-                {
-                    JsonValueKind.True => true,
-                    JsonValueKind.False => false,
-                    _ => throw new SmiException(SmiStatus.InvalidParam, "plugin config: \"finalize_on_cleanup\" must be true or false"),
-                });
-        }
-        catch (JsonException e)
-        {
-            throw new SmiException(SmiStatus.InvalidParam, $"plugin config is not valid JSON: {e.Message}");
-        }
+        using var doc = PluginOptions.Open(config, "plugin");
+        if (doc is null) return new(GuideModule, GuideClass, null, DefaultLibraries, false);
+        var root = doc.RootElement;
+        string? library = Text(root, "libpython");
+        string? path = Text(root, "path");
+        return new(
+            Identifier(Text(root, "module") ?? GuideModule, "module"),
+            Identifier(Text(root, "class") ?? GuideClass, "class"),
+            path is null ? null : System.IO.Path.GetFullPath(path),
+            library is null ? DefaultLibraries : [library],
+            root.TryGetProperty("finalize_on_cleanup", out var f) && f.ValueKind switch
+            {
+                JsonValueKind.True => true,
+                JsonValueKind.False => false,
+                _ => throw new SmiException(SmiStatus.InvalidParam, "plugin config: \"finalize_on_cleanup\" must be true or false"),
+            });
     }
 
     private static string? Text(JsonElement root, string name) =>

@@ -5,24 +5,8 @@ using TorchSharp;
 
 namespace Mlos.Plugins.TorchSharp;
 
-/// <summary>A model input or output: a name, and a dtype and dims when known (Invalid / -1: any).</summary>
-internal sealed unsafe class TorchSpec(string name, SmiDtype dtype, long[]? dims)
-{
-    public string Name { get; } = name;
-    public byte* NativeName { get; } = Utf8.Intern(name);
-    public SmiDtype Dtype { get; } = dtype;
-    public long[]? Dims { get; } = dims;
-
-    public SmiTensorSpec ToSmi()
-    {
-        var spec = new SmiTensorSpec { Name = NativeName, Dtype = Dtype, NDim = (uint)Math.Min(Dims?.Length ?? 0, SmiVersion.MaxDims) };
-        Dims?.AsSpan(0, (int)spec.NDim).CopyTo(spec.Shape);
-        return spec;
-    }
-}
-
 /// <summary>A loaded TorchScript module (a handle of TorchSharp's shim) and what it was loaded as.</summary>
-internal sealed record TorchModule(nint Handle, torch.Device Device, string Path, TorchSpec[] Inputs);
+internal sealed record TorchModule(nint Handle, torch.Device Device, string Path, TensorSpec[] Inputs);
 
 /// <summary>
 /// A registered TorchScript model and, while loaded, its module. TorchScript files carry no
@@ -31,7 +15,7 @@ internal sealed record TorchModule(nint Handle, torch.Device Device, string Path
 /// </summary>
 internal sealed class TorchModel
 {
-    private readonly TorchSpec[]? _declaredInputs;
+    private readonly TensorSpec[]? _declaredInputs;
 
     public TorchModel(SmiModelDescription description, TorchConfig config)
     {
@@ -45,11 +29,11 @@ internal sealed class TorchModel
     public SmiModelDescription Description { get; }
     public string Name => Description.Name;
     public TorchConfig Config { get; set; }
-    public TorchSpec[] Outputs { get; }
+    public TensorSpec[] Outputs { get; }
     public LoadedModel<TorchModule> Loaded { get; }
 
     /// <summary>The declared inputs, else those of the loaded module's signature, else none known.</summary>
-    public TorchSpec[] Inputs
+    public TensorSpec[] Inputs
     {
         get
         {
@@ -70,7 +54,7 @@ internal sealed class TorchModel
         {
             throw new SmiException(SmiStatus.InvalidParam, $"libtorch cannot load {path} as TorchScript: {e.Message.Trim()}");
         }
-        var inputs = _declaredInputs ?? TorchSignature.InputNames(path)?.Select(n => new TorchSpec(n, SmiDtype.Invalid, null)).ToArray() ?? [];
+        var inputs = _declaredInputs ?? TorchSignature.InputNames(path)?.Select(n => new TensorSpec(n, SmiDtype.Invalid, null)).ToArray() ?? [];
         Loaded.Replace(new TorchModule(handle, device, path, inputs));
     }
 
@@ -85,30 +69,11 @@ internal sealed class TorchModel
             w.WriteString("path", Description.Path);
             w.WriteBoolean("loaded", Loaded.IsLoaded);
             w.WriteString("device", Config.Device);
-            Specs(w, "inputs", Inputs);
-            Specs(w, "outputs", Outputs);
+            TensorSpecJson.Write(w, "inputs", Inputs);
+            TensorSpecJson.Write(w, "outputs", Outputs);
             w.WriteEndObject();
         }
         return System.Text.Encoding.UTF8.GetString(stream.ToArray());
-    }
-
-    private static void Specs(Utf8JsonWriter w, string name, TorchSpec[] specs)
-    {
-        w.WriteStartArray(name);
-        foreach (var s in specs)
-        {
-            w.WriteStartObject();
-            w.WriteString("name", s.Name);
-            if (s.Dtype != SmiDtype.Invalid) w.WriteString("datatype", SmiDtypes.Name(s.Dtype));
-            if (s.Dims is { } dims)
-            {
-                w.WriteStartArray("shape");
-                foreach (var d in dims) w.WriteNumberValue(d);
-                w.WriteEndArray();
-            }
-            w.WriteEndObject();
-        }
-        w.WriteEndArray();
     }
 
     private torch.Device ResolveDevice()
@@ -125,11 +90,10 @@ internal sealed class TorchModel
             $"(loaded from {TorchNative.LoadedFrom}). Point \"libtorch_dir\" at a CUDA build of libtorch 2.10, use \"device\":\"cpu\", or set \"allow_cpu_fallback\":true");
     }
 
-    private static TorchSpec[]? SpecsFromConfig(string? config, string key)
+    private static TensorSpec[]? SpecsFromConfig(string? config, string key)
     {
-        if (string.IsNullOrWhiteSpace(config) || config.TrimStart()[0] != '{') return null;
-        using var doc = JsonDocument.Parse(config);
-        if (!doc.RootElement.TryGetProperty(key, out var list)) return null;
+        using var doc = PluginOptions.Open(config, "Torch");
+        if (doc is null || !doc.RootElement.TryGetProperty(key, out var list)) return null;
         if (list.ValueKind != JsonValueKind.Array)
             throw new SmiException(SmiStatus.InvalidParam, $"model config: '{key}' must be an array of {{\"name\",\"datatype\",\"shape\"}}");
         return list.EnumerateArray().Select(e =>
@@ -140,7 +104,7 @@ internal sealed class TorchModel
             if (e.TryGetProperty("datatype", out _) && dtype == SmiDtype.Invalid)
                 throw new SmiException(SmiStatus.InvalidParam, $"model config: {key} '{name}' has an unknown datatype {d.GetRawText()}");
             long[]? dims = e.TryGetProperty("shape", out var s) ? s.EnumerateArray().Select(x => x.GetInt64()).ToArray() : null;
-            return new TorchSpec(name, dtype, dims);
+            return new TensorSpec(name, dtype, dims);
         }).ToArray();
     }
 }

@@ -64,7 +64,7 @@ internal static unsafe class TorchRunner
         {
             ref readonly var t = ref inputs[i];
             int position = i;
-            TorchSpec? spec = null;
+            TensorSpec? spec = null;
             if (specs.Length > 0)
             {
                 var name = Utf8.Read(t.Name);
@@ -80,7 +80,7 @@ internal static unsafe class TorchRunner
         return args;
     }
 
-    private static torch.Tensor ToTensor(TorchModel model, TorchModule module, TorchSpec? spec, in SmiTensor t)
+    private static torch.Tensor ToTensor(TorchModel model, TorchModule module, TensorSpec? spec, in SmiTensor t)
     {
         var name = spec?.Name ?? Utf8.Read(t.Name) ?? "(unnamed)";
         if (spec is { Dtype: not SmiDtype.Invalid } && t.Dtype != spec.Dtype)
