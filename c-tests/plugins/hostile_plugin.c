@@ -221,6 +221,9 @@ static void copy_path(char* out, const char* path) {
 
 static smi_status_t hostile_initialize(const char* config) {
     (void)config;
+    pthread_mutex_lock(&g_lock);
+    g_stats.initializes++;
+    pthread_mutex_unlock(&g_lock);
     return SMI_SUCCESS;
 }
 

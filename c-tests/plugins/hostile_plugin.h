@@ -27,6 +27,7 @@ typedef struct {
     long unloaded_calls;  /* inference/infer on a live model the plugin has not loaded (or has unloaded) */
     long hung;            /* requests waiting in a hang now */
     long registering;     /* register_model calls sleeping now */
+    long initializes;     /* initialize calls */
     char last_register_path[HOSTILE_PATH_MAX]; /* metadata->path of the last register_model, bytes as given */
     char last_load_path[HOSTILE_PATH_MAX];     /* path of the last load_model ("(null)" when NULL) */
 } hostile_stats_t;

@@ -54,17 +54,17 @@ public sealed record CoreConfig(IReadOnlyList<PluginConfig> Plugins, int UnloadT
 
 /// <summary>
 /// Options of a model registration: <c>{"framework":"onnx","version":"1","config":{…},
-/// "dynamic_batching":{…}}</c>. <c>config</c> reaches the plugin as
+/// "dynamic_batching":{…}|true|false}</c>. <c>config</c> reaches the plugin as
 /// <c>smi_model_metadata_t::config</c> (objects as JSON text); <c>dynamic_batching</c> is the
-/// core's (see <see cref="Batching.BatchingOptions"/>).
+/// core's (see <see cref="Batching.BatchingOptions"/>): left out, it is on where the model can batch.
 /// </summary>
-public sealed record ModelOptions(string? Framework, string? Version, string? Config, Mlos.Core.Batching.BatchingOptions? Batching = null, int TimeoutMs = 0)
+public sealed record ModelOptions(string? Framework, string? Version, string? Config, Mlos.Core.Batching.BatchingOptions? Batching, int TimeoutMs = 0)
 {
     public static ModelOptions Parse(string? json)
     {
-        if (string.IsNullOrWhiteSpace(json)) return new ModelOptions(null, null, null);
+        var batching = Mlos.Core.Batching.BatchingOptions.Default;
+        if (string.IsNullOrWhiteSpace(json)) return new ModelOptions(null, null, null, batching);
         string? framework = null, version = null, config = null;
-        Mlos.Core.Batching.BatchingOptions? batching = null;
         int timeout = 0;
         using var doc = JsonConfig.Parse(json, "model options");
         foreach (var field in JsonConfig.Object(doc.RootElement, "model options").EnumerateObject())
@@ -78,7 +78,7 @@ public sealed record ModelOptions(string? Framework, string? Version, string? Co
                     timeout = field.Value.ValueKind == JsonValueKind.Number && field.Value.TryGetInt32(out var ms) && ms > 0 ? ms
                         : throw new MlosException(SmiStatus.InvalidParam, "model options: 'timeout_ms' must be an integer from 1 to 2147483647");
                     break;
-                case "dynamic_batching": batching = field.Value.ValueKind == JsonValueKind.Null ? null : Mlos.Core.Batching.BatchingOptions.Parse(field.Value); break;
+                case "dynamic_batching": batching = Mlos.Core.Batching.BatchingOptions.Parse(field.Value); break;
                 default: throw JsonConfig.UnknownKey("model options", field.Name, "framework, version, config, dynamic_batching, timeout_ms");
             }
         }

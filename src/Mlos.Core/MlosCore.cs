@@ -91,12 +91,16 @@ public sealed unsafe class MlosCore : IDisposable
     public IReadOnlyCollection<Plugin> Plugins => _plugins.Values.OrderBy(p => p.Id, StringComparer.Ordinal).ToArray();
     public IReadOnlyCollection<Model> Models => _models.Values.OrderBy(m => m.Id, StringComparer.Ordinal).ToArray();
 
-    /// <summary>Loads, checks and initialises a plugin; <paramref name="id"/> null means the plugin's own id.</summary>
-    public Plugin LoadPlugin(string? path, string? id = null, string? config = null) =>
-        LoadPluginAt(NativePath.FromString(path), id, config);
+    /// <summary>
+    /// Loads, checks and initialises a plugin; <paramref name="id"/> null means the plugin's own id.
+    /// With <paramref name="deferInitialize"/>, initialize waits for the first model registered
+    /// with the plugin (a framework is loaded only when a model needs it).
+    /// </summary>
+    public Plugin LoadPlugin(string? path, string? id = null, string? config = null, bool deferInitialize = false) =>
+        LoadPluginAt(NativePath.FromString(path), id, config, deferInitialize);
 
     /// <summary><see cref="LoadPlugin"/> with the path as the bytes the C API was given.</summary>
-    public Plugin LoadPluginAt(NativePath? path, string? id = null, string? config = null)
+    public Plugin LoadPluginAt(NativePath? path, string? id = null, string? config = null, bool deferInitialize = false)
     {
         PluginCalls.RefuseReentry("load_plugin");
         ThrowIfDisposed();
@@ -112,7 +116,8 @@ public sealed unsafe class MlosCore : IDisposable
             try
             {
                 plugin = new Plugin(pluginId, library.Path.Text, library, library.Descriptor) { AdminTimeoutMs = UnloadTimeoutMs };
-                plugin.Initialize(config);
+                if (deferInitialize) plugin.DeferInitialize(config);
+                else plugin.Initialize(config);
             }
             catch
             {
@@ -149,12 +154,13 @@ public sealed unsafe class MlosCore : IDisposable
                 return new MlosException(SmiStatus.InvalidState, $"{MaxModels} models are registered, the most this core takes: unregister one first");
             if (options.TimeoutMs > 0 && !plugin.HasDeadlineInfer)
                 return new MlosException(SmiStatus.NotSupported, $"model '{modelId}': timeout_ms needs a plugin that can stop a run at a deadline (SMI 1.2 infer_with_deadline), which plugin '{plugin.Id}' (SMI {SmiVersion.Format(plugin.SmiVersion)}) lacks");
-            if (options.Batching is not null && !plugin.HasTypedInfer)
+            if (options.Batching is { Automatic: false } && !plugin.HasTypedInfer)
                 return new MlosException(SmiStatus.NotSupported, $"model '{modelId}': dynamic batching needs typed infer, which plugin '{plugin.Id}' lacks");
             return null;
         });
         try
         {
+            plugin.EnsureInitialized();
             nint handle;
             using (var metadata = new NativeMetadata(modelId!, options.Framework, options.Version, path, options.Config))
                 handle = plugin.Register(metadata.Pointer);

@@ -22,7 +22,9 @@ public static class RegistryJson
             w.WriteString("id", p.Id);
             w.WriteString("name", p.Name);
             w.WriteString("version", p.Version);
-            w.WriteString("status", "loaded");
+            // "loaded": opened and listed; "initialized": its framework is up (see Plugin.IsInitialized).
+            w.WriteString("status", p.IsInitialized ? "initialized" : "loaded");
+            w.WriteBoolean("initialized", p.IsInitialized);
             w.WriteString("path", p.Path);
             w.WriteString("smi_version", SmiVersion.Format(p.SmiVersion));
             w.WriteString("frameworks", p.Frameworks);
@@ -79,6 +81,7 @@ public static class RegistryJson
                 WriteSpecs(w, "outputs", io.Outputs);
             }
             if (ioError is not null) w.WriteString("io_error", ioError);
+            WriteBatching(w, m);
             if (info is not null)
             {
                 w.WritePropertyName("plugin_info");
@@ -118,6 +121,25 @@ public static class RegistryJson
         w.WriteString("framework", m.Framework ?? m.Plugin.Frameworks.Split(',')[0]);
         w.WriteString("path", m.Path);
         w.WriteString("version", m.Version);
+    }
+
+    /// <summary>
+    /// <c>"dynamic_batching"</c>: the options in force, with <c>"default": true</c> when the core
+    /// chose them, or false; <c>"dynamic_batching_off"</c> says why default batching stayed off.
+    /// </summary>
+    private static void WriteBatching(Utf8JsonWriter w, Model m)
+    {
+        if (m.ActiveBatching is { } b)
+        {
+            w.WriteStartObject("dynamic_batching");
+            w.WriteNumber("max_batch_size", b.MaxBatchSize);
+            w.WriteNumber("max_queue_delay_us", b.MaxQueueDelayMicroseconds);
+            w.WriteBoolean("default", b.Automatic);
+            w.WriteEndObject();
+            return;
+        }
+        w.WriteBoolean("dynamic_batching", false);
+        if (m.WhyNotBatched is { } why) w.WriteString("dynamic_batching_off", why);
     }
 
     /// <summary>A tensor spec with its name read out of plugin memory.</summary>

@@ -69,7 +69,7 @@ internal static class MlosRoutes
             var id = Text(root, "model_id") ?? Text(root, "name");
             var path = state.ModelPath(Text(root, "path") ?? Text(root, "model_path"));
             var pluginId = Text(root, "plugin_id") ?? state.PluginFor(path);
-            var model = RegisterAndLoad(state, id, pluginId, path, Text(root, "framework"), Text(root, "config"), Text(root, "dynamic_batching"));
+            var model = RegisterAndLoad(state, id, pluginId, path, Text(root, "framework"), Text(root, "config"), JsonValue(root, "dynamic_batching"));
             await Responses.Json(http, 200, w =>
             {
                 w.WriteString("status", "success");
@@ -86,7 +86,7 @@ internal static class MlosRoutes
     }
 
     /// <summary>Registers and loads; a model that fails to load is unregistered again, so nothing half-made stays.</summary>
-    /// <param name="batching">JSON of <c>{"max_batch_size","max_queue_delay_us"}</c> (see Mlos.Core.Batching), or null.</param>
+    /// <param name="batching">JSON of <c>{"max_batch_size","max_queue_delay_us"}</c>, true or false (see Mlos.Core.Batching), or null for the default.</param>
     public static Mlos.Core.Models.Model RegisterAndLoad(ServerState state, string? id, string pluginId, string path, string? framework,
         string? config = null, string? batching = null)
     {
@@ -182,6 +182,10 @@ internal static class MlosRoutes
     private static JsonElement Object(JsonDocument doc) =>
         doc.RootElement.ValueKind == JsonValueKind.Object ? doc.RootElement
         : throw new MlosException(SmiStatus.InvalidParam, "the request body must be a JSON object");
+
+    /// <summary>A member as JSON text (a string's value taken as the JSON it holds); null when absent.</summary>
+    private static string? JsonValue(JsonElement root, string name) =>
+        !root.TryGetProperty(name, out var v) ? null : v.ValueKind == JsonValueKind.String ? v.GetString() : v.GetRawText();
 
     private static string? Text(JsonElement root, string name) =>
         root.TryGetProperty(name, out var v) ? v.ValueKind switch

@@ -2,7 +2,10 @@ using Mlos.Core;
 
 namespace Mlos.Server;
 
-/// <summary>At start the server loads the first-party plugins it finds in its plugin folders.</summary>
+/// <summary>
+/// At start the server opens and lists the first-party plugins it finds in its plugin folders;
+/// each initializes (loads its framework) when the first model needs it.
+/// </summary>
 internal static class PluginFolders
 {
     public const string PythonBridge = "libmlos_python_plugin.so";
@@ -24,8 +27,8 @@ internal static class PluginFolders
                         state.Log.Warn($"skipping {file}: it links to a file outside the plugin folders");
                         continue;
                     }
-                    var plugin = state.Core.LoadPlugin(real);
-                    state.Log.Admin($"plugin '{plugin.Id}' loaded from {real}");
+                    var plugin = state.Core.LoadPlugin(real, deferInitialize: true);
+                    state.Log.Admin($"plugin '{plugin.Id}' loaded from {real} (initialized by its first model)");
                 }
                 catch (MlosException e) { state.Log.Warn($"skipping {file}: {e.Message}"); }
             }

@@ -1,3 +1,4 @@
+using Mlos.Core.Batching;
 using Mlos.Smi.Abi;
 
 namespace Mlos.Core.Tests;
@@ -38,8 +39,26 @@ public class CoreConfigTests
     public void Model_options_read_framework_version_and_config()
     {
         var o = ModelOptions.Parse("""{"framework":"onnx","version":"2","config":{"inputs":[1]}}""");
-        Assert.Equal(new ModelOptions("onnx", "2", """{"inputs":[1]}"""), o);
-        Assert.Equal(new ModelOptions(null, null, null), ModelOptions.Parse(null));
+        Assert.Equal(new ModelOptions("onnx", "2", """{"inputs":[1]}""", BatchingOptions.Default), o);
+        Assert.Equal(new ModelOptions(null, null, null, BatchingOptions.Default), ModelOptions.Parse(null));
+    }
+
+    [Fact]
+    public void Dynamic_batching_is_default_unless_turned_off_or_given()
+    {
+        Assert.Same(BatchingOptions.Default, ModelOptions.Parse("{}").Batching);
+        Assert.True(BatchingOptions.Default.Automatic);
+        Assert.Equal(0, BatchingOptions.Default.MaxQueueDelayMicroseconds); // the default never waits
+        Assert.Null(ModelOptions.Parse("""{"dynamic_batching":false}""").Batching);
+        Assert.Null(ModelOptions.Parse("""{"dynamic_batching":null}""").Batching);
+        var required = ModelOptions.Parse("""{"dynamic_batching":true}""").Batching!;
+        Assert.False(required.Automatic);
+        Assert.Equal(BatchingOptions.DefaultMaxBatchSize, required.MaxBatchSize);
+        var given = ModelOptions.Parse("""{"dynamic_batching":{"max_batch_size":8,"max_queue_delay_us":100}}""").Batching!;
+        Assert.Equal(new BatchingOptions(8, 100), given);
+        Assert.False(given.Automatic);
+        var e = Assert.Throws<MlosException>(() => ModelOptions.Parse("""{"dynamic_batching":"yes"}"""));
+        Assert.Contains("must be true, false or an object", e.Message);
     }
 
     [Theory]

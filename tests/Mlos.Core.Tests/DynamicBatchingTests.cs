@@ -108,7 +108,7 @@ public unsafe class DynamicBatchingTests
         using var core = new MlosCore();
         core.LoadPlugin(Path.Combine(BuildTree.PluginDir, "libmlos_onnx_plugin.so"), config: """{"intra_op_threads":1}""");
         var mlp = Path.Combine(BuildTree.Models("onnx"), "mlp.onnx");
-        var plain = core.RegisterModel("plain", "onnx-runtime", mlp);
+        var plain = core.RegisterModel("plain", "onnx-runtime", mlp, """{"dynamic_batching":false}""");
         var batched = core.RegisterModel("batched", "onnx-runtime", mlp, Batching(32, 20_000));
         core.LoadModel("plain");
         core.LoadModel("batched");
@@ -247,7 +247,7 @@ public unsafe class DynamicBatchingTests
             ("""{"dynamic_batching":{"max_queue_delay_us":5}}""", "needs \"max_batch_size\""),
             ("""{"dynamic_batching":{"max_batch_size":0}}""", "'max_batch_size' must be an integer from 1"),
             ("""{"dynamic_batching":{"max_batch_size":4,"delay":1}}""", "unknown key 'delay'"),
-            ("""{"dynamic_batching":[]}""", "must be a JSON object"),
+            ("""{"dynamic_batching":[]}""", "must be true, false or an object"),
         })
         {
             var bad = Assert.Throws<MlosException>(() => core.RegisterModel("bad", "python-bridge", null, options));

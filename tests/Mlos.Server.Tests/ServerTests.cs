@@ -66,6 +66,41 @@ public class ServerTests(ServerFixture fixture) : IClassFixture<ServerFixture>
         Assert.Contains("csharp-echo", ids);
     }
 
+    [Fact]
+    public async Task Plugins_found_at_start_initialize_with_their_first_model()
+    {
+        // A server of its own: which frameworks are up depends on which models were registered.
+        using var server = new ServerProcess(fixture.Root, "--model", "demo=mlp.onnx");
+        async Task<Dictionary<string, string>> States()
+        {
+            using var doc = JsonDocument.Parse(await server.Client.GetStringAsync("/plugins"));
+            return doc.RootElement.GetProperty("plugins").EnumerateArray()
+                .ToDictionary(p => p.GetProperty("id").GetString()!, p => p.GetProperty("status").GetString()!);
+        }
+        var states = await States();
+        Assert.Equal("initialized", states["onnx-runtime"]); // the model given at start needed it
+        Assert.Equal("loaded", states["torchsharp"]);        // listed, libtorch not loaded
+        Assert.Equal("loaded", states["csharp-echo"]);
+        using var register = await server.Client.PostAsync("/models/register",
+            new StringContent("""{"model_id":"t","path":"mlp.pt"}""", Encoding.UTF8, "application/json"));
+        Assert.True(register.IsSuccessStatusCode, await register.Content.ReadAsStringAsync());
+        Assert.Equal("initialized", (await States())["torchsharp"]);
+    }
+
+    [Fact]
+    public async Task Dynamic_batching_is_on_by_default_where_the_model_can_batch_and_false_turns_it_off()
+    {
+        Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Post, "/models/register", """{"model_id":"mlp-default","path":"mlp.onnx"}""")).Code);
+        Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Post, "/models/register", """{"model_id":"mlp-off","path":"mlp.onnx","dynamic_batching":false}""")).Code);
+        var on = (await Send(HttpMethod.Get, "/v2/models/mlp-default")).Body.GetProperty("dynamic_batching");
+        Assert.True(on.GetProperty("default").GetBoolean());
+        Assert.Equal(0, on.GetProperty("max_queue_delay_us").GetInt32());
+        Assert.False((await Send(HttpMethod.Get, "/v2/models/mlp-off")).Body.GetProperty("dynamic_batching").GetBoolean());
+        var (code, body) = await Send(HttpMethod.Post, "/models/register", """{"model_id":"mlp-bad","path":"mlp.onnx","dynamic_batching":7}""");
+        Assert.Equal(HttpStatusCode.BadRequest, code);
+        Assert.Contains("must be true, false or an object", body.GetProperty("message").GetString());
+    }
+
     [Theory]
     [InlineData("onnx-mlp", "mlp.onnx", "onnx", "input")]
     [InlineData("ns/torch-mlp@1.0", "mlp.pt", "torch", "input_0")]
@@ -158,7 +193,7 @@ public class ServerTests(ServerFixture fixture) : IClassFixture<ServerFixture>
         var (code, body) = await Send(HttpMethod.Post, "/models/register",
             """{"model_id":"mlp-batched","path":"mlp.onnx","dynamic_batching":{"max_batch_size":16,"max_queue_delay_us":100000}}""");
         Assert.True(code == HttpStatusCode.OK, body.ToString());
-        Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Post, "/models/register", """{"model_id":"mlp-alone","path":"mlp.onnx"}""")).Code);
+        Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Post, "/models/register", """{"model_id":"mlp-alone","path":"mlp.onnx","dynamic_batching":false}""")).Code);
         var rows = Enumerable.Range(0, 12).Select(i => Enumerable.Range(0, 16).Select(k => (i * 16 + k) / 100f).ToArray()).ToArray();
 
         async Task<(float[] Y, int Batch, long QueueUs)> Infer(string model, float[] x)

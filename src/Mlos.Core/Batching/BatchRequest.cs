@@ -74,6 +74,8 @@ internal sealed unsafe class BatchRequest : System.Threading.Tasks.Sources.IValu
     public MlosException? Failure;
     /// <summary>Set once the request has its outputs or its failure: later errors of the batch leave it alone.</summary>
     public bool Answered;
+    /// <summary>Set, with <see cref="Done"/>, when the lead is handed to this blocked caller: it runs the next batch itself.</summary>
+    public volatile bool Lead;
     public readonly ManualResetEventSlim Done = new(false, spinCount: 1);
 
     public InferTiming Timing => new((long)Stopwatch.GetElapsedTime(Enqueued, Started).TotalMicroseconds, BatchSize);

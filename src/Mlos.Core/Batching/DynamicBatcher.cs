@@ -5,27 +5,35 @@ using Mlos.Smi.Abi;
 namespace Mlos.Core.Batching;
 
 /// <summary>
-/// Triton-style dynamic batching for one model. Callers queue typed requests and block; one
-/// scheduler thread per model takes the oldest request, waits until enough compatible ones
-/// (same input names, dtypes and dims after the first) hold <c>max_batch_size</c> rows or the
-/// oldest has waited <c>max_queue_delay_us</c>, concatenates them along dim 0, runs the plugin's
-/// typed infer once and cuts the outputs back per request. Requests of another signature wait
-/// for their own batch: shapes never mix.
+/// Triton-style dynamic batching for one model, with no thread of its own. Requests queue; one
+/// caller at a time holds the lead and runs the next batch: the oldest request with the
+/// compatible ones behind it (same input names, dtypes and dims after the first), up to
+/// <c>max_batch_size</c> rows, after waiting up to <c>max_queue_delay_us</c> for more to arrive.
+/// The outputs are cut back per request. Shapes never mix.
+///
+/// Who leads: a request that finds the model idle runs itself at once, on its own thread, with no
+/// hand-off and no copy (a lone request is never delayed). Requests that arrive meanwhile queue;
+/// when the leader is done it passes the lead to the oldest of them: a blocked caller is woken to
+/// run its own batch, an awaiting one gets a thread-pool work item that runs batches until the
+/// queue is empty. So with a delay of 0 (the default) batches are exactly what queued while the
+/// previous one ran: batch size follows load. Invariant: whenever the queue holds a request,
+/// some thread holds or is being handed the lead (<see cref="_leading"/>).
 ///
 /// A request fails only itself: when a merged batch fails in the plugin, its requests are run one
 /// by one so that each gets its own verdict; too-small output buffers fail their own request.
 /// </summary>
-internal sealed unsafe class DynamicBatcher
+internal sealed unsafe class DynamicBatcher : IThreadPoolWorkItem
 {
     private readonly Model _model;
     private readonly BatchingOptions _options;
     private readonly long _delayTicks;
     private readonly object _lock = new();
     private readonly List<BatchRequest> _queue = new();
+    /// <summary>The batch being run; only the leader touches it.</summary>
     private readonly List<BatchRequest> _batch = new();
-    private readonly BatchAssembler _assembler = new();
-    private readonly Thread _scheduler;
-    private bool _stopping;
+    /// <summary>Made at the first merged batch (1000 idle models hold no buffers); only the leader touches it.</summary>
+    private BatchAssembler? _assembler;
+    private bool _leading, _stopping;
     private long _batches, _requests;
 
     public DynamicBatcher(Model model, BatchingOptions options)
@@ -33,8 +41,6 @@ internal sealed unsafe class DynamicBatcher
         _model = model;
         _options = options;
         _delayTicks = options.MaxQueueDelayMicroseconds * Stopwatch.Frequency / 1_000_000;
-        _scheduler = new Thread(Schedule) { IsBackground = true, Name = $"mlos-batch:{model.Id}" };
-        _scheduler.Start();
     }
 
     public BatchingOptions Options => _options;
@@ -51,8 +57,15 @@ internal sealed unsafe class DynamicBatcher
             return new InferTiming(0, 1);
         }
         r.Done.Reset();
-        Enqueue(r);
+        if (Enqueue(r, mayLead: true)) LeadOnce();
         r.Done.Wait();
+        while (r.Lead) // woken to lead the batch that holds this request (it is the oldest)
+        {
+            r.Lead = false;
+            r.Done.Reset();
+            LeadOnce();
+            r.Done.Wait();
+        }
         if (r.Failure is { } failure) throw failure;
         return r.Timing;
     }
@@ -60,7 +73,7 @@ internal sealed unsafe class DynamicBatcher
     /// <summary>
     /// Typed inference through the queue without blocking a thread while the batch forms: the
     /// caller's tensors (and <paramref name="numOutputs"/>) must stay valid until the task completes.
-    /// Requests that cannot merge run at once, synchronously.
+    /// A request that finds the model idle (and no delay to wait) runs at once, synchronously.
     /// </summary>
     public ValueTask<InferTiming> InferAsync(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadline)
     {
@@ -71,24 +84,81 @@ internal sealed unsafe class DynamicBatcher
             RunAlone(inputs, numInputs, outputs, numOutputs, deadline);
             return new ValueTask<InferTiming>(new InferTiming(0, 1));
         }
-        try { Enqueue(r); }
+        bool lead;
+        // An awaiting caller must not block its thread for a queue delay: a work item waits instead.
+        try { lead = Enqueue(r, mayLead: _delayTicks == 0); }
         catch
         {
             r.Recycle();
             throw;
         }
+        if (lead) LeadOnce(); // completes r: the task below is already done
         return new ValueTask<InferTiming>(r, r.Version);
     }
 
-    /// <summary>Queues a bound request and wakes the scheduler; BUSY once unloading has begun.</summary>
-    private void Enqueue(BatchRequest r)
+    /// <summary>
+    /// Queues a bound request; true when the caller now holds the lead and must run the next
+    /// batch. When the model is idle and the caller may not lead, a work item takes the lead.
+    /// BUSY once unloading has begun.
+    /// </summary>
+    private bool Enqueue(BatchRequest r, bool mayLead)
     {
         r.Enqueued = Stopwatch.GetTimestamp();
         lock (_lock)
         {
             if (_stopping) throw new MlosException(SmiStatus.Busy, $"model '{_model.Id}' is unloading");
             _queue.Add(r);
-            Monitor.Pulse(_lock);
+            if (_leading)
+            {
+                if (_delayTicks != 0) Monitor.Pulse(_lock); // a leader waiting for its batch to fill
+                return false;
+            }
+            _leading = true;
+        }
+        if (mayLead) return true;
+        ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+        return false;
+    }
+
+    /// <summary>A work item's lead: batches until the queue is empty or a blocked caller takes over.</summary>
+    void IThreadPoolWorkItem.Execute()
+    {
+        do RunBatch();
+        while (PassLead());
+    }
+
+    /// <summary>A request's lead: one batch (its own), then the lead goes on.</summary>
+    private void LeadOnce()
+    {
+        RunBatch();
+        if (PassLead()) ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+    }
+
+    /// <summary>
+    /// After a batch: gives the lead up when the queue is empty, or hands it to the oldest queued
+    /// request when that caller is blocked waiting (it leads its own batch). True when the lead
+    /// stays with the caller because an awaiting request is next: a work item goes on with it.
+    /// </summary>
+    private bool PassLead()
+    {
+        lock (_lock)
+        {
+            if (_queue.Count == 0)
+            {
+                _leading = false;
+                if (_stopping)
+                {
+                    _assembler?.Dispose();
+                    _assembler = null;
+                    Monitor.PulseAll(_lock); // Stop waits for this
+                }
+                return false;
+            }
+            var next = _queue[0];
+            if (next.IsAsync) return true;
+            next.Lead = true;
+            next.Done.Set();
+            return false;
         }
     }
 
@@ -99,26 +169,15 @@ internal sealed unsafe class DynamicBatcher
         if (status != SmiStatus.Success) throw _model.Plugin.Failure(status, $"infer on model '{_model.Id}'");
     }
 
-    /// <summary>The scheduler thread; its buffers go with it.</summary>
-    private void Schedule()
+    /// <summary>Takes the next batch (waiting up to the queue delay for it to fill) and runs it; the caller leads.</summary>
+    private void RunBatch()
     {
-        try { ScheduleBatches(); }
-        finally { _assembler.Dispose(); }
-    }
-
-    private void ScheduleBatches()
-    {
-        while (true)
+        long totalRows;
+        lock (_lock)
         {
-            long totalRows;
-            lock (_lock)
+            var first = _queue[0];
+            if (_delayTicks != 0)
             {
-                while (_queue.Count == 0)
-                {
-                    if (_stopping) return;
-                    Monitor.Wait(_lock);
-                }
-                var first = _queue[0];
                 long deadline = first.Enqueued + _delayTicks;
                 while (!_stopping && CompatibleRows(first) < _options.MaxBatchSize)
                 {
@@ -127,19 +186,19 @@ internal sealed unsafe class DynamicBatcher
                     // Monitor waits in whole milliseconds: round up, the bound is "at least the delay".
                     Monitor.Wait(_lock, TimeSpan.FromMilliseconds(Math.Max(1, Math.Ceiling(left * 1000.0 / Stopwatch.Frequency))));
                 }
-                totalRows = Take(first);
             }
-            // Whatever happens, every waiting caller gets an answer: a dead scheduler would hang them all.
-            try { Execute(totalRows); }
-            catch (Exception e)
-            {
-                var failure = new MlosException(SmiStatus.Runtime, $"batch on model '{_model.Id}' failed: {e.GetType().Name}: {e.Message}");
-                foreach (var r in _batch)
-                    if (!r.Answered) r.Failure = failure; // answered ones keep their outputs or their own failure
-            }
-            foreach (var r in _batch) r.Complete();
-            _batch.Clear();
+            totalRows = Take(first);
         }
+        // Whatever happens, every waiting caller gets an answer: a lost batch would hang them all.
+        try { Execute(totalRows); }
+        catch (Exception e)
+        {
+            var failure = new MlosException(SmiStatus.Runtime, $"batch on model '{_model.Id}' failed: {e.GetType().Name}: {e.Message}");
+            foreach (var r in _batch)
+                if (!r.Answered) r.Failure = failure; // answered ones keep their outputs or their own failure
+        }
+        foreach (var r in _batch) r.Complete();
+        _batch.Clear();
     }
 
     /// <summary>Rows of the queued requests that could join <paramref name="first"/>'s batch, stopping at the limit.</summary>
@@ -189,13 +248,14 @@ internal sealed unsafe class DynamicBatcher
     /// <summary>One plugin call for the whole batch; false when it must be redone request by request.</summary>
     private bool RunMerged(long totalRows)
     {
-        _assembler.Merge(_batch, totalRows);
+        var assembler = _assembler ??= new BatchAssembler();
+        assembler.Merge(_batch, totalRows);
         nuint count = BatchAssembler.MaxOutputs;
         // All requests of a model share its timeout: the oldest one's deadline is the batch's.
         ulong deadline = 0;
         foreach (var r in _batch)
             if (r.Deadline != 0 && (deadline == 0 || r.Deadline < deadline)) deadline = r.Deadline;
-        var call = new InferCall(_assembler.Inputs, (nuint)_batch[0].NumInputs, _assembler.Outputs, &count, deadline);
+        var call = new InferCall(assembler.Inputs, (nuint)_batch[0].NumInputs, assembler.Outputs, &count, deadline);
         SmiStatus status;
         try { status = _model.Run(ref call); }
         catch (MlosException e)
@@ -223,16 +283,16 @@ internal sealed unsafe class DynamicBatcher
                 }
                 return false;
             }
-            if (status != SmiStatus.Success || !_assembler.Splittable((int)count, totalRows)) return false;
+            if (status != SmiStatus.Success || !assembler.Splittable((int)count, totalRows)) return false;
             long row = 0;
             foreach (var r in _batch)
             {
-                _assembler.Split(r, (int)count, row, totalRows);
+                assembler.Split(r, (int)count, row, totalRows);
                 row += r.Rows;
             }
             return true;
         }
-        finally { _assembler.ReleaseOutputs(status == SmiStatus.Success ? (int)count : 0); }
+        finally { assembler.ReleaseOutputs(status == SmiStatus.Success ? (int)count : 0); }
     }
 
     private void RunOwn(BatchRequest r)
@@ -243,16 +303,26 @@ internal sealed unsafe class DynamicBatcher
     }
 
     /// <summary>
-    /// Stops taking requests and lets the scheduler run the ones already queued and end; false
-    /// when it has not ended within <paramref name="timeoutMs"/> (a plugin call that hangs).
+    /// Stops taking requests and lets the ones already queued run; false when the lead has not
+    /// been given up within <paramref name="timeoutMs"/> (a plugin call that hangs): the last
+    /// leader then frees the buffers when it ends.
     /// </summary>
     public bool Stop(int timeoutMs)
     {
+        long deadline = Environment.TickCount64 + timeoutMs;
         lock (_lock)
         {
             _stopping = true;
-            Monitor.PulseAll(_lock);
+            Monitor.PulseAll(_lock); // a leader waiting for its batch to fill runs it now
+            while (_leading)
+            {
+                long left = deadline - Environment.TickCount64;
+                if (left <= 0) return false;
+                Monitor.Wait(_lock, (int)Math.Min(left, int.MaxValue));
+            }
+            _assembler?.Dispose();
+            _assembler = null;
+            return true;
         }
-        return _scheduler.Join(timeoutMs);
     }
 }

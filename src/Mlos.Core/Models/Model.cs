@@ -79,12 +79,21 @@ public sealed class Model
 
     /// <summary>
     /// Starts batching after load. Merging along dim 0 is only right for a model that says every
-    /// input and output has a free batch dimension (-1 first); others are refused here, with the
-    /// offending tensor named, rather than given wrong answers later.
+    /// input and output has a free batch dimension (-1 first). Asked for explicitly, a model that
+    /// has none is refused here, with the offending tensor named, rather than given wrong answers
+    /// later. By default (<see cref="Batching.BatchingOptions.Automatic"/>) batching starts only
+    /// where it is safe and pays, and otherwise stays off: <see cref="WhyNotBatched"/> says why.
     /// </summary>
     internal unsafe void StartBatching()
     {
+        WhyNotBatched = null;
         if (Batching is null) return;
+        if (Batching.Automatic)
+        {
+            WhyNotBatched = AutomaticBatchingRefusal();
+            if (WhyNotBatched is null) Batcher = new Batching.DynamicBatcher(this, Batching);
+            return;
+        }
         var io = Plugin.ModelIo(Handle) ?? throw new MlosException(SmiStatus.NotSupported,
             $"model '{Id}': dynamic batching needs the plugin's input and output specs (get_model_io), which plugin '{Plugin.Id}' does not give");
         foreach (var (what, specs) in new[] { ("input", io.Inputs), ("output", io.Outputs) })
@@ -98,6 +107,40 @@ public sealed class Model
         }
         Batcher = new Batching.DynamicBatcher(this, Batching);
     }
+
+    /// <summary>
+    /// Why default batching stays off for this model, or null when it may start: Triton's rule
+    /// (every input and output has a free dim 0) plus what our batcher needs to gain anything —
+    /// a plugin that declares SMI_CAP_BATCHING (typed infer takes any size along dim 0) and
+    /// fixed-size elements everywhere (BYTES requests are never merged).
+    /// </summary>
+    private unsafe string? AutomaticBatchingRefusal()
+    {
+        if (!Plugin.HasTypedInfer) return "the plugin has no typed infer";
+        if (!Plugin.Capabilities.HasFlag(SmiCapabilities.Batching)) return "the plugin does not declare SMI_CAP_BATCHING";
+        Smi.Sdk.SmiModelIo? io;
+        try { io = Plugin.ModelIo(Handle); }
+        catch (MlosException e) { return $"its input and output specs are unknown ({e.Message})"; }
+        if (io is null) return "the plugin gives no input and output specs";
+        if (io.Inputs.Length == 0 || io.Outputs.Length == 0) return "it declares no inputs or no outputs";
+        foreach (var (what, specs) in new[] { ("input", io.Inputs), ("output", io.Outputs) })
+        {
+            foreach (var spec in specs)
+            {
+                if (spec.NDim == 0 || spec.Shape[0] != -1)
+                    return $"{what} '{PluginText.Read(spec.Name)}' has no free dim 0";
+                if (SmiDtypes.ElementSize(spec.Dtype) <= 0)
+                    return $"{what} '{PluginText.Read(spec.Name)}' is {SmiDtypes.Name(spec.Dtype)}, which is not merged";
+            }
+        }
+        return null;
+    }
+
+    /// <summary>Why default batching is off for this loaded model (see <see cref="AutomaticBatchingRefusal"/>); null when it runs or was not left to the default.</summary>
+    public string? WhyNotBatched { get; private set; }
+
+    /// <summary>The batching in force now: the options while a batcher runs, else null.</summary>
+    public Batching.BatchingOptions? ActiveBatching => Batcher?.Options;
 
     /// <summary>
     /// Stops batching: queued requests still run, new ones go straight to the (unloading) model.

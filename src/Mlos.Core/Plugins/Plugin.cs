@@ -52,6 +52,35 @@ public sealed unsafe class Plugin
     /// </summary>
     internal int AdminTimeoutMs { get; set; } = Timeout.Infinite;
 
+    /// <summary>
+    /// Whether initialize has run (and succeeded). A plugin found in a plugin folder at start is
+    /// only opened and listed; it initializes (loads ONNX Runtime, libtorch…) when the first
+    /// model is registered with it (<see cref="EnsureInitialized"/>).
+    /// </summary>
+    public bool IsInitialized => Volatile.Read(ref _initialized);
+
+    private bool _initialized;
+    private string? _pendingConfig;
+    private readonly Lock _initLock = new();
+
+    /// <summary>Keeps <paramref name="config"/> for the first <see cref="EnsureInitialized"/>.</summary>
+    internal void DeferInitialize(string? config) => _pendingConfig = config;
+
+    /// <summary>
+    /// Initializes the plugin with its deferred config if it has not been: exactly once however
+    /// many threads register models at the same time (the others wait for it). A failure is
+    /// thrown to the caller and the next registration tries again.
+    /// </summary>
+    internal void EnsureInitialized()
+    {
+        if (Volatile.Read(ref _initialized)) return;
+        lock (_initLock)
+        {
+            if (_initialized) return;
+            Initialize(_pendingConfig);
+        }
+    }
+
     internal void Initialize(string? config)
     {
         byte* c = config is null ? null : Utf8.Allocate(config);
@@ -63,6 +92,7 @@ public sealed unsafe class Plugin
         }
         finally { System.Runtime.InteropServices.NativeMemory.Free(c); }
         ReadInfo(); // a bridge (Python) knows its name only once it has loaded what it serves
+        Volatile.Write(ref _initialized, true);
     }
 
     private void ReadInfo()
@@ -75,7 +105,7 @@ public sealed unsafe class Plugin
     /// <summary>Calls cleanup if the plugin has one; failures are reported, not thrown.</summary>
     internal string? Cleanup()
     {
-        if (_api.Cleanup == null) return null;
+        if (_api.Cleanup == null || !IsInitialized) return null; // never initialized: nothing to clean up
         SmiStatus status;
         try
         {
