@@ -5,30 +5,42 @@ using System.Text.RegularExpressions;
 namespace Mlos.Benchmarks.Server;
 
 /// <summary>One load run's numbers.</summary>
-internal sealed record LoadResult(string Name, double RequestsPerSecond, double P50Ms, double P99Ms, long Requests, long Errors)
+internal sealed record LoadResult(string Name, int Connections, double RequestsPerSecond, double P50Ms, double P99Ms, long Requests, long Errors)
 {
+    /// <summary>How a ratio line quotes it.</summary>
+    public override string ToString() => $"{Name} ({Connections} conn): {RequestsPerSecond:F0} req/s, p50 {P50Ms:F2} ms, p99 {P99Ms:F2} ms";
+
     /// <summary>Managed bytes the server allocated per request in the measured run, when probed.</summary>
     public double? AllocatedPerRequest { get; init; }
 }
 
 /// <summary>
 /// Drives Debian's wrk (C, epoll: the lightest load generator here, so the server under test gets
-/// most of the 2 cores) with tests/bench/post.lua, and reads its latency distribution.
+/// most of the 2 cores) with tests/bench/post.lua, and reads its latency distribution. Each run
+/// first sends one request itself (a refused request fails the run instead of timing errors),
+/// then 1 s of warm-up, then <see cref="Seconds"/> measured.
 /// </summary>
 internal static partial class Wrk
 {
     public static string Script { get; set; } = "tests/bench/post.lua";
+    /// <summary>Connections of a run that names none.</summary>
     public static int Connections { get; set; } = 64;
     public static int Seconds { get; set; } = 5;
 
+    private static readonly HttpClient s_http = new() { Timeout = TimeSpan.FromSeconds(60) };
+
     /// <param name="allocated">Reads the server's allocated-bytes counter; probed around the measured run only.</param>
-    public static LoadResult Run(string name, string url, string bodyFile, string contentType, int? headerLength = null, Func<long>? allocated = null)
+    /// <param name="connections">wrk's -c (default <see cref="Connections"/>); its -t is at most 2 and at most this.</param>
+    public static LoadResult Run(string name, string url, string bodyFile, string contentType, int? headerLength = null, Func<long>? allocated = null,
+        int? connections = null)
     {
-        Invoke(url, bodyFile, contentType, headerLength, seconds: 1); // warm-up: JIT, pools, caches
+        int c = connections ?? Connections;
+        Check(url, bodyFile, contentType, headerLength);
+        Invoke(url, bodyFile, contentType, headerLength, c, seconds: 1); // warm-up: JIT, pools, caches
         long before = allocated?.Invoke() ?? 0;
-        var text = Invoke(url, bodyFile, contentType, headerLength, Seconds);
+        var text = Invoke(url, bodyFile, contentType, headerLength, c, Seconds);
         long after = allocated?.Invoke() ?? 0;
-        var result = new LoadResult(name,
+        var result = new LoadResult(name, c,
             Number(RpsRegex(), text),
             Latency(text, "50%"),
             Latency(text, "99%"),
@@ -39,14 +51,25 @@ internal static partial class Wrk
             result = result with { AllocatedPerRequest = (after - before) / (double)Math.Max(1, result.Requests) };
             Console.WriteLine($"FACT\tHot path\tmanaged bytes allocated per request: {name}\t{result.AllocatedPerRequest:F0} B");
         }
-        Console.WriteLine($"  {name}: {result.RequestsPerSecond:F0} req/s, p50 {result.P50Ms:F2} ms, p99 {result.P99Ms:F2} ms, {result.Errors} errors");
-        Console.WriteLine($"HTTP\t{name}\t{result.RequestsPerSecond:F0}\t{result.P50Ms:F3}\t{result.P99Ms:F3}\t{result.Errors}");
+        Console.WriteLine($"  {result}, {result.Errors} errors");
+        Console.WriteLine($"HTTP\t{name}\t{c}\t{result.RequestsPerSecond:F0}\t{result.P50Ms:F3}\t{result.P99Ms:F3}\t{result.Errors}");
         return result;
     }
 
-    private static string Invoke(string url, string bodyFile, string contentType, int? headerLength, int seconds)
+    /// <summary>One request of the run's kind: it must succeed.</summary>
+    private static void Check(string url, string bodyFile, string contentType, int? headerLength)
     {
-        var info = new ProcessStartInfo("wrk", ["-t2", $"-c{Connections}", $"-d{seconds}s", "--latency", "-s", Script, url])
+        using var content = new ByteArrayContent(File.ReadAllBytes(bodyFile));
+        content.Headers.TryAddWithoutValidation("Content-Type", contentType);
+        if (headerLength is not null) content.Headers.TryAddWithoutValidation("Inference-Header-Content-Length", headerLength.ToString());
+        using var r = s_http.PostAsync(url, content).GetAwaiter().GetResult();
+        if (!r.IsSuccessStatusCode)
+            throw new InvalidOperationException($"POST {url}: {(int)r.StatusCode} {r.Content.ReadAsStringAsync().GetAwaiter().GetResult()}");
+    }
+
+    private static string Invoke(string url, string bodyFile, string contentType, int? headerLength, int connections, int seconds)
+    {
+        var info = new ProcessStartInfo("wrk", [$"-t{Math.Min(2, connections)}", $"-c{connections}", $"-d{seconds}s", "--latency", "-s", Script, url])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,

@@ -2,13 +2,17 @@
 # The one benchmark command: builds what it needs, runs every benchmark on loopback in one go, and
 # writes tests/bench/RESULTS.md (machine, date, every ratio against a baseline measured in the same
 # run) and tests/bench/results.png (throughput and p99 per HTTP configuration). Not a test: CTest
-# never runs it. About 4 minutes on a 2-core machine once built.
+# never runs it. About 5 minutes on a 2-core machine once built.
 #
 #   bash tests/bench/run.sh            (or: cmake --build --preset default --target bench_all)
 #
+# One section of the server benchmarks, against the current build (no rebuild, no RESULTS.md):
+#   dotnet run -c Release --project tests/Mlos.Benchmarks.Server -- build build/bench/node/node_modules --only mlp256
+# (sections: startup, threads, ceiling, peer, mlp256, batching; comma-separate several).
+#
 # The benchmarks print tab-separated lines, collected into build/bench/results.tsv:
 #   RATIO <benchmark> <configuration> <measured> <baseline> <ratio> <goal>
-#   HTTP  <configuration> <req/s> <p50 ms> <p99 ms> <errors>
+#   HTTP  <configuration> <connections> <req/s> <p50 ms> <p99 ms> <errors>
 #   FACT  <section> <what> <value>
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -18,7 +22,7 @@ here=$repo/tests/bench
 cd "$repo"
 
 # --- What the benchmarks need beyond the build: wrk (load), gnuplot (chart), python3-onnx (the
-# wide MLP), onnxruntime-node (the peer).
+# benchmark-only MLPs), onnxruntime-node (the peer).
 need=()
 command -v wrk >/dev/null || need+=(wrk)
 command -v gnuplot >/dev/null || need+=(gnuplot-nox)
@@ -30,7 +34,8 @@ fi
 mkdir -p "$bench/node"
 [ -d "$bench/node/node_modules/onnxruntime-node" ] ||
   (cd "$bench/node" && npm install --silent --no-audit --no-fund onnxruntime-node@1.30.0 >/dev/null)
-[ -s "$bench/models/wide_mlp.onnx" ] || /usr/bin/python3 "$here/make_bench_models.py" "$bench/models"
+[ -s "$bench/models/wide_mlp.onnx" ] && [ -s "$bench/models/mlp256.onnx" ] ||
+  /usr/bin/python3 "$here/make_bench_models.py" "$bench/models"
 
 cmake --preset default >/dev/null
 cmake --build --preset default --target all core_dispatch_bench >/dev/null
@@ -64,7 +69,7 @@ commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
   echo
   echo "Made by \`bash tests/bench/run.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit, in ${elapsed} s."
   echo "Machine: $(nproc) cores ($cpu), $mem, $(uname -sr). Load generator and servers share these cores."
-  echo "Every ratio's baseline was measured in the same run; machines here are noisy, so compare ratios, not absolutes."
+  echo "Every ratio's baseline was measured in the same run (or is a fixed limit, where the baseline says so); machines here are noisy, so compare ratios, not absolutes."
   echo
   echo "## Ratios"
   echo
@@ -77,13 +82,13 @@ commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
       printf "| %s | %s | %s | %s | %.3f | %s | %s |\n", $2, $3, $4, $5, $6, ($7 == "" ? "-" : $7), met
     }' "$results"
   echo
-  echo "## HTTP runs (wrk, 64 connections, 5 s after a 1 s warm-up)"
+  echo "## HTTP runs (wrk, 5 s after a 1 s warm-up)"
   echo
-  echo "| configuration | req/s | p50 ms | p99 ms | errors |"
-  echo "| --- | ---: | ---: | ---: | ---: |"
-  awk -F'\t' '$1 == "HTTP" { printf "| %s | %s | %.2f | %.2f | %s |\n", $2, $3, $4, $5, $6 }' "$results"
+  echo "| configuration | connections | req/s | p50 ms | p99 ms | errors |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+  awk -F'\t' '$1 == "HTTP" { printf "| %s | %s | %s | %.2f | %.2f | %s |\n", $2, $3, $4, $5, $6, $7 }' "$results"
   echo
-  echo "## Start-up, memory, allocations"
+  echo "## Start-up, memory, threads, allocations"
   echo
   echo "| section | what | value |"
   echo "| --- | --- | ---: |"
@@ -93,17 +98,18 @@ commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 } > "$here/RESULTS.md"
 
 # --- results.png: throughput and p99 per HTTP configuration.
-awk -F'\t' '$1 == "HTTP" { printf "%d \"%s\" %s %s\n", n++, $2, $3, $5 }' "$results" > "$bench/http.dat"
+awk -F'\t' '$1 == "HTTP" { printf "%d \"%s, %s conn\" %s %s\n", n++, $2, $3, $4, $6 }' "$results" > "$bench/http.dat"
 gnuplot <<EOF
-set terminal pngcairo size 1400,900 font "sans,10"
+set terminal pngcairo size 2000,1100 font "sans,9"
 set output "$here/results.png"
-set multiplot layout 2,1 title noenhanced "mlos_core HTTP benchmarks, $(date -u +%Y-%m-%d), $(nproc) cores (wrk, 64 connections)"
+set multiplot layout 2,1 title noenhanced "mlos_core HTTP benchmarks, $(date -u +%Y-%m-%d), $(nproc) cores (wrk)"
 set style fill solid 0.8
 set boxwidth 0.6
 set grid ytics
 set xtics rotate by -20 left noenhanced
-set bmargin 10
-set rmargin 22
+set bmargin 14
+set rmargin 40
+set yrange [0:*]
 unset key
 set ylabel "requests / s"
 plot "$bench/http.dat" using 1:3:xtic(2) with boxes lc rgb "#3465a4", "" using 1:3:(sprintf("%.0f", \$3)) with labels offset 0,0.7
