@@ -8,14 +8,28 @@ namespace Mlos.Plugins.OnnxRuntime;
 /// Plugin options from <c>initialize(config)</c>, and per-model overrides from the model's
 /// config: <c>{"device":"cpu"|"cuda:N","intra_op_threads":N,"inter_op_threads":N,
 /// "graph_optimization_level":"disable|basic|extended|all","allow_cpu_fallback":bool,
-/// "gpu_mem_limit":bytes,"cpu_mem_arena":bool}</c>. A string that is not a JSON object (the guide's harness passes
+/// "gpu_mem_limit":bytes,"cpu_mem_arena":bool,"allow_spinning":bool}</c>. A string that is not a JSON object (the guide's harness passes
 /// "test-config") is a label and means defaults. The device keys are <see cref="DeviceConfig"/>'s,
 /// read and refused as in every framework plugin (<see cref="PluginOptions"/>).
+///
+/// Threads: in the plugin's config, <c>intra_op_threads</c>/<c>inter_op_threads</c>/<c>allow_spinning</c>
+/// size the pools all sessions share (<see cref="OnnxThreadPools"/>; default: the cores, not
+/// spinning). In a model's config (or through a CPU-thread resource request) a thread count gives
+/// that model's session pools of its own, as ONNX Runtime's per-session options.
 /// </summary>
 internal sealed record OnnxConfig : DeviceConfig
 {
     public int IntraOpThreads { get; init; }
     public int InterOpThreads { get; init; }
+
+    /// <summary>Whether idle pool threads spin waiting for work: lower latency on an idle machine, cores taken from everything else under load.</summary>
+    public bool AllowSpinning { get; init; }
+
+    /// <summary>
+    /// Set when a thread count or spinning was given (in the config parsed last): a model's
+    /// session then gets pools of its own instead of the shared ones.
+    /// </summary>
+    public bool OwnThreadPools { get; init; }
     public GraphOptimizationLevel OptimizationLevel { get; init; } = GraphOptimizationLevel.ORT_ENABLE_ALL;
     public ulong GpuMemLimit { get; init; }
 
@@ -33,8 +47,9 @@ internal sealed record OnnxConfig : DeviceConfig
     /// <summary>Parses <paramref name="json"/> over <paramref name="basis"/>; non-JSON text leaves it as it is.</summary>
     public static OnnxConfig Parse(string? json, OnnxConfig basis) => DeviceConfig.Parse(json, "ONNX", basis, static (c, o) => o.Name switch
     {
-        "intra_op_threads" => c with { IntraOpThreads = o.Threads(ThreadCount) },
-        "inter_op_threads" => c with { InterOpThreads = o.Threads(ThreadCount) },
+        "intra_op_threads" => c with { IntraOpThreads = o.Threads(ThreadCount), OwnThreadPools = true },
+        "inter_op_threads" => c with { InterOpThreads = o.Threads(ThreadCount), OwnThreadPools = true },
+        "allow_spinning" => c with { AllowSpinning = o.Bool(), OwnThreadPools = true },
         "graph_optimization_level" => c with
         {
             OptimizationLevel = o.OneOf(
@@ -55,10 +70,16 @@ internal sealed record OnnxConfig : DeviceConfig
         var options = new SessionOptions
         {
             GraphOptimizationLevel = OptimizationLevel,
-            IntraOpNumThreads = IntraOpThreads,
-            InterOpNumThreads = InterOpThreads,
             EnableCpuMemArena = CpuMemArena,
         };
+        if (!OwnThreadPools && OnnxThreadPools.Shared) options.DisablePerSessionThreads();
+        else
+        {
+            options.IntraOpNumThreads = IntraOpThreads;
+            options.InterOpNumThreads = InterOpThreads;
+            options.AddSessionConfigEntry("session.intra_op.allow_spinning", AllowSpinning ? "1" : "0");
+            options.AddSessionConfigEntry("session.inter_op.allow_spinning", AllowSpinning ? "1" : "0");
+        }
         if (CudaDevice is not int device) return options;
         try
         {

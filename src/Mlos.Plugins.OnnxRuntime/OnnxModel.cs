@@ -120,7 +120,9 @@ internal sealed class OnnxModel
             w.WriteString("path", session?.Path ?? Description.Path);
             w.WriteBoolean("loaded", session is not null);
             w.WriteString("device", Config.Device);
-            w.WriteNumber("intra_op_threads", Config.IntraOpThreads);
+            bool shared = !Config.OwnThreadPools && OnnxThreadPools.Shared;
+            w.WriteString("thread_pool", shared ? "shared" : "own");
+            w.WriteNumber("intra_op_threads", shared ? OnnxThreadPools.IntraOpThreads : Config.IntraOpThreads);
             TensorSpecJson.Write(w, "inputs", session?.Inputs ?? []);
             TensorSpecJson.Write(w, "outputs", session?.Outputs ?? []);
             w.WriteEndObject();

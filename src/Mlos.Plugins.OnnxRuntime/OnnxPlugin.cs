@@ -23,12 +23,17 @@ internal sealed unsafe class OnnxPlugin : ISmiPlugin<OnnxModel>
     {
         OnnxNative.EnsureResolver();
         var parsed = OnnxConfig.Parse(config, OnnxConfig.Defaults);
+        // The plugin's thread settings size the pools every session shares; a model's own
+        // settings (OwnThreadPools) give it pools of its own.
+        OnnxThreadPools.Ensure(parsed.IntraOpThreads, parsed.InterOpThreads, parsed.AllowSpinning);
+        parsed = parsed with { OwnThreadPools = false };
         // Fail at initialize, not at the first load, when the device cannot be used.
         parsed.CreateSessionOptions("(plugin)").Dispose();
         _config = parsed;
     }
 
     public OnnxModel RegisterModel(SmiModelDescription model) => new(model, OnnxConfig.Parse(model.Config, _config));
+
 
     public void LoadModel(OnnxModel model, string? path) => model.Load(path);
 
@@ -76,7 +81,7 @@ internal sealed unsafe class OnnxPlugin : ISmiPlugin<OnnxModel>
         {
             config = r.Type switch
             {
-                SmiResourceType.CpuThreads => config with { IntraOpThreads = Math.Max(1, CpuThreads.Fit(r.Amount)) },
+                SmiResourceType.CpuThreads => config with { IntraOpThreads = Math.Max(1, CpuThreads.Fit(r.Amount)), OwnThreadPools = true },
                 SmiResourceType.Gpu => config with { Device = $"cuda:{r.DeviceId}" },
                 SmiResourceType.GpuMemory => config with { Device = $"cuda:{r.DeviceId}", GpuMemLimit = r.Amount },
                 _ => throw new SmiException(SmiStatus.NotSupported,

@@ -23,7 +23,7 @@ internal sealed class TorchPlugin : ISmiPlugin<TorchModel>
     {
         var parsed = TorchConfig.Parse(config, TorchConfig.Defaults);
         TorchNative.EnsureLoaded(parsed.LibtorchDir);
-        if (parsed.NumThreads > 0) torch.set_num_threads(parsed.NumThreads);
+        TorchThreads.Apply(parsed.NumThreads, parsed.InterOpThreads);
         _config = parsed;
     }
 

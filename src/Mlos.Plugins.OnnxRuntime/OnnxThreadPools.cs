@@ -1,0 +1,57 @@
+using Microsoft.ML.OnnxRuntime;
+
+namespace Mlos.Plugins.OnnxRuntime;
+
+/// <summary>
+/// ONNX Runtime's process-wide thread pools, shared by every session that does not ask for its
+/// own. A session's own intra-op pool is sized to the machine and spins between ops: with many
+/// models that is a thread per core per model (1000 models, 1000+ threads), and under concurrent
+/// requests the pools' spinning workers fight the server's threads and each other for the
+/// cores. One pool sized to the cores, not spinning, serves every session; with dynamic
+/// batching on (the default where a model can batch) one batch runs per model at a time and
+/// gets the whole pool.
+///
+/// The pools belong to ONNX Runtime's environment, which exists once per process and is made
+/// here, at the plugin's first initialize. If something else in the process made it first
+/// (without global pools), sessions keep per-session pools: <see cref="Shared"/> says which.
+/// </summary>
+internal static class OnnxThreadPools
+{
+    private static readonly Lock s_lock = new();
+    private static bool s_done, s_shared;
+
+    /// <summary>Whether sessions can run on the shared pools (DisablePerSessionThreads).</summary>
+    public static bool Shared
+    {
+        get { lock (s_lock) return s_shared; }
+    }
+
+    /// <summary>Intra-op threads of the shared pool (0 until made); the caller's thread counts as one.</summary>
+    public static int IntraOpThreads { get; private set; }
+
+    /// <summary>
+    /// Makes the environment with the shared pools, once: <paramref name="intraOp"/> threads (0 =
+    /// the cores), inter-op 1 (sessions run their graphs sequentially), spinning as given.
+    /// Later calls (a second initialize) change nothing: the pools live as long as the process.
+    /// </summary>
+    public static void Ensure(int intraOp, int interOp, bool spin)
+    {
+        lock (s_lock)
+        {
+            if (s_done) return;
+            s_done = true;
+            if (OrtEnv.IsCreated) return;
+            int intra = intraOp > 0 ? intraOp : Environment.ProcessorCount;
+            using var threading = new OrtThreadingOptions
+            {
+                GlobalIntraOpNumThreads = intra,
+                GlobalInterOpNumThreads = interOp > 0 ? interOp : 1,
+                GlobalSpinControl = spin,
+            };
+            var options = new EnvironmentCreationOptions { threadOptions = threading, logLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_WARNING };
+            OrtEnv.CreateInstanceWithOptions(ref options);
+            IntraOpThreads = intra;
+            s_shared = true;
+        }
+    }
+}
