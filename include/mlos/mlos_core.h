@@ -121,11 +121,15 @@ mlos_status_t mlos_core_model_info(mlos_core_t* core, const char* model_id,
 /**
  * Registers a model with a plugin (its register_model). path may be NULL.
  * options_json may be NULL or {"framework":"onnx","version":"1","config":{...},
- * "dynamic_batching":{"max_batch_size":32,"max_queue_delay_us":500}};
- * "config" reaches the plugin as smi_model_metadata_t::config. With "dynamic_batching",
- * mlos_core_infer calls on the model are queued and merged along dim 0 (the calling thread
- * waits for its batch); mlos_core_load_model refuses a model whose inputs and outputs do not
- * all have a free dim 0 (-1). "timeout_ms":N (N >= 1) bounds each typed request from the
+ * "dynamic_batching":{"max_batch_size":32,"max_queue_delay_us":500}|true|false};
+ * "config" reaches the plugin as smi_model_metadata_t::config. Dynamic batching is on by
+ * default where it is safe (typed infer, SMI_CAP_BATCHING, every input and output with a free
+ * dim 0 (-1) and a fixed-size dtype: max_batch_size 64, never waiting) and off elsewhere;
+ * "dynamic_batching":false turns it off, true or an object asks for it, and then
+ * mlos_core_load_model refuses a model whose inputs and outputs do not all have a free dim 0.
+ * With batching, mlos_core_infer calls on the model are merged along dim 0: a call that finds
+ * the model idle runs at once on the calling thread; one that finds a batch running waits, and
+ * may be woken to run the next batch (its own request and those queued behind it) on its thread. "timeout_ms":N (N >= 1) bounds each typed request from the
  * moment the core takes it, queueing included (see mlos_core_infer); a plugin without SMI 1.2
  * infer_with_deadline cannot honour it, and the registration fails with NOT_SUPPORTED.
  * The id is reserved while the plugin's register_model runs (a second registration of it
@@ -185,7 +189,8 @@ mlos_status_t mlos_core_inference(mlos_core_t* core, const char* model_id,
  * outputs with data set are caller buffers; outputs with data NULL are allocated by the
  * plugin and must be freed with mlos_core_release_outputs (or each one's release).
  * Plugins without typed infer fail with SMI_ERROR_NOT_SUPPORTED. On a model registered with
- * dynamic batching the call blocks until the batch holding this request has run.
+ * dynamic batching (the default where the model can batch, see mlos_core_register_model) the
+ * call blocks until the batch holding this request has run, on this thread or another.
  * Inputs are checked before any plugin sees them, and fail with SMI_ERROR_INVALID_PARAM and a
  * message naming the input: a name, ndim <= SMI_MAX_DIMS, dims >= 0 whose product fits in 64
  * bits, byte_size equal to the element count times the element size, and for BYTES (per element

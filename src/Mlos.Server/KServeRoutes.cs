@@ -50,7 +50,9 @@ internal static class KServeRoutes
             return Responses.Json(http, 200, w => w.WriteString("status", "success"));
         }));
         app.MapGet("/v2/health/live", (HttpContext http) => Responses.Guard(http, state, () => Responses.Json(http, 200, w => w.WriteBoolean("live", true))));
-        app.MapGet("/v2/health/ready", (HttpContext http) => Responses.Guard(http, state, () => Responses.Json(http, 200, w => w.WriteBoolean("ready", true))));
+        // Not ready (503) while the models given at start still load.
+        app.MapGet("/v2/health/ready", (HttpContext http) => Responses.Guard(http, state, () =>
+            Responses.Json(http, state.Started ? 200 : 503, w => w.WriteBoolean("ready", state.Started))));
         app.MapGet("/v2", (HttpContext http) => Responses.Guard(http, state, () => Responses.Json(http, 200, w =>
         {
             w.WriteString("name", "mlos-core");

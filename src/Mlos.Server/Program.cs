@@ -27,7 +27,8 @@ NativeHeap.ReturnLargeBlocksAtOnce();
 ThreadPool.GetMinThreads(out var workers, out var io);
 ThreadPool.SetMinThreads(Math.Max(workers, 64), io);
 
-var builder = WebApplication.CreateSlimBuilder();
+// No config files are read (ours come from -c), so nothing watches the working folder for them.
+var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = ["--hostBuilder:reloadConfigOnChange=false"] });
 builder.Logging.ClearProviders();
 builder.Logging.AddSimpleConsole(o =>
 {
@@ -63,19 +64,15 @@ var log = new ServerLog(app.Services.GetRequiredService<ILoggerFactory>().Create
 var core = new MlosCore { MaxModels = options.MaxModels };
 var state = new ServerState(core, options, log);
 var repository = options.ModelRepository is { } repo ? new ModelRepository(state, repo) : null;
-try
+// Plugins and start-up models load while the web host starts (both take tens of ms, on
+// different cores); /v2/health/ready says false until they have.
+var loading = Task.Run(() =>
 {
     PluginFolders.LoadAll(state);
     repository?.LoadAll();
     foreach (var (id, path) in options.Models)
         MlosRoutes.RegisterAndLoad(state, id, state.PluginFor(path), state.ModelPath(path), null);
-}
-catch (MlosException e)
-{
-    Console.Error.WriteLine($"mlos_core: {e.Message}");
-    core.Dispose();
-    return 1;
-}
+});
 
 app.MapPrometheusScrapingEndpoint("/metrics");
 MlosRoutes.Map(app, state);
@@ -83,13 +80,22 @@ KServeRoutes.Map(app, state, repository);
 app.MapFallback((HttpContext http) => Responses.Error(http, state, 404, $"no route {http.Request.Method} {http.Request.Path}"));
 
 var url = $"http://{options.Host}:{options.Port}";
+string? failure = null;
 try { await app.StartAsync(); }
 catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException) // in use, no permission, no such address
 {
-    Console.Error.WriteLine($"mlos_core: cannot listen on {options.Host}:{options.Port}: {(e.InnerException ?? e).Message}");
+    failure = $"cannot listen on {options.Host}:{options.Port}: {(e.InnerException ?? e).Message}";
+}
+try { await loading; }
+catch (MlosException e) { failure ??= e.Message; }
+if (failure is not null)
+{
+    Console.Error.WriteLine($"mlos_core: {failure}");
+    await app.StopAsync();
     core.Dispose();
     return 1;
 }
+state.MarkStarted();
 Console.WriteLine($"mlos_core {MlosRoutes.Version} listening on {url}: {core.Plugins.Count} plugins, {core.Models.Count} models");
 foreach (var m in core.Models) DemoRequests.Print(url, m);
 

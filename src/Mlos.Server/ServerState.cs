@@ -12,6 +12,11 @@ internal sealed class ServerState(MlosCore core, ServerOptions options, ServerLo
     private readonly long _started = Stopwatch.GetTimestamp();
 
     public MlosCore Core { get; } = core;
+
+    /// <summary>Whether the plugins and models given at start have loaded: until then the server is live but not ready.</summary>
+    public bool Started => Volatile.Read(ref _ready);
+    private bool _ready;
+    public void MarkStarted() => Volatile.Write(ref _ready, true);
     public ServerOptions Options { get; } = options;
     public ServerLog Log { get; } = log;
     public string ModelRoot { get; } = Path.GetFullPath(options.ModelRoot);

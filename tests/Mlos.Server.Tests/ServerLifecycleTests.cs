@@ -36,6 +36,35 @@ public class ServerLifecycleTests
     }
 
     [Fact]
+    public async Task The_server_is_live_but_not_ready_while_its_start_up_models_load()
+    {
+        // A repository model served by the hostile fixture plugin, whose register_model sleeps
+        // 1.5 s: the server answers meanwhile, live but not ready, and ready once it has loaded.
+        var repo = TempDir("mlos-slow-start-");
+        Directory.CreateDirectory(Path.Combine(repo, "slow"));
+        File.WriteAllText(Path.Combine(repo, "slow", "model.bin"), "x");
+        File.WriteAllText(Path.Combine(repo, "slow", "config.json"),
+            """{"plugin_id":"hostile","file":"model.bin","config":"register_sleep_ms=1500"}""");
+        try
+        {
+            using var server = new ServerProcess(waitReady: false, repo, "--model-repository", repo,
+                "--plugin-dir", Path.Combine(BuildTree.Dir, "c-tests", "plugins"));
+            using var early = await server.Client.GetAsync("/v2/health/ready");
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, early.StatusCode);
+            Assert.False(JsonDocument.Parse(await early.Content.ReadAsStringAsync()).RootElement.GetProperty("ready").GetBoolean());
+            Assert.Equal(HttpStatusCode.OK, (await server.Client.GetAsync("/v2/health/live")).StatusCode);
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while ((await server.Client.GetAsync("/v2/health/ready")).StatusCode != HttpStatusCode.OK)
+            {
+                Assert.True(DateTime.UtcNow < deadline, "never ready: " + server.Output);
+                await Task.Delay(20);
+            }
+            Assert.Contains("\"slow\"", await server.Client.GetStringAsync("/models"));
+        }
+        finally { Directory.Delete(repo, recursive: true); }
+    }
+
+    [Fact]
     public async Task The_start_up_scan_skips_a_plugin_link_that_leads_out_of_the_plugin_folders()
     {
         var root = TempDir("mlos-scan-models-");

@@ -10,7 +10,11 @@ public sealed class ServerProcess : IDisposable
 {
     private readonly Process _process;
 
-    public ServerProcess(string modelRoot, params string[] extra)
+    /// <summary>Starts the server and waits until it is ready (its start-up models loaded).</summary>
+    public ServerProcess(string modelRoot, params string[] extra) : this(true, modelRoot, extra) { }
+
+    /// <param name="waitReady">false: return once it is live (listening), while start-up models may still load.</param>
+    public ServerProcess(bool waitReady, string modelRoot, params string[] extra)
     {
         Port = FreePort();
         var server = BuildTree.Require(Path.Combine(BuildTree.Dir, "mlos_core"));
@@ -36,9 +40,11 @@ public sealed class ServerProcess : IDisposable
                 throw new InvalidOperationException($"mlos_core exited with {_process.ExitCode}: {Output}");
             try
             {
-                if (Client.GetAsync("/v2/health/live").Result.IsSuccessStatusCode) break;
+                if (Client.GetAsync(waitReady ? "/v2/health/ready" : "/v2/health/live").Result.IsSuccessStatusCode) break;
             }
-            catch (AggregateException) when (DateTime.UtcNow < deadline) { Thread.Sleep(50); }
+            catch (AggregateException) when (DateTime.UtcNow < deadline) { Thread.Sleep(50); continue; }
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"mlos_core was not {(waitReady ? "ready" : "live")} within 30 s: {Output}");
+            Thread.Sleep(10);
         }
     }
 
