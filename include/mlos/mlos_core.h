@@ -129,7 +129,9 @@ mlos_status_t mlos_core_model_info(mlos_core_t* core, const char* model_id,
  * mlos_core_load_model refuses a model whose inputs and outputs do not all have a free dim 0.
  * With batching, mlos_core_infer calls on the model are merged along dim 0: a call that finds
  * the model idle runs at once on the calling thread; one that finds a batch running waits, and
- * may be woken to run the next batch (its own request and those queued behind it) on its thread. "timeout_ms":N (N >= 1) bounds each typed request from the
+ * may be woken to run the next batch (its own request and those queued behind it) on its
+ * thread. One batch runs per model at a time: a batch that never returns holds up the requests
+ * queued behind it on that model ("timeout_ms" bounds them where the plugin honours deadlines). "timeout_ms":N (N >= 1) bounds each typed request from the
  * moment the core takes it, queueing included (see mlos_core_infer); a plugin without SMI 1.2
  * infer_with_deadline cannot honour it, and the registration fails with NOT_SUPPORTED.
  * The id is reserved while the plugin's register_model runs (a second registration of it

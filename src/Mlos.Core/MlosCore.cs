@@ -393,7 +393,7 @@ public sealed unsafe class MlosCore : IDisposable
     {
         InferInputs.Check(inputs, numInputs);
         ulong deadline = model.DeadlineFromNow();
-        // From inside a plugin, never through a batcher, whose scheduler may be this very thread;
+        // From inside a plugin, never through a batcher, whose leader may be this very thread;
         // Model.Run refuses what would deadlock (a serialised plugin).
         if (model.Batcher is { } batcher && PluginCalls.Inside is null) return batcher.Infer(inputs, numInputs, outputs, numOutputs, deadline);
         return RunTyped(model, inputs, numInputs, outputs, numOutputs, deadline);
@@ -408,7 +408,9 @@ public sealed unsafe class MlosCore : IDisposable
     {
         InferInputs.Check(inputs, numInputs);
         ulong deadline = model.DeadlineFromNow();
-        if (model.Batcher is { } batcher) // batching is only started for plugins with typed infer
+        // Batching is only started for plugins with typed infer; from inside a plugin call, never
+        // through a batcher (see Infer).
+        if (model.Batcher is { } batcher && PluginCalls.Inside is null)
             return batcher.InferAsync(inputs, numInputs, outputs, numOutputs, deadline);
         return new ValueTask<Batching.InferTiming>(RunTyped(model, inputs, numInputs, outputs, numOutputs, deadline));
     }

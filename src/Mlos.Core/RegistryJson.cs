@@ -129,12 +129,17 @@ public static class RegistryJson
     /// </summary>
     private static void WriteBatching(Utf8JsonWriter w, Model m)
     {
-        if (m.ActiveBatching is { } b)
+        // Running now, or asked for and not yet started (the model is not loaded): the options,
+        // with "active" saying which. Off (turned off, or left to the default where the model
+        // cannot batch): false, and why.
+        var b = m.ActiveBatching ?? (m.WhyNotBatched is null && m.State != ModelState.Loaded ? m.Batching : null);
+        if (b is not null)
         {
             w.WriteStartObject("dynamic_batching");
             w.WriteNumber("max_batch_size", b.MaxBatchSize);
             w.WriteNumber("max_queue_delay_us", b.MaxQueueDelayMicroseconds);
             w.WriteBoolean("default", b.Automatic);
+            w.WriteBoolean("active", m.ActiveBatching is not null);
             w.WriteEndObject();
             return;
         }

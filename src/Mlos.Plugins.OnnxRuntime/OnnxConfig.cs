@@ -47,8 +47,9 @@ internal sealed record OnnxConfig : DeviceConfig
     /// <summary>Parses <paramref name="json"/> over <paramref name="basis"/>; non-JSON text leaves it as it is.</summary>
     public static OnnxConfig Parse(string? json, OnnxConfig basis) => DeviceConfig.Parse(json, "ONNX", basis, static (c, o) => o.Name switch
     {
-        "intra_op_threads" => c with { IntraOpThreads = o.Threads(ThreadCount), OwnThreadPools = true },
-        "inter_op_threads" => c with { InterOpThreads = o.Threads(ThreadCount), OwnThreadPools = true },
+        // 0 is "ONNX Runtime's default": no setting of the model's own, so the shared pools serve it.
+        "intra_op_threads" => o.Threads(ThreadCount) is var n ? c with { IntraOpThreads = n, OwnThreadPools = c.OwnThreadPools || n > 0 } : c,
+        "inter_op_threads" => o.Threads(ThreadCount) is var m ? c with { InterOpThreads = m, OwnThreadPools = c.OwnThreadPools || m > 0 } : c,
         "allow_spinning" => c with { AllowSpinning = o.Bool(), OwnThreadPools = true },
         "graph_optimization_level" => c with
         {

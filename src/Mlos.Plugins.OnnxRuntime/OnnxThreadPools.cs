@@ -39,8 +39,11 @@ internal static class OnnxThreadPools
         lock (s_lock)
         {
             if (s_done) return;
-            s_done = true;
-            if (OrtEnv.IsCreated) return;
+            if (OrtEnv.IsCreated)
+            {
+                s_done = true; // made by someone else (without our pools): sessions keep their own
+                return;
+            }
             int intra = intraOp > 0 ? intraOp : Environment.ProcessorCount;
             using var threading = new OrtThreadingOptions
             {
@@ -49,9 +52,10 @@ internal static class OnnxThreadPools
                 GlobalSpinControl = spin,
             };
             var options = new EnvironmentCreationOptions { threadOptions = threading, logLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_WARNING };
-            OrtEnv.CreateInstanceWithOptions(ref options);
+            OrtEnv.CreateInstanceWithOptions(ref options); // a failure leaves s_done false: the next initialize tries again
             IntraOpThreads = intra;
             s_shared = true;
+            s_done = true;
         }
     }
 }

@@ -30,6 +30,9 @@ internal static class AdminGate
         var origin = request.Headers.Origin.ToString();
         if (origin.Length > 0 && !(Uri.TryCreate(origin, UriKind.Absolute, out var uri) && IsLoopbackHost(uri.Host)))
             throw new AdminException(403, $"Origin '{origin}' is not local: without --admin-token, admin routes refuse requests from web pages of other sites");
+        // While the start-up models load, a registration could take one of their ids and fail the start.
+        if (!state.Started)
+            throw new AdminException(503, "the server is still loading its start-up models (see /v2/health/ready); try again shortly");
     }
 
     /// <summary>No credentials: 401; wrong ones: 403. The scheme is case-insensitive (RFC 7235); the comparison takes the same time whatever the token.</summary>

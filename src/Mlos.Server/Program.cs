@@ -86,13 +86,16 @@ catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException
 {
     failure = $"cannot listen on {options.Host}:{options.Port}: {(e.InnerException ?? e).Message}";
 }
+// A port in use is reported once the loading has ended too: the core must not be torn down under it.
 try { await loading; }
 catch (MlosException e) { failure ??= e.Message; }
+catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException) { failure ??= e.Message; } // an unreadable plugin folder
 if (failure is not null)
 {
     Console.Error.WriteLine($"mlos_core: {failure}");
     await app.StopAsync();
-    core.Dispose();
+    try { core.Dispose(); }
+    catch (MlosException e) { Console.Error.WriteLine($"mlos_core: {e.Message}"); }
     return 1;
 }
 state.MarkStarted();

@@ -11,14 +11,7 @@ internal static class Batching
     {
         await server.Register($"{id}-default", $$"""{"model_id":"{{id}}-default","path":"{{file}}"}""");
         var configuration = $"{model}, 64 connections";
-        var (ok, answer) = await server.TryRegister($$"""{"model_id":"{{id}}-off","path":"{{file}}","dynamic_batching":false}""");
-        if (!ok)
-        {
-            // A server from before "dynamic_batching": false: no field is its "off".
-            Console.WriteLine($"  (this mlos_core refuses \"dynamic_batching\": false ({answer.Trim()}); off = a registration without the field)");
-            await server.Register($"{id}-off", $$"""{"model_id":"{{id}}-off","path":"{{file}}"}""");
-            configuration += " (off = no field: this build refuses false)";
-        }
+        await server.Register($"{id}-off", $$"""{"model_id":"{{id}}-off","path":"{{file}}","dynamic_batching":false}""");
         var (body, header) = bodies.Binary(id, "input", width);
         var off = Wrk.Run($"mlos_core KServe v2 binary, {model}, batching off", server.Url($"/v2/models/{id}-off/infer"), body, "application/octet-stream", header, allocated);
         var on = Wrk.Run($"mlos_core KServe v2 binary, {model}, default settings", server.Url($"/v2/models/{id}-default/infer"), body, "application/octet-stream", header);

@@ -47,6 +47,10 @@ public unsafe partial class DefaultBatchingTests
         var strings = Loaded("strings", "strings.onnx");
         Assert.Null(strings.ActiveBatching);
         Assert.Equal("input 'text' is BYTES, which is not merged", strings.WhyNotBatched);
+        // 1-D tensors: dim 0 may be a sequence, not a batch (dtypes.onnx: 12 elementwise [n] -> [n]).
+        var oneD = Loaded("one-d", "dtypes.onnx");
+        Assert.Null(oneD.ActiveBatching);
+        Assert.Equal("input 'in_bool' is 1-D, so its dim 0 may be a sequence rather than a batch", oneD.WhyNotBatched);
         // Turned off by the model's options: no batcher, and no reason to report.
         var off = Loaded("off", "mlp.onnx", """{"dynamic_batching":false}""");
         Assert.Null(off.ActiveBatching);
@@ -56,12 +60,18 @@ public unsafe partial class DefaultBatchingTests
         var e = Assert.Throws<MlosException>(() => core.LoadModel("fixed-required"));
         Assert.Contains("input 'x' is [1,64]", e.Message);
 
+        // Registered, not loaded: the options asked for, not active yet.
+        var pending = core.RegisterModel("pending", "onnx-runtime", Onnx("mlp.onnx"));
+        using (var info = System.Text.Json.JsonDocument.Parse(RegistryJson.ModelInfo(pending)))
+            Assert.False(info.RootElement.GetProperty("dynamic_batching").GetProperty("active").GetBoolean());
+
         // The answer says what is in force.
         using (var info = System.Text.Json.JsonDocument.Parse(RegistryJson.ModelInfo(core.GetModel("mlp"))))
         {
             var b = info.RootElement.GetProperty("dynamic_batching");
             Assert.Equal(BatchingOptions.DefaultMaxBatchSize, b.GetProperty("max_batch_size").GetInt32());
             Assert.True(b.GetProperty("default").GetBoolean());
+            Assert.True(b.GetProperty("active").GetBoolean());
         }
         using (var info = System.Text.Json.JsonDocument.Parse(RegistryJson.ModelInfo(fixedShape)))
         {

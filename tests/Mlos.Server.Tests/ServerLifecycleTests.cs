@@ -53,6 +53,10 @@ public class ServerLifecycleTests
             Assert.Equal(HttpStatusCode.ServiceUnavailable, early.StatusCode);
             Assert.False(JsonDocument.Parse(await early.Content.ReadAsStringAsync()).RootElement.GetProperty("ready").GetBoolean());
             Assert.Equal(HttpStatusCode.OK, (await server.Client.GetAsync("/v2/health/live")).StatusCode);
+            // Admin routes wait for the start: a registration now could take a start-up model's id.
+            using var register = await server.Client.PostAsync("/models/register", Json("""{"model_id":"slow","plugin_id":"csharp-echo","path":"slow/model.bin"}"""));
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, register.StatusCode);
+            Assert.Contains("still loading its start-up models", await register.Content.ReadAsStringAsync());
             var deadline = DateTime.UtcNow.AddSeconds(30);
             while ((await server.Client.GetAsync("/v2/health/ready")).StatusCode != HttpStatusCode.OK)
             {

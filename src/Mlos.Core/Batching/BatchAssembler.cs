@@ -5,7 +5,7 @@ namespace Mlos.Core.Batching;
 
 /// <summary>
 /// Concatenates requests along dim 0 into one set of input tensors, and cuts the batch's outputs
-/// back into each request's share. Owned by one scheduler thread: its buffers are reused from
+/// back into each request's share. Used by one leader at a time (see DynamicBatcher): its buffers are reused from
 /// batch to batch, so a batch allocates only the outputs it hands to callers that asked for them.
 /// </summary>
 internal sealed unsafe class BatchAssembler : IDisposable

@@ -25,7 +25,7 @@ internal sealed unsafe class BatchRequest : System.Threading.Tasks.Sources.IValu
         return r;
     }
 
-    // Continuations run on the thread pool, never on the scheduler thread that completes them.
+    // Continuations run on the thread pool, never on the leader thread that completes them.
     private System.Threading.Tasks.Sources.ManualResetValueTaskSourceCore<InferTiming> _source = new() { RunContinuationsAsynchronously = true };
     public bool IsAsync { get; private set; }
     public short Version => _source.Version;

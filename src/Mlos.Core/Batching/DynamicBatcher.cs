@@ -116,22 +116,66 @@ internal sealed unsafe class DynamicBatcher : IThreadPoolWorkItem
             _leading = true;
         }
         if (mayLead) return true;
-        ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+        HandToWorkItem();
         return false;
+    }
+
+    /// <summary>Passes the lead to a thread-pool work item; if none can be queued, the queue is failed rather than left leaderless.</summary>
+    private void HandToWorkItem()
+    {
+        try { ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false); }
+        catch (Exception e) { Abandon(e); }
+    }
+
+    /// <summary>
+    /// The lead broke (an exception outside any plugin call, e.g. out of memory): every queued
+    /// request fails with it and the lead is given up, so that nothing waits forever for a
+    /// leader and unload is not held up.
+    /// </summary>
+    private void Abandon(Exception e)
+    {
+        var failure = e as MlosException ?? new MlosException(SmiStatus.Runtime, $"batching on model '{_model.Id}' failed: {e.Message}");
+        List<BatchRequest> stranded;
+        lock (_lock)
+        {
+            stranded = [.. _queue];
+            _queue.Clear();
+            _leading = false;
+            Monitor.PulseAll(_lock);
+        }
+        foreach (var r in stranded)
+        {
+            r.Failure = failure;
+            r.Complete();
+        }
     }
 
     /// <summary>A work item's lead: batches until the queue is empty or a blocked caller takes over.</summary>
     void IThreadPoolWorkItem.Execute()
     {
-        do RunBatch();
-        while (PassLead());
+        try
+        {
+            do RunBatch();
+            while (PassLead());
+        }
+        catch (Exception e) { Abandon(e); }
     }
 
     /// <summary>A request's lead: one batch (its own), then the lead goes on.</summary>
     private void LeadOnce()
     {
-        RunBatch();
-        if (PassLead()) ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+        bool more;
+        try
+        {
+            RunBatch();
+            more = PassLead();
+        }
+        catch (Exception e)
+        {
+            Abandon(e);
+            return;
+        }
+        if (more) HandToWorkItem();
     }
 
     /// <summary>
@@ -172,25 +216,28 @@ internal sealed unsafe class DynamicBatcher : IThreadPoolWorkItem
     /// <summary>Takes the next batch (waiting up to the queue delay for it to fill) and runs it; the caller leads.</summary>
     private void RunBatch()
     {
-        long totalRows;
-        lock (_lock)
+        // Whatever happens, every caller of the batch gets an answer: a lost batch would hang them all.
+        try
         {
-            var first = _queue[0];
-            if (_delayTicks != 0)
+            long totalRows;
+            lock (_lock)
             {
-                long deadline = first.Enqueued + _delayTicks;
-                while (!_stopping && CompatibleRows(first) < _options.MaxBatchSize)
+                var first = _queue[0];
+                if (_delayTicks != 0)
                 {
-                    long left = deadline - Stopwatch.GetTimestamp();
-                    if (left <= 0) break;
-                    // Monitor waits in whole milliseconds: round up, the bound is "at least the delay".
-                    Monitor.Wait(_lock, TimeSpan.FromMilliseconds(Math.Max(1, Math.Ceiling(left * 1000.0 / Stopwatch.Frequency))));
+                    long deadline = first.Enqueued + _delayTicks;
+                    while (!_stopping && CompatibleRows(first) < _options.MaxBatchSize)
+                    {
+                        long left = deadline - Stopwatch.GetTimestamp();
+                        if (left <= 0) break;
+                        // Monitor waits in whole milliseconds: round up, the bound is "at least the delay".
+                        Monitor.Wait(_lock, TimeSpan.FromMilliseconds(Math.Max(1, Math.Ceiling(left * 1000.0 / Stopwatch.Frequency))));
+                    }
                 }
+                totalRows = Take(first);
             }
-            totalRows = Take(first);
+            Execute(totalRows);
         }
-        // Whatever happens, every waiting caller gets an answer: a lost batch would hang them all.
-        try { Execute(totalRows); }
         catch (Exception e)
         {
             var failure = new MlosException(SmiStatus.Runtime, $"batch on model '{_model.Id}' failed: {e.GetType().Name}: {e.Message}");

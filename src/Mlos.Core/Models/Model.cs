@@ -110,7 +110,7 @@ public sealed class Model
 
     /// <summary>
     /// Why default batching stays off for this model, or null when it may start: Triton's rule
-    /// (every input and output has a free dim 0) plus what our batcher needs to gain anything —
+    /// (every input and output has a free dim 0), made safer (rank 2 or more), plus what our batcher needs to gain anything —
     /// a plugin that declares SMI_CAP_BATCHING (typed infer takes any size along dim 0) and
     /// fixed-size elements everywhere (BYTES requests are never merged).
     /// </summary>
@@ -131,6 +131,10 @@ public sealed class Model
                     return $"{what} '{PluginText.Read(spec.Name)}' has no free dim 0";
                 if (SmiDtypes.ElementSize(spec.Dtype) <= 0)
                     return $"{what} '{PluginText.Read(spec.Name)}' is {SmiDtypes.Name(spec.Dtype)}, which is not merged";
+                // A free dim 0 of a 1-D tensor is as often a sequence (tokens, samples, boxes) as a
+                // batch: merging two requests' sequences would run them as one.
+                if (spec.NDim < 2)
+                    return $"{what} '{PluginText.Read(spec.Name)}' is 1-D, so its dim 0 may be a sequence rather than a batch";
             }
         }
         return null;
@@ -144,8 +148,8 @@ public sealed class Model
 
     /// <summary>
     /// Stops batching: queued requests still run, new ones go straight to the (unloading) model.
-    /// BUSY when the batch running now has not finished within <paramref name="timeoutMs"/>; the
-    /// scheduler then ends after it, and requests meanwhile run unbatched.
+    /// BUSY when the batch running now has not finished within <paramref name="timeoutMs"/>; its
+    /// leader still runs what is queued after it, and new requests meanwhile run unbatched.
     /// </summary>
     internal void StopBatching(int timeoutMs)
     {
