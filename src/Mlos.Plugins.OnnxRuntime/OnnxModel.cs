@@ -75,12 +75,22 @@ internal sealed class OnnxModel
     public void Load(string? path)
     {
         path = LoadedModel<OnnxSession>.ModelFile(path, Description);
-        using var options = Config.CreateSessionOptions(Name);
         InferenceSession session;
-        try { session = new InferenceSession(path, options); }
+        bool shared = !Config.OwnThreadPools && OnnxThreadPools.Shared;
+        try
+        {
+            using var options = Config.CreateSessionOptions(Name);
+            session = new InferenceSession(path, options);
+        }
         catch (OnnxRuntimeException e)
         {
-            throw new SmiException(SmiStatus.InvalidParam, $"ONNX Runtime cannot load {path}: {e.Message.Trim()}");
+            // ONNX Runtime's environment is one per process: if another library made it first,
+            // without global pools, sessions on the shared pools cannot be made. Once that is
+            // seen (a session of our own pools loads where a shared one did not), the shared
+            // pools are given up for good.
+            if (!shared || OnnxThreadPools.TryOwnPoolsInstead(Config, Name, path) is not { } own)
+                throw new SmiException(SmiStatus.InvalidParam, $"ONNX Runtime cannot load {path}: {e.Message.Trim()}");
+            session = own;
         }
         try
         {

@@ -26,6 +26,28 @@ internal static class OnnxThreadPools
         get { lock (s_lock) return s_shared; }
     }
 
+    /// <summary>
+    /// After a session on the shared pools failed to load: the same session with pools of its
+    /// own. If it loads, the environment has no global pools (another library in the process made
+    /// it first): <see cref="Shared"/> turns false for good, with one log line. Null if it fails too
+    /// (the model itself is the problem, and the first error is the one to report).
+    /// </summary>
+    public static InferenceSession? TryOwnPoolsInstead(OnnxConfig config, string name, string path)
+    {
+        try
+        {
+            using var options = (config with { OwnThreadPools = true }).CreateSessionOptions(name);
+            var session = new InferenceSession(path, options);
+            lock (s_lock)
+            {
+                if (s_shared) Console.Error.WriteLine("[mlos-onnx] ONNX Runtime's environment has no global thread pools (made elsewhere in this process): sessions get pools of their own");
+                s_shared = false;
+            }
+            return session;
+        }
+        catch (OnnxRuntimeException) { return null; }
+    }
+
     /// <summary>Intra-op threads of the shared pool (0 until made); the caller's thread counts as one.</summary>
     public static int IntraOpThreads { get; private set; }
 

@@ -134,8 +134,7 @@ public unsafe partial class DefaultBatchingTests
         // The Python model answers with the OS thread it ran on. Dynamic batching is on (with
         // the defaults: never wait), yet a request that finds the model idle must not be handed
         // to any other thread.
-        var dir = Directory.CreateTempSubdirectory("mlos-lone-py-").FullName;
-        File.WriteAllText(Path.Combine(dir, "whoami.py"), """
+        using var whoami = new PythonClass("whoami", "WhoAmI", """
             import threading
             import numpy as np
             class WhoAmI:
@@ -147,39 +146,34 @@ public unsafe partial class DefaultBatchingTests
                 def infer(self, handle, inputs):
                     return {"tid": np.full((inputs["x"].shape[0], 1), threading.get_native_id(), dtype=np.int64)}
             """);
-        try
+        using var core = new MlosCore();
+        whoami.LoadInto(core);
+        var model = core.RegisterModel("who", "python-bridge", null, """{"dynamic_batching":true}""");
+        core.LoadModel("who");
+        Assert.NotNull(model.ActiveBatching);
+        for (int i = 0; i < 20; i++)
         {
-            using var core = new MlosCore();
-            core.LoadPlugin(Path.Combine(BuildTree.PluginDir, "libmlos_python_plugin.so"),
-                config: $$"""{"module":"whoami","class":"WhoAmI","path":"{{dir}}"}""");
-            var model = core.RegisterModel("who", "python-bridge", null, """{"dynamic_batching":true}""");
-            core.LoadModel("who");
-            Assert.NotNull(model.ActiveBatching);
-            for (int i = 0; i < 20; i++)
-            {
-                var r = new BatchedRequest([1f], width: 1);
-                var t = new Thread(() => r.Run(core, model, longOutput: true));
-                t.Start();
-                t.Join();
-                Assert.Null(r.Failure);
-                Assert.Equal(1, r.Timing.BatchSize);
-                Assert.Equal(r.CallerTid, r.LongOutput![0]);
-            }
-            // The asynchronous path (the server's) completes a lone request before it returns.
-            var input = new SmiTensor { Name = Utf8.Intern("x"), Dtype = SmiDtype.Fp32, NDim = 2, ByteSize = 4 };
-            input.Shape[0] = 1;
-            input.Shape[1] = 1;
-            float one = 1;
-            input.Data = &one;
-            var outputs = stackalloc SmiTensor[2];
-            nuint n = 2;
-            var timing = CompletedAtOnce(core.InferAsync(model, &input, 1, outputs, &n));
-            Assert.Equal(1, timing.BatchSize);
-            Assert.Equal(GetTid(), *(long*)outputs[0].Data);
-            outputs[0].Release(&outputs[0]);
-            Assert.Equal(0, model.BatchCounts!.Value.Batches - 21); // all 21 went through the batcher
+            var r = new BatchedRequest([1f], width: 1);
+            var t = new Thread(() => r.Run(core, model, longOutput: true));
+            t.Start();
+            t.Join();
+            Assert.Null(r.Failure);
+            Assert.Equal(1, r.Timing.BatchSize);
+            Assert.Equal(r.CallerTid, r.LongOutput![0]);
         }
-        finally { Directory.Delete(dir, recursive: true); }
+        // The asynchronous path (the server's) completes a lone request before it returns.
+        var input = new SmiTensor { Name = Utf8.Intern("x"), Dtype = SmiDtype.Fp32, NDim = 2, ByteSize = 4 };
+        input.Shape[0] = 1;
+        input.Shape[1] = 1;
+        float one = 1;
+        input.Data = &one;
+        var outputs = stackalloc SmiTensor[2];
+        nuint n = 2;
+        var timing = CompletedAtOnce(core.InferAsync(model, &input, 1, outputs, &n));
+        Assert.Equal(1, timing.BatchSize);
+        Assert.Equal(GetTid(), *(long*)outputs[0].Data);
+        outputs[0].Release(&outputs[0]);
+        Assert.Equal(21, model.BatchCounts!.Value.Batches); // all 21 went through the batcher, one by one
     }
 
     /// <summary>The result of a task that must have completed before it was returned.</summary>

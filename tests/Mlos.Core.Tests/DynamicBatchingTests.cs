@@ -172,8 +172,7 @@ public unsafe class DynamicBatchingTests
     [Fact]
     public void A_failing_request_fails_only_itself()
     {
-        var dir = Directory.CreateTempSubdirectory("mlos-batch-py-").FullName;
-        File.WriteAllText(Path.Combine(dir, "picky.py"), """
+        using var picky = new PythonClass("picky", "Picky", """
             import numpy as np
             class Picky:
                 def get_model_io(self, handle):
@@ -187,30 +186,25 @@ public unsafe class DynamicBatchingTests
                         raise ValueError("negative input")
                     return {"y": x * 2}
             """);
-        try
+        using var core = new MlosCore();
+        picky.LoadInto(core);
+        var model = core.RegisterModel("picky", "python-bridge", null, Batching(16, 100_000));
+        core.LoadModel("picky");
+        var requests = Enumerable.Range(0, 8).Select(i => new Request("x", i == 5 ? [-1f, 1f] : [i, i + 0.5f], 1, 2,
+            outputBufferBytes: i == 3 ? 4 : 0)).ToList();
+        var errors = RunTogether(core, model, requests);
+        for (int i = 0; i < requests.Count; i++)
         {
-            using var core = new MlosCore();
-            core.LoadPlugin(Path.Combine(BuildTree.PluginDir, "libmlos_python_plugin.so"),
-                config: $$"""{"module":"picky","class":"Picky","path":"{{dir}}"}""");
-            var model = core.RegisterModel("picky", "python-bridge", null, Batching(16, 100_000));
-            core.LoadModel("picky");
-            var requests = Enumerable.Range(0, 8).Select(i => new Request("x", i == 5 ? [-1f, 1f] : [i, i + 0.5f], 1, 2,
-                outputBufferBytes: i == 3 ? 4 : 0)).ToList();
-            var errors = RunTogether(core, model, requests);
-            for (int i = 0; i < requests.Count; i++)
+            if (i == 5)
+                Assert.Contains("ValueError: negative input", Assert.IsType<MlosException>(errors[i]).Message);
+            else if (i == 3)
+                Assert.Equal(SmiStatus.BufferTooSmall, Assert.IsType<MlosException>(errors[i]).Status);
+            else
             {
-                if (i == 5)
-                    Assert.Contains("ValueError: negative input", Assert.IsType<MlosException>(errors[i]).Message);
-                else if (i == 3)
-                    Assert.Equal(SmiStatus.BufferTooSmall, Assert.IsType<MlosException>(errors[i]).Status);
-                else
-                {
-                    Assert.Null(errors[i]);
-                    Assert.Equal(requests[i].Data.Select(v => v * 2).ToArray(), requests[i].Output);
-                }
+                Assert.Null(errors[i]);
+                Assert.Equal(requests[i].Data.Select(v => v * 2).ToArray(), requests[i].Output);
             }
         }
-        finally { Directory.Delete(dir, recursive: true); }
     }
 
     [Fact]
@@ -222,25 +216,19 @@ public unsafe class DynamicBatchingTests
         Assert.Equal(SmiStatus.NotSupported, e.Status);
         Assert.Contains("needs typed infer", e.Message);
 
-        var dir = Directory.CreateTempSubdirectory("mlos-batch-py-").FullName;
-        File.WriteAllText(Path.Combine(dir, "fixed.py"), """
+        using var fixedShape = new PythonClass("fixed", "Fixed", """
             class Fixed:
                 def get_model_io(self, handle):
                     return {"inputs": [{"name": "x", "dtype": "FP32", "shape": [4]}], "outputs": []}
                 def inference(self, handle, data):
                     return data
             """);
-        try
-        {
-            core.LoadPlugin(Path.Combine(BuildTree.PluginDir, "libmlos_python_plugin.so"),
-                config: $$"""{"module":"fixed","class":"Fixed","path":"{{dir}}"}""");
-            var model = core.RegisterModel("fixed", "python-bridge", null, Batching(8, 0));
-            e = Assert.Throws<MlosException>(() => core.LoadModel("fixed"));
-            Assert.Equal(SmiStatus.InvalidParam, e.Status);
-            Assert.Contains("model 'fixed' has no batch dimension: input 'x' is [4]", e.Message);
-            Assert.Equal(ModelState.Registered, model.State);
-        }
-        finally { Directory.Delete(dir, recursive: true); }
+        fixedShape.LoadInto(core);
+        var model = core.RegisterModel("fixed", "python-bridge", null, Batching(8, 0));
+        e = Assert.Throws<MlosException>(() => core.LoadModel("fixed"));
+        Assert.Equal(SmiStatus.InvalidParam, e.Status);
+        Assert.Contains("model 'fixed' has no batch dimension: input 'x' is [4]", e.Message);
+        Assert.Equal(ModelState.Registered, model.State);
 
         foreach (var (options, message) in new[]
         {
