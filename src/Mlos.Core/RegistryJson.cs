@@ -75,6 +75,11 @@ public static class RegistryJson
         return Write(w =>
         {
             WriteModelFields(w, m, state);
+            // The Open Inference Protocol's model metadata: versions and platform.
+            w.WriteStartArray("versions");
+            w.WriteStringValue(m.ServedVersion);
+            w.WriteEndArray();
+            w.WriteString("platform", Platform(m));
             if (io is not null)
             {
                 WriteSpecs(w, "inputs", io.Inputs);
@@ -101,6 +106,19 @@ public static class RegistryJson
     {
         try { return (m.OnHandle(question), null); }
         catch (MlosException e) when (e.Status != SmiStatus.NotFound || m.State != ModelState.Unregistered) { return (null, e.Message); }
+    }
+
+    /// <summary>Triton's platform names for the frameworks it has them for; otherwise the framework.</summary>
+    private static string Platform(Model m)
+    {
+        var framework = (m.Framework ?? m.Plugin.Frameworks.Split(',')[0]).ToLowerInvariant();
+        return framework switch
+        {
+            "onnx" or "onnxruntime" => "onnxruntime_onnx",
+            "pytorch" or "torchscript" => "pytorch_libtorch",
+            "" => m.Plugin.Id,
+            _ => framework,
+        };
     }
 
     private static string CapabilityName(SmiCapabilities flag) => flag switch

@@ -30,8 +30,7 @@ internal static class KServeInfer
     public static async ValueTask Handle(HttpContext http, ServerState state, string name, string? version)
     {
         var model = state.Core.GetModel(PathIds.Segment(http, name, 2));
-        if (version is not null && model.Version is not null && version != model.Version)
-            throw new MlosException(SmiStatus.NotFound, $"model '{model.Id}' has version {model.Version}, not {version}");
+        model.RequireVersion(version);
         // Admitted before the body is read: --max-queue bounds the memory a model's requests hold
         // (bodies, decoded inputs), and an overloaded model refuses before reading anything.
         using var ticket = state.Admit(model.Id);

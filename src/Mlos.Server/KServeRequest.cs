@@ -9,8 +9,9 @@ namespace Mlos.Server;
 /// <summary>
 /// A v2 inference request read from its JSON header with <see cref="Utf8JsonReader"/>: the inputs
 /// go straight into the request's scratch (binary ones pointing into the body, JSON ones decoded
-/// into its value buffer), and what the answer needs is kept: the request id and which outputs to
-/// send as binary.
+/// into its value buffer), and what the answer needs is kept: the request id, which outputs to
+/// send and which of them as binary. The header is read strictly: a member of the wrong type is
+/// refused, never skipped along with what follows it.
 /// </summary>
 internal readonly unsafe struct KServeRequest
 {
@@ -20,15 +21,21 @@ internal readonly unsafe struct KServeRequest
     public bool AllBinary { get; init; }
     public byte* Body { get; init; }
 
+    /// <summary>Whether output <paramref name="name"/> is sent: every output when the request lists none, else the listed ones.</summary>
+    public static bool Selected(ReadOnlySpan<byte> name, KServeScratch scratch)
+    {
+        if (scratch.RequestedOutputs.Count == 0) return true;
+        foreach (var r in scratch.RequestedOutputs)
+            if (r.NameSpan.SequenceEqual(name)) return true;
+        return false;
+    }
+
     /// <summary>Whether the request asked for output <paramref name="name"/> as binary data.</summary>
     public bool WantsBinary(ReadOnlySpan<byte> name, KServeScratch scratch)
     {
         if (AllBinary) return true;
-        foreach (var range in scratch.BinaryOutputNames)
-        {
-            var (start, length) = range.GetOffsetAndLength(int.MaxValue);
-            if (new ReadOnlySpan<byte>(Body + start, length).SequenceEqual(name)) return true;
-        }
+        foreach (var r in scratch.RequestedOutputs)
+            if (r.Binary && r.NameSpan.SequenceEqual(name)) return true;
         return false;
     }
 
@@ -61,7 +68,8 @@ internal readonly unsafe struct KServeRequest
                 // A second list would refill the slots of the first, which point into its data.
                 if (inputs >= 0) throw new MlosException(SmiStatus.InvalidParam, "\"inputs\" is given twice");
                 reader.Read();
-                if (reader.TokenType != JsonTokenType.StartArray) break;
+                if (reader.TokenType != JsonTokenType.StartArray)
+                    throw new MlosException(SmiStatus.InvalidParam, "\"inputs\" must be an array of input objects");
                 inputs = 0;
                 while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
                 {
@@ -71,11 +79,12 @@ internal readonly unsafe struct KServeRequest
                 }
             }
             else if (reader.ValueTextEquals("outputs"u8)) ReadOutputs(ref reader, scratch);
-            else if (reader.ValueTextEquals("parameters"u8)) allBinary = ReadFlag(ref reader, "binary_data_output"u8);
+            else if (reader.ValueTextEquals("parameters"u8)) allBinary = ReadFlag(ref reader, "binary_data_output"u8, "the request's \"parameters\"");
             else if (reader.ValueTextEquals("id"u8))
             {
                 reader.Read();
-                id = reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
+                id = reader.TokenType == JsonTokenType.String ? reader.GetString()
+                    : throw new MlosException(SmiStatus.InvalidParam, "\"id\" must be a string");
             }
             else
             {
@@ -85,7 +94,12 @@ internal readonly unsafe struct KServeRequest
         }
         if (inputs < 0)
             throw new MlosException(SmiStatus.InvalidParam, "a v2 inference request needs \"inputs\": [{\"name\",\"shape\",\"datatype\",\"data\"}]");
-        reader.Read(); // the header ends with its object: anything after it (in the header's length) makes the reader throw
+        // The header is one object and nothing after it (in the header's length): the reader throws
+        // on trailing bytes, and an object member it stopped at means the object was malformed.
+        if (reader.TokenType != JsonTokenType.EndObject || reader.CurrentDepth != 0)
+            throw new MlosException(SmiStatus.InvalidParam, "a v2 inference request must be one JSON object of named members");
+        if (reader.Read())
+            throw new MlosException(SmiStatus.InvalidParam, "the request header has bytes after its JSON object");
         if (offset != body.Length)
             throw new MlosException(SmiStatus.InvalidParam, $"{body.Length - offset} bytes after the binary inputs are not claimed by any input");
         return new KServeRequest { InputCount = inputs, Id = id, AllBinary = allBinary, Body = bodyPointer };
@@ -214,48 +228,60 @@ internal readonly unsafe struct KServeRequest
 
     private static MlosException NameTooLong() => new(SmiStatus.InvalidParam, $"a tensor name is longer than {MaxNameBytes} bytes");
 
+    /// <summary>
+    /// <c>"outputs": [{"name": "…", "parameters": {"binary_data": bool}}]</c>: the outputs to send
+    /// (a name that is escaped is unescaped into the scratch's name arena, as input names are).
+    /// </summary>
     private static void ReadOutputs(ref Utf8JsonReader reader, KServeScratch scratch)
     {
+        const string shape = "\"outputs\" must be an array of objects {\"name\", \"parameters\"?}";
         reader.Read();
-        if (reader.TokenType != JsonTokenType.StartArray) { reader.Skip(); return; }
-        while (reader.Read() && reader.TokenType == JsonTokenType.StartObject)
+        if (reader.TokenType != JsonTokenType.StartArray) throw new MlosException(SmiStatus.InvalidParam, shape);
+        Span<byte> nameBuffer = stackalloc byte[6 * MaxNameBytes];
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
         {
-            Range name = default;
+            if (reader.TokenType != JsonTokenType.StartObject) throw new MlosException(SmiStatus.InvalidParam, shape);
+            if (scratch.RequestedOutputs.Count == KServeScratch.MaxTensors)
+                throw new MlosException(SmiStatus.InvalidParam, $"more than {KServeScratch.MaxTensors} requested outputs");
+            byte* name = null;
             bool binary = false;
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
                 if (reader.ValueTextEquals("name"u8))
                 {
                     reader.Read();
-                    if (reader.TokenType == JsonTokenType.String && !reader.ValueIsEscaped)
-                    {
-                        int start = (int)reader.TokenStartIndex + 1; // after the opening quote
-                        name = new Range(start, start + reader.ValueSpan.Length);
-                    }
+                    if (reader.TokenType != JsonTokenType.String) throw new MlosException(SmiStatus.InvalidParam, "a requested output's \"name\" must be a string");
+                    name = scratch.Name(Name(in reader, nameBuffer));
                 }
-                else if (reader.ValueTextEquals("parameters"u8)) binary = ReadFlag(ref reader, "binary_data"u8);
+                else if (reader.ValueTextEquals("parameters"u8)) binary = ReadFlag(ref reader, "binary_data"u8, "a requested output's \"parameters\"");
                 else
                 {
                     reader.Read();
                     reader.Skip();
                 }
             }
-            if (binary && !name.Equals(default)) scratch.BinaryOutputNames.Add(name);
+            if (name == null) throw new MlosException(SmiStatus.InvalidParam, "every requested output needs a \"name\"");
+            var requested = new RequestedOutput(name, binary);
+            foreach (var r in scratch.RequestedOutputs)
+                if (r.NameSpan.SequenceEqual(requested.NameSpan))
+                    throw new MlosException(SmiStatus.InvalidParam, $"output '{Text(requested.NameSpan)}' is requested twice");
+            scratch.RequestedOutputs.Add(requested);
         }
     }
 
     /// <summary>Reads a parameters object and returns whether <paramref name="flag"/> is true in it.</summary>
-    private static bool ReadFlag(ref Utf8JsonReader reader, ReadOnlySpan<byte> flag)
+    private static bool ReadFlag(ref Utf8JsonReader reader, ReadOnlySpan<byte> flag, string what)
     {
         reader.Read();
-        if (reader.TokenType != JsonTokenType.StartObject) { reader.Skip(); return false; }
+        if (reader.TokenType != JsonTokenType.StartObject) throw new MlosException(SmiStatus.InvalidParam, $"{what} must be an object");
         bool value = false;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
             bool match = reader.ValueTextEquals(flag);
             reader.Read();
-            if (match) value = reader.TokenType == JsonTokenType.True;
-            else reader.Skip();
+            if (!match) reader.Skip();
+            else if (reader.TokenType is JsonTokenType.True or JsonTokenType.False) value = reader.TokenType == JsonTokenType.True;
+            else throw new MlosException(SmiStatus.InvalidParam, $"{what}: {Encoding.UTF8.GetString(flag)} must be true or false");
         }
         return value;
     }

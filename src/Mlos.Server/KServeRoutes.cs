@@ -57,7 +57,10 @@ internal static class KServeRoutes
         {
             w.WriteString("name", "mlos-core");
             w.WriteString("version", MlosRoutes.Version);
+            // What this server implements of the protocol's extensions, in its names.
             w.WriteStartArray("extensions");
+            w.WriteStringValue("binary_tensor_data");
+            w.WriteStringValue("model_repository");
             w.WriteEndArray();
         })));
         app.MapGet("/v2/models/{name}", (HttpContext http, string name) => Responses.Guard(http, state, () =>
@@ -65,8 +68,7 @@ internal static class KServeRoutes
         app.MapGet("/v2/models/{name}/versions/{version}", (HttpContext http, string name, string version) => Responses.Guard(http, state, () =>
         {
             var model = state.Core.GetModel(PathIds.Segment(http, name, 2));
-            if (model.Version is not null && model.Version != version)
-                throw new MlosException(Mlos.Smi.Abi.SmiStatus.NotFound, $"model '{model.Id}' has version {model.Version}, not {version}");
+            model.RequireVersion(version);
             return Responses.Raw(http, 200, RegistryJson.ModelInfo(model));
         }));
         app.MapPost("/v2/models/{name}/infer", (HttpContext http, string name) =>
@@ -82,8 +84,7 @@ internal static class KServeRoutes
     {
         {
             var model = state.Core.GetModel(PathIds.Segment(http, name, 2));
-            if (version is not null && model.Version is not null && model.Version != version)
-                throw new MlosException(Mlos.Smi.Abi.SmiStatus.NotFound, $"model '{model.Id}' has version {model.Version}, not {version}");
+            model.RequireVersion(version);
             bool ready = model.State == ModelState.Loaded;
             return Responses.Json(http, ready ? 200 : 400, w =>
             {

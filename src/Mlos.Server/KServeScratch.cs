@@ -71,7 +71,8 @@ internal sealed unsafe class KServeScratch
     public BlockWriter Header { get; } = new();
     public Utf8JsonWriter Writer { get; }
     /// <summary>Outputs the request asked for as binary, as byte ranges of its body.</summary>
-    public readonly List<Range> BinaryOutputNames = new();
+    /// <summary>The request's <c>"outputs"</c>: which to send (none listed: all) and which as binary data.</summary>
+    public readonly List<RequestedOutput> RequestedOutputs = new();
 
     private KServeScratch() => Writer = new Utf8JsonWriter(Header, AnswerJson.WriterOptions);
 
@@ -82,7 +83,7 @@ internal sealed unsafe class KServeScratch
         Array.Clear(_hasValues);
         Header.Reset();
         Values.Clear();
-        BinaryOutputNames.Clear();
+        RequestedOutputs.Clear();
         NativeMemory.Clear(Outputs, (nuint)(MaxTensors * sizeof(SmiTensor)));
     }
 
@@ -153,4 +154,12 @@ internal sealed unsafe class KServeScratch
             if (o->Release != null) o->Release(o);
         }
     }
+}
+
+/// <summary>One entry of a request's <c>"outputs"</c>: its NUL-terminated name (in the scratch's name arena) and whether it goes as binary data.</summary>
+internal readonly unsafe struct RequestedOutput(byte* name, bool binary)
+{
+    public readonly byte* Name = name;
+    public readonly bool Binary = binary;
+    public ReadOnlySpan<byte> NameSpan => System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpanFromNullTerminated(Name);
 }

@@ -29,22 +29,31 @@ internal static class Responses
     }
 
     /// <summary>
-    /// <c>{"status":"error","message":…}</c> with the HTTP code the failure maps to, and the one log
-    /// line of a failed request. The client gets the message in plain words (<see cref="ClientText"/>).
+    /// The error answer with the HTTP code the failure maps to, and the one log line of a failed
+    /// request: on the Open Inference Protocol routes (<c>/v2…</c>) the protocol's
+    /// <c>{"error":…}</c>, which every KServe and Triton client reads; on the MLOS routes the
+    /// original <c>{"status":"error","message":…}</c>. The client gets the message in plain words
+    /// (<see cref="ClientText"/>).
     /// </summary>
     public static Task Error(HttpContext http, ServerState state, int status, string message)
     {
         // Messages can quote what a client sent (names, values): bound what they cost to log and to clean.
         if (message.Length > MaxMessage) message = string.Concat(message.AsSpan(0, MaxMessage), "…");
         state.Log.Failed(http, status, message);
+        var plain = ClientText.Plain(message);
+        if (IsOpenInferenceRoute(http.Request.Path)) return Json(http, status, w => w.WriteString("error", plain));
         return Json(http, status, w =>
         {
             w.WriteString("status", "error");
-            w.WriteString("message", ClientText.Plain(message));
+            w.WriteString("message", plain);
         });
     }
 
     private const int MaxMessage = 2048;
+
+    /// <summary><c>/v2</c> and everything below it: the Open Inference Protocol's routes.</summary>
+    private static bool IsOpenInferenceRoute(PathString path) =>
+        path.StartsWithSegments("/v2", StringComparison.Ordinal);
 
     public static int StatusCode(SmiStatus status) => status switch
     {

@@ -97,8 +97,9 @@ internal static class Wire
     public static string? Leak(Reply reply)
     {
         var texts = new List<string> { reply.Text };
-        if (reply.Json is { ValueKind: JsonValueKind.Object } j && j.TryGetProperty("message", out var m) && m.ValueKind == JsonValueKind.String)
-            texts.Add(m.GetString()!);
+        if (reply.Json is { ValueKind: JsonValueKind.Object } j)
+            foreach (var key in (string[])["message", "error"]) // the MLOS routes' and the v2 routes' error bodies
+                if (j.TryGetProperty(key, out var m) && m.ValueKind == JsonValueKind.String) texts.Add(m.GetString()!);
         foreach (var t in texts)
             foreach (var r in Leaks)
                 if (r.Match(t) is { Success: true } hit) return $"'{hit.Value}' (/{r}/)";

@@ -245,7 +245,9 @@ public class ServerTests(ServerFixture fixture) : IClassFixture<ServerFixture>
         await Send(HttpMethod.Post, "/models/register", """{"model_id":"kserve-bad","path":"mlp.onnx"}""");
         var (code, body) = await Send(HttpMethod.Post, $"/v2/models/{model}/infer", json);
         Assert.Equal(expected, code);
-        Assert.Contains(reason, body.GetProperty("message").GetString());
+        // The protocol's error body, which KServe and Triton clients read: {"error": "..."} alone.
+        Assert.Contains(reason, body.GetProperty("error").GetString());
+        Assert.Single(body.EnumerateObject());
     }
 
     [Fact]

@@ -57,6 +57,21 @@ public sealed class Model
     public NativePath? NativePath { get; }
     public string? Framework { get; }
     public string? Version { get; }
+
+    /// <summary>
+    /// The version the Open Inference Protocol serves this model as: its own, or "1" for a model
+    /// registered without one (Triton's first version), so that versioned routes and metadata
+    /// agree on one answer.
+    /// </summary>
+    public string ServedVersion => Version ?? "1";
+
+    /// <summary>NOT_FOUND unless <paramref name="version"/> (null: unversioned request) is the one served.</summary>
+    public void RequireVersion(string? version)
+    {
+        if (version is not null && version != ServedVersion)
+            throw new MlosException(SmiStatus.NotFound, $"model '{Id}' has no version {version} (served: {ServedVersion})");
+    }
+
     public ModelState State => (ModelState)Volatile.Read(ref _state);
 
     /// <summary>
