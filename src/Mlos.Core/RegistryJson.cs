@@ -39,6 +39,57 @@ public static class RegistryJson
         w.WriteNumber("total", core.Plugins.Count);
     });
 
+    /// <summary>
+    /// The statistics extension's answer, <c>{"model_stats":[{"name","version","last_inference",
+    /// "inference_count","execution_count","inference_stats":{"success","fail","queue",
+    /// "compute_input","compute_infer","compute_output"},"batch_stats":[…]}]}</c>, each duration a
+    /// <c>{"count","ns"}</c> pair (Triton's field names). Inputs and outputs are handed to plugins in
+    /// place, so compute_input and compute_output count the executions with no time of their own.
+    /// </summary>
+    public static byte[] Statistics(IEnumerable<Model> models) => Write(w =>
+    {
+        w.WriteStartArray("model_stats");
+        foreach (var m in models)
+        {
+            var s = m.Statistics.Read();
+            w.WriteStartObject();
+            w.WriteString("name", m.Id);
+            w.WriteString("version", m.ServedVersion);
+            w.WriteNumber("last_inference", s.LastInferenceMs);
+            w.WriteNumber("inference_count", s.InferenceCount);
+            w.WriteNumber("execution_count", s.ExecutionCount);
+            w.WriteStartObject("inference_stats");
+            Duration(w, "success", s.Success);
+            Duration(w, "fail", s.Fail);
+            Duration(w, "queue", s.Queue);
+            Duration(w, "compute_input", new ModelStatistics.Duration(s.ExecutionCount, 0));
+            Duration(w, "compute_infer", s.ComputeInfer);
+            Duration(w, "compute_output", new ModelStatistics.Duration(s.ExecutionCount, 0));
+            w.WriteEndObject();
+            w.WriteStartArray("batch_stats");
+            foreach (var (size, infer) in s.Batches)
+            {
+                w.WriteStartObject();
+                w.WriteNumber("batch_size", size);
+                Duration(w, "compute_input", new ModelStatistics.Duration(infer.Count, 0));
+                Duration(w, "compute_infer", infer);
+                Duration(w, "compute_output", new ModelStatistics.Duration(infer.Count, 0));
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+    });
+
+    private static void Duration(Utf8JsonWriter w, string name, ModelStatistics.Duration d)
+    {
+        w.WriteStartObject(name);
+        w.WriteNumber("count", d.Count);
+        w.WriteNumber("ns", d.Nanoseconds);
+        w.WriteEndObject();
+    }
+
     /// <summary><c>{"status":"success","models":[…],"total":N}</c></summary>
     public static byte[] Models(MlosCore core) => Write(w =>
     {

@@ -61,8 +61,20 @@ internal static class KServeRoutes
             w.WriteStartArray("extensions");
             w.WriteStringValue("binary_tensor_data");
             w.WriteStringValue("model_repository");
+            w.WriteStringValue("statistics");
             w.WriteEndArray();
         })));
+        // The statistics extension: every model, one, or one version.
+        app.MapGet("/v2/models/stats", (HttpContext http) => Responses.Guard(http, state, () =>
+            Responses.Raw(http, 200, RegistryJson.Statistics(state.Core.Models))));
+        app.MapGet("/v2/models/{name}/stats", (HttpContext http, string name) => Responses.Guard(http, state, () =>
+            Responses.Raw(http, 200, RegistryJson.Statistics([state.Core.GetModel(PathIds.Segment(http, name, 2))]))));
+        app.MapGet("/v2/models/{name}/versions/{version}/stats", (HttpContext http, string name, string version) => Responses.Guard(http, state, () =>
+        {
+            var model = state.Core.GetModel(PathIds.Segment(http, name, 2));
+            model.RequireVersion(version);
+            return Responses.Raw(http, 200, RegistryJson.Statistics([model]));
+        }));
         app.MapGet("/v2/models/{name}", (HttpContext http, string name) => Responses.Guard(http, state, () =>
             Responses.Raw(http, 200, RegistryJson.ModelInfo(state.Core.GetModel(PathIds.Segment(http, name, 2))))));
         app.MapGet("/v2/models/{name}/versions/{version}", (HttpContext http, string name, string version) => Responses.Guard(http, state, () =>

@@ -123,6 +123,17 @@ public unsafe partial class DefaultBatchingTests
             alone.Run(core, plain);
             Assert.Equal(alone.Output, r.Output); // bit for bit
         }
+        // The statistics extension's counts, kept by the core: one execution per batch, one per
+        // request unbatched; every request a success.
+        var b = batched.Statistics.Read();
+        Assert.Equal(all.Count, b.InferenceCount);
+        Assert.Equal(batches, b.ExecutionCount);
+        Assert.Equal(all.Count, b.Success.Count);
+        Assert.Equal(0, b.Fail.Count);
+        Assert.Contains(b.Batches, x => x.BatchSize > 1);
+        var p = plain.Statistics.Read();
+        Assert.Equal(all.Count, p.InferenceCount);
+        Assert.Equal(all.Count, p.ExecutionCount);
     }
 
     [LibraryImport("libc", EntryPoint = "gettid")]

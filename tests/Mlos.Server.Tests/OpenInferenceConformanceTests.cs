@@ -114,6 +114,7 @@ public sealed class OpenInferenceConformanceTests : IClassFixture<OpenInferenceC
         var extensions = server.RootElement.GetProperty("extensions").EnumerateArray().Select(e => e.GetString()).ToArray();
         Assert.Contains("binary_tensor_data", extensions);
         Assert.Contains("model_repository", extensions);
+        Assert.Contains("statistics", extensions);
     }
 
     [Fact]
@@ -127,6 +128,53 @@ public sealed class OpenInferenceConformanceTests : IClassFixture<OpenInferenceC
         Assert.Equal(HttpStatusCode.NotFound, (await _http.GetAsync("/v2/models/mlp/versions/7")).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await _http.GetAsync("/v2/models/mlp/versions/7/ready")).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await _http.GetAsync("/v2/models/mlp/versions/1/ready")).StatusCode);
+    }
+
+    private async Task<JsonElement> Stats(string model)
+    {
+        using var doc = JsonDocument.Parse(await _http.GetStringAsync($"/v2/models/{model}/stats"));
+        return doc.RootElement.GetProperty("model_stats").EnumerateArray().Single().Clone();
+    }
+
+    private static long Count(JsonElement stats, string what) => stats.GetProperty("inference_stats").GetProperty(what).GetProperty("count").GetInt64();
+
+    [Fact]
+    public async Task Statistics_add_up_requests_executions_and_failures()
+    {
+        const string ok = """{"inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]},{"name":"input_ids","shape":[1,8],"datatype":"INT64","data":[1,1,1,1,1,1,1,1]}]}""";
+        var before = await Stats("multi");
+        for (int i = 0; i < 10; i++) Assert.Equal(HttpStatusCode.OK, (await Post("/v2/models/multi/infer", ok)).Code);
+        // The model refuses a shape it does not take: a failed request, counted as one.
+        const string bad = """{"inputs":[{"name":"features","shape":[1,5],"datatype":"FP32","data":[1,2,3,4,5]},{"name":"input_ids","shape":[1,8],"datatype":"INT64","data":[1,1,1,1,1,1,1,1]}]}""";
+        Assert.Equal(HttpStatusCode.BadRequest, (await Post("/v2/models/multi/infer", bad)).Code);
+        var after = await Stats("multi");
+        Assert.Equal("1", after.GetProperty("version").GetString());
+        Assert.Equal(10, after.GetProperty("inference_count").GetInt64() - before.GetProperty("inference_count").GetInt64());
+        Assert.Equal(10, Count(after, "success") - Count(before, "success"));
+        Assert.Equal(1, Count(after, "fail") - Count(before, "fail"));
+        // One after another, each ran alone: one execution per request (the refused one included).
+        Assert.Equal(11, after.GetProperty("execution_count").GetInt64() - before.GetProperty("execution_count").GetInt64());
+        Assert.True(after.GetProperty("inference_stats").GetProperty("success").GetProperty("ns").GetInt64() > 0);
+        Assert.True(after.GetProperty("last_inference").GetInt64() > 1_700_000_000_000);
+
+        // Many at once on a batched model: executions fall behind requests.
+        JsonElement stats = default;
+        for (int round = 0; round < 20; round++)
+        {
+            var answers = await Task.WhenAll(Enumerable.Range(0, 32).Select(_ => Post("/v2/models/mlp/infer",
+                """{"inputs":[{"name":"input","shape":[1,16],"datatype":"FP32","data":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]}]}""")));
+            Assert.All(answers, a => Assert.Equal(HttpStatusCode.OK, a.Code));
+            stats = await Stats("mlp");
+            if (stats.GetProperty("execution_count").GetInt64() < stats.GetProperty("inference_count").GetInt64()) break;
+        }
+        Assert.True(stats.GetProperty("execution_count").GetInt64() < stats.GetProperty("inference_count").GetInt64(), stats.ToString());
+        Assert.Contains(stats.GetProperty("batch_stats").EnumerateArray(), b => b.GetProperty("batch_size").GetInt32() > 1);
+
+        using var all = JsonDocument.Parse(await _http.GetStringAsync("/v2/models/stats"));
+        Assert.Equal(2, all.RootElement.GetProperty("model_stats").GetArrayLength());
+        Assert.Equal(HttpStatusCode.NotFound, (await _http.GetAsync("/v2/models/none/stats")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await _http.GetAsync("/v2/models/mlp/versions/7/stats")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await _http.GetAsync("/v2/models/mlp/versions/1/stats")).StatusCode);
     }
 
     [Fact]

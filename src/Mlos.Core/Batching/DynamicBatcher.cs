@@ -53,7 +53,7 @@ internal sealed unsafe class DynamicBatcher : IThreadPoolWorkItem
         var r = BatchRequest.Mine;
         if (!r.TryBind(inputs, numInputs, outputs, numOutputs, _options.MaxBatchSize, deadline))
         {
-            RunAlone(inputs, numInputs, outputs, numOutputs, deadline);
+            RunUnqueued(inputs, numInputs, outputs, numOutputs, deadline);
             return new InferTiming(0, 1);
         }
         r.Done.Reset();
@@ -81,7 +81,7 @@ internal sealed unsafe class DynamicBatcher : IThreadPoolWorkItem
         if (!r.TryBind(inputs, numInputs, outputs, numOutputs, _options.MaxBatchSize, deadline))
         {
             r.Recycle();
-            RunAlone(inputs, numInputs, outputs, numOutputs, deadline);
+            RunUnqueued(inputs, numInputs, outputs, numOutputs, deadline);
             return new ValueTask<InferTiming>(new InferTiming(0, 1));
         }
         bool lead;
@@ -206,11 +206,25 @@ internal sealed unsafe class DynamicBatcher : IThreadPoolWorkItem
         }
     }
 
+    /// <summary>A request outside any batch: one that cannot merge, or one of a batch rerun request by request.</summary>
     private void RunAlone(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadline)
     {
         var call = new InferCall(inputs, numInputs, outputs, numOutputs, deadline);
         var status = _model.Run(ref call);
         if (status != SmiStatus.Success) throw _model.Plugin.Failure(status, $"infer on model '{_model.Id}'");
+    }
+
+    /// <summary><see cref="RunAlone"/> for a request that never queued: counted as a request of its own.</summary>
+    private void RunUnqueued(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadline)
+    {
+        long start = Stopwatch.GetTimestamp();
+        bool ok = false;
+        try
+        {
+            RunAlone(inputs, numInputs, outputs, numOutputs, deadline);
+            ok = true;
+        }
+        finally { _model.Statistics.Request(ok, Stopwatch.GetTimestamp() - start, 0); }
     }
 
     /// <summary>Takes the next batch (waiting up to the queue delay for it to fill) and runs it; the caller leads.</summary>
@@ -244,7 +258,14 @@ internal sealed unsafe class DynamicBatcher : IThreadPoolWorkItem
             foreach (var r in _batch)
                 if (!r.Answered) r.Failure = failure; // answered ones keep their outputs or their own failure
         }
-        foreach (var r in _batch) r.Complete();
+        long done = Stopwatch.GetTimestamp();
+        foreach (var r in _batch)
+        {
+            // Started is this batch's (a request that never reached Execute keeps an older one).
+            long queued = r.Started >= r.Enqueued ? r.Started - r.Enqueued : 0;
+            _model.Statistics.Request(r.Failure is null, done - r.Enqueued, queued);
+            r.Complete();
+        }
         _batch.Clear();
     }
 
@@ -302,7 +323,7 @@ internal sealed unsafe class DynamicBatcher : IThreadPoolWorkItem
         ulong deadline = 0;
         foreach (var r in _batch)
             if (r.Deadline != 0 && (deadline == 0 || r.Deadline < deadline)) deadline = r.Deadline;
-        var call = new InferCall(assembler.Inputs, (nuint)_batch[0].NumInputs, assembler.Outputs, &count, deadline);
+        var call = new InferCall(assembler.Inputs, (nuint)_batch[0].NumInputs, assembler.Outputs, &count, deadline, _batch.Count);
         SmiStatus status;
         try { status = _model.Run(ref call); }
         catch (MlosException e)

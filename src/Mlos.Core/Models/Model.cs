@@ -23,6 +23,9 @@ internal interface IModelCall
 
     /// <summary>CLOCK_MONOTONIC ns by which the call must be answered; 0 for none.</summary>
     ulong Deadline { get; }
+
+    /// <summary>Requests the call runs at once (a merged batch's size, else 1), for <see cref="ModelStatistics"/>.</summary>
+    int Requests { get; }
 }
 
 /// <summary>
@@ -211,6 +214,17 @@ public sealed class Model
     /// Generic over a struct so that each call site compiles to a direct call.
     /// </summary>
     internal SmiStatus Run<TCall>(ref TCall call) where TCall : struct, IModelCall
+    {
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        var status = RunOnHandle(ref call);
+        Statistics.Execution(call.Requests, System.Diagnostics.Stopwatch.GetTimestamp() - start); // it ran (a refusal throws)
+        return status;
+    }
+
+    /// <summary>Cumulative request and execution counts and times (the statistics extension).</summary>
+    public ModelStatistics Statistics { get; } = new();
+
+    private SmiStatus RunOnHandle<TCall>(ref TCall call) where TCall : struct, IModelCall
     {
         var slot = InflightSlots.Mine;
         if (Plugin.Gate is { } gate)
