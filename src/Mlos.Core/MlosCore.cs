@@ -380,10 +380,7 @@ public sealed unsafe class MlosCore : IDisposable
     public void Inference(Model model, void* input, nuint inputSize, void* output, nuint* outputSize)
     {
         var call = new InferenceCall(input, inputSize, output, outputSize);
-        long start = System.Diagnostics.Stopwatch.GetTimestamp();
-        var status = SmiStatus.Runtime;
-        try { status = model.Run(ref call); }
-        finally { model.Statistics.Request(status == SmiStatus.Success, System.Diagnostics.Stopwatch.GetTimestamp() - start, 0); }
+        var status = model.RunRequest(ref call);
         if (status != SmiStatus.Success) throw model.Plugin.Failure(status, $"inference on model '{model.Id}'");
     }
 
@@ -424,10 +421,7 @@ public sealed unsafe class MlosCore : IDisposable
             throw new MlosException(SmiStatus.NotSupported,
                 $"plugin '{model.Plugin.Id}' (SMI {SmiVersion.Format(model.Plugin.SmiVersion)}) has no typed infer entry; use untyped inference");
         var call = new InferCall(inputs, numInputs, outputs, numOutputs, deadline);
-        long start = System.Diagnostics.Stopwatch.GetTimestamp();
-        var status = SmiStatus.Runtime;
-        try { status = model.Run(ref call); }
-        finally { model.Statistics.Request(status == SmiStatus.Success, System.Diagnostics.Stopwatch.GetTimestamp() - start, 0); }
+        var status = model.RunRequest(ref call);
         if (status != SmiStatus.Success) throw model.Plugin.Failure(status, $"infer on model '{model.Id}'");
         return new Batching.InferTiming(0, 1);
     }

@@ -217,14 +217,9 @@ internal sealed unsafe class DynamicBatcher : IThreadPoolWorkItem
     /// <summary><see cref="RunAlone"/> for a request that never queued: counted as a request of its own.</summary>
     private void RunUnqueued(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadline)
     {
-        long start = Stopwatch.GetTimestamp();
-        bool ok = false;
-        try
-        {
-            RunAlone(inputs, numInputs, outputs, numOutputs, deadline);
-            ok = true;
-        }
-        finally { _model.Statistics.Request(ok, Stopwatch.GetTimestamp() - start, 0); }
+        var call = new InferCall(inputs, numInputs, outputs, numOutputs, deadline);
+        var status = _model.RunRequest(ref call);
+        if (status != SmiStatus.Success) throw _model.Plugin.Failure(status, $"infer on model '{_model.Id}'");
     }
 
     /// <summary>Takes the next batch (waiting up to the queue delay for it to fill) and runs it; the caller leads.</summary>

@@ -221,6 +221,24 @@ public sealed class Model
         return status;
     }
 
+    /// <summary>
+    /// <see cref="Run"/> for a request that is its own execution (no batcher): counted as both,
+    /// from one pair of clock readings; a refusal (not loaded) counts as a failed request.
+    /// </summary>
+    internal SmiStatus RunRequest<TCall>(ref TCall call) where TCall : struct, IModelCall
+    {
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        SmiStatus status;
+        try { status = RunOnHandle(ref call); }
+        catch
+        {
+            Statistics.Request(false, System.Diagnostics.Stopwatch.GetTimestamp() - start, 0);
+            throw;
+        }
+        Statistics.RequestAndExecution(status == SmiStatus.Success, System.Diagnostics.Stopwatch.GetTimestamp() - start);
+        return status;
+    }
+
     /// <summary>Cumulative request and execution counts and times (the statistics extension).</summary>
     public ModelStatistics Statistics { get; } = new();
 

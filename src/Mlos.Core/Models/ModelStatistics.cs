@@ -14,8 +14,11 @@ namespace Mlos.Core.Models;
 public sealed class ModelStatistics
 {
     private long _success, _successTicks, _fail, _failTicks, _queued, _queueTicks;
-    private long _executions, _computeTicks, _lastInferenceMs;
-    private readonly ConcurrentDictionary<int, BatchCounter> _batches = new();
+    private long _executions, _computeTicks, _lastInference;
+    /// <summary>Per batch size, made at its first use; sizes up to <see cref="SmallBatches"/> by index (the hot path), larger ones in a dictionary.</summary>
+    private readonly BatchCounter?[] _small = new BatchCounter?[SmallBatches + 1];
+    private readonly ConcurrentDictionary<int, BatchCounter> _large = new();
+    private const int SmallBatches = 64;
 
     private sealed class BatchCounter
     {
@@ -37,7 +40,14 @@ public sealed class ModelStatistics
             Interlocked.Increment(ref _fail);
             Interlocked.Add(ref _failTicks, totalTicks);
         }
-        Volatile.Write(ref _lastInferenceMs, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        Volatile.Write(ref _lastInference, Stopwatch.GetTimestamp()); // a monotonic stamp; wall time only when read
+    }
+
+    /// <summary>An unbatched request: one execution of one request, both from the same clock reading.</summary>
+    internal void RequestAndExecution(bool ok, long ticks)
+    {
+        Execution(1, ticks);
+        Request(ok, ticks, 0);
     }
 
     /// <summary>One plugin call that ran <paramref name="requests"/> requests together in <paramref name="ticks"/>.</summary>
@@ -45,9 +55,15 @@ public sealed class ModelStatistics
     {
         Interlocked.Increment(ref _executions);
         Interlocked.Add(ref _computeTicks, ticks);
-        var bucket = _batches.GetOrAdd(requests, static _ => new BatchCounter());
+        var bucket = Bucket(requests);
         Interlocked.Increment(ref bucket.Count);
         Interlocked.Add(ref bucket.Ticks, ticks);
+    }
+
+    private BatchCounter Bucket(int size)
+    {
+        if ((uint)size > SmallBatches) return _large.GetOrAdd(size, static _ => new BatchCounter());
+        return Volatile.Read(ref _small[size]) ?? Interlocked.CompareExchange(ref _small[size], new BatchCounter(), null) ?? _small[size]!;
     }
 
     /// <summary>A (count, nanoseconds) pair of the protocol.</summary>
@@ -62,15 +78,22 @@ public sealed class ModelStatistics
     public Snapshot Read()
     {
         long success = Volatile.Read(ref _success);
+        long last = Volatile.Read(ref _lastInference);
+        long lastMs = last == 0 ? 0 : DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - (long)Stopwatch.GetElapsedTime(last).TotalMilliseconds;
+        var batches = new List<(int, Duration)>();
+        for (int size = 0; size <= SmallBatches; size++)
+            if (Volatile.Read(ref _small[size]) is { } b) batches.Add((size, new Duration(Volatile.Read(ref b.Count), Ns(Volatile.Read(ref b.Ticks)))));
+        foreach (var (size, b) in _large.OrderBy(x => x.Key))
+            batches.Add((size, new Duration(Volatile.Read(ref b.Count), Ns(Volatile.Read(ref b.Ticks)))));
         return new Snapshot(
-            Volatile.Read(ref _lastInferenceMs),
+            lastMs,
             success,
             Volatile.Read(ref _executions),
             new Duration(success, Ns(Volatile.Read(ref _successTicks))),
             new Duration(Volatile.Read(ref _fail), Ns(Volatile.Read(ref _failTicks))),
             new Duration(Volatile.Read(ref _queued), Ns(Volatile.Read(ref _queueTicks))),
             new Duration(Volatile.Read(ref _executions), Ns(Volatile.Read(ref _computeTicks))),
-            _batches.OrderBy(b => b.Key).Select(b => (b.Key, new Duration(Volatile.Read(ref b.Value.Count), Ns(Volatile.Read(ref b.Value.Ticks))))).ToArray());
+            batches);
     }
 
     private static long Ns(long ticks) => (long)(ticks * (1_000_000_000.0 / Stopwatch.Frequency));
