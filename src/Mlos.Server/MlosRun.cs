@@ -77,10 +77,19 @@ internal readonly struct MlosRun(NativeBuffer output, int length, TimeSpan elaps
     private static MlosException NotText() =>
         new(SmiStatus.InvalidParam, "the request holds text that is not valid: bytes that are not UTF-8 or an unpaired surrogate escape");
 
+    /// <summary>
+    /// The largest answer each model has given on this route. An untyped plugin that finds the
+    /// buffer too small has run the model for nothing and runs it again in a larger one (a 64 KB
+    /// MiniLM answer took 12.4 ms instead of 5.6): later requests start at the size the model is
+    /// known to need. Pages of the buffer that the plugin does not write cost no memory.
+    /// </summary>
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Mlos.Core.Models.Model, System.Runtime.CompilerServices.StrongBox<long>> s_answerSizes = new();
+
     /// <summary>The plugin's answer in an answer buffer, grown once when the plugin says how much it needs.</summary>
     private static unsafe (NativeBuffer Output, int Length) Infer(MlosCore core, Mlos.Core.Models.Model model, ReadOnlySpan<byte> input)
     {
-        long capacity = Math.Max(64 * 1024, 2L * input.Length);
+        var known = s_answerSizes.GetValue(model, static _ => new System.Runtime.CompilerServices.StrongBox<long>());
+        long capacity = Math.Max(Math.Max(64 * 1024, 2L * input.Length), Volatile.Read(ref known.Value));
         for (int attempt = 0; ; attempt++)
         {
             // Pages of the answer buffer that the plugin does not write cost no memory.
@@ -92,6 +101,8 @@ internal readonly struct MlosRun(NativeBuffer output, int length, TimeSpan elaps
                     core.Inference(model, i, (nuint)input.Length, output.Pointer, &size);
                 if (size > output.Capacity)
                     throw new MlosException(SmiStatus.Runtime, $"model '{model.Id}' reported an answer of {size} bytes in a buffer of {output.Capacity}");
+                for (long seen = Volatile.Read(ref known.Value); (long)size > seen; seen = Volatile.Read(ref known.Value))
+                    if (Interlocked.CompareExchange(ref known.Value, (long)size, seen) == seen) break;
                 return (output, (int)size);
             }
             catch (MlosException e) when (attempt < 2 && e.Status is SmiStatus.BufferTooSmall or SmiStatus.OutOfMemory
