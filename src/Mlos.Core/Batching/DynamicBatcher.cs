@@ -258,7 +258,7 @@ internal sealed unsafe class DynamicBatcher : IThreadPoolWorkItem
         {
             // Started is this batch's (a request that never reached Execute keeps an older one).
             long queued = r.Started >= r.Enqueued ? r.Started - r.Enqueued : 0;
-            _model.Statistics.Request(r.Failure is null, done - r.Enqueued, queued);
+            _model.Statistics.Batched(r.Failure is null, done - r.Enqueued, queued, done);
             r.Complete();
         }
         _batch.Clear();

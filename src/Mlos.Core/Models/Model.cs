@@ -232,10 +232,12 @@ public sealed class Model
         try { status = RunOnHandle(ref call); }
         catch
         {
-            Statistics.Request(false, System.Diagnostics.Stopwatch.GetTimestamp() - start, 0);
+            long failed = System.Diagnostics.Stopwatch.GetTimestamp();
+            Statistics.Alone(false, failed - start, failed);
             throw;
         }
-        Statistics.RequestAndExecution(status == SmiStatus.Success, System.Diagnostics.Stopwatch.GetTimestamp() - start);
+        long end = System.Diagnostics.Stopwatch.GetTimestamp();
+        Statistics.Alone(status == SmiStatus.Success, end - start, end);
         return status;
     }
 

@@ -10,12 +10,20 @@ namespace Mlos.Core.Models;
 /// inferences (requests), so that batching shows as execution_count &lt; inference_count. Counted
 /// in the core, so every front door (HTTP, C API) adds to the same numbers. Lock-free counters;
 /// a reader sees each one whole, not all of them at one instant.
+///
+/// A request that is its own execution (no batcher: the C API's echo path is ~150 ns) costs two
+/// atomic adds and a store: its counts and times are kept apart from batched ones and the totals
+/// are summed when read.
 /// </summary>
 public sealed class ModelStatistics
 {
-    private long _success, _successTicks, _fail, _failTicks, _queued, _queueTicks;
-    private long _executions, _computeTicks, _lastInference;
-    /// <summary>Per batch size, made at its first use; sizes up to <see cref="SmallBatches"/> by index (the hot path), larger ones in a dictionary.</summary>
+    // Requests that were their own execution (batch size 1, no queue).
+    private long _aloneOk, _aloneOkTicks, _aloneFail, _aloneFailTicks;
+    // Requests through the batcher, and the executions (plugin calls) that ran them.
+    private long _batchedOk, _batchedOkTicks, _batchedFail, _batchedFailTicks, _queueTicks;
+    private long _executions, _computeTicks;
+    private long _lastInference;
+    /// <summary>Batched executions per batch size, made at first use; up to <see cref="SmallBatches"/> by index, larger ones in a dictionary.</summary>
     private readonly BatchCounter?[] _small = new BatchCounter?[SmallBatches + 1];
     private readonly ConcurrentDictionary<int, BatchCounter> _large = new();
     private const int SmallBatches = 64;
@@ -25,32 +33,40 @@ public sealed class ModelStatistics
         public long Count, Ticks;
     }
 
-    /// <summary>One request answered: <paramref name="totalTicks"/> from the core taking it; <paramref name="queueTicks"/> waiting for its batch (0 unbatched).</summary>
-    internal void Request(bool ok, long totalTicks, long queueTicks)
+    /// <summary>A request that ran as its own execution, ending at <paramref name="end"/> after <paramref name="ticks"/>.</summary>
+    internal void Alone(bool ok, long ticks, long end)
     {
         if (ok)
         {
-            Interlocked.Increment(ref _success);
-            Interlocked.Add(ref _successTicks, totalTicks);
-            Interlocked.Increment(ref _queued);
+            Interlocked.Increment(ref _aloneOk);
+            Interlocked.Add(ref _aloneOkTicks, ticks);
+        }
+        else
+        {
+            Interlocked.Increment(ref _aloneFail);
+            Interlocked.Add(ref _aloneFailTicks, ticks);
+        }
+        Volatile.Write(ref _lastInference, end); // a monotonic stamp; wall time only when read
+    }
+
+    /// <summary>A request answered through the batcher: <paramref name="totalTicks"/> from the core taking it, <paramref name="queueTicks"/> of them waiting.</summary>
+    internal void Batched(bool ok, long totalTicks, long queueTicks, long end)
+    {
+        if (ok)
+        {
+            Interlocked.Increment(ref _batchedOk);
+            Interlocked.Add(ref _batchedOkTicks, totalTicks);
             Interlocked.Add(ref _queueTicks, queueTicks);
         }
         else
         {
-            Interlocked.Increment(ref _fail);
-            Interlocked.Add(ref _failTicks, totalTicks);
+            Interlocked.Increment(ref _batchedFail);
+            Interlocked.Add(ref _batchedFailTicks, totalTicks);
         }
-        Volatile.Write(ref _lastInference, Stopwatch.GetTimestamp()); // a monotonic stamp; wall time only when read
+        Volatile.Write(ref _lastInference, end);
     }
 
-    /// <summary>An unbatched request: one execution of one request, both from the same clock reading.</summary>
-    internal void RequestAndExecution(bool ok, long ticks)
-    {
-        Execution(1, ticks);
-        Request(ok, ticks, 0);
-    }
-
-    /// <summary>One plugin call that ran <paramref name="requests"/> requests together in <paramref name="ticks"/>.</summary>
+    /// <summary>One plugin call of the batcher that ran <paramref name="requests"/> requests together in <paramref name="ticks"/>.</summary>
     internal void Execution(int requests, long ticks)
     {
         Interlocked.Increment(ref _executions);
@@ -77,22 +93,31 @@ public sealed class ModelStatistics
 
     public Snapshot Read()
     {
-        long success = Volatile.Read(ref _success);
+        long aloneOk = Volatile.Read(ref _aloneOk), aloneFail = Volatile.Read(ref _aloneFail);
+        long aloneOkTicks = Volatile.Read(ref _aloneOkTicks), aloneFailTicks = Volatile.Read(ref _aloneFailTicks);
+        long batchedOk = Volatile.Read(ref _batchedOk);
+        long alone = aloneOk + aloneFail, aloneTicks = aloneOkTicks + aloneFailTicks;
         long last = Volatile.Read(ref _lastInference);
         long lastMs = last == 0 ? 0 : DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - (long)Stopwatch.GetElapsedTime(last).TotalMilliseconds;
         var batches = new List<(int, Duration)>();
         for (int size = 0; size <= SmallBatches; size++)
-            if (Volatile.Read(ref _small[size]) is { } b) batches.Add((size, new Duration(Volatile.Read(ref b.Count), Ns(Volatile.Read(ref b.Ticks)))));
+        {
+            var b = Volatile.Read(ref _small[size]);
+            long count = b is null ? 0 : Volatile.Read(ref b.Count), ticks = b is null ? 0 : Volatile.Read(ref b.Ticks);
+            if (size == 1) { count += alone; ticks += aloneTicks; } // a request alone is a batch of one
+            if (count > 0) batches.Add((size, new Duration(count, Ns(ticks))));
+        }
         foreach (var (size, b) in _large.OrderBy(x => x.Key))
             batches.Add((size, new Duration(Volatile.Read(ref b.Count), Ns(Volatile.Read(ref b.Ticks)))));
+        long success = aloneOk + batchedOk, executions = alone + Volatile.Read(ref _executions);
         return new Snapshot(
             lastMs,
             success,
-            Volatile.Read(ref _executions),
-            new Duration(success, Ns(Volatile.Read(ref _successTicks))),
-            new Duration(Volatile.Read(ref _fail), Ns(Volatile.Read(ref _failTicks))),
-            new Duration(Volatile.Read(ref _queued), Ns(Volatile.Read(ref _queueTicks))),
-            new Duration(Volatile.Read(ref _executions), Ns(Volatile.Read(ref _computeTicks))),
+            executions,
+            new Duration(success, Ns(aloneOkTicks + Volatile.Read(ref _batchedOkTicks))),
+            new Duration(aloneFail + Volatile.Read(ref _batchedFail), Ns(aloneFailTicks + Volatile.Read(ref _batchedFailTicks))),
+            new Duration(success, Ns(Volatile.Read(ref _queueTicks))),
+            new Duration(executions, Ns(aloneTicks + Volatile.Read(ref _computeTicks))),
             batches);
     }
 
