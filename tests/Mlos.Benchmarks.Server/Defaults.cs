@@ -3,7 +3,8 @@ namespace Mlos.Benchmarks.Server;
 /// <summary>
 /// Section "mlp256": the 256-512-512-10 MLP (tests/bench/make_bench_models.py) over KServe v2
 /// JSON at 1, 8 and 64 connections: mlos_core at default settings (registered with no options)
-/// against the best hand-tuned configuration and against onnxruntime-node (one worker per core).
+/// against the best hand-tuned configuration (median of 3 alternating runs each, see
+/// <see cref="Wrk.Paired"/>) and against onnxruntime-node (one worker per core).
 /// </summary>
 internal static class Defaults
 {
@@ -23,9 +24,11 @@ internal static class Defaults
         foreach (int c in Connections)
         {
             var configuration = $"KServe v2 JSON, MLP 256-512-512-10, {c} connections";
-            var ours = Wrk.Run("mlos_core default settings, KServe v2 JSON, MLP 256", server.Url("/v2/models/mlp256/infer"), json, "application/json", connections: c);
-            var tuned = Wrk.Run("mlos_core hand-tuned (1 ORT thread, batching 64), KServe v2 JSON, MLP 256", server.Url("/v2/models/mlp256-tuned/infer"), json,
-                "application/json", connections: c);
+            var (ours, tuned) = Wrk.Paired(
+                (s, r) => Wrk.Run("mlos_core default settings, KServe v2 JSON, MLP 256", server.Url("/v2/models/mlp256/infer"), json, "application/json",
+                    connections: c, seconds: s, report: r),
+                (s, r) => Wrk.Run("mlos_core hand-tuned (1 ORT thread, batching 64), KServe v2 JSON, MLP 256", server.Url("/v2/models/mlp256-tuned/infer"), json,
+                    "application/json", connections: c, seconds: s, report: r));
             Report.Ratio("Defaults (default / hand-tuned, throughput)", configuration, ours, tuned, ours.RequestsPerSecond / tuned.RequestsPerSecond, ">= 0.95");
             if (node is null) continue;
             var peer = Wrk.Run($"onnxruntime-node ({node.Workers} workers) + Node http, KServe v2 JSON, MLP 256", node.Url("/v2/models/mlp256/infer"), json,

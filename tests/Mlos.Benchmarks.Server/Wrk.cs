@@ -31,14 +31,16 @@ internal static partial class Wrk
 
     /// <param name="allocated">Reads the server's allocated-bytes counter; probed around the measured run only.</param>
     /// <param name="connections">wrk's -c (default <see cref="Connections"/>); its -t is at most 2 and at most this.</param>
+    /// <param name="seconds">How long the measured run lasts (default <see cref="Seconds"/>).</param>
+    /// <param name="report">false: print no HTTP line (a round of <see cref="Paired"/>, which reports its median).</param>
     public static LoadResult Run(string name, string url, string bodyFile, string contentType, int? headerLength = null, Func<long>? allocated = null,
-        int? connections = null)
+        int? connections = null, int? seconds = null, bool report = true)
     {
         int c = connections ?? Connections;
         Check(url, bodyFile, contentType, headerLength);
         Invoke(url, bodyFile, contentType, headerLength, c, seconds: 1); // warm-up: JIT, pools, caches
         long before = allocated?.Invoke() ?? 0;
-        var text = Invoke(url, bodyFile, contentType, headerLength, c, Seconds);
+        var text = Invoke(url, bodyFile, contentType, headerLength, c, seconds ?? Seconds);
         long after = allocated?.Invoke() ?? 0;
         var result = new LoadResult(name, c,
             Number(RpsRegex(), text),
@@ -52,9 +54,34 @@ internal static partial class Wrk
             Console.WriteLine($"FACT\tHot path\tmanaged bytes allocated per request: {name}\t{result.AllocatedPerRequest:F0} B");
         }
         Console.WriteLine($"  {result}, {result.Errors} errors");
-        Console.WriteLine($"HTTP\t{name}\t{c}\t{result.RequestsPerSecond:F0}\t{result.P50Ms:F3}\t{result.P99Ms:F3}\t{result.Errors}");
+        if (report) Http(result);
         return result;
     }
+
+    private static void Http(LoadResult r) =>
+        Console.WriteLine($"HTTP\t{r.Name}\t{r.Connections}\t{r.RequestsPerSecond:F0}\t{r.P50Ms:F3}\t{r.P99Ms:F3}\t{r.Errors}");
+
+    /// <summary>
+    /// Two configurations compared on these noisy shared cores: <paramref name="rounds"/> short
+    /// runs of each, alternating (so that a burst of noise hits both), and each one's median run
+    /// by throughput, reported as its HTTP line. One 5 s run each moved ratios by ±20%.
+    /// </summary>
+    public static (LoadResult A, LoadResult B) Paired(Func<int, bool, LoadResult> a, Func<int, bool, LoadResult> b, int rounds = 3, int seconds = 3)
+    {
+        var runsA = new List<LoadResult>();
+        var runsB = new List<LoadResult>();
+        for (int i = 0; i < rounds; i++)
+        {
+            runsA.Add(a(seconds, false));
+            runsB.Add(b(seconds, false));
+        }
+        var (medianA, medianB) = (Median(runsA), Median(runsB));
+        Http(medianA);
+        Http(medianB);
+        return (medianA, medianB);
+    }
+
+    private static LoadResult Median(List<LoadResult> runs) => runs.OrderBy(r => r.RequestsPerSecond).ElementAt(runs.Count / 2);
 
     /// <summary>One request of the run's kind: it must succeed.</summary>
     private static void Check(string url, string bodyFile, string contentType, int? headerLength)

@@ -82,7 +82,7 @@ commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
       printf "| %s | %s | %s | %s | %.3f | %s | %s |\n", $2, $3, $4, $5, $6, ($7 == "" ? "-" : $7), met
     }' "$results"
   echo
-  echo "## HTTP runs (wrk, 5 s after a 1 s warm-up)"
+  echo "## HTTP runs (wrk: 5 s after a 1 s warm-up; paired comparisons: the median of 3 alternating 3 s runs)"
   echo
   echo "| configuration | connections | req/s | p50 ms | p99 ms | errors |"
   echo "| --- | ---: | ---: | ---: | ---: | ---: |"
