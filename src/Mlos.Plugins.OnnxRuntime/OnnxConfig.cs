@@ -13,7 +13,7 @@ namespace Mlos.Plugins.OnnxRuntime;
 /// read and refused as in every framework plugin (<see cref="PluginOptions"/>).
 ///
 /// Threads: in the plugin's config, <c>intra_op_threads</c>/<c>inter_op_threads</c>/<c>allow_spinning</c>
-/// size the pools all sessions share (<see cref="OnnxThreadPools"/>; default: the cores, not
+/// size the pools all sessions share (<see cref="OnnxThreadPools"/>; default: half the cores, not
 /// spinning). In a model's config (or through a CPU-thread resource request) a thread count gives
 /// that model's session pools of its own, as ONNX Runtime's per-session options.
 /// </summary>
