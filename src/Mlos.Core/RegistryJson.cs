@@ -112,17 +112,10 @@ public static class RegistryJson
     /// broken answer) leaves that part out, with the reason under <c>io_error</c> / <c>info_error</c>.
     /// Refused from inside a plugin call, like every call that runs plugin code (see PluginCalls).
     /// </summary>
-    public static unsafe byte[] ModelInfo(Model m)
+    public static byte[] ModelInfo(Model m)
     {
-        PluginCalls.RefuseReentry("model_info");
-        // Spec names are plugin memory, valid while the model is registered: copied while the
-        // call still counts in flight, before an unregister could let the plugin free them.
-        var (io, ioError) = Ask(m, static (p, h) => p.ModelIo(h) is { } specs ? new Specs(Copy(specs.Inputs), Copy(specs.Outputs)) : null);
-        var (info, infoError) = Ask(m, static (p, h) => p.ModelInfo(h));
-        // One reading of the state for the answer. Unregister finished meanwhile: the model is
-        // gone, as a later lookup would say.
-        var state = m.State;
-        if (state == ModelState.Unregistered) throw new MlosException(SmiStatus.NotFound, $"no model with id '{m.Id}' is registered");
+        var d = ModelDescription.Of(m);
+        var state = d.State;
         return Write(w =>
         {
             WriteModelFields(w, m, state);
@@ -130,15 +123,12 @@ public static class RegistryJson
             w.WriteStartArray("versions");
             w.WriteStringValue(m.ServedVersion);
             w.WriteEndArray();
-            w.WriteString("platform", Platform(m));
-            if (io is not null)
-            {
-                WriteSpecs(w, "inputs", io.Inputs);
-                WriteSpecs(w, "outputs", io.Outputs);
-            }
-            if (ioError is not null) w.WriteString("io_error", ioError);
+            w.WriteString("platform", ModelDescription.Platform(m));
+            if (d.Inputs is not null) WriteSpecs(w, "inputs", d.Inputs);
+            if (d.Outputs is not null) WriteSpecs(w, "outputs", d.Outputs);
+            if (d.IoError is not null) w.WriteString("io_error", d.IoError);
             WriteBatching(w, m);
-            if (info is not null)
+            if (d.Info is { } info)
             {
                 w.WritePropertyName("plugin_info");
                 try
@@ -148,28 +138,8 @@ public static class RegistryJson
                 }
                 catch (JsonException) { w.WriteStringValue(info); } // a plugin may answer plain text
             }
-            if (infoError is not null) w.WriteString("info_error", infoError);
+            if (d.InfoError is not null) w.WriteString("info_error", d.InfoError);
         });
-    }
-
-    /// <summary>One question to the plugin on the model's handle (counted in flight); its failure as text.</summary>
-    private static (T? Answer, string? Error) Ask<T>(Model m, Func<Plugin, nint, T?> question) where T : class
-    {
-        try { return (m.OnHandle(question), null); }
-        catch (MlosException e) when (e.Status != SmiStatus.NotFound || m.State != ModelState.Unregistered) { return (null, e.Message); }
-    }
-
-    /// <summary>Triton's platform names for the frameworks it has them for; otherwise the framework.</summary>
-    private static string Platform(Model m)
-    {
-        var framework = (m.Framework ?? m.Plugin.Frameworks.Split(',')[0]).ToLowerInvariant();
-        return framework switch
-        {
-            "onnx" or "onnxruntime" => "onnxruntime_onnx",
-            "pytorch" or "torchscript" => "pytorch_libtorch",
-            "" => m.Plugin.Id,
-            _ => framework,
-        };
     }
 
     private static string CapabilityName(SmiCapabilities flag) => flag switch
@@ -216,14 +186,7 @@ public static class RegistryJson
         if (m.WhyNotBatched is { } why) w.WriteString("dynamic_batching_off", why);
     }
 
-    /// <summary>A tensor spec with its name read out of plugin memory.</summary>
-    private sealed record Spec(string Name, SmiDtype Dtype, long[] Shape);
-    private sealed record Specs(Spec[] Inputs, Spec[] Outputs);
-
-    private static unsafe Spec[] Copy(SmiTensorSpec[] specs) =>
-        specs.Select(s => new Spec(PluginText.Read(s.Name) ?? "", s.Dtype, s.Dims.ToArray())).ToArray();
-
-    private static void WriteSpecs(Utf8JsonWriter w, string name, Spec[] specs)
+    private static void WriteSpecs(Utf8JsonWriter w, string name, TensorDescription[] specs)
     {
         w.WriteStartArray(name);
         foreach (var s in specs)

@@ -106,7 +106,7 @@ internal readonly unsafe struct KServeRequest
     }
 
     /// <summary>Longest tensor name accepted, in UTF-8 bytes after unescaping (more than any model uses).</summary>
-    private const int MaxNameBytes = 1024;
+    private const int MaxNameBytes = KServeScratch.MaxNameBytes;
 
     private static void ReadInput(ref Utf8JsonReader reader, ReadOnlySpan<byte> body, byte* bodyPointer, ref int offset, int index, KServeScratch scratch)
     {
@@ -215,15 +215,12 @@ internal readonly unsafe struct KServeRequest
         catch (SmiException e) { throw new MlosException(e.Status, e.Message); }
     }
 
-    /// <summary>A tensor name, unescaped into <paramref name="buffer"/> when it must be; longer than <see cref="MaxNameBytes"/> is refused.</summary>
+    /// <summary>A tensor name, unescaped into <paramref name="buffer"/> when it must be (the scratch checks it when it keeps it).</summary>
     private static ReadOnlySpan<byte> Name(in Utf8JsonReader reader, Span<byte> buffer)
     {
         var raw = reader.ValueSpan;
         if (raw.Length > buffer.Length) throw NameTooLong();
-        var name = reader.ValueIsEscaped ? buffer[..reader.CopyString(buffer)] : raw;
-        if (name.Length > MaxNameBytes) throw NameTooLong();
-        // Names reach plugins as C strings: one with a NUL in it would silently name another tensor.
-        return name.IndexOf((byte)0) < 0 ? name : throw new MlosException(SmiStatus.InvalidParam, "a tensor name holds a NUL character");
+        return reader.ValueIsEscaped ? buffer[..reader.CopyString(buffer)] : raw;
     }
 
     private static MlosException NameTooLong() => new(SmiStatus.InvalidParam, $"a tensor name is longer than {MaxNameBytes} bytes");
@@ -241,9 +238,8 @@ internal readonly unsafe struct KServeRequest
         while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
         {
             if (reader.TokenType != JsonTokenType.StartObject) throw new MlosException(SmiStatus.InvalidParam, shape);
-            if (scratch.RequestedOutputs.Count == KServeScratch.MaxTensors)
-                throw new MlosException(SmiStatus.InvalidParam, $"more than {KServeScratch.MaxTensors} requested outputs");
-            byte* name = null;
+            scoped ReadOnlySpan<byte> name = default;
+            bool named = false;
             bool binary = false;
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
@@ -251,7 +247,8 @@ internal readonly unsafe struct KServeRequest
                 {
                     reader.Read();
                     if (reader.TokenType != JsonTokenType.String) throw new MlosException(SmiStatus.InvalidParam, "a requested output's \"name\" must be a string");
-                    name = scratch.Name(Name(in reader, nameBuffer));
+                    name = Name(in reader, nameBuffer);
+                    named = true;
                 }
                 else if (reader.ValueTextEquals("parameters"u8)) binary = ReadFlag(ref reader, "binary_data"u8, "a requested output's \"parameters\"");
                 else
@@ -260,12 +257,8 @@ internal readonly unsafe struct KServeRequest
                     reader.Skip();
                 }
             }
-            if (name == null) throw new MlosException(SmiStatus.InvalidParam, "every requested output needs a \"name\"");
-            var requested = new RequestedOutput(name, binary);
-            foreach (var r in scratch.RequestedOutputs)
-                if (r.NameSpan.SequenceEqual(requested.NameSpan))
-                    throw new MlosException(SmiStatus.InvalidParam, $"output '{Text(requested.NameSpan)}' is requested twice");
-            scratch.RequestedOutputs.Add(requested);
+            if (!named) throw new MlosException(SmiStatus.InvalidParam, "every requested output needs a \"name\"");
+            scratch.RequestOutput(name, binary);
         }
     }
 

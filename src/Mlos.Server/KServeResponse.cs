@@ -99,7 +99,7 @@ internal static class KServeResponse
     }
 
     /// <summary>Every output the request lists must be one the model answered with (as Triton: 400 otherwise).</summary>
-    private static unsafe void CheckRequestedOutputs(Model model, ReadOnlySpan<SmiTensor> outputs, KServeScratch scratch)
+    public static unsafe void CheckRequestedOutputs(Model model, ReadOnlySpan<SmiTensor> outputs, KServeScratch scratch)
     {
         foreach (var r in scratch.RequestedOutputs)
         {

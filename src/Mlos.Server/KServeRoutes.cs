@@ -9,23 +9,31 @@ namespace Mlos.Server;
 /// </summary>
 internal static class KServeRoutes
 {
-    public static void Map(WebApplication app, ServerState state, ModelRepository? repository)
+    public const string ServerName = "mlos-core";
+
+    /// <summary>What this server implements of the protocol's extensions, in the protocol's names (REST and gRPC server metadata).</summary>
+    public static IEnumerable<string> Extensions(ServerOptions options)
+    {
+        yield return "binary_tensor_data";
+        yield return "model_repository";
+        yield return "statistics";
+        if (options.AllowSharedMemory) yield return "system_shared_memory";
+    }
+
+    public static void Map(WebApplication app, ServerState state, RepositoryControl repository)
     {
         app.MapPost("/v2/repository/index", (HttpContext http) => Responses.Guard(http, state, () =>
         {
-            var models = state.Core.Models.ToDictionary(m => m.Id);
-            var names = (repository?.Names ?? []).Union(models.Keys).Order().ToArray();
             var buffer = new System.Buffers.ArrayBufferWriter<byte>();
             using (var w = new System.Text.Json.Utf8JsonWriter(buffer, AnswerJson.WriterOptions))
             {
                 w.WriteStartArray();
-                foreach (var n in names)
+                foreach (var e in repository.Index())
                 {
                     w.WriteStartObject();
-                    w.WriteString("name", n);
-                    bool ready = models.TryGetValue(n, out var m) && m.State == ModelState.Loaded;
-                    w.WriteString("state", ready ? "READY" : "UNAVAILABLE");
-                    if (m?.Version is { } v) w.WriteString("version", v);
+                    w.WriteString("name", e.Name);
+                    w.WriteString("state", e.Ready ? "READY" : "UNAVAILABLE");
+                    if (e.Version is { } v) w.WriteString("version", v);
                     w.WriteEndObject();
                 }
                 w.WriteEndArray();
@@ -35,18 +43,13 @@ internal static class KServeRoutes
         app.MapPost("/v2/repository/models/{name}/load", (HttpContext http, string name) => Responses.Guard(http, state, () =>
         {
             AdminGate.Require(http, state);
-            var id = PathIds.Segment(http, name, 3);
-            if (repository is not null) repository.Load(id);
-            else state.Core.LoadModel(id);
-            state.Log.Admin($"model '{id}' loaded");
+            repository.Load(PathIds.Segment(http, name, 3));
             return Responses.Json(http, 200, w => w.WriteString("status", "success"));
         }));
         app.MapPost("/v2/repository/models/{name}/unload", (HttpContext http, string name) => Responses.Guard(http, state, () =>
         {
             AdminGate.Require(http, state);
-            var id = state.Core.GetModel(PathIds.Segment(http, name, 3)).Id;
-            state.Core.UnloadModel(id);
-            state.Log.Admin($"model '{id}' unloaded");
+            repository.Unload(PathIds.Segment(http, name, 3));
             return Responses.Json(http, 200, w => w.WriteString("status", "success"));
         }));
         app.MapGet("/v2/health/live", (HttpContext http) => Responses.Guard(http, state, () => Responses.Json(http, 200, w => w.WriteBoolean("live", true))));
@@ -55,13 +58,10 @@ internal static class KServeRoutes
             Responses.Json(http, state.Started ? 200 : 503, w => w.WriteBoolean("ready", state.Started))));
         app.MapGet("/v2", (HttpContext http) => Responses.Guard(http, state, () => Responses.Json(http, 200, w =>
         {
-            w.WriteString("name", "mlos-core");
+            w.WriteString("name", ServerName);
             w.WriteString("version", MlosRoutes.Version);
-            // What this server implements of the protocol's extensions, in its names.
             w.WriteStartArray("extensions");
-            w.WriteStringValue("binary_tensor_data");
-            w.WriteStringValue("model_repository");
-            w.WriteStringValue("statistics");
+            foreach (var e in Extensions(state.Options)) w.WriteStringValue(e);
             w.WriteEndArray();
         })));
         // The statistics extension: every model, one, or one version.

@@ -37,6 +37,7 @@ internal sealed unsafe class KServeScratch
 
     public static void Return(KServeScratch scratch)
     {
+        scratch.Unpin();
         if (Interlocked.Increment(ref s_pooled) > MaxPooled)
         {
             Interlocked.Decrement(ref s_pooled);
@@ -70,7 +71,6 @@ internal sealed unsafe class KServeScratch
     /// <summary>The answer's JSON header, and its writer.</summary>
     public BlockWriter Header { get; } = new();
     public Utf8JsonWriter Writer { get; }
-    /// <summary>Outputs the request asked for as binary, as byte ranges of its body.</summary>
     /// <summary>The request's <c>"outputs"</c>: which to send (none listed: all) and which as binary data.</summary>
     public readonly List<RequestedOutput> RequestedOutputs = new();
 
@@ -115,9 +115,18 @@ internal sealed unsafe class KServeScratch
         NativeMemory.Free(_names);
     }
 
-    /// <summary>A NUL-terminated copy of a name, valid while the request holds this scratch.</summary>
+    /// <summary>Longest tensor name accepted, in UTF-8 bytes (more than any model uses).</summary>
+    public const int MaxNameBytes = 1024;
+
+    /// <summary>
+    /// A NUL-terminated copy of a tensor name, valid while the request holds this scratch; the one
+    /// place the rules on names are checked, whichever front door read them.
+    /// </summary>
     public byte* Name(ReadOnlySpan<byte> utf8)
     {
+        if (utf8.Length > MaxNameBytes) throw new Core.MlosException(SmiStatus.InvalidParam, $"a tensor name is longer than {MaxNameBytes} bytes");
+        // Names reach plugins as C strings: one with a NUL in it would silently name another tensor.
+        if (utf8.IndexOf((byte)0) >= 0) throw new Core.MlosException(SmiStatus.InvalidParam, "a tensor name holds a NUL character");
         if (_namesUsed + utf8.Length + 1 > NameArenaBytes)
             throw new Core.MlosException(SmiStatus.InvalidParam, $"tensor names longer than {NameArenaBytes} bytes in all");
         byte* at = _names + _namesUsed;
@@ -125,6 +134,36 @@ internal sealed unsafe class KServeScratch
         at[utf8.Length] = 0;
         _namesUsed += utf8.Length + 1;
         return at;
+    }
+
+    /// <summary>A name from the request's list of outputs to send: at most <see cref="MaxTensors"/>, none twice.</summary>
+    public void RequestOutput(ReadOnlySpan<byte> name, bool binary)
+    {
+        if (RequestedOutputs.Count == MaxTensors)
+            throw new Core.MlosException(SmiStatus.InvalidParam, $"more than {MaxTensors} requested outputs");
+        foreach (var r in RequestedOutputs)
+            if (r.NameSpan.SequenceEqual(name))
+                throw new Core.MlosException(SmiStatus.InvalidParam, $"output '{System.Text.Encoding.UTF8.GetString(name)}' is requested twice");
+        RequestedOutputs.Add(new RequestedOutput(Name(name), binary));
+    }
+
+    /// <summary>Managed buffers the inputs point into (gRPC's raw contents), pinned while the request runs.</summary>
+    private readonly System.Buffers.MemoryHandle[] _pins = new System.Buffers.MemoryHandle[MaxTensors];
+    private int _pinned;
+
+    /// <summary>A pointer to <paramref name="bytes"/> that stays valid until the scratch is returned.</summary>
+    public byte* Pin(ReadOnlyMemory<byte> bytes)
+    {
+        var handle = bytes.Pin();
+        _pins[_pinned++] = handle;
+        return (byte*)handle.Pointer;
+    }
+
+    private void Unpin()
+    {
+        for (int i = 0; i < _pinned; i++) _pins[i].Dispose();
+        Array.Clear(_pins, 0, _pinned);
+        _pinned = 0;
     }
 
     /// <summary>Input <paramref name="index"/> holds <paramref name="size"/> bytes of <see cref="Values"/> from <paramref name="start"/>.</summary>

@@ -52,18 +52,18 @@ builder.Logging.AddFilter("Microsoft.Extensions.Hosting", LogLevel.None);
 builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting", LogLevel.None);
 builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromSeconds(options.ShutdownTimeoutSeconds));
 ServerMetrics.AddTo(builder.Services);
-builder.WebHost.ConfigureKestrel(k =>
-{
-    k.Limits.MaxRequestBodySize = options.MaxBodyBytes;
-    k.Limits.MaxConcurrentConnections = options.MaxConnections;
-    k.Listen(System.Net.IPAddress.Parse(options.Host == "localhost" ? "127.0.0.1" : options.Host), options.Port);
-});
+// The gRPC service is made on its first call, from the state made once the host is built.
+ServerState? built = null;
+RepositoryControl? control = null;
+if (options.GrpcPort > 0) GrpcEndpoint.AddTo(builder.Services, options, () => (built!, control!));
+Listeners.Configure(builder.WebHost, options);
 var app = builder.Build();
 var log = new ServerLog(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("mlos_core"));
 
 var core = new MlosCore { MaxModels = options.MaxModels };
-var state = new ServerState(core, options, log);
+var state = built = new ServerState(core, options, log);
 var repository = options.ModelRepository is { } repo ? new ModelRepository(state, repo) : null;
+control = new RepositoryControl(state, repository);
 // Plugins and start-up models load while the web host starts (both take tens of ms, on
 // different cores); /v2/health/ready says false until they have.
 var loading = Task.Run(() =>
@@ -76,15 +76,21 @@ var loading = Task.Run(() =>
 
 app.MapPrometheusScrapingEndpoint("/metrics");
 MlosRoutes.Map(app, state);
-KServeRoutes.Map(app, state, repository);
+KServeRoutes.Map(app, state, control);
+if (options.GrpcPort > 0) GrpcEndpoint.Map(app);
 app.MapFallback((HttpContext http) => Responses.Error(http, state, 404, $"no route {http.Request.Method} {http.Request.Path}"));
 
 var url = $"http://{options.Host}:{options.Port}";
 string? failure = null;
-try { await app.StartAsync(); }
-catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException) // in use, no permission, no such address
+try
 {
-    failure = $"cannot listen on {options.Host}:{options.Port}: {(e.InnerException ?? e).Message}";
+    Listeners.PrepareSocket(options);
+    await app.StartAsync();
+    Listeners.ShareSocket(options);
+}
+catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or UnauthorizedAccessException) // in use, no permission, no such address
+{
+    failure = $"cannot listen on {Listeners.Describe(options)}: {(e.InnerException ?? e).Message}";
 }
 // A port in use is reported once the loading has ended too: the core must not be torn down under it.
 try { await loading; }
@@ -99,11 +105,12 @@ if (failure is not null)
     return 1;
 }
 state.MarkStarted();
-Console.WriteLine($"mlos_core {MlosRoutes.Version} listening on {url}: {core.Plugins.Count} plugins, {core.Models.Count} models");
+Console.WriteLine($"mlos_core {MlosRoutes.Version} listening on {Listeners.Describe(options)}: {core.Plugins.Count} plugins, {core.Models.Count} models");
 foreach (var m in core.Models) DemoRequests.Print(url, m);
 
 long stopping = 0;
 app.Lifetime.ApplicationStopping.Register(() => stopping = System.Diagnostics.Stopwatch.GetTimestamp());
 await app.WaitForShutdownAsync();
 Shutdown.TearDown(core, stopping, options.ShutdownTimeoutSeconds);
+Listeners.RemoveSocket(options);
 return 0;

@@ -37,16 +37,22 @@ internal static class Responses
     /// </summary>
     public static Task Error(HttpContext http, ServerState state, int status, string message)
     {
-        // Messages can quote what a client sent (names, values): bound what they cost to log and to clean.
-        if (message.Length > MaxMessage) message = string.Concat(message.AsSpan(0, MaxMessage), "…");
-        state.Log.Failed(http, status, message);
-        var plain = ClientText.Plain(message);
+        var plain = Reported(http, state, status, message);
         if (IsOpenInferenceRoute(http.Request.Path)) return Json(http, status, w => w.WriteString("error", plain));
         return Json(http, status, w =>
         {
             w.WriteString("status", "error");
             w.WriteString("message", plain);
         });
+    }
+
+    /// <summary>The one log line of a failed request, and its message as the client gets it, in plain words (<see cref="ClientText"/>).</summary>
+    public static string Reported(HttpContext http, ServerState state, int status, string message)
+    {
+        // Messages can quote what a client sent (names, values): bound what they cost to log and to clean.
+        if (message.Length > MaxMessage) message = string.Concat(message.AsSpan(0, MaxMessage), "…");
+        state.Log.Failed(http, status, message);
+        return ClientText.Plain(message);
     }
 
     private const int MaxMessage = 2048;
@@ -104,28 +110,33 @@ internal static class Responses
     private static bool Handles(HttpContext http, Exception e) =>
         !http.Response.HasStarted && (e is MlosException or AdminException or JsonException or BadHttpRequestException || !http.RequestAborted.IsCancellationRequested);
 
-    /// <summary>
-    /// The one mapping from a failure to its answer. Ours carry a status and plain words; a body the
-    /// client framed wrongly is a 400; anything else is a bug of ours: a 500 that says so, with the
-    /// exception in the log and not in the body.
-    /// </summary>
-    private static Task Fail(HttpContext http, ServerState state, Exception e) => e switch
+    private static Task Fail(HttpContext http, ServerState state, Exception e)
     {
-        MlosException m => Error(http, state, StatusCode(m.Status), m.Message),
-        AdminException a => Error(http, state, a.Status, a.Message),
-        JsonException j => Error(http, state, 400, $"the request body is not valid JSON: {j.Message}"),
-        BadHttpRequestException b => Error(http, state, b.StatusCode,
-            b.StatusCode == 413 ? $"request body larger than {state.Options.MaxBodyBytes >> 20} MB" : b.Message),
-        _ => InternalError(http, state, e),
-    };
-
-    private static Task InternalError(HttpContext http, ServerState state, Exception e)
-    {
-        state.Log.Bug(http, e);
-        return Error(http, state, 500, "internal error while serving this request (the server log has the details)");
+        var (status, message) = Failure(http, state, e);
+        return Error(http, state, status, message);
     }
 
-    private static void Finish(HttpContext http, ServerState state, long start, bool ok)
+    /// <summary>
+    /// The one mapping from a failure to its HTTP code and message, for both front doors. Ours carry
+    /// a status and plain words; a body the client framed wrongly is a 400; anything else is a bug
+    /// of ours: a 500 that says so, with the exception in the log and not in the answer.
+    /// </summary>
+    public static (int Status, string Message) Failure(HttpContext http, ServerState state, Exception e)
+    {
+        switch (e)
+        {
+            case MlosException m: return (StatusCode(m.Status), m.Message);
+            case AdminException a: return (a.Status, a.Message);
+            case JsonException j: return (400, $"the request body is not valid JSON: {j.Message}");
+            case BadHttpRequestException b:
+                return (b.StatusCode, b.StatusCode == 413 ? $"request body larger than {state.Options.MaxBodyBytes >> 20} MB" : b.Message);
+            default:
+                state.Log.Bug(http, e);
+                return (500, "internal error while serving this request (the server log has the details)");
+        }
+    }
+
+    public static void Finish(HttpContext http, ServerState state, long start, bool ok)
     {
         long elapsed = System.Diagnostics.Stopwatch.GetTimestamp() - start;
         state.Count(ok, elapsed);

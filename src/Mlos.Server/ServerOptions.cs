@@ -17,16 +17,37 @@ internal sealed record ServerOptions
     public int MaxConnections { get; init; } = 1024;
     public int ShutdownTimeoutSeconds { get; init; } = 20;
     public LogLevel LogLevel { get; init; } = LogLevel.Information;
+    /// <summary>The gRPC port (h2c), 0 when gRPC is off.</summary>
+    public int GrpcPort { get; init; } = 8081;
+    public long GrpcMaxMessageBytes { get; init; } = 64L << 20;
+    /// <summary>A unix domain socket that serves the REST API too (mode 0660), or none.</summary>
+    public string? Socket { get; init; }
+    /// <summary>The system shared-memory extension: off unless asked for.</summary>
+    public bool AllowSharedMemory { get; init; }
 
     public const string Usage = """
-        mlos_core: the MLOS Core server (MLOS HTTP API and KServe v2 health).
+        mlos_core: the MLOS Core server (MLOS HTTP API, and the Open Inference Protocol over
+        REST and gRPC).
 
           -c, --config FILE     JSON file with the same settings: {"http_port","host",
+                                "grpc_port","grpc":bool,"grpc_max_message_mb","socket",
+                                "allow_shared_memory":bool,
                                 "plugin_dirs":[],"model_root","model_repository","admin_token",
                                 "max_body_mb","max_queue","max_models","max_connections",
                                 "shutdown_timeout_s","log_level","models":{"id":"path"}};
                                 options given on the command line override it
           -p, --http-port N     port to listen on (default 8080)
+          -g, --grpc-port N     port of the gRPC service inference.GRPCInferenceService,
+                                HTTP/2 without TLS (default 8081)
+              --no-grpc         no gRPC port
+              --grpc-max-message-mb N
+                                largest gRPC message received (default 64)
+          -s, --socket PATH     also serve the REST API on this unix domain socket (mode 0660)
+              --allow-shared-memory
+                                the system shared-memory extension: clients may register POSIX
+                                shared-memory regions and pass tensors through them (off by
+                                default: a client that registers a region reads and writes it
+                                with this server's rights)
               --host ADDRESS    address to listen on (default 127.0.0.1)
               --plugin-dir DIR  folder to load plugins from, repeatable (default: the plugins/
                                 folder beside mlos_core, and ./plugins)
@@ -73,9 +94,14 @@ internal sealed record ServerOptions
             switch (option)
             {
                 case "-p" or "--http-port":
-                    o = o with { Port = int.TryParse(Value(), out var p) && p is > 0 and < 65536 ? p : throw new ArgumentException($"bad port: {args[i]}") };
+                    o = o with { Port = PortNumber(Value()) };
                     break;
                 case "--host": o = o with { Host = Value() }; break;
+                case "-g" or "--grpc-port": o = o with { GrpcPort = PortNumber(Value()) }; break;
+                case "--no-grpc": o = o with { GrpcPort = 0 }; break;
+                case "--grpc-max-message-mb": o = o with { GrpcMaxMessageBytes = (long)Positive(Value(), option) << 20 }; break;
+                case "-s" or "--socket": o = o with { Socket = Value() }; break;
+                case "--allow-shared-memory": o = o with { AllowSharedMemory = true }; break;
                 case "--plugin-dir": dirs.Add(Value()); break;
                 case "--model-root": o = o with { ModelRoot = Value() }; break;
                 case "--max-body-mb":
@@ -103,6 +129,8 @@ internal sealed record ServerOptions
                 default: throw new ArgumentException($"unknown option {args[i]} (see --help)");
             }
         }
+        if (o.GrpcPort == o.Port)
+            throw new ArgumentException($"the HTTP and gRPC ports are both {o.Port}: give -g/--grpc-port another one, or --no-grpc");
         if (dirs.Count == 0)
             dirs.AddRange([Path.Combine(AppContext.BaseDirectory, "plugins"), Path.GetFullPath("plugins")]);
         return o with { PluginDirs = dirs.Select(Path.GetFullPath).Distinct().ToList() };
@@ -128,6 +156,11 @@ internal sealed record ServerOptions
                     {
                         "http_port" => o with { Port = p.Value.GetInt32() },
                         "host" => o with { Host = p.Value.GetString()! },
+                        "grpc_port" => o with { GrpcPort = p.Value.GetInt32() },
+                        "grpc" => p.Value.GetBoolean() ? o : o with { GrpcPort = 0 },
+                        "grpc_max_message_mb" => o with { GrpcMaxMessageBytes = p.Value.GetInt64() << 20 },
+                        "socket" => o with { Socket = p.Value.GetString() },
+                        "allow_shared_memory" => o with { AllowSharedMemory = p.Value.GetBoolean() },
                         "model_root" => o with { ModelRoot = p.Value.GetString()! },
                         "model_repository" => o with { ModelRepository = p.Value.GetString() },
                         "admin_token" => o with { AdminToken = p.Value.GetString() },
@@ -147,9 +180,9 @@ internal sealed record ServerOptions
                     throw new ArgumentException($"config {path}: '{p.Name}' has the wrong type ({p.Value.ValueKind})");
                 }
             }
-            if (o.Port is <= 0 or > 65535 || o.MaxQueue <= 0 || o.MaxBodyBytes <= 0 || o.AdminToken is { Length: < 8 }
+            if (o.Port is <= 0 or > 65535 || o.GrpcPort is < 0 or > 65535 || o.GrpcMaxMessageBytes <= 0 || o.Socket is "" || o.MaxQueue <= 0 || o.MaxBodyBytes <= 0 || o.AdminToken is { Length: < 8 }
                 || o.MaxModels <= 0 || o.MaxConnections <= 0 || o.ShutdownTimeoutSeconds <= 0)
-                throw new ArgumentException($"config {path}: a value is out of range (port, max_queue, max_body_mb, max_models, max_connections, shutdown_timeout_s, admin_token of 8+ characters)");
+                throw new ArgumentException($"config {path}: a value is out of range (port, grpc_port, grpc_max_message_mb, socket, max_queue, max_body_mb, max_models, max_connections, shutdown_timeout_s, admin_token of 8+ characters)");
             return o;
         }
 
@@ -159,6 +192,9 @@ internal sealed record ServerOptions
             return o;
         }
     }
+
+    private static int PortNumber(string value) =>
+        int.TryParse(value, out var p) && p is > 0 and < 65536 ? p : throw new ArgumentException($"bad port: {value}");
 
     private static int Positive(string value, string option) =>
         int.TryParse(value, out var n) && n > 0 ? n : throw new ArgumentException($"{option} needs a positive integer, not '{value}'");

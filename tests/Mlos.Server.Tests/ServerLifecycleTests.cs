@@ -140,7 +140,7 @@ public class ServerLifecycleTests
         using var taken = new TcpListener(IPAddress.Loopback, 0);
         taken.Start();
         int port = ((IPEndPoint)taken.LocalEndpoint).Port;
-        var info = new ProcessStartInfo(BuildTree.Require(Path.Combine(BuildTree.Dir, "mlos_core")), ["--http-port", port.ToString()])
+        var info = new ProcessStartInfo(BuildTree.Require(Path.Combine(BuildTree.Dir, "mlos_core")), ["--http-port", port.ToString(), "--no-grpc"])
         {
             RedirectStandardError = true,
             RedirectStandardOutput = true,

@@ -17,6 +17,7 @@ public sealed class ServerProcess : IDisposable
     public ServerProcess(bool waitReady, string modelRoot, params string[] extra)
     {
         Port = FreePort();
+        GrpcPort = FreePort();
         var server = BuildTree.Require(Path.Combine(BuildTree.Dir, "mlos_core"));
         var info = new ProcessStartInfo(server)
         {
@@ -24,7 +25,9 @@ public sealed class ServerProcess : IDisposable
             RedirectStandardError = true,
             WorkingDirectory = BuildTree.Dir,
         };
-        foreach (var a in (string[])["--http-port", Port.ToString(), "--model-root", modelRoot, "--plugin-dir", BuildTree.PluginDir, .. extra])
+        // Every server gets its own gRPC port too: the default 8081 would be shared by parallel tests.
+        string[] grpc = extra.Contains("--no-grpc") ? [] : ["--grpc-port", GrpcPort.ToString()];
+        foreach (var a in (string[])["--http-port", Port.ToString(), .. grpc, "--model-root", modelRoot, "--plugin-dir", BuildTree.PluginDir, .. extra])
             info.ArgumentList.Add(a);
         _process = Process.Start(info)!;
         // Drain both pipes: a server whose log fills an unread pipe would block on it.
@@ -69,6 +72,10 @@ public sealed class ServerProcess : IDisposable
     public int? WaitForExit(TimeSpan timeout) => _process.WaitForExit(timeout) ? _process.ExitCode : null;
 
     public int Port { get; }
+    public int GrpcPort { get; }
+
+    /// <summary>A gRPC channel to the server's gRPC port (h2c), for the generated client stubs.</summary>
+    public global::Grpc.Net.Client.GrpcChannel Grpc() => global::Grpc.Net.Client.GrpcChannel.ForAddress($"http://127.0.0.1:{GrpcPort}");
     /// <summary>The server's process id (for /proc/PID/status).</summary>
     public int Pid => _process.Id;
     public HttpClient Client { get; }

@@ -1,0 +1,70 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Text;
+using Google.Protobuf;
+using Mlos.Core.Batching;
+using Mlos.Core.Models;
+using Mlos.Server.Grpc.Protocol;
+using Mlos.Smi.Abi;
+using static Mlos.Server.Grpc.Protocol.ModelInferResponse.Types;
+
+namespace Mlos.Server.Grpc;
+
+/// <summary>
+/// ModelInfer (and each request of ModelStreamInfer): the same admission, scratch, core call,
+/// metrics and requested-output rules as the REST door (<see cref="KServeInfer"/>). Outputs go
+/// back as raw_output_contents, one per output in the order of outputs (as Triton answers), with
+/// the request's <c>queue_time_us</c> and <c>batch_size</c> as response parameters.
+/// </summary>
+internal static class GrpcInfer
+{
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
+    public static async ValueTask<ModelInferResponse> Run(ServerState state, ModelInferRequest request)
+    {
+        var model = state.Core.GetModel(InferenceService.Named(request.ModelName));
+        model.RequireVersion(request.ModelVersion.Length == 0 ? null : request.ModelVersion);
+        using var ticket = state.Admit(model.Id);
+        var scratch = KServeScratch.Rent();
+        try
+        {
+            int inputs = GrpcInputs.Place(request, scratch);
+            long start = Stopwatch.GetTimestamp();
+            var timing = await Infer(state, model, inputs, scratch);
+            double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds - timing.QueueMicroseconds / 1e6;
+            ServerMetrics.Inference(model.Id, seconds, timing.QueueMicroseconds / 1e6, timing.BatchSize);
+            return Answer(model, request, scratch, timing);
+        }
+        finally
+        {
+            scratch.ReleaseOutputs();
+            KServeScratch.Return(scratch);
+        }
+    }
+
+    private static unsafe ValueTask<InferTiming> Infer(ServerState state, Model model, int inputs, KServeScratch scratch)
+    {
+        *scratch.OutputCount = KServeScratch.MaxTensors;
+        return state.Core.InferAsync(model, scratch.Inputs, (nuint)inputs, scratch.Outputs, scratch.OutputCount);
+    }
+
+    private static unsafe ModelInferResponse Answer(Model model, ModelInferRequest request, KServeScratch scratch, InferTiming timing)
+    {
+        var outputs = scratch.WrittenOutputs;
+        KServeResponse.CheckRequestedOutputs(model, outputs, scratch);
+        var response = new ModelInferResponse { ModelName = model.Id, ModelVersion = model.ServedVersion, Id = request.Id };
+        response.Parameters.Add("queue_time_us", new InferParameter { Int64Param = timing.QueueMicroseconds });
+        response.Parameters.Add("batch_size", new InferParameter { Int64Param = timing.BatchSize });
+        foreach (ref readonly var t in outputs)
+        {
+            var name = MemoryMarshal.CreateReadOnlySpanFromNullTerminated(t.Name);
+            if (!KServeRequest.Selected(name, scratch)) continue;
+            var tensor = new InferOutputTensor { Name = Encoding.UTF8.GetString(name), Datatype = SmiDtypes.Name(t.Dtype) };
+            foreach (var d in t.Dims) tensor.Shape.Add(d);
+            response.Outputs.Add(tensor);
+            if (t.ByteSize > int.MaxValue)
+                throw new Core.MlosException(SmiStatus.InvalidParam, $"output '{tensor.Name}' has {t.ByteSize} bytes, more than one gRPC message can carry");
+            response.RawOutputContents.Add(ByteString.CopyFrom(new ReadOnlySpan<byte>(t.Data, (int)t.ByteSize)));
+        }
+        return response;
+    }
+}

@@ -1,0 +1,132 @@
+using Grpc.Core;
+using Mlos.Core;
+using Mlos.Core.Models;
+using Mlos.Server.Grpc.Protocol;
+using Mlos.Smi.Abi;
+
+namespace Mlos.Server.Grpc;
+
+/// <summary>
+/// <c>inference.GRPCInferenceService</c>: the Open Inference Protocol over gRPC, answered from the
+/// same registry, statistics and repository as the REST routes. Every call goes through
+/// <see cref="GrpcFailures"/>, so failures carry Triton's status codes and plain messages.
+/// </summary>
+internal sealed class InferenceService(ServerState state, RepositoryControl repository) : GRPCInferenceService.GRPCInferenceServiceBase
+{
+    public override Task<ServerLiveResponse> ServerLive(ServerLiveRequest request, ServerCallContext context) =>
+        GrpcFailures.Run(context, state, () => new ServerLiveResponse { Live = true });
+
+    public override Task<ServerReadyResponse> ServerReady(ServerReadyRequest request, ServerCallContext context) =>
+        GrpcFailures.Run(context, state, () => new ServerReadyResponse { Ready = state.Started });
+
+    public override Task<ModelReadyResponse> ModelReady(ModelReadyRequest request, ServerCallContext context) =>
+        GrpcFailures.Run(context, state, () => new ModelReadyResponse { Ready = Model(request.Name, request.Version).State == ModelState.Loaded });
+
+    public override Task<ServerMetadataResponse> ServerMetadata(ServerMetadataRequest request, ServerCallContext context) =>
+        GrpcFailures.Run(context, state, () =>
+        {
+            var answer = new ServerMetadataResponse { Name = KServeRoutes.ServerName, Version = MlosRoutes.Version };
+            answer.Extensions.AddRange(KServeRoutes.Extensions(state.Options));
+            return answer;
+        });
+
+    public override Task<ModelMetadataResponse> ModelMetadata(ModelMetadataRequest request, ServerCallContext context) =>
+        GrpcFailures.Run(context, state, () =>
+        {
+            var model = Model(request.Name, request.Version);
+            var d = ModelDescription.Of(model, withInfo: false);
+            var answer = new ModelMetadataResponse { Name = model.Id, Platform = ModelDescription.Platform(model) };
+            answer.Versions.Add(model.ServedVersion);
+            foreach (var t in d.Inputs ?? []) answer.Inputs.Add(Metadata(t));
+            foreach (var t in d.Outputs ?? []) answer.Outputs.Add(Metadata(t));
+            return answer;
+        });
+
+    public override Task<ModelInferResponse> ModelInfer(ModelInferRequest request, ServerCallContext context) =>
+        GrpcFailures.Run(context, state, request, GrpcInfer.Run).AsTask();
+
+    /// <summary>Requests answered one after another, in order; a failed one is an answer with its error, and the stream goes on.</summary>
+    public override async Task ModelStreamInfer(IAsyncStreamReader<ModelInferRequest> requests, IServerStreamWriter<ModelStreamInferResponse> responses, ServerCallContext context)
+    {
+        while (await requests.MoveNext(context.CancellationToken))
+        {
+            var request = requests.Current;
+            ModelStreamInferResponse answer;
+            try { answer = new ModelStreamInferResponse { InferResponse = await GrpcFailures.Run(context, state, request, GrpcInfer.Run) }; }
+            catch (RpcException e)
+            {
+                answer = new ModelStreamInferResponse
+                {
+                    ErrorMessage = e.Status.Detail,
+                    InferResponse = new ModelInferResponse { ModelName = request.ModelName, ModelVersion = request.ModelVersion, Id = request.Id },
+                };
+            }
+            await responses.WriteAsync(answer, context.CancellationToken);
+        }
+    }
+
+    public override Task<ModelConfigResponse> ModelConfig(ModelConfigRequest request, ServerCallContext context) =>
+        GrpcFailures.Run(context, state, () => new ModelConfigResponse { Config = GrpcModelConfig.Of(Model(request.Name, request.Version)) });
+
+    public override Task<ModelStatisticsResponse> ModelStatistics(ModelStatisticsRequest request, ServerCallContext context) =>
+        GrpcFailures.Run(context, state, () =>
+        {
+            IEnumerable<Model> models = request.Name.Length == 0
+                ? request.Version.Length == 0 ? state.Core.Models : throw new MlosException(SmiStatus.InvalidParam, "a version needs a model name")
+                : [Model(request.Name, request.Version)];
+            var answer = new ModelStatisticsResponse();
+            foreach (var m in models) answer.ModelStats.Add(GrpcStatistics.Of(m));
+            return answer;
+        });
+
+    public override Task<RepositoryIndexResponse> RepositoryIndex(RepositoryIndexRequest request, ServerCallContext context) =>
+        GrpcFailures.Run(context, state, () =>
+        {
+            var answer = new RepositoryIndexResponse();
+            foreach (var e in repository.Index(request.Ready))
+                answer.Models.Add(new RepositoryIndexResponse.Types.ModelIndex { Name = e.Name, Version = e.Version ?? "", State = e.Ready ? "READY" : "UNAVAILABLE" });
+            return answer;
+        });
+
+    public override Task<RepositoryModelLoadResponse> RepositoryModelLoad(RepositoryModelLoadRequest request, ServerCallContext context) =>
+        GrpcFailures.Run(context, state, () =>
+        {
+            AdminGate.Require(context.GetHttpContext(), state);
+            NoParameters(request.Parameters.Keys, "load");
+            repository.Load(Named(request.ModelName));
+            return new RepositoryModelLoadResponse();
+        });
+
+    public override Task<RepositoryModelUnloadResponse> RepositoryModelUnload(RepositoryModelUnloadRequest request, ServerCallContext context) =>
+        GrpcFailures.Run(context, state, () =>
+        {
+            AdminGate.Require(context.GetHttpContext(), state);
+            // Triton's unload_dependents concerns ensembles, which this server has none of.
+            NoParameters(request.Parameters.Keys.Where(k => k != "unload_dependents"), "unload");
+            repository.Unload(Named(request.ModelName));
+            return new RepositoryModelUnloadResponse();
+        });
+
+    private Model Model(string name, string version)
+    {
+        var model = state.Core.GetModel(Named(name));
+        model.RequireVersion(version.Length == 0 ? null : version);
+        return model;
+    }
+
+    public static string Named(string name) =>
+        name.Length > 0 ? name : throw new MlosException(SmiStatus.InvalidParam, "the request names no model");
+
+    private static void NoParameters(IEnumerable<string> keys, string action)
+    {
+        if (keys.FirstOrDefault() is { } key)
+            throw new MlosException(SmiStatus.NotSupported, $"{action} parameter '{key}' is not supported (models load from their repository folder as they are)");
+    }
+
+    private static ModelMetadataResponse.Types.TensorMetadata Metadata(TensorDescription t)
+    {
+        var m = new ModelMetadataResponse.Types.TensorMetadata { Name = t.Name, Datatype = SmiDtypes.Name(t.Dtype) };
+        m.Shape.AddRange(t.Shape);
+        return m;
+    }
+}
