@@ -17,16 +17,24 @@ internal sealed record ServerOptions
     public int MaxConnections { get; init; } = 1024;
     public int ShutdownTimeoutSeconds { get; init; } = 20;
     public LogLevel LogLevel { get; init; } = LogLevel.Information;
+    /// <summary>The system shared-memory extension: off unless asked for.</summary>
+    public bool AllowSharedMemory { get; init; }
 
     public const string Usage = """
         mlos_core: the MLOS Core server (MLOS HTTP API and KServe v2 health).
 
           -c, --config FILE     JSON file with the same settings: {"http_port","host",
+                                "allow_shared_memory":bool,
                                 "plugin_dirs":[],"model_root","model_repository","admin_token",
                                 "max_body_mb","max_queue","max_models","max_connections",
                                 "shutdown_timeout_s","log_level","models":{"id":"path"}};
                                 options given on the command line override it
           -p, --http-port N     port to listen on (default 8080)
+              --allow-shared-memory
+                                the system shared-memory extension: clients may register POSIX
+                                shared-memory regions and pass tensors through them (off by
+                                default: a client that registers a region reads and writes it
+                                with this server's rights)
               --host ADDRESS    address to listen on (default 127.0.0.1)
               --plugin-dir DIR  folder to load plugins from, repeatable (default: the plugins/
                                 folder beside mlos_core, and ./plugins)
@@ -76,6 +84,7 @@ internal sealed record ServerOptions
                     o = o with { Port = int.TryParse(Value(), out var p) && p is > 0 and < 65536 ? p : throw new ArgumentException($"bad port: {args[i]}") };
                     break;
                 case "--host": o = o with { Host = Value() }; break;
+                case "--allow-shared-memory": o = o with { AllowSharedMemory = true }; break;
                 case "--plugin-dir": dirs.Add(Value()); break;
                 case "--model-root": o = o with { ModelRoot = Value() }; break;
                 case "--max-body-mb":
@@ -128,6 +137,7 @@ internal sealed record ServerOptions
                     {
                         "http_port" => o with { Port = p.Value.GetInt32() },
                         "host" => o with { Host = p.Value.GetString()! },
+                        "allow_shared_memory" => o with { AllowSharedMemory = p.Value.GetBoolean() },
                         "model_root" => o with { ModelRoot = p.Value.GetString()! },
                         "model_repository" => o with { ModelRepository = p.Value.GetString() },
                         "admin_token" => o with { AdminToken = p.Value.GetString() },
