@@ -106,4 +106,5 @@ long stopping = 0;
 app.Lifetime.ApplicationStopping.Register(() => stopping = System.Diagnostics.Stopwatch.GetTimestamp());
 await app.WaitForShutdownAsync();
 Shutdown.TearDown(core, stopping, options.ShutdownTimeoutSeconds);
+state.SharedMemory.Dispose();
 return 0;
