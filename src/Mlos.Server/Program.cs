@@ -77,6 +77,7 @@ var loading = Task.Run(() =>
 app.MapPrometheusScrapingEndpoint("/metrics");
 MlosRoutes.Map(app, state);
 KServeRoutes.Map(app, state, repository);
+SharedMemoryRoutes.Map(app, state);
 app.MapFallback((HttpContext http) => Responses.Error(http, state, 404, $"no route {http.Request.Method} {http.Request.Path}"));
 
 var url = $"http://{options.Host}:{options.Port}";
