@@ -20,6 +20,17 @@ internal static class AdminGate
         bool hasBody = request.ContentLength > 0 || request.Headers.TransferEncoding.Count > 0;
         if (hasBody && !IsJson(request.ContentType))
             throw new AdminException(415, $"this route takes Content-Type: application/json, not {(string.IsNullOrEmpty(request.ContentType) ? "none" : request.ContentType)}");
+        RequireCaller(http, state);
+    }
+
+    /// <summary>
+    /// The rules of <see cref="Require"/> but the content type's, for routes whose clients send
+    /// bodies untyped (Triton's shared-memory register): the token, or a loopback Host and a local
+    /// Origin; and a started server.
+    /// </summary>
+    public static void RequireCaller(HttpContext http, ServerState state)
+    {
+        var request = http.Request;
         if (state.Options.AdminToken is { } token)
         {
             RequireToken(request, token);

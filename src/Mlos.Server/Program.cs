@@ -78,6 +78,7 @@ app.MapPrometheusScrapingEndpoint("/metrics");
 MlosRoutes.Map(app, state);
 KServeRoutes.Map(app, state, control);
 if (options.GrpcPort > 0) GrpcEndpoint.Map(app);
+SharedMemoryRoutes.Map(app, state);
 app.MapFallback((HttpContext http) => Responses.Error(http, state, 404, $"no route {http.Request.Method} {http.Request.Path}"));
 
 var url = $"http://{options.Host}:{options.Port}";
@@ -113,4 +114,5 @@ app.Lifetime.ApplicationStopping.Register(() => stopping = System.Diagnostics.St
 await app.WaitForShutdownAsync();
 Shutdown.TearDown(core, stopping, options.ShutdownTimeoutSeconds);
 Listeners.RemoveSocket(options);
+state.SharedMemory.Dispose();
 return 0;

@@ -91,7 +91,7 @@ internal sealed class InferenceService(ServerState state, RepositoryControl repo
     public override Task<RepositoryModelLoadResponse> RepositoryModelLoad(RepositoryModelLoadRequest request, ServerCallContext context) =>
         GrpcFailures.Run(context, state, () =>
         {
-            AdminGate.Require(context.GetHttpContext(), state);
+            AdminGate.RequireCaller(context.GetHttpContext(), state);
             NoParameters(request.Parameters.Keys, "load");
             repository.Load(Named(request.ModelName));
             return new RepositoryModelLoadResponse();
@@ -100,11 +100,36 @@ internal sealed class InferenceService(ServerState state, RepositoryControl repo
     public override Task<RepositoryModelUnloadResponse> RepositoryModelUnload(RepositoryModelUnloadRequest request, ServerCallContext context) =>
         GrpcFailures.Run(context, state, () =>
         {
-            AdminGate.Require(context.GetHttpContext(), state);
+            AdminGate.RequireCaller(context.GetHttpContext(), state);
             // Triton's unload_dependents concerns ensembles, which this server has none of.
             NoParameters(request.Parameters.Keys.Where(k => k != "unload_dependents"), "unload");
             repository.Unload(Named(request.ModelName));
             return new RepositoryModelUnloadResponse();
+        });
+
+    public override Task<SystemSharedMemoryStatusResponse> SystemSharedMemoryStatus(SystemSharedMemoryStatusRequest request, ServerCallContext context) =>
+        GrpcFailures.Run(context, state, () =>
+        {
+            var answer = new SystemSharedMemoryStatusResponse();
+            foreach (var r in state.SharedMemory.Status(request.Name))
+                answer.Regions.Add(r.Name, new SystemSharedMemoryStatusResponse.Types.RegionStatus { Name = r.Name, Key = r.Key, Offset = r.Offset, ByteSize = r.ByteSize });
+            return answer;
+        });
+
+    public override Task<SystemSharedMemoryRegisterResponse> SystemSharedMemoryRegister(SystemSharedMemoryRegisterRequest request, ServerCallContext context) =>
+        GrpcFailures.Run(context, state, () =>
+        {
+            AdminGate.RequireCaller(context.GetHttpContext(), state);
+            SharedMemoryRoutes.Register(state, request.Name, request.Key, request.Offset, request.ByteSize);
+            return new SystemSharedMemoryRegisterResponse();
+        });
+
+    public override Task<SystemSharedMemoryUnregisterResponse> SystemSharedMemoryUnregister(SystemSharedMemoryUnregisterRequest request, ServerCallContext context) =>
+        GrpcFailures.Run(context, state, () =>
+        {
+            AdminGate.RequireCaller(context.GetHttpContext(), state);
+            SharedMemoryRoutes.Unregister(state, request.Name);
+            return new SystemSharedMemoryUnregisterResponse();
         });
 
     private Model Model(string name, string version)
