@@ -40,7 +40,7 @@ internal static class KServeInfer
         try
         {
             using var body = await RequestBody.ReadAsync(http, state.Options.MaxBodyBytes, scratch.Body);
-            var request = Parse(http, body, scratch);
+            var request = Parse(http, body, scratch, state.SharedMemory);
             long start = Stopwatch.GetTimestamp();
             var timing = await Infer(state, model, request, scratch);
             double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds - timing.QueueMicroseconds / 1e6;
@@ -55,13 +55,13 @@ internal static class KServeInfer
         }
     }
 
-    private static unsafe KServeRequest Parse(HttpContext http, in RequestBody body, KServeScratch scratch)
+    private static unsafe KServeRequest Parse(HttpContext http, in RequestBody body, KServeScratch scratch, SharedMemoryRegions regions)
     {
         int headerLength = body.Length;
         if (http.Request.Headers.TryGetValue(HeaderLength, out var h) &&
             (!int.TryParse(h.ToString(), out headerLength) || headerLength < 0 || headerLength > body.Length))
             throw new MlosException(SmiStatus.InvalidParam, $"{HeaderLength} {h} does not fit a body of {body.Length} bytes");
-        return KServeRequest.Parse(body.Span, headerLength, body.Pointer, scratch);
+        return KServeRequest.Parse(body.Span, headerLength, body.Pointer, scratch, regions);
     }
 
     /// <summary>Through the model's batcher without holding this thread, or at once.</summary>

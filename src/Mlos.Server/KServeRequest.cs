@@ -33,17 +33,16 @@ internal readonly unsafe struct KServeRequest
     /// <summary>Whether the request asked for output <paramref name="name"/> as binary data.</summary>
     public bool WantsBinary(ReadOnlySpan<byte> name, KServeScratch scratch)
     {
-        if (AllBinary) return true;
-        foreach (var r in scratch.RequestedOutputs)
-            if (r.Binary && r.NameSpan.SequenceEqual(name)) return true;
-        return false;
+        var requested = scratch.Requested(name);
+        if (requested?.Region is not null) return false; // written into its shared-memory region instead
+        return AllBinary || requested?.Binary == true;
     }
 
-    public static KServeRequest Parse(ReadOnlySpan<byte> body, int headerLength, byte* bodyPointer, KServeScratch scratch)
+    public static KServeRequest Parse(ReadOnlySpan<byte> body, int headerLength, byte* bodyPointer, KServeScratch scratch, SharedMemoryRegions regions)
     {
         try
         {
-            var request = ParseHeader(body, headerLength, bodyPointer, scratch);
+            var request = ParseHeader(body, headerLength, bodyPointer, scratch, regions);
             scratch.PointAtValues(request.InputCount);
             return request;
         }
@@ -53,7 +52,7 @@ internal readonly unsafe struct KServeRequest
         }
     }
 
-    private static KServeRequest ParseHeader(ReadOnlySpan<byte> body, int headerLength, byte* bodyPointer, KServeScratch scratch)
+    private static KServeRequest ParseHeader(ReadOnlySpan<byte> body, int headerLength, byte* bodyPointer, KServeScratch scratch, SharedMemoryRegions regions)
     {
         var reader = new Utf8JsonReader(body[..headerLength]);
         if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
@@ -75,10 +74,10 @@ internal readonly unsafe struct KServeRequest
                 {
                     if (inputs == KServeScratch.MaxTensors)
                         throw new MlosException(SmiStatus.InvalidParam, $"more than {KServeScratch.MaxTensors} inputs");
-                    ReadInput(ref reader, body, bodyPointer, ref offset, inputs++, scratch);
+                    ReadInput(ref reader, body, bodyPointer, ref offset, inputs++, scratch, regions);
                 }
             }
-            else if (reader.ValueTextEquals("outputs"u8)) ReadOutputs(ref reader, scratch);
+            else if (reader.ValueTextEquals("outputs"u8)) ReadOutputs(ref reader, scratch, regions);
             else if (reader.ValueTextEquals("parameters"u8)) allBinary = ReadFlag(ref reader, "binary_data_output"u8, "the request's \"parameters\"");
             else if (reader.ValueTextEquals("id"u8))
             {
@@ -108,7 +107,7 @@ internal readonly unsafe struct KServeRequest
     /// <summary>Longest tensor name accepted, in UTF-8 bytes after unescaping (more than any model uses).</summary>
     private const int MaxNameBytes = KServeScratch.MaxNameBytes;
 
-    private static void ReadInput(ref Utf8JsonReader reader, ReadOnlySpan<byte> body, byte* bodyPointer, ref int offset, int index, KServeScratch scratch)
+    private static void ReadInput(ref Utf8JsonReader reader, ReadOnlySpan<byte> body, byte* bodyPointer, ref int offset, int index, KServeScratch scratch, SharedMemoryRegions regions)
     {
         SmiTensor* t = &scratch.Inputs[index];
         if (reader.TokenType != JsonTokenType.StartObject)
@@ -120,6 +119,7 @@ internal readonly unsafe struct KServeRequest
         int rank = -1;
         long binarySize = -1;
         bool hasData = false;
+        var shared = new SharedMemoryParameters();
         Utf8JsonReader deferred = default; // "data" met before "datatype": read once the dtype is known
         bool isDeferred = false;
         JsonTensorExtent values = default;
@@ -157,6 +157,7 @@ internal readonly unsafe struct KServeRequest
                 if (reader.TokenType != JsonTokenType.StartObject) { reader.Skip(); continue; }
                 while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
                 {
+                    if (shared.TryRead(ref reader)) continue;
                     bool isSize = reader.ValueTextEquals("binary_data_size"u8);
                     reader.Read();
                     if (!isSize) { reader.Skip(); continue; }
@@ -189,6 +190,13 @@ internal readonly unsafe struct KServeRequest
         t->Name = scratch.Name(name);
         t->Dtype = dtype;
         t->NDim = (uint)rank;
+        if (shared.Reference($"input '{Text(name)}'") is { } region)
+        {
+            if (hasData || binarySize >= 0)
+                throw new MlosException(SmiStatus.InvalidParam, $"input '{Text(name)}' gives shared_memory_region and {(hasData ? "\"data\"" : "binary_data_size")}: its bytes come from one place");
+            SharedMemoryTensors.PlaceInput(regions, region, Text(name), index, scratch);
+            return;
+        }
         if (binarySize >= 0)
         {
             // The core checks the bytes against the shape and dtype (BYTES included) for every front door.
@@ -229,7 +237,7 @@ internal readonly unsafe struct KServeRequest
     /// <c>"outputs": [{"name": "…", "parameters": {"binary_data": bool}}]</c>: the outputs to send
     /// (a name that is escaped is unescaped into the scratch's name arena, as input names are).
     /// </summary>
-    private static void ReadOutputs(ref Utf8JsonReader reader, KServeScratch scratch)
+    private static void ReadOutputs(ref Utf8JsonReader reader, KServeScratch scratch, SharedMemoryRegions regions)
     {
         const string shape = "\"outputs\" must be an array of objects {\"name\", \"parameters\"?}";
         reader.Read();
@@ -241,6 +249,7 @@ internal readonly unsafe struct KServeRequest
             scoped ReadOnlySpan<byte> name = default;
             bool named = false;
             bool binary = false;
+            var shared = new SharedMemoryParameters();
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
                 if (reader.ValueTextEquals("name"u8))
@@ -250,7 +259,7 @@ internal readonly unsafe struct KServeRequest
                     name = Name(in reader, nameBuffer);
                     named = true;
                 }
-                else if (reader.ValueTextEquals("parameters"u8)) binary = ReadFlag(ref reader, "binary_data"u8, "a requested output's \"parameters\"");
+                else if (reader.ValueTextEquals("parameters"u8)) binary = ReadFlag(ref reader, "binary_data"u8, "a requested output's \"parameters\"", ref shared);
                 else
                 {
                     reader.Read();
@@ -258,18 +267,28 @@ internal readonly unsafe struct KServeRequest
                 }
             }
             if (!named) throw new MlosException(SmiStatus.InvalidParam, "every requested output needs a \"name\"");
-            scratch.RequestOutput(name, binary);
+            if (shared.Reference($"output '{Text(name)}'") is { } region)
+                scratch.RequestOutput(name, binary, SharedMemoryTensors.ForOutput(regions, region, name, scratch), region.Region);
+            else scratch.RequestOutput(name, binary);
         }
     }
 
     /// <summary>Reads a parameters object and returns whether <paramref name="flag"/> is true in it.</summary>
     private static bool ReadFlag(ref Utf8JsonReader reader, ReadOnlySpan<byte> flag, string what)
     {
+        var none = new SharedMemoryParameters();
+        return ReadFlag(ref reader, flag, what, ref none);
+    }
+
+    /// <summary>The same, keeping the shared-memory members it meets in <paramref name="shared"/>.</summary>
+    private static bool ReadFlag(ref Utf8JsonReader reader, ReadOnlySpan<byte> flag, string what, ref SharedMemoryParameters shared)
+    {
         reader.Read();
         if (reader.TokenType != JsonTokenType.StartObject) throw new MlosException(SmiStatus.InvalidParam, $"{what} must be an object");
         bool value = false;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
+            if (shared.TryRead(ref reader)) continue;
             bool match = reader.ValueTextEquals(flag);
             reader.Read();
             if (!match) reader.Skip();
@@ -277,6 +296,41 @@ internal readonly unsafe struct KServeRequest
             else throw new MlosException(SmiStatus.InvalidParam, $"{what}: {Encoding.UTF8.GetString(flag)} must be true or false");
         }
         return value;
+    }
+
+    /// <summary>A tensor's shared-memory members of its JSON parameters, as they are read.</summary>
+    private struct SharedMemoryParameters
+    {
+        private string? _region;
+        private ulong? _size;
+        private ulong? _offset;
+
+        /// <summary>Reads the member the reader is at if it is a shared-memory one; false (nothing read) for any other.</summary>
+        public bool TryRead(ref Utf8JsonReader reader)
+        {
+            if (reader.ValueTextEquals("shared_memory_region"u8))
+            {
+                reader.Read();
+                _region = reader.TokenType == JsonTokenType.String ? reader.GetString()
+                    : throw new MlosException(SmiStatus.InvalidParam, "shared_memory_region must be a string (a registered region's name)");
+                return true;
+            }
+            bool size = reader.ValueTextEquals("shared_memory_byte_size"u8);
+            if (!size && !reader.ValueTextEquals("shared_memory_offset"u8)) return false;
+            reader.Read();
+            if (reader.TokenType != JsonTokenType.Number || !reader.TryGetUInt64(out var n))
+                throw new MlosException(SmiStatus.InvalidParam, $"{(size ? "shared_memory_byte_size" : "shared_memory_offset")} must be a non-negative integer");
+            if (size) _size = n;
+            else _offset = n;
+            return true;
+        }
+
+        /// <summary>Where the tensor lives, or null when it names no region; a size or offset without a region is refused.</summary>
+        public readonly SharedMemoryReference? Reference(string what) => _region is { } region
+            ? new SharedMemoryReference(region, _size, _offset ?? 0)
+            : _size is not null || _offset is not null
+                ? throw new MlosException(SmiStatus.InvalidParam, $"{what} gives a shared-memory size or offset but no shared_memory_region")
+                : null;
     }
 
     private static MlosException BadShape(ReadOnlySpan<byte> name) =>

@@ -46,7 +46,16 @@ internal static class KServeResponse
             if (!KServeRequest.Selected(name, scratch)) continue;
             bool binary = request.WantsBinary(name, scratch);
             w.WriteStartObject();
-            MlosConvention.WriteTensor(w, in t, withData: !binary);
+            if (scratch.Requested(name) is { Region: not null } shared)
+            {
+                SharedMemoryTensors.Write(in t, in shared);
+                MlosConvention.WriteTensor(w, in t, withData: false);
+                w.WriteStartObject("parameters"u8);
+                w.WriteString("shared_memory_region"u8, shared.RegionName);
+                w.WriteNumber("shared_memory_byte_size"u8, (long)t.ByteSize);
+                w.WriteEndObject();
+            }
+            else MlosConvention.WriteTensor(w, in t, withData: !binary);
             if (binary)
             {
                 w.WriteStartObject("parameters"u8);

@@ -38,6 +38,8 @@ internal sealed unsafe class KServeScratch
     public static void Return(KServeScratch scratch)
     {
         scratch.Unpin();
+        foreach (var lease in scratch._leases) lease.Dispose();
+        scratch._leases.Clear();
         if (Interlocked.Increment(ref s_pooled) > MaxPooled)
         {
             Interlocked.Decrement(ref s_pooled);
@@ -137,14 +139,31 @@ internal sealed unsafe class KServeScratch
     }
 
     /// <summary>A name from the request's list of outputs to send: at most <see cref="MaxTensors"/>, none twice.</summary>
-    public void RequestOutput(ReadOnlySpan<byte> name, bool binary)
+    public void RequestOutput(ReadOnlySpan<byte> name, bool binary, SharedMemoryRegions.Lease? region = null, string? regionName = null)
     {
         if (RequestedOutputs.Count == MaxTensors)
             throw new Core.MlosException(SmiStatus.InvalidParam, $"more than {MaxTensors} requested outputs");
         foreach (var r in RequestedOutputs)
             if (r.NameSpan.SequenceEqual(name))
                 throw new Core.MlosException(SmiStatus.InvalidParam, $"output '{System.Text.Encoding.UTF8.GetString(name)}' is requested twice");
-        RequestedOutputs.Add(new RequestedOutput(Name(name), binary));
+        RequestedOutputs.Add(new RequestedOutput(Name(name), binary, region, regionName));
+    }
+
+    /// <summary>The request's entry for output <paramref name="name"/>, if it lists it.</summary>
+    public RequestedOutput? Requested(ReadOnlySpan<byte> name)
+    {
+        foreach (var r in RequestedOutputs)
+            if (r.NameSpan.SequenceEqual(name)) return r;
+        return null;
+    }
+
+    /// <summary>Shared-memory leases the request's tensors point into, given back with the scratch.</summary>
+    private readonly List<SharedMemoryRegions.Lease> _leases = new();
+
+    public SharedMemoryRegions.Lease Hold(SharedMemoryRegions.Lease lease)
+    {
+        _leases.Add(lease);
+        return lease;
     }
 
     /// <summary>Managed buffers the inputs point into (gRPC's raw contents), pinned while the request runs.</summary>
@@ -195,10 +214,15 @@ internal sealed unsafe class KServeScratch
     }
 }
 
-/// <summary>One entry of a request's <c>"outputs"</c>: its NUL-terminated name (in the scratch's name arena) and whether it goes as binary data.</summary>
-internal readonly unsafe struct RequestedOutput(byte* name, bool binary)
+/// <summary>
+/// One entry of a request's <c>"outputs"</c>: its NUL-terminated name (in the scratch's name
+/// arena), whether it goes as binary data, or the shared-memory region it is written into instead.
+/// </summary>
+internal readonly unsafe struct RequestedOutput(byte* name, bool binary, SharedMemoryRegions.Lease? region, string? regionName)
 {
     public readonly byte* Name = name;
     public readonly bool Binary = binary;
+    public readonly SharedMemoryRegions.Lease? Region = region;
+    public readonly string? RegionName = regionName;
     public ReadOnlySpan<byte> NameSpan => System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpanFromNullTerminated(Name);
 }

@@ -27,7 +27,7 @@ internal static class GrpcInfer
         var scratch = KServeScratch.Rent();
         try
         {
-            int inputs = GrpcInputs.Place(request, scratch);
+            int inputs = GrpcInputs.Place(request, scratch, state.SharedMemory);
             long start = Stopwatch.GetTimestamp();
             var timing = await Infer(state, model, inputs, scratch);
             double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds - timing.QueueMicroseconds / 1e6;
@@ -61,6 +61,15 @@ internal static class GrpcInfer
             var tensor = new InferOutputTensor { Name = Encoding.UTF8.GetString(name), Datatype = SmiDtypes.Name(t.Dtype) };
             foreach (var d in t.Dims) tensor.Shape.Add(d);
             response.Outputs.Add(tensor);
+            if (scratch.Requested(name) is { Region: not null } shared)
+            {
+                // In its region; an empty raw entry keeps raw_output_contents in step with outputs.
+                SharedMemoryTensors.Write(in t, in shared);
+                tensor.Parameters.Add("shared_memory_region", new InferParameter { StringParam = shared.RegionName });
+                tensor.Parameters.Add("shared_memory_byte_size", new InferParameter { Int64Param = (long)t.ByteSize });
+                response.RawOutputContents.Add(ByteString.Empty);
+                continue;
+            }
             if (t.ByteSize > int.MaxValue)
                 throw new Core.MlosException(SmiStatus.InvalidParam, $"output '{tensor.Name}' has {t.ByteSize} bytes, more than one gRPC message can carry");
             response.RawOutputContents.Add(ByteString.CopyFrom(new ReadOnlySpan<byte>(t.Data, (int)t.ByteSize)));

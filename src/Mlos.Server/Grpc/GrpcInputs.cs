@@ -18,21 +18,56 @@ namespace Mlos.Server.Grpc;
 /// </summary>
 internal static unsafe class GrpcInputs
 {
-    public static int Place(ModelInferRequest request, KServeScratch scratch)
+    public static int Place(ModelInferRequest request, KServeScratch scratch, SharedMemoryRegions regions)
     {
         var inputs = request.Inputs;
         if (inputs.Count > KServeScratch.MaxTensors)
             throw new MlosException(SmiStatus.InvalidParam, $"more than {KServeScratch.MaxTensors} inputs");
         var raw = request.RawInputContents;
-        if (raw.Count > 0 && raw.Count != inputs.Count)
+        int shared = inputs.Count(i => Shared(i.Parameters, "") is not null);
+        // One raw entry per input, or per input not in shared memory (both are sent by clients).
+        bool perInput = raw.Count == inputs.Count;
+        if (raw.Count > 0 && !perInput && raw.Count != inputs.Count - shared)
             throw new MlosException(SmiStatus.InvalidParam, $"raw_input_contents has {raw.Count} entries for {inputs.Count} inputs: give one per input, in the order of inputs");
-        for (int i = 0; i < inputs.Count; i++) PlaceInput(inputs[i], raw.Count > 0 ? raw[i] : null, i, scratch);
+        for (int i = 0, next = 0; i < inputs.Count; i++)
+        {
+            var region = Shared(inputs[i].Parameters, $"input '{inputs[i].Name}'");
+            ByteString? bytes = raw.Count == 0 ? null : perInput ? raw[i] : region is null ? raw[next++] : null;
+            PlaceInput(inputs[i], bytes, region, i, scratch, regions);
+        }
         scratch.PointAtValues(inputs.Count);
-        foreach (var o in request.Outputs) scratch.RequestOutput(Utf8(o.Name), binary: true);
+        foreach (var o in request.Outputs)
+        {
+            var name = Utf8(o.Name);
+            if (Shared(o.Parameters, $"output '{o.Name}'") is { } region)
+                scratch.RequestOutput(name, binary: true, SharedMemoryTensors.ForOutput(regions, region, name, scratch), region.Region);
+            else scratch.RequestOutput(name, binary: true);
+        }
         return inputs.Count;
     }
 
-    private static void PlaceInput(InferInputTensor input, ByteString? raw, int index, KServeScratch scratch)
+    /// <summary>A tensor's shared_memory_region / _byte_size / _offset parameters (sizes as int64 or uint64, as clients send them).</summary>
+    private static SharedMemoryReference? Shared(Google.Protobuf.Collections.MapField<string, InferParameter> parameters, string what)
+    {
+        if (parameters.Count == 0) return null;
+        parameters.TryGetValue("shared_memory_byte_size", out var size);
+        parameters.TryGetValue("shared_memory_offset", out var offset);
+        if (!parameters.TryGetValue("shared_memory_region", out var region))
+            return size is null && offset is null ? null
+                : throw new MlosException(SmiStatus.InvalidParam, $"{what} gives a shared-memory size or offset but no shared_memory_region");
+        if (region.ParameterChoiceCase != InferParameter.ParameterChoiceOneofCase.StringParam)
+            throw new MlosException(SmiStatus.InvalidParam, $"{what}: shared_memory_region must be a string parameter");
+        return new SharedMemoryReference(region.StringParam, size is null ? null : Unsigned(size, what), offset is null ? 0 : Unsigned(offset, what));
+    }
+
+    private static ulong Unsigned(InferParameter p, string what) => p.ParameterChoiceCase switch
+    {
+        InferParameter.ParameterChoiceOneofCase.Int64Param when p.Int64Param >= 0 => (ulong)p.Int64Param,
+        InferParameter.ParameterChoiceOneofCase.Uint64Param => p.Uint64Param,
+        _ => throw new MlosException(SmiStatus.InvalidParam, $"{what}: shared-memory sizes and offsets must be non-negative int64 or uint64 parameters"),
+    };
+
+    private static void PlaceInput(InferInputTensor input, ByteString? raw, SharedMemoryReference? region, int index, KServeScratch scratch, SharedMemoryRegions regions)
     {
         SmiTensor* t = &scratch.Inputs[index];
         *t = default;
@@ -52,6 +87,13 @@ internal static unsafe class GrpcInputs
             t->Shape[d] = input.Shape[d];
         }
         t->NDim = (uint)input.Shape.Count;
+        if (region is { } shared)
+        {
+            if (input.Contents is not null || raw is { Length: > 0 })
+                throw new MlosException(SmiStatus.InvalidParam, $"input '{name}' gives shared_memory_region and contents: its bytes come from one place");
+            SharedMemoryTensors.PlaceInput(regions, shared, name, index, scratch);
+            return;
+        }
         if (raw is not null)
         {
             if (input.Contents is not null)

@@ -1,0 +1,269 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Google.Protobuf;
+using Grpc.Core;
+using Mlos.Server.Grpc.Protocol;
+using Mlos.Tests;
+using static Mlos.Server.Grpc.Protocol.ModelInferRequest.Types;
+
+namespace Mlos.Server.Tests;
+
+/// <summary>
+/// Tensors through system shared memory, end to end: this process creates the objects, writes
+/// inputs into them, registers them, and reads the outputs the server wrote there; the bytes are
+/// those REST binary answers for the same inputs. Over REST and gRPC.
+/// </summary>
+public sealed class SharedMemoryInferenceTests : IClassFixture<SharedMemoryInferenceTests.Server>
+{
+    public sealed class Server : IDisposable
+    {
+        public Server()
+        {
+            Root = Directory.CreateTempSubdirectory("mlos-shm-infer-").FullName;
+            foreach (var f in (string[])["multi_io.onnx", "strings.onnx"])
+                File.Copy(Path.Combine(BuildTree.Models("onnx"), f), Path.Combine(Root, f));
+            Process = new ServerProcess(Root, "--allow-shared-memory", "--model", "multi=multi_io.onnx", "--model", "strings=strings.onnx");
+            Channel = Process.Grpc();
+            Client = new GRPCInferenceService.GRPCInferenceServiceClient(Channel);
+        }
+
+        public string Root { get; }
+        public ServerProcess Process { get; }
+        public global::Grpc.Net.Client.GrpcChannel Channel { get; }
+        public GRPCInferenceService.GRPCInferenceServiceClient Client { get; }
+
+        public void Dispose()
+        {
+            Channel.Dispose();
+            Process.Dispose();
+            Directory.Delete(Root, recursive: true);
+        }
+    }
+
+    private readonly Server _server;
+    private HttpClient Http => _server.Process.Client;
+
+    public SharedMemoryInferenceTests(Server server) => _server = server;
+
+    // multi_io's inputs: input_ids INT64 [2,8] (128 bytes) and features FP32 [2,4] (32 bytes).
+    private static readonly long[] Ids = [27, 88, 81, 88, 65, 69, 15, 16, 12, 32, 59, 64, 70, 0, 0, 0];
+    private static readonly float[] Features = [-0.145f, 0.47f, 0.4267f, 0.6845f, -1.39f, 1.6f, -0.4978f, 0.013f];
+    private static byte[] IdBytes => Ids.SelectMany(BitConverter.GetBytes).ToArray();
+    private static byte[] FeatureBytes => Features.SelectMany(BitConverter.GetBytes).ToArray();
+
+    private static void Write(ShmObject shm, long offset, byte[] bytes)
+    {
+        using var f = new FileStream(shm.Path, FileMode.Open, FileAccess.Write);
+        f.Position = offset;
+        f.Write(bytes);
+    }
+
+    private static byte[] Read(ShmObject shm, long offset, int count) => File.ReadAllBytes(shm.Path)[(int)offset..(int)(offset + count)];
+
+    private async Task Register(string name, ShmObject shm, long bytes)
+    {
+        using var r = await Http.PostAsync($"/v2/systemsharedmemory/region/{name}/register",
+            new StringContent($$"""{"key":"{{shm.Key}}","offset":0,"byte_size":{{bytes}}}""", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+    }
+
+    private async Task Unregister(string name) => (await Http.PostAsync($"/v2/systemsharedmemory/region/{name}/unregister", null)).Dispose();
+
+    /// <summary>What REST binary answers for multi_io's inputs: the reference every other way is held to.</summary>
+    private async Task<Dictionary<string, byte[]>> RestBinary()
+    {
+        var head = Encoding.UTF8.GetBytes("""
+            {"inputs":[{"name":"input_ids","shape":[2,8],"datatype":"INT64","parameters":{"binary_data_size":128}},
+                       {"name":"features","shape":[2,4],"datatype":"FP32","parameters":{"binary_data_size":32}}],
+             "parameters":{"binary_data_output":true}}
+            """);
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v2/models/multi/infer") { Content = new ByteArrayContent([.. head, .. IdBytes, .. FeatureBytes]) };
+        request.Content.Headers.TryAddWithoutValidation("Inference-Header-Content-Length", head.Length.ToString());
+        using var response = await Http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        int length = int.Parse(response.Headers.GetValues("Inference-Header-Content-Length").Single());
+        var bytes = await response.Content.ReadAsByteArrayAsync();
+        var outputs = new Dictionary<string, byte[]>();
+        int at = length;
+        foreach (var o in JsonDocument.Parse(bytes.AsMemory(0, length)).RootElement.GetProperty("outputs").EnumerateArray())
+        {
+            int size = o.GetProperty("parameters").GetProperty("binary_data_size").GetInt32();
+            outputs[o.GetProperty("name").GetString()!] = bytes[at..(at + size)];
+            at += size;
+        }
+        return outputs;
+    }
+
+    [Fact]
+    public async Task Rest_reads_inputs_from_and_writes_outputs_into_regions_bit_for_bit()
+    {
+        Assert.Contains("system_shared_memory", await Http.GetStringAsync("/v2")); // listed once it is on
+        using var input = new ShmObject(4096);
+        using var output = new ShmObject(4096);
+        Write(input, 0, IdBytes);
+        Write(input, 256, FeatureBytes);
+        await Register("rest-in", input, 4096);
+        await Register("rest-out", output, 4096);
+        try
+        {
+            var json = """
+                {"id":"shm1","inputs":[
+                   {"name":"input_ids","shape":[2,8],"datatype":"INT64","parameters":{"shared_memory_region":"rest-in","shared_memory_byte_size":128}},
+                   {"name":"features","shape":[2,4],"datatype":"FP32","parameters":{"shared_memory_region":"rest-in","shared_memory_byte_size":32,"shared_memory_offset":256}}],
+                 "outputs":[{"name":"logits","parameters":{"shared_memory_region":"rest-out","shared_memory_byte_size":24,"shared_memory_offset":1024}},
+                            {"name":"ids_sum","parameters":{"shared_memory_region":"rest-out","shared_memory_byte_size":16}}]}
+                """;
+            using var r = await Http.PostAsync("/v2/models/multi/infer", new StringContent(json, Encoding.UTF8, "application/json"));
+            var text = await r.Content.ReadAsStringAsync();
+            Assert.True(r.StatusCode == HttpStatusCode.OK, text);
+            var answer = JsonDocument.Parse(text).RootElement;
+            Assert.Equal("shm1", answer.GetProperty("id").GetString());
+            var outputs = answer.GetProperty("outputs").EnumerateArray().ToArray();
+            Assert.Equal(["logits", "ids_sum"], outputs.Select(o => o.GetProperty("name").GetString()).Order().Reverse());
+            Assert.All(outputs, o =>
+            {
+                Assert.False(o.TryGetProperty("data", out _));
+                Assert.Equal("rest-out", o.GetProperty("parameters").GetProperty("shared_memory_region").GetString());
+            });
+            var reference = await RestBinary();
+            Assert.Equal(reference["logits"], Read(output, 1024, 24));
+            Assert.Equal(reference["ids_sum"], Read(output, 0, 16));
+        }
+        finally
+        {
+            await Unregister("rest-in");
+            await Unregister("rest-out");
+        }
+    }
+
+    private static ModelInferRequest SharedRequest(string inRegion, string outRegion, long outputBytes = 24)
+    {
+        var r = new ModelInferRequest { ModelName = "multi", Id = "g-shm" };
+        InferInputTensor Input(string name, string dtype, long size, long offset, params long[] shape)
+        {
+            var t = new InferInputTensor { Name = name, Datatype = dtype };
+            t.Shape.AddRange(shape);
+            t.Parameters.Add("shared_memory_region", new InferParameter { StringParam = inRegion });
+            t.Parameters.Add("shared_memory_byte_size", new InferParameter { Int64Param = size });
+            t.Parameters.Add("shared_memory_offset", new InferParameter { Int64Param = offset });
+            return t;
+        }
+        r.Inputs.Add(Input("input_ids", "INT64", 128, 0, 2, 8));
+        r.Inputs.Add(Input("features", "FP32", 32, 256, 2, 4));
+        var logits = new InferRequestedOutputTensor { Name = "logits" };
+        logits.Parameters.Add("shared_memory_region", new InferParameter { StringParam = outRegion });
+        logits.Parameters.Add("shared_memory_byte_size", new InferParameter { Uint64Param = (ulong)outputBytes });
+        r.Outputs.Add(logits);
+        r.Outputs.Add(new InferRequestedOutputTensor { Name = "mask" }); // raw, next to a shared one
+        return r;
+    }
+
+    [Fact]
+    public async Task Grpc_reads_and_writes_regions_and_mixes_them_with_raw_outputs()
+    {
+        using var input = new ShmObject(4096);
+        using var output = new ShmObject(4096);
+        Write(input, 0, IdBytes);
+        Write(input, 256, FeatureBytes);
+        var client = _server.Client;
+        await client.SystemSharedMemoryRegisterAsync(new SystemSharedMemoryRegisterRequest { Name = "g-in", Key = input.Key, ByteSize = 4096 });
+        await client.SystemSharedMemoryRegisterAsync(new SystemSharedMemoryRegisterRequest { Name = "g-out", Key = output.Key, ByteSize = 4096 });
+        try
+        {
+            var status = await client.SystemSharedMemoryStatusAsync(new SystemSharedMemoryStatusRequest { Name = "g-in" });
+            Assert.Equal(input.Key, status.Regions["g-in"].Key);
+            var answer = await client.ModelInferAsync(SharedRequest("g-in", "g-out"));
+            Assert.Equal(["logits", "mask"], answer.Outputs.Select(o => o.Name).Order());
+            Assert.Equal(answer.Outputs.Count, answer.RawOutputContents.Count);
+            var reference = await RestBinary();
+            int logits = answer.Outputs.ToList().FindIndex(o => o.Name == "logits");
+            Assert.Equal("g-out", answer.Outputs[logits].Parameters["shared_memory_region"].StringParam);
+            Assert.Equal(0, answer.RawOutputContents[logits].Length);
+            Assert.Equal(reference["logits"], Read(output, 0, 24));
+            Assert.Equal(reference["mask"], answer.RawOutputContents[1 - logits].ToByteArray());
+
+            // A region too small for its output, and one never registered: the client's mistakes.
+            var small = await Assert.ThrowsAsync<RpcException>(() => client.ModelInferAsync(SharedRequest("g-in", "g-out", outputBytes: 8)).ResponseAsync);
+            Assert.Equal(StatusCode.InvalidArgument, small.StatusCode);
+            Assert.Contains("has 24 bytes", small.Status.Detail);
+            var unknown = await Assert.ThrowsAsync<RpcException>(() => client.ModelInferAsync(SharedRequest("nope", "g-out")).ResponseAsync);
+            Assert.Equal(StatusCode.NotFound, unknown.StatusCode);
+            var past = SharedRequest("g-in", "g-out");
+            past.Inputs[1].Parameters["shared_memory_offset"] = new InferParameter { Int64Param = 4090 };
+            Assert.Equal(StatusCode.InvalidArgument, (await Assert.ThrowsAsync<RpcException>(() => client.ModelInferAsync(past).ResponseAsync)).StatusCode);
+        }
+        finally
+        {
+            await client.SystemSharedMemoryUnregisterAsync(new SystemSharedMemoryUnregisterRequest { Name = "g-in" });
+            await client.SystemSharedMemoryUnregisterAsync(new SystemSharedMemoryUnregisterRequest { Name = "g-out" });
+        }
+    }
+
+    [Fact]
+    public async Task A_bytes_input_from_shared_memory_is_checked_and_answered()
+    {
+        using var input = new ShmObject(4096);
+        var hello = Encoding.UTF8.GetBytes("hello");
+        Write(input, 0, [.. BitConverter.GetBytes(hello.Length), .. hello]);
+        await Register("bytes-in", input, 4096);
+        try
+        {
+            var r = new ModelInferRequest { ModelName = "strings" };
+            var t = new InferInputTensor { Name = "text", Datatype = "BYTES" };
+            t.Shape.Add(1);
+            t.Parameters.Add("shared_memory_region", new InferParameter { StringParam = "bytes-in" });
+            t.Parameters.Add("shared_memory_byte_size", new InferParameter { Int64Param = 9 });
+            r.Inputs.Add(t);
+            var answer = await _server.Client.ModelInferAsync(r);
+            Assert.Equal([.. BitConverter.GetBytes(5), .. "HELLO"u8.ToArray()], answer.RawOutputContents[0].ToByteArray());
+            // A length prefix that claims more than the range holds is refused before the plugin reads it.
+            Write(input, 0, BitConverter.GetBytes(4000));
+            var e = await Assert.ThrowsAsync<RpcException>(() => _server.Client.ModelInferAsync(r).ResponseAsync);
+            Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+        }
+        finally { await Unregister("bytes-in"); }
+    }
+
+    [Fact]
+    public async Task Unregistering_while_requests_use_a_region_fails_none_of_them_unsafely()
+    {
+        using var input = new ShmObject(4096);
+        using var output = new ShmObject(4096);
+        Write(input, 0, IdBytes);
+        Write(input, 256, FeatureBytes);
+        var client = _server.Client;
+        await client.SystemSharedMemoryRegisterAsync(new SystemSharedMemoryRegisterRequest { Name = "race-out", Key = output.Key, ByteSize = 4096 });
+        var reference = await RestBinary();
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(3));
+        var churn = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                await client.SystemSharedMemoryRegisterAsync(new SystemSharedMemoryRegisterRequest { Name = "race-in", Key = input.Key, ByteSize = 4096 });
+                await client.SystemSharedMemoryUnregisterAsync(new SystemSharedMemoryUnregisterRequest { Name = "race-in" });
+            }
+        });
+        int ok = 0, missing = 0;
+        var workers = Enumerable.Range(0, 4).Select(_ => Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                try
+                {
+                    await client.ModelInferAsync(SharedRequest("race-in", "race-out"));
+                    Interlocked.Increment(ref ok);
+                }
+                catch (RpcException e) when (e.StatusCode == StatusCode.NotFound) { Interlocked.Increment(ref missing); }
+            }
+        })).ToArray();
+        await Task.WhenAll([churn, .. workers]);
+        Assert.True(ok > 0 && missing > 0, $"{ok} answered, {missing} found no region");
+        Assert.Equal(reference["logits"], Read(output, 0, 24));
+        await client.SystemSharedMemoryUnregisterAsync(new SystemSharedMemoryUnregisterRequest());
+        // Every lease given back: the server maps neither object any more.
+        var maps = File.ReadAllText($"/proc/{_server.Process.Pid}/maps");
+        Assert.DoesNotContain(input.Name, maps);
+        Assert.DoesNotContain(output.Name, maps);
+    }
+}
