@@ -42,7 +42,8 @@ static const struct {
 
     FIELD(smi_plugin_t, interface), FIELD(smi_plugin_t, plugin_id), FIELD(smi_plugin_t, smi_version),
     FIELD(smi_plugin_interface_1_2_t, infer_with_deadline), SIZE(smi_plugin_interface_1_2_t),
-    FIELD(smi_plugin_t, private_data), FIELD(smi_plugin_t, v1_1), FIELD(smi_plugin_t, v1_2), SIZE(smi_plugin_t),
+    FIELD(smi_plugin_interface_1_3_t, infer_selected), SIZE(smi_plugin_interface_1_3_t),
+    FIELD(smi_plugin_t, private_data), FIELD(smi_plugin_t, v1_1), FIELD(smi_plugin_t, v1_2), FIELD(smi_plugin_t, v1_3), SIZE(smi_plugin_t),
 };
 
 int main(int argc, char** argv) {

@@ -38,7 +38,7 @@ extern "C" {
 /** @name Version of this header. A plugin reports the version it was built against. */
 /**@{*/
 #define SMI_VERSION_MAJOR 1
-#define SMI_VERSION_MINOR 2
+#define SMI_VERSION_MINOR 3
 #define SMI_VERSION_PATCH 0
 /** Packs a version the way smi_plugin_t::smi_version holds it. */
 #define SMI_MAKE_VERSION(major, minor, patch) \
@@ -205,6 +205,13 @@ typedef enum {
 #define SMI_CAP_BATCHING    ((uint64_t)1 << 1) /**< typed infer accepts any size along dim 0 (dynamic batch) */
 #define SMI_CAP_GPU         ((uint64_t)1 << 2) /**< can run on a GPU in this process */
 #define SMI_CAP_TYPED_INFER ((uint64_t)1 << 3) /**< implements infer */
+/**
+ * SMI 1.3: the plugin's models take whatever tensors they are given (an echo, a pass-through):
+ * their get_model_io specs describe defaults only, and hosts do not refuse requests that differ
+ * from them. Without it, a host may refuse a request whose inputs or requested outputs do not
+ * match the specs (unknown or missing names, another dtype, a fixed dimension of another size).
+ */
+#define SMI_CAP_ANY_INPUTS  ((uint64_t)1 << 4)
 
 /** Shape and type of one model input or output; dynamic dimensions are -1. */
 typedef struct {
@@ -298,6 +305,29 @@ typedef struct {
                                         uint64_t deadline_ns);
 } smi_plugin_interface_1_2_t;
 
+/* ======================= SMI 1.3 types ======================= */
+
+/**
+ * SMI 1.3 entries. Present when the plugin's smi_version is >= 1.3; each entry may still be
+ * NULL (absent).
+ */
+typedef struct {
+    /**
+     * Typed inference of chosen outputs: infer_with_deadline's contract, plus
+     * output_names[0..num_output_names), the model outputs the caller wants (each named once,
+     * caller-owned for the call). The plugin computes what it must to produce those and writes
+     * exactly those outputs, in any order (the caller matches them by name); a name the model
+     * does not have fails the call with SMI_ERROR_INVALID_PARAM. num_output_names == 0 means
+     * every output, as infer_with_deadline. Lets a model with many outputs skip the work and
+     * memory of the ones nobody asked for.
+     */
+    smi_status_t (*infer_selected)(smi_model_handle_t handle,
+                                   const smi_tensor_t* inputs, size_t num_inputs,
+                                   const char* const* output_names, size_t num_output_names,
+                                   smi_tensor_t* outputs, size_t* num_outputs,
+                                   uint64_t deadline_ns);
+} smi_plugin_interface_1_3_t;
+
 /** The plugin descriptor returned by smi_plugin_init. Owned by the plugin, static for its life. */
 typedef struct {
     smi_plugin_interface_t interface;
@@ -313,6 +343,10 @@ typedef struct {
     /** SMI 1.2: read only when SMI_VERSION_GET_MINOR(smi_version) >= 2. */
     smi_plugin_interface_1_2_t v1_2;
     /* ============ End of SMI 1.2 - do not modify above this line ============ */
+
+    /** SMI 1.3: read only when SMI_VERSION_GET_MINOR(smi_version) >= 3. */
+    smi_plugin_interface_1_3_t v1_3;
+    /* ============ End of SMI 1.3 - do not modify above this line ============ */
 } smi_plugin_t;
 
 /** Type of the one symbol a plugin exports. */

@@ -43,7 +43,8 @@ public sealed unsafe class EchoPlugin : ISmiPlugin<EchoModel>
     public string Name => "MLOS C# Echo Plugin";
     public string Version => "1.0.0";
     public string SupportedFrameworks => "echo";
-    public SmiCapabilities Capabilities => SmiCapabilities.ThreadSafe | SmiCapabilities.Batching;
+    // An echo answers any tensors with themselves: its specs name defaults, not what it accepts.
+    public SmiCapabilities Capabilities => SmiCapabilities.ThreadSafe | SmiCapabilities.Batching | SmiCapabilities.AnyInputs;
 
     public void Initialize(string? config) { }
 

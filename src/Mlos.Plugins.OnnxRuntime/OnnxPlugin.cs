@@ -60,8 +60,9 @@ internal sealed unsafe class OnnxPlugin : ISmiPlugin<OnnxModel>
             OnnxRunner.RunNative(model.Name, lease.Value, inputs, ref outputs, options);
             return;
         }
-        var results = OnnxRunner.Run(model.Name, lease.Value, inputs, options);
-        OnnxRunner.WriteOutputs(lease.Value, results, ref outputs);
+        var chosen = OnnxRunner.Chosen(lease.Value, ref outputs);
+        var results = OnnxRunner.Run(model.Name, lease.Value, inputs, options, chosen);
+        OnnxRunner.WriteOutputs(lease.Value, results, ref outputs, chosen);
     }
 
     public string GetModelInfo(OnnxModel model) => model.InfoJson();

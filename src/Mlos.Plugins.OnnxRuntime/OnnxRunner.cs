@@ -17,7 +17,7 @@ internal static unsafe class OnnxRunner
     private static readonly RunOptions s_runOptions = new();
 
     /// <summary>Runs the model; the caller owns (disposes) the outputs, in model order.</summary>
-    public static OrtValue[] Run(string model, OnnxSession session, ReadOnlySpan<SmiTensor> inputs, RunOptions? options = null)
+    public static OrtValue[] Run(string model, OnnxSession session, ReadOnlySpan<SmiTensor> inputs, RunOptions? options = null, int[]? chosen = null)
     {
         var specs = session.Inputs;
         if (inputs.Length != specs.Length)
@@ -37,7 +37,8 @@ internal static unsafe class OnnxRunner
             }
             try
             {
-                var results = session.Session.Run(options ?? s_runOptions, names, values, session.OutputNames);
+                var outputNames = chosen is null ? session.OutputNames : chosen.Select(o => session.OutputNames[o]).ToArray();
+                var results = session.Session.Run(options ?? s_runOptions, names, values, outputNames);
                 return [.. results];
             }
             catch (OnnxRuntimeException e)
@@ -64,10 +65,15 @@ internal static unsafe class OnnxRunner
         if (inputs.Length != specs.Length)
             throw new SmiException(SmiStatus.InvalidParam,
                 $"model '{model}' takes {specs.Length} inputs ({string.Join(", ", specs.Select(s => s.Name))}); {inputs.Length} given");
-        int n = inputs.Length, m = session.Outputs.Length;
+        int n = inputs.Length, all = session.Outputs.Length;
         byte** names = stackalloc byte*[Math.Max(1, n)];
         nint* values = stackalloc nint[Math.Max(1, n)];
-        nint* results = stackalloc nint[Math.Max(1, m)];
+        nint* results = stackalloc nint[Math.Max(1, all)];
+        // The outputs ONNX Runtime computes: all, or the ones the caller selected (SMI 1.3), so
+        // the graph work that feeds only the others is skipped.
+        int* which = stackalloc int[Math.Max(1, all)];
+        byte** outputNames = stackalloc byte*[Math.Max(1, all)];
+        int m = Chosen(session, ref outputs, which, outputNames);
         long* shape = stackalloc long[SmiVersion.MaxDims];
         new Span<nint>(values, n).Clear();
         new Span<nint>(results, m).Clear();
@@ -84,12 +90,12 @@ internal static unsafe class OnnxRunner
                 OrtCApi.Check(OrtCApi.CreateTensorWithDataAsOrtValue(OrtCApi.CpuMemory, inputs[i].Data, (nuint)bytes, shape, inputs[i].NDim,
                     (int)OnnxTypes.ToOnnx(spec.Dtype), &values[i]), $"input '{spec.Name}'");
             }
-            OrtCApi.Check(OrtCApi.Run(session.Handle, options?.DangerousGetHandle() ?? 0, names, values, (nuint)n, session.OutputNamePointers, (nuint)m, results),
+            OrtCApi.Check(OrtCApi.Run(session.Handle, options?.DangerousGetHandle() ?? 0, names, values, (nuint)n, outputNames, (nuint)m, results),
                 $"ONNX Runtime failed on model '{model}'");
             outputs.Reserve(m);
             for (int o = 0; o < m; o++)
             {
-                if (HandOver(session.Outputs[o], results[o], ref outputs)) results[o] = 0;
+                if (HandOver(session.Outputs[which[o]], results[o], ref outputs)) results[o] = 0;
             }
         }
         finally
@@ -97,6 +103,31 @@ internal static unsafe class OnnxRunner
             for (int i = 0; i < n; i++) if (values[i] != 0) OrtCApi.ReleaseValue(values[i]);
             for (int o = 0; o < m; o++) if (results[o] != 0) OrtCApi.ReleaseValue(results[o]);
         }
+    }
+
+    /// <summary>The indices and names of the outputs to compute, in model order; their count. None selected that the model has: the caller's mistake.</summary>
+    private static int Chosen(OnnxSession session, ref SmiOutputs outputs, int* which, byte** names)
+    {
+        int m = 0;
+        for (int o = 0; o < session.Outputs.Length; o++)
+        {
+            if (!outputs.Wants(session.Outputs[o].NativeName)) continue;
+            which[m] = o;
+            names[m++] = session.Outputs[o].NativeName;
+        }
+        if (m == 0 && session.Outputs.Length > 0)
+            throw new SmiException(SmiStatus.InvalidParam, $"none of the requested outputs is an output of the model ({string.Join(", ", session.OutputNames)})");
+        return m;
+    }
+
+    /// <summary>The managed path's selection: null for every output, else the chosen indices in model order.</summary>
+    public static int[]? Chosen(OnnxSession session, ref SmiOutputs outputs)
+    {
+        if (outputs.WantsAll) return null;
+        int* which = stackalloc int[Math.Max(1, session.Outputs.Length)];
+        byte** names = stackalloc byte*[Math.Max(1, session.Outputs.Length)];
+        int m = Chosen(session, ref outputs, which, names);
+        return new ReadOnlySpan<int>(which, m).ToArray();
     }
 
     /// <summary>One output to the caller; true when the caller now owns the OrtValue.</summary>
@@ -135,14 +166,14 @@ internal static unsafe class OnnxRunner
     }
 
     /// <summary>Writes <paramref name="results"/> under the SMI output ownership rule and disposes what it does not hand over.</summary>
-    public static void WriteOutputs(OnnxSession session, OrtValue[] results, ref SmiOutputs outputs)
+    public static void WriteOutputs(OnnxSession session, OrtValue[] results, ref SmiOutputs outputs, int[]? chosen = null)
     {
         try
         {
             outputs.Reserve(results.Length);
             for (int i = 0; i < results.Length; i++)
             {
-                var spec = session.Outputs[i];
+                var spec = session.Outputs[chosen?[i] ?? i];
                 var info = results[i].GetTensorTypeAndShape();
                 var shape = info.Shape;
                 if (info.IsString)

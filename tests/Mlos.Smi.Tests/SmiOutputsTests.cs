@@ -98,4 +98,48 @@ public unsafe class SmiOutputsTests
         catch (SmiException e) { return e; }
         throw new Xunit.Sdk.XunitException("expected an SmiException");
     }
+
+    [Fact]
+    public void A_selection_keeps_only_the_named_outputs_and_releases_the_rest()
+    {
+        var slots = new SmiTensor[3];
+        byte** selected = stackalloc byte*[1];
+        selected[0] = Utf8.Intern("b");
+        fixed (SmiTensor* s = slots)
+        {
+            var outputs = new SmiOutputs(s, 3, selected, 1);
+            Assert.False(outputs.WantsAll);
+            Assert.True(outputs.Wants(Utf8.Intern("b")));
+            Assert.False(outputs.Wants(Utf8.Intern("a")));
+            // A plugin that ignores Wants writes everything: the SDK keeps only "b".
+            foreach (var n in (string[])["a", "b", "c"]) outputs.Add(Utf8.Intern(n), SmiDtype.Fp32, [1], 4);
+            outputs.KeepSelected();
+            Assert.Equal(1, outputs.Count);
+            Assert.Equal("b", Utf8.Read(s[0].Name));
+            Assert.True(s[0].Release != null);
+            Assert.True(s[1].Release == null && s[1].Data == null); // released, not left for the caller
+            Assert.True(s[2].Release == null && s[2].Data == null);
+            s[0].Release(&s[0]);
+        }
+    }
+
+    [Fact]
+    public void A_selected_name_the_plugin_did_not_write_is_invalid()
+    {
+        var slots = new SmiTensor[2];
+        byte** selected = stackalloc byte*[1];
+        selected[0] = Utf8.Intern("missing");
+        fixed (SmiTensor* s = slots)
+        {
+            var outputs = new SmiOutputs(s, 2, selected, 1);
+            outputs.Add(Utf8.Intern("a"), SmiDtype.Fp32, [1], 4);
+            SmiException? e = null;
+            try { outputs.KeepSelected(); }
+            catch (SmiException x) { e = x; }
+            Assert.NotNull(e);
+            Assert.Equal(SmiStatus.InvalidParam, e!.Status);
+            Assert.Contains("no output 'missing'", e.Message);
+            Assert.Equal(0, outputs.Count);
+        }
+    }
 }

@@ -7,7 +7,7 @@ public class SmiVersionTests
     [Fact]
     public void Packs_as_major_minor_patch_bytes()
     {
-        Assert.Equal(0x010200u, SmiVersion.Current);
+        Assert.Equal(0x010300u, SmiVersion.Current);
         Assert.Equal(0x020304u, SmiVersion.Make(2, 3, 4));
         Assert.Equal(2u, SmiVersion.GetMajor(0x020304));
         Assert.Equal(3u, SmiVersion.GetMinor(0x020304));

@@ -86,4 +86,6 @@ public enum SmiCapabilities : ulong
     Batching = 1UL << 1,
     Gpu = 1UL << 2,
     TypedInfer = 1UL << 3,
+    /// <summary>SMI 1.3: models take any tensors; their specs are defaults, not rules the host enforces.</summary>
+    AnyInputs = 1UL << 4,
 }

@@ -75,6 +75,10 @@ public static unsafe class SmiLayout
         Field("smi_plugin_interface_1_2_t.infer_with_deadline", &e12.InferWithDeadline, &e12);
         lines.Add($"smi_plugin_interface_1_2_t {sizeof(SmiPluginInterface12)}");
 
+        SmiPluginInterface13 e13;
+        Field("smi_plugin_interface_1_3_t.infer_selected", &e13.InferSelected, &e13);
+        lines.Add($"smi_plugin_interface_1_3_t {sizeof(SmiPluginInterface13)}");
+
         SmiPlugin p;
         Field("smi_plugin_t.interface", &p.Interface, &p);
         Field("smi_plugin_t.plugin_id", &p.PluginId, &p);
@@ -82,6 +86,7 @@ public static unsafe class SmiLayout
         Field("smi_plugin_t.private_data", &p.PrivateData, &p);
         Field("smi_plugin_t.v1_1", &p.V11, &p);
         Field("smi_plugin_t.v1_2", &p.V12, &p);
+        Field("smi_plugin_t.v1_3", &p.V13, &p);
         lines.Add($"smi_plugin_t {sizeof(SmiPlugin)}");
 
         return string.Join('\n', lines) + "\n";

@@ -107,6 +107,14 @@ public unsafe struct SmiPluginInterface12
     public delegate* unmanaged<nint, SmiTensor*, nuint, SmiTensor*, nuint*, ulong, SmiStatus> InferWithDeadline;
 }
 
+/// <summary>Mirror of <c>smi_plugin_interface_1_3_t</c>: the SMI 1.3 block.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public unsafe struct SmiPluginInterface13
+{
+    /// <summary>Typed infer of the named outputs only (none named: all), with a deadline as <see cref="SmiPluginInterface12.InferWithDeadline"/>.</summary>
+    public delegate* unmanaged<nint, SmiTensor*, nuint, byte**, nuint, SmiTensor*, nuint*, ulong, SmiStatus> InferSelected;
+}
+
 /// <summary>Mirror of <c>smi_plugin_t</c>.</summary>
 [StructLayout(LayoutKind.Sequential)]
 public unsafe struct SmiPlugin
@@ -120,4 +128,6 @@ public unsafe struct SmiPlugin
     // ---- End of SMI 1.1: do not modify above ----
     public SmiPluginInterface12 V12;
     // ---- End of SMI 1.2: do not modify above ----
+    public SmiPluginInterface13 V13;
+    // ---- End of SMI 1.3: do not modify above ----
 }

@@ -4,7 +4,7 @@ namespace Mlos.Smi.Abi;
 public static class SmiVersion
 {
     public const uint Major = 1;
-    public const uint Minor = 2;
+    public const uint Minor = 3;
     public const uint Patch = 0;
     public const uint Current = (Major << 16) | (Minor << 8) | Patch;
 

@@ -24,6 +24,74 @@ public unsafe ref struct SmiOutputs
         _capacity = capacity;
     }
 
+    /// <summary>
+    /// The same, for a call that wants only the outputs named in <paramref name="selected"/>
+    /// (SMI 1.3 infer_selected; a count of 0 means all): see <see cref="Wants(byte*)"/>.
+    /// </summary>
+    public SmiOutputs(SmiTensor* slots, int capacity, byte** selected, int selectedCount) : this(slots, capacity)
+    {
+        _selected = selected;
+        _selectedCount = selectedCount;
+    }
+
+    private readonly byte** _selected;
+    private readonly int _selectedCount;
+
+    /// <summary>Whether the caller wants every output (no selection).</summary>
+    public readonly bool WantsAll => _selectedCount == 0;
+
+    /// <summary>
+    /// Whether the caller wants output <paramref name="name"/>: a plugin that can compute outputs
+    /// one by one skips the others. One that cannot may write them all: the SDK drops the rest.
+    /// </summary>
+    public readonly bool Wants(byte* name) => _selectedCount == 0 || IndexOfSelected(System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpanFromNullTerminated(name)) >= 0;
+
+    private readonly int IndexOfSelected(ReadOnlySpan<byte> name)
+    {
+        for (int i = 0; i < _selectedCount; i++)
+            if (System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpanFromNullTerminated(_selected[i]).SequenceEqual(name)) return i;
+        return -1;
+    }
+
+    /// <summary>
+    /// After the plugin wrote its outputs: only the selected ones stay (first, in the order the
+    /// plugin wrote them; the others are released and their slots moved behind), and every
+    /// selected name must be among them.
+    /// </summary>
+    internal void KeepSelected()
+    {
+        if (_selectedCount == 0) return;
+        int kept = 0;
+        for (int i = 0; i < _count; i++)
+        {
+            SmiTensor* t = &_slots[i];
+            if (IndexOfSelected(System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpanFromNullTerminated(t->Name)) < 0)
+            {
+                // Not wanted: plugin memory is given back; a caller's buffer stays in the array, unused.
+                if (t->Release != null)
+                {
+                    t->Release(t);
+                    t->Release = null;
+                    t->Data = null;
+                    t->ByteSize = 0;
+                }
+                continue;
+            }
+            if (i != kept) (_slots[kept], _slots[i]) = (_slots[i], _slots[kept]);
+            kept++;
+        }
+        _count = kept;
+        for (int s = 0; s < _selectedCount; s++)
+        {
+            bool found = false;
+            for (int i = 0; i < _count && !found; i++)
+                found = System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpanFromNullTerminated(_slots[i].Name)
+                    .SequenceEqual(System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpanFromNullTerminated(_selected[s]));
+            if (!found)
+                throw new SmiException(SmiStatus.InvalidParam, $"the model has no output '{Utf8.Read(_selected[s])}'");
+        }
+    }
+
     /// <summary>Number of slots the caller provided.</summary>
     public readonly int Capacity => _capacity;
 

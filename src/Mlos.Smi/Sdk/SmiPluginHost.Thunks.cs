@@ -174,8 +174,24 @@ public static unsafe partial class SmiPluginHost
     private static SmiStatus InferWithDeadline(nint handle, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadlineNs) =>
         InferChecked(handle, inputs, numInputs, outputs, numOutputs, new SmiDeadline(deadlineNs));
 
-    /// <summary>Both typed entries: every argument checked, then the plugin's infer.</summary>
-    private static SmiStatus InferChecked(nint handle, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, SmiDeadline deadline)
+    [UnmanagedCallersOnly]
+    private static SmiStatus InferSelected(nint handle, SmiTensor* inputs, nuint numInputs, byte** outputNames, nuint numOutputNames,
+        SmiTensor* outputs, nuint* numOutputs, ulong deadlineNs)
+    {
+        if (outputNames == null && numOutputNames != 0) return Fail(SmiStatus.InvalidParam, "infer_selected: output_names is NULL but num_output_names is not 0");
+        if (numOutputNames > 1024) return Fail(SmiStatus.InvalidParam, $"infer_selected: {numOutputNames} output names; at most 1024 are accepted");
+        for (nuint i = 0; i < numOutputNames; i++)
+        {
+            if (outputNames[i] == null) return Fail(SmiStatus.InvalidParam, $"infer_selected: output name {i} is NULL");
+            for (nuint k = 0; k < i; k++)
+                if (Utf8.Equal(outputNames[k], outputNames[i])) return Fail(SmiStatus.InvalidParam, $"infer_selected: output '{Utf8.Read(outputNames[i])}' is named twice");
+        }
+        return InferChecked(handle, inputs, numInputs, outputs, numOutputs, new SmiDeadline(deadlineNs), outputNames, (int)numOutputNames);
+    }
+
+    /// <summary>Every typed entry: every argument checked, then the plugin's infer, then (with a selection) only the selected outputs kept.</summary>
+    private static SmiStatus InferChecked(nint handle, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, SmiDeadline deadline,
+        byte** selected = null, int selectedCount = 0)
     {
         if (numOutputs == null) return Fail(SmiStatus.InvalidParam, "infer: num_outputs must not be NULL");
         if (inputs == null && numInputs != 0) return Fail(SmiStatus.InvalidParam, "infer: inputs is NULL but num_inputs is not 0");
@@ -190,10 +206,11 @@ public static unsafe partial class SmiPluginHost
             // Any SMI host may call: shape, dtype and bytes must agree (BYTES included) before a framework allocates for them.
             if (SmiTensorRules.Problem(in t) is { } problem) return Fail(SmiStatus.InvalidParam, $"infer: input '{Utf8.Read(t.Name)}' {problem}");
         }
-        var writer = new SmiOutputs(outputs, (int)Math.Min(*numOutputs, int.MaxValue));
+        var writer = new SmiOutputs(outputs, (int)Math.Min(*numOutputs, int.MaxValue), selected, selectedCount);
         try
         {
             Plugin.Infer(handle, input, ref writer, deadline);
+            writer.KeepSelected();
             *numOutputs = (nuint)writer.Count;
             return SmiStatus.Success;
         }

@@ -54,6 +54,7 @@ public static unsafe partial class SmiPluginHost
                 GetLastError = &GetLastError,
             };
             d->V12 = new SmiPluginInterface12 { InferWithDeadline = &InferWithDeadline };
+            d->V13 = new SmiPluginInterface13 { InferSelected = &InferSelected };
             s_descriptor = d;
             return d;
         }

@@ -12,6 +12,10 @@ public static unsafe class Utf8
     /// <summary>Reads a NUL-terminated UTF-8 string; NULL gives null.</summary>
     public static string? Read(byte* s) => s == null ? null : Marshal.PtrToStringUTF8((nint)s);
 
+    /// <summary>Whether two NUL-terminated strings hold the same bytes (both non-NULL).</summary>
+    public static bool Equal(byte* a, byte* b) =>
+        a == b || MemoryMarshal.CreateReadOnlySpanFromNullTerminated(a).SequenceEqual(MemoryMarshal.CreateReadOnlySpanFromNullTerminated(b));
+
     /// <summary>
     /// A native NUL-terminated copy of <paramref name="s"/> that lives for the whole process.
     /// For names and labels the ABI says stay valid (plugin names, tensor names): their set is
