@@ -270,6 +270,7 @@ public sealed unsafe class MlosCore : IDisposable
             try
             {
                 model.Plugin.Load(model.Handle, model.NativePath);
+                model.CacheSpecs();
                 try { model.StartBatching(); }
                 catch
                 {
@@ -307,6 +308,7 @@ public sealed unsafe class MlosCore : IDisposable
                 throw;
             }
             model.SetState(ModelState.Registered);
+            model.ForgetSpecs(); // a reload reads them again: the file may have changed
         }
     }
 
@@ -389,14 +391,22 @@ public sealed unsafe class MlosCore : IDisposable
     /// batcher when it has one (the caller's thread waits for its batch). The inputs are checked
     /// (<see cref="InferInputs.Check"/>) before any plugin or batcher sees them.
     /// </summary>
-    public Batching.InferTiming Infer(Model model, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs)
+    public Batching.InferTiming Infer(Model model, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs) =>
+        Infer(model, inputs, numInputs, outputs, numOutputs, OutputSelection.All);
+
+    /// <summary>
+    /// <see cref="Infer(Model, SmiTensor*, nuint, SmiTensor*, nuint*)"/> of the outputs in
+    /// <paramref name="selection"/> only (the output slots must be empty): those come back, first,
+    /// and the plugin computes no more than it must where it can (SMI 1.3).
+    /// </summary>
+    public Batching.InferTiming Infer(Model model, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, in OutputSelection selection)
     {
-        InferInputs.Check(inputs, numInputs);
+        InferInputs.Check(model, inputs, numInputs, selection);
         ulong deadline = model.DeadlineFromNow();
         // From inside a plugin, never through a batcher, whose leader may be this very thread;
         // Model.Run refuses what would deadlock (a serialised plugin).
-        if (model.Batcher is { } batcher && PluginCalls.Inside is null) return batcher.Infer(inputs, numInputs, outputs, numOutputs, deadline);
-        return RunTyped(model, inputs, numInputs, outputs, numOutputs, deadline);
+        if (model.Batcher is { } batcher && PluginCalls.Inside is null) return batcher.Infer(inputs, numInputs, outputs, numOutputs, deadline, selection);
+        return RunTyped(model, inputs, numInputs, outputs, numOutputs, deadline, selection);
     }
 
     /// <summary>
@@ -404,23 +414,23 @@ public sealed unsafe class MlosCore : IDisposable
     /// the queue without holding a thread; the tensors and <paramref name="numOutputs"/> must stay
     /// valid (pinned, unmoved) until the task completes. Without one, it runs synchronously.
     /// </summary>
-    public ValueTask<Batching.InferTiming> InferAsync(Model model, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs)
+    public ValueTask<Batching.InferTiming> InferAsync(Model model, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, in OutputSelection selection = default)
     {
-        InferInputs.Check(inputs, numInputs);
+        InferInputs.Check(model, inputs, numInputs, selection);
         ulong deadline = model.DeadlineFromNow();
         // Batching is only started for plugins with typed infer; from inside a plugin call, never
         // through a batcher (see Infer).
         if (model.Batcher is { } batcher && PluginCalls.Inside is null)
-            return batcher.InferAsync(inputs, numInputs, outputs, numOutputs, deadline);
-        return new ValueTask<Batching.InferTiming>(RunTyped(model, inputs, numInputs, outputs, numOutputs, deadline));
+            return batcher.InferAsync(inputs, numInputs, outputs, numOutputs, deadline, selection);
+        return new ValueTask<Batching.InferTiming>(RunTyped(model, inputs, numInputs, outputs, numOutputs, deadline, selection));
     }
 
-    private static Batching.InferTiming RunTyped(Model model, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadline)
+    private static Batching.InferTiming RunTyped(Model model, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadline, in OutputSelection selection)
     {
         if (!model.Plugin.HasTypedInfer)
             throw new MlosException(SmiStatus.NotSupported,
                 $"plugin '{model.Plugin.Id}' (SMI {SmiVersion.Format(model.Plugin.SmiVersion)}) has no typed infer entry; use untyped inference");
-        var call = new InferCall(inputs, numInputs, outputs, numOutputs, deadline);
+        var call = new InferCall(inputs, numInputs, outputs, numOutputs, deadline, selection);
         var status = model.RunRequest(ref call);
         if (status != SmiStatus.Success) throw model.Plugin.Failure(status, $"infer on model '{model.Id}'");
         return new Batching.InferTiming(0, 1);

@@ -148,6 +148,7 @@ public static class RegistryJson
         SmiCapabilities.Batching => "batching",
         SmiCapabilities.Gpu => "gpu",
         SmiCapabilities.TypedInfer => "typed_infer",
+        SmiCapabilities.AnyInputs => "any_inputs",
         _ => flag.ToString(),
     };
 

@@ -68,6 +68,6 @@ internal static class KServeInfer
     private static unsafe ValueTask<InferTiming> Infer(ServerState state, Model model, in KServeRequest request, KServeScratch scratch)
     {
         *scratch.OutputCount = KServeScratch.MaxTensors;
-        return state.Core.InferAsync(model, scratch.Inputs, (nuint)request.InputCount, scratch.Outputs, scratch.OutputCount);
+        return state.Core.InferAsync(model, scratch.Inputs, (nuint)request.InputCount, scratch.Outputs, scratch.OutputCount, scratch.Selection);
     }
 }

@@ -21,15 +21,6 @@ internal readonly unsafe struct KServeRequest
     public bool AllBinary { get; init; }
     public byte* Body { get; init; }
 
-    /// <summary>Whether output <paramref name="name"/> is sent: every output when the request lists none, else the listed ones.</summary>
-    public static bool Selected(ReadOnlySpan<byte> name, KServeScratch scratch)
-    {
-        if (scratch.RequestedOutputs.Count == 0) return true;
-        foreach (var r in scratch.RequestedOutputs)
-            if (r.NameSpan.SequenceEqual(name)) return true;
-        return false;
-    }
-
     /// <summary>Whether the request asked for output <paramref name="name"/> as binary data.</summary>
     public bool WantsBinary(ReadOnlySpan<byte> name, KServeScratch scratch)
     {

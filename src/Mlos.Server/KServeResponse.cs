@@ -11,8 +11,8 @@ namespace Mlos.Server;
 /// The v2 inference answer, written into the response pipe: a JSON header (outputs with their
 /// values, or their <c>binary_data_size</c>), then binary outputs copied once from plugin memory.
 /// <c>parameters</c> carries the request's <c>queue_time_us</c> and the <c>batch_size</c> it ran in.
-/// When the request lists <c>"outputs"</c>, only those are sent (the others are released uncopied),
-/// and a listed name the model did not answer with is the client's mistake (400).
+/// When the request lists <c>"outputs"</c>, the core has answered with those only (see
+/// <c>OutputSelection</c>): the plugin computed no others, or the core released them uncopied.
 /// Large answers go out in slices, each flushed before the next is copied, so the response pipe
 /// never holds more than a slice of them.
 /// </summary>
@@ -24,7 +24,6 @@ internal static class KServeResponse
     public static unsafe void Prepare(HttpResponse response, Model model, in KServeRequest request, ReadOnlySpan<SmiTensor> outputs,
         InferTiming timing, KServeScratch scratch)
     {
-        CheckRequestedOutputs(model, outputs, scratch);
         var header = scratch.Header;
         header.Reset();
         var w = scratch.Writer;
@@ -43,7 +42,6 @@ internal static class KServeResponse
         foreach (ref readonly var t in outputs)
         {
             var name = System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpanFromNullTerminated(t.Name);
-            if (!KServeRequest.Selected(name, scratch)) continue;
             bool binary = request.WantsBinary(name, scratch);
             w.WriteStartObject();
             if (scratch.Requested(name) is { Region: not null } shared)
@@ -104,23 +102,7 @@ internal static class KServeResponse
     private static unsafe bool WantsBinary(in KServeRequest request, KServeScratch scratch, int i)
     {
         var name = System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpanFromNullTerminated(scratch.WrittenOutputs[i].Name);
-        return KServeRequest.Selected(name, scratch) && request.WantsBinary(name, scratch);
-    }
-
-    /// <summary>Every output the request lists must be one the model answered with (as Triton: 400 otherwise).</summary>
-    public static unsafe void CheckRequestedOutputs(Model model, ReadOnlySpan<SmiTensor> outputs, KServeScratch scratch)
-    {
-        foreach (var r in scratch.RequestedOutputs)
-        {
-            bool found = false;
-            foreach (ref readonly var t in outputs)
-                if (System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpanFromNullTerminated(t.Name).SequenceEqual(r.NameSpan)) { found = true; break; }
-            if (found) continue;
-            var names = new List<string>();
-            foreach (ref readonly var t in outputs) names.Add(System.Text.Encoding.UTF8.GetString(System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpanFromNullTerminated(t.Name)));
-            throw new Mlos.Core.MlosException(SmiStatus.InvalidParam,
-                $"model '{model.Id}' has no output '{System.Text.Encoding.UTF8.GetString(r.NameSpan)}' (its outputs: {string.Join(", ", names)})");
-        }
+        return request.WantsBinary(name, scratch);
     }
 
     // Header lengths repeat from request to request: keep their text instead of formatting each time.

@@ -115,6 +115,7 @@ internal sealed unsafe class KServeScratch
         NativeMemory.Free(Outputs);
         NativeMemory.Free(OutputCount);
         NativeMemory.Free(_names);
+        NativeMemory.Free(_selected);
     }
 
     /// <summary>Longest tensor name accepted, in UTF-8 bytes (more than any model uses).</summary>
@@ -146,8 +147,15 @@ internal sealed unsafe class KServeScratch
         foreach (var r in RequestedOutputs)
             if (r.NameSpan.SequenceEqual(name))
                 throw new Core.MlosException(SmiStatus.InvalidParam, $"output '{System.Text.Encoding.UTF8.GetString(name)}' is requested twice");
-        RequestedOutputs.Add(new RequestedOutput(Name(name), binary, region, regionName));
+        var kept = Name(name);
+        _selected[RequestedOutputs.Count] = kept;
+        RequestedOutputs.Add(new RequestedOutput(kept, binary, region, regionName));
     }
+
+    /// <summary>The requested outputs' names, as the core takes them (none listed: every output).</summary>
+    private readonly byte** _selected = (byte**)NativeMemory.AllocZeroed(MaxTensors, (nuint)sizeof(byte*));
+
+    public Core.Models.OutputSelection Selection => new(_selected, RequestedOutputs.Count);
 
     /// <summary>The request's entry for output <paramref name="name"/>, if it lists it.</summary>
     public RequestedOutput? Requested(ReadOnlySpan<byte> name)

@@ -152,7 +152,7 @@ public unsafe class MlosCoreTests
         Assert.Equal("echo", p.GetProperty("id").GetString());
         Assert.Equal("MLOS C# Echo Plugin", p.GetProperty("name").GetString());
         Assert.Equal(1, p.GetProperty("models").GetInt32());
-        Assert.Equal("1.2.0", p.GetProperty("smi_version").GetString());
+        Assert.Equal("1.3.0", p.GetProperty("smi_version").GetString());
 
         using var models = JsonDocument.Parse(RegistryJson.Models(core));
         var m = models.RootElement.GetProperty("models")[0];

@@ -368,6 +368,72 @@ public sealed class GrpcServiceTests : IClassFixture<GrpcServiceTests.Server>
         Assert.DoesNotContain("Exception", e.Status.Detail);
     }
 
+    /// <summary>One input of a request that the three front doors all send: name, dtype, shape.</summary>
+    private sealed record Sent(string Name, string Dtype, long[] Shape);
+
+    public static TheoryData<string, string> SameMistakes => new()
+    {
+        { "unknown-input", "model 'multi' has no input 'ids' (its inputs: input_ids, features)" },
+        { "wrong-dtype", "input 'features' is FP64; model 'multi' expects FP32" },
+        { "wrong-shape", "input 'features' has shape [1,5]; model 'multi' expects [-1,4] (-1: any)" },
+        { "missing-input", "model 'multi' needs input 'features' (its inputs: input_ids, features)" },
+        { "unknown-output", "model 'multi' has no output 'nope' (its outputs: logits, ids_sum, mask)" },
+    };
+
+    /// <summary>
+    /// The core checks every request once against the model's specs: REST JSON, REST binary and
+    /// gRPC get the same words for the same mistake.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(SameMistakes))]
+    public async Task The_same_mistake_gets_the_same_message_through_every_front_door(string kind, string message)
+    {
+        Sent ids = new("input_ids", "INT64", [1, 8]), features = new("features", "FP32", [1, 4]);
+        Sent[] inputs = kind switch
+        {
+            "unknown-input" => [ids with { Name = "ids" }, features],
+            "wrong-dtype" => [ids, features with { Dtype = "FP64" }],
+            "wrong-shape" => [ids, features with { Shape = [1, 5] }],
+            "missing-input" => [ids],
+            _ => [ids, features],
+        };
+        string? output = kind == "unknown-output" ? "nope" : null;
+        int Size(Sent t) => (int)t.Shape.Aggregate(1L, (a, b) => a * b) * (t.Dtype is "FP32" ? 4 : 8);
+        string Values(Sent t) => string.Join(",", Enumerable.Repeat("1", Size(t) / (t.Dtype is "FP32" ? 4 : 8)));
+        string Outputs = output is null ? "" : $",\"outputs\":[{{\"name\":\"{output}\"}}]";
+
+        var json = "{\"inputs\":[" + string.Join(",", inputs.Select(t =>
+            $"{{\"name\":\"{t.Name}\",\"shape\":[{string.Join(",", t.Shape)}],\"datatype\":\"{t.Dtype}\",\"data\":[{Values(t)}]}}")) + "]" + Outputs + "}";
+        using var restJson = await _server.Process.Client.PostAsync("/v2/models/multi/infer", new StringContent(json, Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.BadRequest, restJson.StatusCode);
+        var jsonError = JsonDocument.Parse(await restJson.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetString();
+
+        var head = Encoding.UTF8.GetBytes("{\"inputs\":[" + string.Join(",", inputs.Select(t =>
+            $"{{\"name\":\"{t.Name}\",\"shape\":[{string.Join(",", t.Shape)}],\"datatype\":\"{t.Dtype}\",\"parameters\":{{\"binary_data_size\":{Size(t)}}}}}")) + "]" + Outputs + "}");
+        using var binary = new HttpRequestMessage(HttpMethod.Post, "/v2/models/multi/infer")
+        { Content = new ByteArrayContent([.. head, .. new byte[inputs.Sum(Size)]]) };
+        binary.Content.Headers.TryAddWithoutValidation("Inference-Header-Content-Length", head.Length.ToString());
+        using var restBinary = await _server.Process.Client.SendAsync(binary);
+        Assert.Equal(HttpStatusCode.BadRequest, restBinary.StatusCode);
+        var binaryError = JsonDocument.Parse(await restBinary.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetString();
+
+        var grpc = new ModelInferRequest { ModelName = "multi" };
+        foreach (var t in inputs)
+        {
+            var input = new InferInputTensor { Name = t.Name, Datatype = t.Dtype };
+            input.Shape.AddRange(t.Shape);
+            grpc.Inputs.Add(input);
+            grpc.RawInputContents.Add(ByteString.CopyFrom(new byte[Size(t)]));
+        }
+        if (output is not null) grpc.Outputs.Add(new InferRequestedOutputTensor { Name = output });
+        var e = await Assert.ThrowsAsync<RpcException>(() => Client.ModelInferAsync(grpc).ResponseAsync);
+        Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+
+        Assert.Equal(message, jsonError);
+        Assert.Equal(message, binaryError);
+        Assert.Equal(message, e.Status.Detail);
+    }
+
     [Fact]
     public async Task Unknown_models_and_versions_are_not_found()
     {

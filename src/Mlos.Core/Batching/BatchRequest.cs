@@ -52,6 +52,7 @@ internal sealed unsafe class BatchRequest : System.Threading.Tasks.Sources.IValu
         Inputs = null;
         Outputs = null;
         NumOutputs = null;
+        Selection = default;
         s_pool.Enqueue(this);
     }
 
@@ -66,6 +67,8 @@ internal sealed unsafe class BatchRequest : System.Threading.Tasks.Sources.IValu
     public nuint* NumOutputs;
     /// <summary>Rows along dim 0, the same in every input.</summary>
     public long Rows;
+    /// <summary>The outputs the request wants (none named: all).</summary>
+    public Models.OutputSelection Selection;
     /// <summary>CLOCK_MONOTONIC ns by which the request must be answered; 0 for none.</summary>
     public ulong Deadline;
     public long Enqueued;
@@ -85,7 +88,7 @@ internal sealed unsafe class BatchRequest : System.Threading.Tasks.Sources.IValu
     /// fixed-size elements, rank ≥ 1, one row count, byte sizes matching their shapes. Anything
     /// else runs on its own and gets the plugin's own verdict.
     /// </summary>
-    public bool TryBind(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, int maxRows, ulong deadline)
+    public bool TryBind(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, int maxRows, ulong deadline, in Models.OutputSelection selection)
     {
         if (inputs == null || numInputs == 0 || numInputs > 64 || outputs == null || numOutputs == null) return false;
         long rows = -1;
@@ -105,16 +108,17 @@ internal sealed unsafe class BatchRequest : System.Threading.Tasks.Sources.IValu
         NumOutputs = numOutputs;
         Rows = rows;
         Deadline = deadline;
+        Selection = selection;
         Failure = null;
         Answered = false;
         BatchSize = 1;
         return true;
     }
 
-    /// <summary>Same input names, dtypes and dims after the first: only such requests merge.</summary>
+    /// <summary>Same input names, dtypes and dims after the first, and the same requested outputs: only such requests merge.</summary>
     public bool SameSignature(BatchRequest other)
     {
-        if (other.NumInputs != NumInputs) return false;
+        if (other.NumInputs != NumInputs || !Selection.SameAs(other.Selection)) return false;
         for (int i = 0; i < NumInputs; i++)
         {
             ref readonly var a = ref Inputs[i];

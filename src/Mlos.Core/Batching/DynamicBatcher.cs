@@ -48,12 +48,12 @@ internal sealed unsafe class DynamicBatcher : IThreadPoolWorkItem
     public (long Batches, long Requests) Counts => (Interlocked.Read(ref _batches), Interlocked.Read(ref _requests));
 
     /// <summary>Typed inference through the queue; requests that cannot merge run at once on the caller's thread.</summary>
-    public InferTiming Infer(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadline)
+    public InferTiming Infer(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadline, in OutputSelection selection)
     {
         var r = BatchRequest.Mine;
-        if (!r.TryBind(inputs, numInputs, outputs, numOutputs, _options.MaxBatchSize, deadline))
+        if (!r.TryBind(inputs, numInputs, outputs, numOutputs, _options.MaxBatchSize, deadline, selection))
         {
-            RunUnqueued(inputs, numInputs, outputs, numOutputs, deadline);
+            RunUnqueued(inputs, numInputs, outputs, numOutputs, deadline, selection);
             return new InferTiming(0, 1);
         }
         r.Done.Reset();
@@ -75,13 +75,13 @@ internal sealed unsafe class DynamicBatcher : IThreadPoolWorkItem
     /// caller's tensors (and <paramref name="numOutputs"/>) must stay valid until the task completes.
     /// A request that finds the model idle (and no delay to wait) runs at once, synchronously.
     /// </summary>
-    public ValueTask<InferTiming> InferAsync(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadline)
+    public ValueTask<InferTiming> InferAsync(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadline, in OutputSelection selection)
     {
         var r = BatchRequest.RentAsync();
-        if (!r.TryBind(inputs, numInputs, outputs, numOutputs, _options.MaxBatchSize, deadline))
+        if (!r.TryBind(inputs, numInputs, outputs, numOutputs, _options.MaxBatchSize, deadline, selection))
         {
             r.Recycle();
-            RunUnqueued(inputs, numInputs, outputs, numOutputs, deadline);
+            RunUnqueued(inputs, numInputs, outputs, numOutputs, deadline, selection);
             return new ValueTask<InferTiming>(new InferTiming(0, 1));
         }
         bool lead;
@@ -207,17 +207,17 @@ internal sealed unsafe class DynamicBatcher : IThreadPoolWorkItem
     }
 
     /// <summary>A request outside any batch: one that cannot merge, or one of a batch rerun request by request.</summary>
-    private void RunAlone(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadline)
+    private void RunAlone(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadline, in OutputSelection selection)
     {
-        var call = new InferCall(inputs, numInputs, outputs, numOutputs, deadline);
+        var call = new InferCall(inputs, numInputs, outputs, numOutputs, deadline, selection);
         var status = _model.Run(ref call);
         if (status != SmiStatus.Success) throw _model.Plugin.Failure(status, $"infer on model '{_model.Id}'");
     }
 
     /// <summary><see cref="RunAlone"/> for a request that never queued: counted as a request of its own.</summary>
-    private void RunUnqueued(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadline)
+    private void RunUnqueued(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadline, in OutputSelection selection)
     {
-        var call = new InferCall(inputs, numInputs, outputs, numOutputs, deadline);
+        var call = new InferCall(inputs, numInputs, outputs, numOutputs, deadline, selection);
         var status = _model.RunRequest(ref call);
         if (status != SmiStatus.Success) throw _model.Plugin.Failure(status, $"infer on model '{_model.Id}'");
     }
@@ -318,7 +318,8 @@ internal sealed unsafe class DynamicBatcher : IThreadPoolWorkItem
         ulong deadline = 0;
         foreach (var r in _batch)
             if (r.Deadline != 0 && (deadline == 0 || r.Deadline < deadline)) deadline = r.Deadline;
-        var call = new InferCall(assembler.Inputs, (nuint)_batch[0].NumInputs, assembler.Outputs, &count, deadline, _batch.Count);
+        // Requests merge only with the same selection (BatchRequest.SameSignature): the first's is the batch's.
+        var call = new InferCall(assembler.Inputs, (nuint)_batch[0].NumInputs, assembler.Outputs, &count, deadline, _batch[0].Selection, _batch.Count);
         SmiStatus status;
         try { status = _model.Run(ref call); }
         catch (MlosException e)
@@ -360,7 +361,7 @@ internal sealed unsafe class DynamicBatcher : IThreadPoolWorkItem
 
     private void RunOwn(BatchRequest r)
     {
-        try { RunAlone(r.Inputs, (nuint)r.NumInputs, r.Outputs, r.NumOutputs, r.Deadline); }
+        try { RunAlone(r.Inputs, (nuint)r.NumInputs, r.Outputs, r.NumOutputs, r.Deadline, r.Selection); }
         catch (MlosException e) { r.Failure = e; }
         r.Answered = true;
     }

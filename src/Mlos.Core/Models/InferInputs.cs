@@ -12,6 +12,31 @@ public static unsafe class InferInputs
     /// <summary>More inputs than any model has; a count beyond it is a caller's mistake, not a request.</summary>
     public const int MaxInputs = 1024;
 
+    /// <summary>
+    /// The one check of a typed request: the tensors themselves (<see cref="Check(SmiTensor*, nuint)"/>),
+    /// the requested output names, and, when the model has given its specs, both against them
+    /// (<see cref="ModelSpecs"/>).
+    /// </summary>
+    public static void Check(Model model, SmiTensor* inputs, nuint numInputs, in OutputSelection selection)
+    {
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        try
+        {
+            Check(inputs, numInputs);
+            selection.Check();
+            // A plugin whose models take any tensors (SMI_CAP_ANY_INPUTS) gives defaults, not rules.
+            if (model.Specs is not { } specs || model.Plugin.Capabilities.HasFlag(SmiCapabilities.AnyInputs)) return;
+            specs.CheckInputs(model.Id, inputs, (int)numInputs);
+            specs.CheckSelection(model.Id, selection);
+        }
+        catch (MlosException)
+        {
+            // A failed request of this model, as Triton counts one, though nothing ran.
+            model.Statistics.Refused(System.Diagnostics.Stopwatch.GetTimestamp() - start);
+            throw;
+        }
+    }
+
     public static void Check(SmiTensor* inputs, nuint numInputs)
     {
         if (numInputs > MaxInputs)

@@ -102,6 +102,13 @@ public sealed class Model
     /// later. By default (<see cref="Batching.BatchingOptions.Automatic"/>) batching starts only
     /// where it is safe and pays, and otherwise stays off: <see cref="WhyNotBatched"/> says why.
     /// </summary>
+    /// <summary>The specs its plugin gave at load (null when it gives none, or while not loaded): what requests are checked against.</summary>
+    public ModelSpecs? Specs { get; private set; }
+
+    internal void CacheSpecs() => Specs = ModelSpecs.Read(this);
+
+    internal void ForgetSpecs() => Specs = null;
+
     internal unsafe void StartBatching()
     {
         WhyNotBatched = null;

@@ -14,9 +14,9 @@ internal readonly unsafe struct InferenceCall(void* input, nuint inputSize, void
 /// <summary>Typed inference as a <see cref="Model.Run"/> call.</summary>
 /// <remarks><paramref name="deadline"/>: CLOCK_MONOTONIC ns, 0 for none (see SMI 1.2 infer_with_deadline);
 /// <paramref name="requests"/>: how many requests the call runs (a merged batch's size).</remarks>
-internal readonly unsafe struct InferCall(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadline, int requests = 1) : IModelCall
+internal readonly unsafe struct InferCall(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadline, OutputSelection selection, int requests = 1) : IModelCall
 {
-    public SmiStatus Invoke(Plugin plugin, nint handle) => plugin.InferCall(handle, inputs, numInputs, outputs, numOutputs, deadline);
+    public SmiStatus Invoke(Plugin plugin, nint handle) => plugin.InferCall(handle, inputs, numInputs, outputs, numOutputs, deadline, selection);
     public ulong Deadline => deadline;
     public int Requests => requests;
 }

@@ -22,7 +22,10 @@ public sealed record ModelDescription(TensorDescription[]? Inputs, TensorDescrip
         PluginCalls.RefuseReentry("model_info");
         // Spec names are plugin memory, valid while the model is registered: copied while the
         // call still counts in flight, before an unregister could let the plugin free them.
-        var (io, ioError) = Ask(m, static (p, h) => p.ModelIo(h) is { } specs ? (Copy(specs.Inputs), Copy(specs.Outputs)) : ((TensorDescription[], TensorDescription[])?)null);
+        // A loaded model's specs were read at load (ModelSpecs); others are asked for.
+        var (io, ioError) = m.Specs is { } cached
+            ? ((cached.Describe(inputs: true), cached.Describe(inputs: false)), null)
+            : Ask(m, static (p, h) => p.ModelIo(h) is { } specs ? (Copy(specs.Inputs), Copy(specs.Outputs)) : ((TensorDescription[], TensorDescription[])?)null);
         var (info, infoError) = withInfo ? Ask(m, static (p, h) => p.ModelInfo(h)) : (null, null);
         var state = m.State;
         if (state == ModelState.Unregistered) throw new MlosException(SmiStatus.NotFound, $"no model with id '{m.Id}' is registered");

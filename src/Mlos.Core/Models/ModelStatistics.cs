@@ -22,6 +22,8 @@ public sealed class ModelStatistics
     // Requests through the batcher, and the executions (plugin calls) that ran them.
     private long _batchedOk, _batchedOkTicks, _batchedFail, _batchedFailTicks, _queueTicks;
     private long _executions, _computeTicks;
+    // Requests the core refused before any execution (they do not fit the model's specs).
+    private long _refused, _refusedTicks;
     private long _lastInference;
     /// <summary>Batched executions per batch size, made at first use; up to <see cref="SmallBatches"/> by index, larger ones in a dictionary.</summary>
     private readonly BatchCounter?[] _small = new BatchCounter?[SmallBatches + 1];
@@ -47,6 +49,13 @@ public sealed class ModelStatistics
             Interlocked.Add(ref _aloneFailTicks, ticks);
         }
         Volatile.Write(ref _lastInference, end); // a monotonic stamp; wall time only when read
+    }
+
+    /// <summary>A request refused by the core's check, <paramref name="ticks"/> after it came: a failure, and no execution.</summary>
+    internal void Refused(long ticks)
+    {
+        Interlocked.Increment(ref _refused);
+        Interlocked.Add(ref _refusedTicks, ticks);
     }
 
     /// <summary>A request answered through the batcher: <paramref name="totalTicks"/> from the core taking it, <paramref name="queueTicks"/> of them waiting.</summary>
@@ -115,7 +124,8 @@ public sealed class ModelStatistics
             success,
             executions,
             new Duration(success, Ns(aloneOkTicks + Volatile.Read(ref _batchedOkTicks))),
-            new Duration(aloneFail + Volatile.Read(ref _batchedFail), Ns(aloneFailTicks + Volatile.Read(ref _batchedFailTicks))),
+            new Duration(aloneFail + Volatile.Read(ref _batchedFail) + Volatile.Read(ref _refused),
+                Ns(aloneFailTicks + Volatile.Read(ref _batchedFailTicks) + Volatile.Read(ref _refusedTicks))),
             new Duration(success, Ns(Volatile.Read(ref _queueTicks))),
             new Duration(executions, Ns(aloneTicks + Volatile.Read(ref _computeTicks))),
             batches);

@@ -13,6 +13,7 @@ public sealed unsafe class Plugin
     private readonly SmiPluginInterface _api;
     private readonly SmiPluginInterface11 _v11;
     private readonly SmiPluginInterface12 _v12;
+    private readonly SmiPluginInterface13 _v13;
     private readonly PluginGate? _serial;
 
     internal Plugin(string id, string path, PluginLibrary library, SmiPlugin* descriptor)
@@ -26,6 +27,7 @@ public sealed unsafe class Plugin
         // older plugin would read past the end of its descriptor.
         if (Smi.Abi.SmiVersion.GetMinor(SmiVersion) >= 1) _v11 = descriptor->V11;
         if (Smi.Abi.SmiVersion.GetMinor(SmiVersion) >= 2) _v12 = descriptor->V12;
+        if (Smi.Abi.SmiVersion.GetMinor(SmiVersion) >= 3) _v13 = descriptor->V13;
         NativeId = PluginText.Read(descriptor->PluginId) ?? "";
         ReadInfo();
         _serial = IsThreadSafe ? null : new PluginGate();
@@ -44,6 +46,8 @@ public sealed unsafe class Plugin
     public bool HasModelIo => _v11.GetModelIo != null;
     /// <summary>Whether the plugin takes a deadline with typed infer (SMI 1.2), which a model's <c>timeout_ms</c> needs.</summary>
     public bool HasDeadlineInfer => _v12.InferWithDeadline != null;
+    /// <summary>Whether the plugin computes only requested outputs (SMI 1.3 infer_selected); without it the core drops the others.</summary>
+    public bool HasSelectedInfer => _v13.InferSelected != null;
     internal PluginLibrary Library { get; }
 
     /// <summary>
@@ -269,7 +273,7 @@ public sealed unsafe class Plugin
     /// failure nothing the plugin allocated is left in them.
     /// </summary>
     [System.Runtime.CompilerServices.SkipLocalsInit] // Record fills every lent slot: no need to zero them first
-    internal SmiStatus InferCall(nint handle, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadline)
+    internal SmiStatus InferCall(nint handle, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadline, in Models.OutputSelection selection)
     {
         // The plugin sees no more slots than the core checks; the caller's count changes only
         // where the plugin changes it.
@@ -277,9 +281,13 @@ public sealed unsafe class Plugin
         // On the stack for the capacities callers use (the server and the batcher pass 64).
         Span<PluginAnswers.Lent> lent = capacity <= 64 ? stackalloc PluginAnswers.Lent[(int)capacity] : new PluginAnswers.Lent[(int)capacity];
         PluginAnswers.Record(outputs, lent);
-        var status = deadline != 0
-            ? _v12.InferWithDeadline(handle, inputs, numInputs, outputs, &count, deadline)
-            : _v11.Infer(handle, inputs, numInputs, outputs, &count);
+        if (!selection.IsAll && PluginAnswers.HasCallerBuffers(lent))
+            throw new MlosException(SmiStatus.InvalidParam, "requested outputs need empty output slots (the plugin allocates them)");
+        var status = !selection.IsAll && _v13.InferSelected != null
+            ? _v13.InferSelected(handle, inputs, numInputs, selection.Names, (nuint)selection.Count, outputs, &count, deadline)
+            : deadline != 0
+                ? _v12.InferWithDeadline(handle, inputs, numInputs, outputs, &count, deadline)
+                : _v11.Infer(handle, inputs, numInputs, outputs, &count);
         if (status != SmiStatus.Success)
         {
             PluginAnswers.ReleaseLeftovers(outputs, lent);
@@ -287,6 +295,7 @@ public sealed unsafe class Plugin
             return status;
         }
         if (PluginAnswers.CheckOutputs(Id, outputs, count, lent) is { } breach) throw breach;
+        if (!selection.IsAll) count = PluginAnswers.KeepSelected(Id, outputs, count, selection, strict: _v13.InferSelected != null);
         *numOutputs = count;
         return status;
     }

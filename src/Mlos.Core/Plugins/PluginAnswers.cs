@@ -63,6 +63,76 @@ internal static unsafe class PluginAnswers
         return Broke(pluginId, "infer", problem);
     }
 
+    /// <summary>Whether any slot holds a caller's buffer (which a selection cannot be combined with).</summary>
+    public static bool HasCallerBuffers(ReadOnlySpan<Lent> lent)
+    {
+        foreach (ref readonly var l in lent)
+            if (l.Data != null) return true;
+        return false;
+    }
+
+    /// <summary>
+    /// A typed infer with requested outputs, all empty slots: the requested outputs stay, first,
+    /// and their count is returned. A plugin that took the selection (SMI 1.3, <paramref name="strict"/>)
+    /// must have written exactly those, each once: anything else is its breach. One that did not
+    /// wrote them all: the others are released here, before any caller copies them, and a
+    /// requested name it did not answer with is the caller's mistake. On any failure every output
+    /// is released.
+    /// </summary>
+    public static nuint KeepSelected(string pluginId, SmiTensor* outputs, nuint count, in Models.OutputSelection selection, bool strict)
+    {
+        int n = (int)count, kept = 0;
+        string? answered = null;
+        for (int i = 0; i < n; i++)
+        {
+            var name = System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpanFromNullTerminated(outputs[i].Name);
+            bool wanted = selection.Contains(name);
+            for (int k = 0; k < kept && wanted; k++)
+                if (System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpanFromNullTerminated(outputs[k].Name).SequenceEqual(name))
+                {
+                    ReleaseAll(outputs, n);
+                    throw Broke(pluginId, "infer", $"it wrote output '{Utf8.Read(outputs[i].Name)}' twice");
+                }
+            if (!wanted)
+            {
+                if (strict)
+                {
+                    answered = Utf8.Read(outputs[i].Name);
+                    ReleaseAll(outputs, n);
+                    throw Broke(pluginId, "infer_selected", $"it wrote output '{answered}', which was not requested");
+                }
+                Release(&outputs[i]);
+                continue;
+            }
+            if (i != kept) (outputs[kept], outputs[i]) = (outputs[i], outputs[kept]);
+            kept++;
+        }
+        if (kept == selection.Count) return (nuint)kept;
+        // A requested output is missing: say which, and what the model did answer with.
+        var names = new List<string>();
+        for (int k = 0; k < kept; k++) names.Add(Utf8.Read(outputs[k].Name) ?? "");
+        string missing = "";
+        for (int s = 0; s < selection.Count; s++)
+            if (!names.Contains(Utf8.Read(selection.Names[s]) ?? "")) { missing = Utf8.Read(selection.Names[s]) ?? ""; break; }
+        ReleaseAll(outputs, kept);
+        if (strict) throw Broke(pluginId, "infer_selected", $"it did not write requested output '{missing}'");
+        throw new MlosException(SmiStatus.InvalidParam, $"the model has no output '{missing}'");
+    }
+
+    private static void Release(SmiTensor* t)
+    {
+        if (t->Release != null) t->Release(t);
+        t->Release = null;
+        t->ReleaseContext = null;
+        t->Data = null;
+        t->ByteSize = 0;
+    }
+
+    private static void ReleaseAll(SmiTensor* outputs, int n)
+    {
+        for (int i = 0; i < n; i++) Release(&outputs[i]);
+    }
+
     /// <summary>After a failed typed infer: the rule says nothing is left allocated; whatever is, is released.</summary>
     public static void ReleaseLeftovers(SmiTensor* outputs, ReadOnlySpan<Lent> lent) => ReleaseAllocated(outputs, lent);
 

@@ -44,20 +44,18 @@ internal static class GrpcInfer
     private static unsafe ValueTask<InferTiming> Infer(ServerState state, Model model, int inputs, KServeScratch scratch)
     {
         *scratch.OutputCount = KServeScratch.MaxTensors;
-        return state.Core.InferAsync(model, scratch.Inputs, (nuint)inputs, scratch.Outputs, scratch.OutputCount);
+        return state.Core.InferAsync(model, scratch.Inputs, (nuint)inputs, scratch.Outputs, scratch.OutputCount, scratch.Selection);
     }
 
     private static unsafe ModelInferResponse Answer(Model model, ModelInferRequest request, KServeScratch scratch, InferTiming timing)
     {
         var outputs = scratch.WrittenOutputs;
-        KServeResponse.CheckRequestedOutputs(model, outputs, scratch);
         var response = new ModelInferResponse { ModelName = model.Id, ModelVersion = model.ServedVersion, Id = request.Id };
         response.Parameters.Add("queue_time_us", new InferParameter { Int64Param = timing.QueueMicroseconds });
         response.Parameters.Add("batch_size", new InferParameter { Int64Param = timing.BatchSize });
         foreach (ref readonly var t in outputs)
         {
             var name = MemoryMarshal.CreateReadOnlySpanFromNullTerminated(t.Name);
-            if (!KServeRequest.Selected(name, scratch)) continue;
             var tensor = new InferOutputTensor { Name = Encoding.UTF8.GetString(name), Datatype = SmiDtypes.Name(t.Dtype) };
             foreach (var d in t.Dims) tensor.Shape.Add(d);
             response.Outputs.Add(tensor);
