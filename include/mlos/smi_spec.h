@@ -318,8 +318,9 @@ typedef struct {
      * caller-owned for the call). The plugin computes what it must to produce those and writes
      * exactly those outputs, in any order (the caller matches them by name); a name the model
      * does not have fails the call with SMI_ERROR_INVALID_PARAM. num_output_names == 0 means
-     * every output, as infer_with_deadline. Lets a model with many outputs skip the work and
-     * memory of the ones nobody asked for.
+     * every output, as infer_with_deadline. With names, every output slot is empty on entry
+     * (data NULL): the plugin allocates what it writes. Lets a model with many outputs skip the
+     * memory, copies and (where its framework can) the work of the ones nobody asked for.
      */
     smi_status_t (*infer_selected)(smi_model_handle_t handle,
                                    const smi_tensor_t* inputs, size_t num_inputs,

@@ -280,6 +280,7 @@ public sealed unsafe class MlosCore : IDisposable
             }
             catch
             {
+                model.ForgetSpecs();
                 model.SetState(ModelState.Registered);
                 throw;
             }

@@ -69,8 +69,9 @@ internal static unsafe class OnnxRunner
         byte** names = stackalloc byte*[Math.Max(1, n)];
         nint* values = stackalloc nint[Math.Max(1, n)];
         nint* results = stackalloc nint[Math.Max(1, all)];
-        // The outputs ONNX Runtime computes: all, or the ones the caller selected (SMI 1.3), so
-        // the graph work that feeds only the others is skipped.
+        // The outputs asked of ONNX Runtime: all, or the ones the caller selected (SMI 1.3). Its
+        // inference builds still run the whole graph (pruning to the fetches is a training-build
+        // option), but the others are never allocated for the caller, handed over or copied.
         int* which = stackalloc int[Math.Max(1, all)];
         byte** outputNames = stackalloc byte*[Math.Max(1, all)];
         int m = Chosen(session, ref outputs, which, outputNames);

@@ -78,9 +78,13 @@ internal sealed unsafe class KServeScratch
 
     private KServeScratch() => Writer = new Utf8JsonWriter(Header, AnswerJson.WriterOptions);
 
+    /// <summary>Input bytes this request has copied from shared-memory regions (bounded by the body limit).</summary>
+    public long SharedInputBytes;
+
     private void Reset()
     {
         *OutputCount = 0;
+        SharedInputBytes = 0;
         _namesUsed = 0;
         Array.Clear(_hasValues);
         Header.Reset();

@@ -8,9 +8,10 @@ namespace Mlos.Server;
 /// <summary>
 /// Where mlos_core listens: the HTTP port (REST), the gRPC port (HTTP/2 without TLS, "h2c", as
 /// gRPC clients speak it on a trusted network) and an optional unix domain socket serving the
-/// REST API to co-located clients. The socket file is made with mode 0660 from the start (the
-/// umask is narrowed while Kestrel binds), a stale file left by a killed server is replaced, and
-/// one that another live server still answers on is refused.
+/// REST API to co-located clients. The socket file gets mode 0660 once bound (before that it has
+/// the umask's mode, which under the usual umask gives others no write right, and connecting
+/// needs one), a stale file left by a killed server is replaced, and one that another live server
+/// still answers on is refused.
 /// </summary>
 internal static partial class Listeners
 {
@@ -40,29 +41,26 @@ internal static partial class Listeners
     }
 
     private static bool s_madeSocket;
-    private static uint s_umask;
 
-    /// <summary>Before binding: a stale socket file goes, a live one or another kind of file stops the start; new files get no rights for others.</summary>
+    /// <summary>Before binding: a stale socket file goes, a live one or another kind of file stops the start.</summary>
     public static void PrepareSocket(ServerOptions options)
     {
         if (options.Socket is not { } given) return;
         var path = Path.GetFullPath(given);
-        if (File.Exists(path) || Directory.Exists(path))
+        if (Exists(path, out bool socket))
         {
-            if ((File.GetAttributes(path) & FileAttributes.Directory) != 0 || !IsSocket(path))
-                throw new IOException($"{path} exists and is not a socket");
+            if (!socket) throw new IOException($"{path} exists and is not a socket");
             if (Answers(path)) throw new IOException($"another server is listening on {path}");
             File.Delete(path);
         }
-        s_umask = umask(0b001_001_111); // 0117: the socket is rw for owner and group only
         s_madeSocket = true;
     }
 
-    /// <summary>After binding: the umask as it was.</summary>
+    /// <summary>After binding: owner and group may connect, others not (the process-wide umask is left alone).</summary>
     public static void ShareSocket(ServerOptions options)
     {
-        if (options.Socket is null) return;
-        umask(s_umask);
+        if (options.Socket is not { } path) return;
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(Path.GetFullPath(path), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite);
     }
 
     /// <summary>At exit: the socket file this server made.</summary>
@@ -73,13 +71,19 @@ internal static partial class Listeners
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
     }
 
-    /// <summary>lstat's file type (glibc 2.33+ exports lstat; x86-64 keeps st_mode at byte 24 of struct stat).</summary>
-    private static unsafe bool IsSocket(string path)
+    /// <summary>
+    /// Whether something is at <paramref name="path"/> (a link not followed) and whether it is a
+    /// socket: statx's layout is the same on every architecture (stx_mode, 16 bits at byte 28).
+    /// </summary>
+    private static unsafe bool Exists(string path, out bool socket)
     {
-        byte* stat = stackalloc byte[256];
-        if (lstat(path, stat) != 0) return false;
-        const uint TypeMask = 0xF000, SocketType = 0xC000;
-        return (*(uint*)(stat + 24) & TypeMask) == SocketType;
+        byte* buffer = stackalloc byte[256];
+        const int AtFdCwd = -100, AtSymlinkNoFollow = 0x100, StatxType = 1;
+        socket = false;
+        if (statx(AtFdCwd, path, AtSymlinkNoFollow, StatxType, buffer) != 0) return false;
+        const ushort TypeMask = 0xF000, SocketType = 0xC000;
+        socket = (*(ushort*)(buffer + 28) & TypeMask) == SocketType;
+        return true;
     }
 
     private static bool Answers(string path)
@@ -93,9 +97,6 @@ internal static partial class Listeners
         catch (SocketException) { return false; }
     }
 
-    [LibraryImport("libc", SetLastError = false)]
-    private static partial uint umask(uint mask);
-
-    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8)]
-    private static unsafe partial int lstat(string path, byte* stat);
+    [LibraryImport("libc.so.6", StringMarshalling = StringMarshalling.Utf8)]
+    private static unsafe partial int statx(int dirfd, string path, int flags, uint mask, byte* buffer);
 }

@@ -105,7 +105,7 @@ internal sealed record ServerOptions
                 case "--plugin-dir": dirs.Add(Value()); break;
                 case "--model-root": o = o with { ModelRoot = Value() }; break;
                 case "--max-body-mb":
-                    o = o with { MaxBodyBytes = long.TryParse(Value(), out var mb) && mb > 0 ? mb << 20 : throw new ArgumentException($"bad size: {args[i]}") };
+                    o = o with { MaxBodyBytes = long.TryParse(Value(), out var mb) && Megabytes(mb) > 0 ? Megabytes(mb) : throw new ArgumentException($"bad size: {args[i]}") };
                     break;
                 case "--model":
                     var spec = Value();
@@ -158,13 +158,13 @@ internal sealed record ServerOptions
                         "host" => o with { Host = p.Value.GetString()! },
                         "grpc_port" => o with { GrpcPort = p.Value.GetInt32() },
                         "grpc" => p.Value.GetBoolean() ? o : o with { GrpcPort = 0 },
-                        "grpc_max_message_mb" => o with { GrpcMaxMessageBytes = p.Value.GetInt64() << 20 },
+                        "grpc_max_message_mb" => o with { GrpcMaxMessageBytes = Megabytes(p.Value.GetInt64()) },
                         "socket" => o with { Socket = p.Value.GetString() },
                         "allow_shared_memory" => o with { AllowSharedMemory = p.Value.GetBoolean() },
                         "model_root" => o with { ModelRoot = p.Value.GetString()! },
                         "model_repository" => o with { ModelRepository = p.Value.GetString() },
                         "admin_token" => o with { AdminToken = p.Value.GetString() },
-                        "max_body_mb" => o with { MaxBodyBytes = p.Value.GetInt64() << 20 },
+                        "max_body_mb" => o with { MaxBodyBytes = Megabytes(p.Value.GetInt64()) },
                         "max_queue" => o with { MaxQueue = p.Value.GetInt32() },
                         "max_models" => o with { MaxModels = p.Value.GetInt32() },
                         "max_connections" => o with { MaxConnections = p.Value.GetInt32() },
@@ -192,6 +192,9 @@ internal sealed record ServerOptions
             return o;
         }
     }
+
+    /// <summary>Megabytes as bytes; a value whose bytes would not fit is out of range (0, refused by the range check).</summary>
+    private static long Megabytes(long mb) => mb is > 0 and <= (long.MaxValue >> 20) ? mb << 20 : 0;
 
     private static int PortNumber(string value) =>
         int.TryParse(value, out var p) && p is > 0 and < 65536 ? p : throw new ArgumentException($"bad port: {value}");

@@ -21,7 +21,7 @@ internal sealed class ServerState(MlosCore core, ServerOptions options, ServerLo
     public ServerLog Log { get; } = log;
     public string ModelRoot { get; } = Path.GetFullPath(options.ModelRoot);
     /// <summary>The registered system shared-memory regions; every call fails with 501 unless --allow-shared-memory.</summary>
-    public SharedMemoryRegions SharedMemory { get; } = new(options.AllowSharedMemory);
+    public SharedMemoryRegions SharedMemory { get; } = new(options.AllowSharedMemory, options.MaxBodyBytes);
 
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, StrongBox<int>> _inflight = new();
 

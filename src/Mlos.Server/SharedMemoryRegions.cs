@@ -7,16 +7,21 @@ namespace Mlos.Server;
 
 /// <summary>
 /// The regions of the Open Inference Protocol's system shared-memory extension: POSIX
-/// shared-memory objects a client has registered by name, mapped into this process so tensors can
-/// be read from and written to them. A request that uses a region holds a <see cref="Lease"/>: a
-/// region unregistered meanwhile loses its name at once, but its mapping stays until the last
-/// lease is given back, so no request ever touches memory that has been unmapped under it.
+/// shared-memory objects a client has registered by name. Each region keeps its object open, and
+/// tensors are copied in and out of it with pread and pwrite, never through a mapping: a client
+/// can shrink the object (ftruncate) at any time, and a mapped page past the new end would kill
+/// the whole server with SIGBUS, where pread and pwrite just come up short. A request that uses a
+/// region holds a <see cref="Lease"/>: a region unregistered meanwhile loses its name at once, but
+/// its descriptor stays open until the last lease is given back.
 /// Off unless the server was started with <c>--allow-shared-memory</c>: a client that registers a
 /// region reads and writes it with this server's rights.
 /// </summary>
-internal sealed unsafe partial class SharedMemoryRegions(bool allowed) : IDisposable
+internal sealed unsafe partial class SharedMemoryRegions(bool allowed, long maxRequestBytes = long.MaxValue) : IDisposable
 {
-    /// <summary>Regions registered at once: each holds a mapping and a file's worth of kernel state.</summary>
+    /// <summary>Input bytes one request may take from regions (the REST body limit): they are copied into the request's memory.</summary>
+    public long MaxRequestBytes { get; } = maxRequestBytes;
+
+    /// <summary>Regions registered at once: each holds an open descriptor.</summary>
     public const int MaxRegions = 256;
 
     /// <summary>The longest name or key part glibc's shm_open accepts (NAME_MAX); names are held to it too.</summary>
@@ -41,7 +46,7 @@ internal sealed unsafe partial class SharedMemoryRegions(bool allowed) : IDispos
                 throw new MlosException(SmiStatus.AlreadyExists, $"a shared-memory region '{name}' is already registered: unregister it first");
             if (_regions.Count >= MaxRegions)
                 throw Invalid($"{MaxRegions} shared-memory regions are registered, the most this server keeps: unregister one first");
-            // Mapped under the lock: a second register of the same name must not map too and then lose.
+            // Opened under the lock: a second register of the same name must not open too and then lose.
             _regions.Add(name, Mapping.Open(name, key, offset, byteSize));
         }
     }
@@ -97,10 +102,10 @@ internal sealed unsafe partial class SharedMemoryRegions(bool allowed) : IDispos
             // Taken under the lock, while the registry still holds its own reference: the count cannot be 0 here.
             region.AddRef();
         }
-        return new Lease(region, region.Start + offset, byteSize);
+        return new Lease(region, offset, byteSize);
     }
 
-    /// <summary>Unmaps every region no request holds; those held are unmapped when their last lease is given back.</summary>
+    /// <summary>Closes every region no request holds; those held are closed when their last lease is given back.</summary>
     public void Dispose()
     {
         lock (_lock)
@@ -112,66 +117,98 @@ internal sealed unsafe partial class SharedMemoryRegions(bool allowed) : IDispos
         }
     }
 
-    /// <summary>A range of a mapped region, valid until disposed; disposing twice, from any thread, is harmless.</summary>
+    /// <summary>A range of a region, usable until disposed; disposing twice, from any thread, is harmless.</summary>
     public sealed class Lease : IDisposable
     {
         private Mapping? _region;
-        private readonly byte* _pointer;
+        private readonly ulong _offset;
 
-        internal Lease(Mapping region, byte* pointer, ulong byteSize)
+        internal Lease(Mapping region, ulong offset, ulong byteSize)
         {
             _region = region;
-            _pointer = pointer;
+            _offset = offset;
             ByteSize = byteSize;
         }
 
-        /// <summary>The first byte of the range; a disposed lease has no memory to point to.</summary>
-        public byte* Pointer => Volatile.Read(ref _region) is not null ? _pointer : throw new ObjectDisposedException(nameof(Lease));
-
         public ulong ByteSize { get; }
+
+        private Mapping Region => Volatile.Read(ref _region) ?? throw new ObjectDisposedException(nameof(Lease));
+
+        /// <summary>The range's <see cref="ByteSize"/> bytes into <paramref name="destination"/>.</summary>
+        public void CopyTo(byte* destination) => Region.Read(_offset, destination, ByteSize);
+
+        /// <summary><paramref name="size"/> bytes (at most <see cref="ByteSize"/>) from <paramref name="source"/> into the range's start.</summary>
+        public void CopyFrom(byte* source, ulong size)
+        {
+            ArgumentOutOfRangeException.ThrowIfGreaterThan(size, ByteSize);
+            Region.Write(_offset, source, size);
+        }
 
         public void Dispose() => Interlocked.Exchange(ref _region, null)?.Release();
     }
 
-    /// <summary>One mmap of one region, counted: the registry's reference plus one per lease.</summary>
+    /// <summary>One region's open object, counted: the registry's reference plus one per lease.</summary>
     internal sealed class Mapping
     {
-        private readonly byte* _base;
-        private readonly nuint _length;
+        private readonly int _fd;
         private int _references = 1;
 
-        private Mapping(string name, string key, ulong offset, ulong byteSize, byte* mapped, nuint length, nuint lead)
+        private Mapping(string name, string key, ulong offset, ulong byteSize, int fd)
         {
             Name = name;
             Key = key;
             Offset = offset;
             ByteSize = byteSize;
-            _base = mapped;
-            _length = length;
-            Start = mapped + lead;
+            _fd = fd;
         }
 
         public string Name { get; }
         public string Key { get; }
         public ulong Offset { get; }
         public ulong ByteSize { get; }
-        /// <summary>The region's first byte (its offset within the object), inside the page-aligned mapping.</summary>
-        public byte* Start { get; }
         public RegionStatus Status => new(Name, Key, Offset, ByteSize);
 
         public void AddRef() => Interlocked.Increment(ref _references);
 
         public void Release()
         {
-            if (Interlocked.Decrement(ref _references) == 0) _ = munmap(_base, _length);
+            if (Interlocked.Decrement(ref _references) == 0) _ = close(_fd);
         }
 
-        /// <summary>Opens <paramref name="key"/>, checks the region fits in it and maps the pages that cover it.</summary>
+        /// <summary><paramref name="size"/> bytes at <paramref name="at"/> within the region; an object shrunk since registration is the client's mistake.</summary>
+        public void Read(ulong at, byte* destination, ulong size)
+        {
+            ulong done = 0;
+            while (done < size)
+            {
+                nint n = pread(_fd, destination + done, (nuint)Math.Min(size - done, 1UL << 30), checked((long)(Offset + at + done)));
+                if (n > 0) { done += (ulong)n; continue; }
+                if (n < 0 && Marshal.GetLastPInvokeError() == EINTR) continue;
+                throw Invalid(n == 0
+                    ? $"shared-memory object '{Key}' ends before region '{Name}' does: it was made smaller after the region was registered"
+                    : $"cannot read shared-memory region '{Name}' (pread: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())})");
+            }
+        }
+
+        public void Write(ulong at, byte* source, ulong size)
+        {
+            ulong done = 0;
+            while (done < size)
+            {
+                nint n = pwrite(_fd, source + done, (nuint)Math.Min(size - done, 1UL << 30), checked((long)(Offset + at + done)));
+                if (n > 0) { done += (ulong)n; continue; }
+                if (n < 0 && Marshal.GetLastPInvokeError() == EINTR) continue;
+                throw Invalid($"cannot write shared-memory region '{Name}' (pwrite: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())})");
+            }
+        }
+
+        /// <summary>Opens <paramref name="key"/> and checks the region fits in it as it is now.</summary>
         public static Mapping Open(string name, string key, ulong offset, ulong byteSize)
         {
             ulong end;
             try { end = checked(offset + byteSize); }
             catch (OverflowException) { throw Invalid($"offset {offset} + byte_size {byteSize} overflows: they cannot name a range of '{key}'"); }
+            if (end > long.MaxValue) throw Invalid($"offset {offset} + byte_size {byteSize} is past any shared-memory object");
             int fd = shm_open(key, O_RDWR, 0);
             if (fd < 0)
             {
@@ -183,32 +220,19 @@ internal sealed unsafe partial class SharedMemoryRegions(bool allowed) : IDispos
             }
             try
             {
-                long size = SizeOf(fd, key);
+                // The object's size from the end of the file: lseek has one layout everywhere (struct stat does not).
+                long size = lseek(fd, 0, SEEK_END);
+                if (size < 0)
+                    throw Invalid($"cannot read the size of shared-memory object '{key}' (lseek: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())})");
                 if (end > (ulong)size)
                     throw Invalid($"offset {offset} + byte_size {byteSize} is past the end of shared-memory object '{key}' ({size} bytes)");
-                // mmap takes a page-aligned file offset: map from the page that holds the region's first byte.
-                ulong page = (ulong)Environment.SystemPageSize;
-                ulong aligned = offset - offset % page;
-                nuint lead = (nuint)(offset - aligned);
-                nuint length = checked((nuint)(end - aligned));
-                byte* mapped = mmap(null, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, checked((long)aligned));
-                if (mapped == MapFailed)
-                    throw Invalid($"cannot map shared-memory object '{key}' (mmap: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())})");
-                return new Mapping(name, key, offset, byteSize, mapped, length, lead);
+                return new Mapping(name, key, offset, byteSize, fd);
             }
-            finally { _ = close(fd); } // the mapping keeps the object; the descriptor is not needed past mmap
-        }
-
-        /// <summary>
-        /// st_size from fstat. struct stat differs between architectures, but st_size sits at byte 48
-        /// on x86-64 and in the generic layout (arm64, riscv64) alike; the buffer is larger than either struct.
-        /// </summary>
-        private static long SizeOf(int fd, string key)
-        {
-            byte* stat = stackalloc byte[256];
-            if (fstat(fd, stat) != 0)
-                throw Invalid($"cannot read the size of shared-memory object '{key}' (fstat: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())})");
-            return *(long*)(stat + StSizeOffset);
+            catch
+            {
+                _ = close(fd);
+                throw;
+            }
         }
     }
 
@@ -244,20 +268,19 @@ internal sealed unsafe partial class SharedMemoryRegions(bool allowed) : IDispos
     private static MlosException NotRegistered(string name) =>
         new(SmiStatus.NotFound, $"no shared-memory region '{name}' is registered");
 
-    private const int O_RDWR = 2, PROT_READ = 1, PROT_WRITE = 2, MAP_SHARED = 1, ENOENT = 2, StSizeOffset = 48;
-    private static readonly byte* MapFailed = (byte*)-1;
+    private const int O_RDWR = 2, ENOENT = 2, EINTR = 4, SEEK_END = 2;
 
     [LibraryImport("libc.so.6", EntryPoint = "shm_open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int shm_open(string name, int oflag, uint mode);
 
-    [LibraryImport("libc.so.6", EntryPoint = "fstat", SetLastError = true)]
-    private static partial int fstat(int fd, byte* stat);
+    [LibraryImport("libc.so.6", EntryPoint = "lseek", SetLastError = true)]
+    private static partial long lseek(int fd, long offset, int whence);
 
-    [LibraryImport("libc.so.6", EntryPoint = "mmap", SetLastError = true)]
-    private static partial byte* mmap(void* address, nuint length, int protection, int flags, int fd, long offset);
+    [LibraryImport("libc.so.6", EntryPoint = "pread", SetLastError = true)]
+    private static partial nint pread(int fd, void* buffer, nuint count, long offset);
 
-    [LibraryImport("libc.so.6", EntryPoint = "munmap")]
-    private static partial int munmap(void* address, nuint length);
+    [LibraryImport("libc.so.6", EntryPoint = "pwrite", SetLastError = true)]
+    private static partial nint pwrite(int fd, void* buffer, nuint count, long offset);
 
     [LibraryImport("libc.so.6", EntryPoint = "close")]
     private static partial int close(int fd);

@@ -10,12 +10,14 @@ namespace Mlos.Server;
 internal readonly record struct SharedMemoryReference(string Region, ulong? ByteSize, ulong Offset);
 
 /// <summary>
-/// Tensors in registered shared-memory regions, for both front doors. An input is read in place
-/// (the plugin sees the client's memory), except BYTES, which is copied first: its length
-/// prefixes are checked by the core, and a client that rewrote them between that check and the
-/// plugin's read could send the plugin past its data. An output is written once into its region
-/// after the run. Every lease is held by the request's scratch until the answer is sent, so an
-/// unregister meanwhile cannot unmap memory in use.
+/// Tensors in registered shared-memory regions, for both front doors. An input is copied once
+/// into the request's memory before anything checks it: the client can write its region at any
+/// moment, and a plugin reading in place could see a tensor other than the one the core checked
+/// (BYTES length prefixes that now run past the data; indices that a framework checks in one pass
+/// and uses in the next, as ONNX Runtime's Gather does). The bytes a request takes from regions
+/// are bounded by the REST body limit. An output is written once into its region after the run.
+/// Every lease is held by the request's scratch until the answer is sent, so an unregister
+/// meanwhile cannot close a region in use.
 /// </summary>
 internal static unsafe class SharedMemoryTensors
 {
@@ -23,17 +25,14 @@ internal static unsafe class SharedMemoryTensors
     {
         if (at.ByteSize is not { } size)
             throw new MlosException(SmiStatus.InvalidParam, $"input '{name}' names shared-memory region '{at.Region}' but no shared_memory_byte_size");
+        if (size > (ulong)(regions.MaxRequestBytes - scratch.SharedInputBytes))
+            throw new MlosException(SmiStatus.InvalidParam,
+                $"input '{name}': a request takes at most {regions.MaxRequestBytes >> 20} MB of inputs from shared memory (--max-body-mb)");
+        scratch.SharedInputBytes += (long)size;
         var lease = scratch.Hold(regions.Acquire(at.Region, at.Offset, size));
-        SmiTensor* t = &scratch.Inputs[index];
-        if (t->Dtype != SmiDtype.Bytes)
-        {
-            t->Data = size > 0 ? lease.Pointer : null;
-            t->ByteSize = (nuint)size;
-            return;
-        }
         nuint start = scratch.Values.Length;
         byte* copy = scratch.Values.Reserve((nuint)size);
-        Buffer.MemoryCopy(lease.Pointer, copy, size, size);
+        lease.CopyTo(copy);
         scratch.Values.Advance((nuint)size);
         scratch.PlaceValues(index, start, (nuint)size);
     }
@@ -53,6 +52,6 @@ internal static unsafe class SharedMemoryTensors
         if ((ulong)t.ByteSize > lease.ByteSize)
             throw new MlosException(SmiStatus.InvalidParam,
                 $"output '{System.Text.Encoding.UTF8.GetString(r.NameSpan)}' has {t.ByteSize} bytes; its shared-memory region '{r.RegionName}' was given {lease.ByteSize}");
-        if (t.ByteSize > 0) Buffer.MemoryCopy(t.Data, lease.Pointer, lease.ByteSize, t.ByteSize);
+        lease.CopyFrom((byte*)t.Data, t.ByteSize);
     }
 }

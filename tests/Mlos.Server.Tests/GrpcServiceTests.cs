@@ -142,10 +142,11 @@ public sealed class GrpcServiceTests : IClassFixture<GrpcServiceTests.Server>
         Assert.DoesNotContain("system_shared_memory", meta.Extensions); // not asked for at start
         Assert.True((await Client.ModelReadyAsync(new ModelReadyRequest { Name = "mlp" })).Ready);
         Assert.True((await Client.ModelReadyAsync(new ModelReadyRequest { Name = "mlp", Version = "1" })).Ready);
-        var missing = await Assert.ThrowsAsync<RpcException>(() => Client.ModelReadyAsync(new ModelReadyRequest { Name = "none" }).ResponseAsync);
-        Assert.Equal(StatusCode.NotFound, missing.StatusCode);
-        var version = await Assert.ThrowsAsync<RpcException>(() => Client.ModelReadyAsync(new ModelReadyRequest { Name = "mlp", Version = "7" }).ResponseAsync);
-        Assert.Equal(StatusCode.NotFound, version.StatusCode);
+        // As Triton answers: a model or version it does not have is not ready, not an error.
+        Assert.False((await Client.ModelReadyAsync(new ModelReadyRequest { Name = "none" })).Ready);
+        Assert.False((await Client.ModelReadyAsync(new ModelReadyRequest { Name = "mlp", Version = "7" })).Ready);
+        var unnamed = await Assert.ThrowsAsync<RpcException>(() => Client.ModelReadyAsync(new ModelReadyRequest()).ResponseAsync);
+        Assert.Equal(StatusCode.InvalidArgument, unnamed.StatusCode);
     }
 
     [Fact]

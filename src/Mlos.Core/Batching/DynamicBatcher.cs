@@ -249,7 +249,7 @@ internal sealed unsafe class DynamicBatcher : IThreadPoolWorkItem
         }
         catch (Exception e)
         {
-            var failure = new MlosException(SmiStatus.Runtime, $"batch on model '{_model.Id}' failed: {e.GetType().Name}: {e.Message}");
+            var failure = new MlosException(SmiStatus.Runtime, $"batch on model '{_model.Id}' failed: {e.Message}");
             foreach (var r in _batch)
                 if (!r.Answered) r.Failure = failure; // answered ones keep their outputs or their own failure
         }

@@ -24,8 +24,7 @@ public static unsafe class InferInputs
         {
             Check(inputs, numInputs);
             selection.Check();
-            // A plugin whose models take any tensors (SMI_CAP_ANY_INPUTS) gives defaults, not rules.
-            if (model.Specs is not { } specs || model.Plugin.Capabilities.HasFlag(SmiCapabilities.AnyInputs)) return;
+            if (model.Specs is not { } specs || !model.Plugin.SpecsAreRules) return;
             specs.CheckInputs(model.Id, inputs, (int)numInputs);
             specs.CheckSelection(model.Id, selection);
         }

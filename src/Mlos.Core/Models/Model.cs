@@ -95,13 +95,6 @@ public sealed class Model
     /// <summary>Batches and the requests they held since load, or null without batching.</summary>
     public (long Batches, long Requests)? BatchCounts => Batcher?.Counts;
 
-    /// <summary>
-    /// Starts batching after load. Merging along dim 0 is only right for a model that says every
-    /// input and output has a free batch dimension (-1 first). Asked for explicitly, a model that
-    /// has none is refused here, with the offending tensor named, rather than given wrong answers
-    /// later. By default (<see cref="Batching.BatchingOptions.Automatic"/>) batching starts only
-    /// where it is safe and pays, and otherwise stays off: <see cref="WhyNotBatched"/> says why.
-    /// </summary>
     /// <summary>The specs its plugin gave at load (null when it gives none, or while not loaded): what requests are checked against.</summary>
     public ModelSpecs? Specs { get; private set; }
 
@@ -109,6 +102,13 @@ public sealed class Model
 
     internal void ForgetSpecs() => Specs = null;
 
+    /// <summary>
+    /// Starts batching after load. Merging along dim 0 is only right for a model that says every
+    /// input and output has a free batch dimension (-1 first). Asked for explicitly, a model that
+    /// has none is refused here, with the offending tensor named, rather than given wrong answers
+    /// later. By default (<see cref="Batching.BatchingOptions.Automatic"/>) batching starts only
+    /// where it is safe and pays, and otherwise stays off: <see cref="WhyNotBatched"/> says why.
+    /// </summary>
     internal unsafe void StartBatching()
     {
         WhyNotBatched = null;

@@ -46,6 +46,13 @@ public sealed unsafe class Plugin
     public bool HasModelIo => _v11.GetModelIo != null;
     /// <summary>Whether the plugin takes a deadline with typed infer (SMI 1.2), which a model's <c>timeout_ms</c> needs.</summary>
     public bool HasDeadlineInfer => _v12.InferWithDeadline != null;
+    /// <summary>
+    /// Whether requests are refused when they do not fit the model's specs: for plugins built
+    /// against SMI 1.3 or later that do not declare SMI_CAP_ANY_INPUTS. An older plugin could not
+    /// say that its specs were defaults only (an echo), so it keeps deciding for itself.
+    /// </summary>
+    public bool SpecsAreRules => Smi.Abi.SmiVersion.GetMinor(SmiVersion) >= 3 && !Capabilities.HasFlag(SmiCapabilities.AnyInputs);
+
     /// <summary>Whether the plugin computes only requested outputs (SMI 1.3 infer_selected); without it the core drops the others.</summary>
     public bool HasSelectedInfer => _v13.InferSelected != null;
     internal PluginLibrary Library { get; }

@@ -90,8 +90,9 @@ internal static unsafe class PluginAnswers
             for (int k = 0; k < kept && wanted; k++)
                 if (System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpanFromNullTerminated(outputs[k].Name).SequenceEqual(name))
                 {
+                    var twice = Utf8.Read(outputs[i].Name);
                     ReleaseAll(outputs, n);
-                    throw Broke(pluginId, "infer", $"it wrote output '{Utf8.Read(outputs[i].Name)}' twice");
+                    throw Broke(pluginId, "infer", $"it wrote output '{twice}' twice");
                 }
             if (!wanted)
             {

@@ -23,6 +23,8 @@ internal static class GrpcFailures
             ok = true;
             return answer;
         }
+        // The client went away: nothing to answer, and not a bug of ours.
+        catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested) { throw new RpcException(new Status(StatusCode.Cancelled, "the call was cancelled")); }
         catch (Exception e) when (e is not RpcException) { throw Status(http, state, e); }
         finally { Responses.Finish(http, state, start, ok); }
     }

@@ -69,7 +69,8 @@ internal static class GrpcInfer
                 continue;
             }
             if (t.ByteSize > int.MaxValue)
-                throw new Core.MlosException(SmiStatus.InvalidParam, $"output '{tensor.Name}' has {t.ByteSize} bytes, more than one gRPC message can carry");
+                throw new global::Grpc.Core.RpcException(new global::Grpc.Core.Status(global::Grpc.Core.StatusCode.ResourceExhausted,
+                    $"output '{tensor.Name}' has {t.ByteSize} bytes, more than one gRPC message can carry (ask for it over REST, or into shared memory)"));
             response.RawOutputContents.Add(ByteString.CopyFrom(new ReadOnlySpan<byte>(t.Data, (int)t.ByteSize)));
         }
         return response;

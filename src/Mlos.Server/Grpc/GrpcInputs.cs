@@ -24,7 +24,7 @@ internal static unsafe class GrpcInputs
         if (inputs.Count > KServeScratch.MaxTensors)
             throw new MlosException(SmiStatus.InvalidParam, $"more than {KServeScratch.MaxTensors} inputs");
         var raw = request.RawInputContents;
-        int shared = inputs.Count(i => Shared(i.Parameters, "") is not null);
+        int shared = inputs.Count(i => Shared(i.Parameters, $"input '{i.Name}'") is not null);
         // One raw entry per input, or per input not in shared memory (both are sent by clients).
         bool perInput = raw.Count == inputs.Count;
         if (raw.Count > 0 && !perInput && raw.Count != inputs.Count - shared)

@@ -19,8 +19,13 @@ internal sealed class InferenceService(ServerState state, RepositoryControl repo
     public override Task<ServerReadyResponse> ServerReady(ServerReadyRequest request, ServerCallContext context) =>
         GrpcFailures.Run(context, state, () => new ServerReadyResponse { Ready = state.Started });
 
+    /// <summary>As Triton answers it: a model or version it does not have is not ready (not an error).</summary>
     public override Task<ModelReadyResponse> ModelReady(ModelReadyRequest request, ServerCallContext context) =>
-        GrpcFailures.Run(context, state, () => new ModelReadyResponse { Ready = Model(request.Name, request.Version).State == ModelState.Loaded });
+        GrpcFailures.Run(context, state, () =>
+        {
+            try { return new ModelReadyResponse { Ready = Model(request.Name, request.Version).State == ModelState.Loaded }; }
+            catch (MlosException e) when (e.Status == SmiStatus.NotFound) { return new ModelReadyResponse { Ready = false }; }
+        });
 
     public override Task<ServerMetadataResponse> ServerMetadata(ServerMetadataRequest request, ServerCallContext context) =>
         GrpcFailures.Run(context, state, () =>

@@ -65,9 +65,13 @@ public unsafe ref struct SmiOutputs
         for (int i = 0; i < _count; i++)
         {
             SmiTensor* t = &_slots[i];
-            if (IndexOfSelected(System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpanFromNullTerminated(t->Name)) < 0)
+            var name = System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpanFromNullTerminated(t->Name);
+            bool again = false;
+            for (int k = 0; k < kept && !again; k++)
+                again = System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpanFromNullTerminated(_slots[k].Name).SequenceEqual(name);
+            if (again || IndexOfSelected(name) < 0)
             {
-                // Not wanted: plugin memory is given back; a caller's buffer stays in the array, unused.
+                // Not wanted (or written twice): plugin memory is given back; a caller's buffer stays in the array, unused.
                 if (t->Release != null)
                 {
                     t->Release(t);
