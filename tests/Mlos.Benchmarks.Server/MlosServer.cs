@@ -7,23 +7,27 @@ using System.Text.Json;
 namespace Mlos.Benchmarks.Server;
 
 /// <summary>
-/// One mlos_core process on a free loopback port: started, timed to /v2/health/ready, and read
-/// from /proc (RSS, threads). Its output is drained (a full pipe would stall it) and the last
-/// lines kept for the error message when it dies.
+/// One mlos_core process on free loopback ports (HTTP, and gRPC unless the arguments say
+/// <c>--no-grpc</c>: its default 8081 would be shared by every server this program starts):
+/// started, timed to /v2/health/ready, and read from /proc (RSS, threads). Its output is drained
+/// (a full pipe would stall it) and the last lines kept for the error message when it dies.
 /// </summary>
 internal sealed class MlosServer : IDisposable
 {
     private readonly Process _process;
     private readonly Queue<string> _tail = new();
 
-    private MlosServer(Process process, int port)
+    private MlosServer(Process process, int port, int grpcPort)
     {
         _process = process;
         Port = port;
+        GrpcPort = grpcPort;
         Http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(120) };
     }
 
     public int Port { get; }
+    /// <summary>The gRPC port (h2c); 0 when started with <c>--no-grpc</c>.</summary>
+    public int GrpcPort { get; }
     public HttpClient Http { get; }
     public int Pid => _process.Id;
 
@@ -32,14 +36,19 @@ internal sealed class MlosServer : IDisposable
 
     public string Url(string path) => $"http://127.0.0.1:{Port}{path}";
 
-    /// <summary>Starts <c>build/mlos_core</c> with <paramref name="args"/> and <c>--http-port</c>, in <paramref name="build"/>, and waits until it is ready.</summary>
+    /// <summary>
+    /// Starts <c>build/mlos_core</c> with <paramref name="args"/>, <c>--http-port</c> and
+    /// <c>--grpc-port</c>, in <paramref name="build"/>, and waits until it is ready.
+    /// </summary>
     public static async Task<MlosServer> StartAsync(string build, IEnumerable<string> args)
     {
-        int port = FreePort();
-        var info = new ProcessStartInfo(Path.Combine(build, "mlos_core"), [.. args, "--http-port", port.ToString()])
+        string[] given = [.. args];
+        int port = FreePort(), grpcPort = given.Contains("--no-grpc") ? 0 : FreePort();
+        string[] grpc = grpcPort == 0 ? [] : ["--grpc-port", grpcPort.ToString()];
+        var info = new ProcessStartInfo(Path.Combine(build, "mlos_core"), [.. given, "--http-port", port.ToString(), .. grpc])
         { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = build };
         var clock = Stopwatch.StartNew();
-        var server = new MlosServer(Process.Start(info)!, port);
+        var server = new MlosServer(Process.Start(info)!, port, grpcPort);
         server._process.OutputDataReceived += (_, e) => server.Keep(e.Data);
         server._process.ErrorDataReceived += (_, e) => server.Keep(e.Data);
         server._process.BeginOutputReadLine();
@@ -60,6 +69,20 @@ internal sealed class MlosServer : IDisposable
     /// <summary>Resident memory now, in MB.</summary>
     public double RssMb => Rss(Pid) / 1024.0;
 
+    /// <summary>
+    /// CPU time the process has used so far, user and system (/proc/&lt;pid&gt;/stat): per request,
+    /// what the server itself costs, apart from the load generator it shares these cores with.
+    /// </summary>
+    public double CpuSeconds
+    {
+        get
+        {
+            var stat = File.ReadAllText($"/proc/{Pid}/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' '); // after "pid (comm) ": field 3 onwards
+            return (long.Parse(fields[11]) + long.Parse(fields[12])) / 100.0; // utime, stime in USER_HZ (100 on Linux)
+        }
+    }
+
     /// <summary>Threads of the process now (/proc/&lt;pid&gt;/task).</summary>
     public int Threads => Directory.GetDirectories($"/proc/{Pid}/task").Length;
 
@@ -73,6 +96,19 @@ internal sealed class MlosServer : IDisposable
     {
         using var r = await Http.PostAsync("/models/register", new StringContent(json, Encoding.UTF8, "application/json"));
         return (r.IsSuccessStatusCode, await r.Content.ReadAsStringAsync());
+    }
+
+    /// <summary>
+    /// The server's own statistics of <paramref name="model"/> (Triton's, /v2/models/&lt;model&gt;/stats):
+    /// inferences that succeeded and that failed, what a load generator that reads only HTTP status
+    /// (h2load, over gRPC) is checked against; and the time spent computing them.
+    /// </summary>
+    public async Task<InferStats> Stats(string model)
+    {
+        var stats = JsonDocument.Parse(await Http.GetStringAsync($"/v2/models/{model}/stats")).RootElement
+            .GetProperty("model_stats")[0].GetProperty("inference_stats");
+        return new(stats.GetProperty("success").GetProperty("count").GetInt64(), stats.GetProperty("fail").GetProperty("count").GetInt64(),
+            stats.GetProperty("compute_infer").GetProperty("ns").GetInt64());
     }
 
     /// <summary>The managed bytes the server has allocated so far (its /stats).</summary>
@@ -147,3 +183,6 @@ internal sealed class MlosServer : IDisposable
         return ((IPEndPoint)l.LocalEndpoint).Port;
     }
 }
+
+/// <summary>Cumulative counts of one model's statistics (<see cref="MlosServer.Stats"/>).</summary>
+internal readonly record struct InferStats(long Success, long Fail, long ComputeInferNs);

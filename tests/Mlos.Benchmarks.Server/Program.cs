@@ -8,13 +8,20 @@
 //   mlp256   the 256-512-512-10 MLP at default settings vs hand-tuned and vs onnxruntime-node, at
 //            1, 8 and 64 connections;
 //   batching MLP and a wide MLP over KServe v2 binary, dynamic batching by default vs off;
+//   grpc     the MLP over gRPC ModelInfer (raw contents) vs KServe v2 binary, both under h2load
+//            (HTTP/2 and HTTP/1.1), and REST under wrk beside it;
+//   shm      4 MiB in and out through system shared memory vs KServe v2 binary (a server of its
+//            own, started with --allow-shared-memory), one C# client both ways;
+//   outputs  requested-output selection on a 12-output model: one output vs all, REST binary and
+//            gRPC, answer bytes and throughput (a C# client);
 // plus managed bytes allocated per request on the binary paths (mlos_core's /stats). Load comes
-// from wrk (64 connections unless a row says otherwise); each figure that matters is a ratio.
+// from wrk (64 connections unless a row says otherwise), h2load for gRPC, and a C# client
+// (ClientLoad) where neither can make the requests; each figure that matters is a ratio.
 //
 //   dotnet run -c Release --project tests/Mlos.Benchmarks.Server -- <build-dir> [node_modules-dir] [--only SECTION[,SECTION…]]
 using Mlos.Benchmarks.Server;
 
-string[] sections = ["startup", "threads", "ceiling", "peer", "mlp256", "batching"];
+string[] sections = ["startup", "threads", "ceiling", "peer", "mlp256", "batching", "grpc", "shm", "outputs"];
 var positional = new List<string>();
 var only = new HashSet<string>();
 for (int i = 0; i < args.Length; i++)
@@ -44,7 +51,7 @@ Console.WriteLine($"HTTP benchmarks on {Environment.ProcessorCount} cores, {Date
 
 if (Selected("startup")) await Startup.Demo(build, repo);
 if (Selected("threads")) await Startup.ThousandModels(build, repo, bodies);
-if (!new[] { "ceiling", "peer", "mlp256", "batching" }.Any(Selected)) return 0;
+if (!new[] { "ceiling", "peer", "mlp256", "batching", "grpc", "shm", "outputs" }.Any(Selected)) return 0;
 
 // --- mlos_core for the load runs: start-up and idle memory, then the models the runs use.
 var root = Directory.CreateDirectory(Path.Combine(work, "models")).FullName;
@@ -58,6 +65,8 @@ var mlp = Copy(Path.Combine(repo, "tests", "models", "onnx", "mlp.onnx"));
 Copy(Path.Combine(repo, "tests", "models", "torch", "mlp.pt"));
 var wide = Copy(Path.Combine(build, "bench", "models", "wide_mlp.onnx"));
 var mlp256 = Copy(Path.Combine(build, "bench", "models", "mlp256.onnx"));
+var bigIdentity = Copy(Path.Combine(build, "bench", "models", "big_identity.onnx"));
+var manyOutputs = Copy(Path.Combine(build, "bench", "models", "many_outputs.onnx"));
 using var server = await MlosServer.StartAsync(build, ["--model-root", root, "--model", "torch-mlp=mlp.pt", "--model", "onnx-mlp=mlp.onnx"]);
 await Task.Delay(1000);
 Report.Fact("Start-up", "start to /v2/health/ready (ONNX + Torch plugins, one model each)", $"{server.StartedIn.TotalMilliseconds:F0} ms");
@@ -109,6 +118,23 @@ if (Selected("batching"))
     await Batching.Run(server, bodies, mlosAllocated, "mlp", "mlp.onnx", 16, "MLP 16-32-4", ">= 1");
     if (File.Exists(wide)) await Batching.Run(server, bodies, null, "wide", "wide_mlp.onnx", 512, "wide MLP 512-2048-2048-512", ">= 3");
     else Console.WriteLine($"  (no {wide}: tests/bench/make_bench_models.py makes it; the wide MLP rows are skipped)");
+}
+
+// --- gRPC ModelInfer vs REST binary, the MLP at one row (on the server above: gRPC is on by default).
+if (Selected("grpc")) await GrpcVsRest.Run(server, bodies);
+
+// --- System shared memory vs REST binary, 4 MiB each way.
+if (Selected("shm"))
+{
+    if (File.Exists(bigIdentity)) await SharedMemory.Run(build, root);
+    else Console.WriteLine($"  (no {bigIdentity}: tests/bench/make_bench_models.py makes it; the shm section is skipped)");
+}
+
+// --- Requested-output selection: one output of twelve vs all of them.
+if (Selected("outputs"))
+{
+    if (File.Exists(manyOutputs)) await OutputSelection.Run(server);
+    else Console.WriteLine($"  (no {manyOutputs}: tests/bench/make_bench_models.py makes it; the outputs section is skipped)");
 }
 return 0;
 

@@ -3,11 +3,15 @@ namespace Mlos.Benchmarks.Server;
 /// <summary>
 /// The result lines tests/bench/run.sh collects (tab-separated):
 ///   RATIO &lt;benchmark&gt; &lt;configuration&gt; &lt;measured&gt; &lt;baseline&gt; &lt;ratio&gt; &lt;goal, may be empty&gt;
+///   HTTP  &lt;configuration&gt; &lt;connections&gt; &lt;req/s&gt; &lt;p50 ms&gt; &lt;p99 ms&gt; &lt;errors&gt;
 ///   FACT  &lt;section&gt; &lt;what&gt; &lt;value&gt;
-/// (HTTP lines come from <see cref="Wrk"/>.)
 /// </summary>
 internal static class Report
 {
+    /// <summary>One load run (wrk's, h2load's or <see cref="ClientLoad"/>'s).</summary>
+    public static void Http(LoadResult r) =>
+        Console.WriteLine($"HTTP\t{r.Name}\t{r.Connections}\t{r.RequestsPerSecond:F0}\t{r.P50Ms:F3}\t{r.P99Ms:F3}\t{r.Errors}");
+
     public static void Ratio(string benchmark, string configuration, LoadResult value, LoadResult baseline, double ratio, string goal = "") =>
         Ratio(benchmark, configuration, value.ToString(), baseline.ToString(), ratio, goal);
 
@@ -17,9 +21,12 @@ internal static class Report
     public static void Fact(string section, string what, string value) => Console.WriteLine($"FACT\t{section}\t{what}\t{value}");
 }
 
-/// <summary>Request bodies as files for wrk, in one folder; the values are fixed (seeded).</summary>
+/// <summary>Request bodies as files for wrk and h2load, in one folder; the values are fixed (seeded).</summary>
 internal sealed class Bodies(string dir)
 {
+    /// <summary>The values as the little-endian bytes a tensor holds.</summary>
+    public static byte[] FloatBytes(int n) => System.Runtime.InteropServices.MemoryMarshal.AsBytes(Floats(n).AsSpan()).ToArray();
+
     public static float[] Floats(int n)
     {
         var rng = new Random(3);
@@ -34,6 +41,21 @@ internal sealed class Bodies(string dir)
         var file = Path.Combine(dir, $"{name}.bin");
         File.WriteAllBytes(file, [.. header, .. values.SelectMany(BitConverter.GetBytes)]);
         return (file, header.Length);
+    }
+
+    /// <summary>
+    /// One gRPC message as an HTTP/2 request body carries it (h2load sends the file as it is): the
+    /// length-prefixed message, 1 byte 0 (not compressed), 4 bytes big-endian length, the message.
+    /// </summary>
+    public string Grpc(string name, Google.Protobuf.IMessage message)
+    {
+        var bytes = Google.Protobuf.MessageExtensions.ToByteArray(message);
+        var framed = new byte[5 + bytes.Length];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(framed.AsSpan(1), (uint)bytes.Length);
+        bytes.CopyTo(framed, 5);
+        var file = Path.Combine(dir, $"{name}.grpc");
+        File.WriteAllBytes(file, framed);
+        return file;
     }
 
     /// <summary>KServe v2 JSON: FP32[1,n] named <paramref name="input"/>.</summary>

@@ -8,10 +8,14 @@ namespace Mlos.Benchmarks.Server;
 internal sealed record LoadResult(string Name, int Connections, double RequestsPerSecond, double P50Ms, double P99Ms, long Requests, long Errors)
 {
     /// <summary>How a ratio line quotes it.</summary>
-    public override string ToString() => $"{Name} ({Connections} conn): {RequestsPerSecond:F0} req/s, p50 {P50Ms:F2} ms, p99 {P99Ms:F2} ms";
+    public override string ToString() => $"{Name} ({Connections} conn): {RequestsPerSecond:F0} req/s, p50 {P50Ms:F2} ms, p99 {P99Ms:F2} ms" +
+        (ServerCpuUsPerRequest is { } cpu ? $", server CPU {cpu:F0} us/req" : "");
 
     /// <summary>Managed bytes the server allocated per request in the measured run, when probed.</summary>
     public double? AllocatedPerRequest { get; init; }
+
+    /// <summary>CPU time the server used per request in the measured run (<see cref="MlosServer.CpuSeconds"/>), when probed.</summary>
+    public double? ServerCpuUsPerRequest { get; init; }
 }
 
 /// <summary>
@@ -54,15 +58,13 @@ internal static partial class Wrk
             Console.WriteLine($"FACT\tHot path\tmanaged bytes allocated per request: {name}\t{result.AllocatedPerRequest:F0} B");
         }
         Console.WriteLine($"  {result}, {result.Errors} errors");
-        if (report) Http(result);
+        if (report) Report.Http(result);
         return result;
     }
 
-    private static void Http(LoadResult r) =>
-        Console.WriteLine($"HTTP\t{r.Name}\t{r.Connections}\t{r.RequestsPerSecond:F0}\t{r.P50Ms:F3}\t{r.P99Ms:F3}\t{r.Errors}");
-
     /// <summary>
-    /// Two configurations compared on these noisy shared cores: <paramref name="rounds"/> short
+    /// Two configurations compared on these noisy shared cores (any load generator's runs:
+    /// wrk's, <see cref="H2load"/>'s, <see cref="ClientLoad"/>'s): <paramref name="rounds"/> short
     /// runs of each, alternating (so that a burst of noise hits both), and each one's median run
     /// by throughput, reported as its HTTP line. One 5 s run each moved ratios by ±20%.
     /// </summary>
@@ -76,8 +78,8 @@ internal static partial class Wrk
             runsB.Add(b(seconds, false));
         }
         var (medianA, medianB) = (Median(runsA), Median(runsB));
-        Http(medianA);
-        Http(medianB);
+        Report.Http(medianA);
+        Report.Http(medianB);
         return (medianA, medianB);
     }
 

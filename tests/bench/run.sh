@@ -2,13 +2,14 @@
 # The one benchmark command: builds what it needs, runs every benchmark on loopback in one go, and
 # writes tests/bench/RESULTS.md (machine, date, every ratio against a baseline measured in the same
 # run) and tests/bench/results.png (throughput and p99 per HTTP configuration). Not a test: CTest
-# never runs it. About 5 minutes on a 2-core machine once built.
+# never runs it. About 7 minutes on a 2-core machine once built.
 #
 #   bash tests/bench/run.sh            (or: cmake --build --preset default --target bench_all)
 #
 # One section of the server benchmarks, against the current build (no rebuild, no RESULTS.md):
 #   dotnet run -c Release --project tests/Mlos.Benchmarks.Server -- build build/bench/node/node_modules --only mlp256
-# (sections: startup, threads, ceiling, peer, mlp256, batching; comma-separate several).
+# (sections: startup, threads, ceiling, peer, mlp256, batching, grpc, shm, outputs; comma-separate
+# several; grpc, shm and outputs need the benchmark models below and h2load).
 #
 # The benchmarks print tab-separated lines, collected into build/bench/results.tsv:
 #   RATIO <benchmark> <configuration> <measured> <baseline> <ratio> <goal>
@@ -21,10 +22,11 @@ bench=$build/bench
 here=$repo/tests/bench
 cd "$repo"
 
-# --- What the benchmarks need beyond the build: wrk (load), gnuplot (chart), python3-onnx (the
-# benchmark-only MLPs), onnxruntime-node (the peer).
+# --- What the benchmarks need beyond the build: wrk (load), h2load (load over HTTP/2, for gRPC),
+# gnuplot (chart), python3-onnx (the benchmark-only models), onnxruntime-node (the peer).
 need=()
 command -v wrk >/dev/null || need+=(wrk)
+command -v h2load >/dev/null || need+=(nghttp2-client)
 command -v gnuplot >/dev/null || need+=(gnuplot-nox)
 /usr/bin/python3 -c 'import onnx, numpy' 2>/dev/null || need+=(python3-onnx python3-numpy)
 if [ ${#need[@]} -gt 0 ]; then
@@ -34,7 +36,8 @@ fi
 mkdir -p "$bench/node"
 [ -d "$bench/node/node_modules/onnxruntime-node" ] ||
   (cd "$bench/node" && npm install --silent --no-audit --no-fund onnxruntime-node@1.30.0 >/dev/null)
-[ -s "$bench/models/wide_mlp.onnx" ] && [ -s "$bench/models/mlp256.onnx" ] ||
+[ -s "$bench/models/wide_mlp.onnx" ] && [ -s "$bench/models/mlp256.onnx" ] &&
+  [ -s "$bench/models/big_identity.onnx" ] && [ -s "$bench/models/many_outputs.onnx" ] ||
   /usr/bin/python3 "$here/make_bench_models.py" "$bench/models"
 
 cmake --preset default >/dev/null
@@ -82,13 +85,13 @@ commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
       printf "| %s | %s | %s | %s | %.3f | %s | %s |\n", $2, $3, $4, $5, $6, ($7 == "" ? "-" : $7), met
     }' "$results"
   echo
-  echo "## HTTP runs (wrk: 5 s after a 1 s warm-up; paired comparisons: the median of 3 alternating 3 s runs)"
+  echo "## HTTP runs (wrk, and h2load for gRPC: 5 s after a 1 s warm-up; the C# client of shm and outputs: after a warm-up of its own; paired comparisons: the median of 3 alternating 3 s runs, 2 s for outputs)"
   echo
   echo "| configuration | connections | req/s | p50 ms | p99 ms | errors |"
   echo "| --- | ---: | ---: | ---: | ---: | ---: |"
   awk -F'\t' '$1 == "HTTP" { printf "| %s | %s | %s | %.2f | %.2f | %s |\n", $2, $3, $4, $5, $6, $7 }' "$results"
   echo
-  echo "## Start-up, memory, threads, allocations"
+  echo "## Start-up, memory, threads, allocations, answer sizes"
   echo
   echo "| section | what | value |"
   echo "| --- | --- | ---: |"
@@ -102,7 +105,7 @@ awk -F'\t' '$1 == "HTTP" { printf "%d \"%s, %s conn\" %s %s\n", n++, $2, $3, $4,
 gnuplot <<EOF
 set terminal pngcairo size 2000,1100 font "sans,9"
 set output "$here/results.png"
-set multiplot layout 2,1 title noenhanced "mlos_core HTTP benchmarks, $(date -u +%Y-%m-%d), $(nproc) cores (wrk)"
+set multiplot layout 2,1 title noenhanced "mlos_core HTTP and gRPC benchmarks, $(date -u +%Y-%m-%d), $(nproc) cores (wrk, h2load, C# client)"
 set style fill solid 0.8
 set boxwidth 0.6
 set grid ytics
