@@ -18,31 +18,8 @@ namespace Mlos.Server.Tests;
 /// </summary>
 public sealed class GrpcServiceTests : IClassFixture<GrpcServiceTests.Server>
 {
-    public sealed class Server : IDisposable
-    {
-        public Server()
-        {
-            Root = Directory.CreateTempSubdirectory("mlos-grpc-").FullName;
-            foreach (var f in (string[])["multi_io.onnx", "mlp.onnx", "dtypes.onnx", "strings.onnx"])
-                File.Copy(Path.Combine(BuildTree.Models("onnx"), f), Path.Combine(Root, f));
-            Process = new ServerProcess(Root, "--model", "multi=multi_io.onnx", "--model", "mlp=mlp.onnx",
-                "--model", "dtypes=dtypes.onnx", "--model", "strings=strings.onnx", "--grpc-max-message-mb", "1");
-            Channel = Process.Grpc();
-            Client = new GRPCInferenceService.GRPCInferenceServiceClient(Channel);
-        }
-
-        public string Root { get; }
-        public ServerProcess Process { get; }
-        public global::Grpc.Net.Client.GrpcChannel Channel { get; }
-        public GRPCInferenceService.GRPCInferenceServiceClient Client { get; }
-
-        public void Dispose()
-        {
-            Channel.Dispose();
-            Process.Dispose();
-            Directory.Delete(Root, recursive: true);
-        }
-    }
+    public sealed class Server() : GrpcServer(
+        [("multi", "multi_io.onnx"), ("mlp", "mlp.onnx"), ("dtypes", "dtypes.onnx"), ("strings", "strings.onnx")], "--grpc-max-message-mb", "1");
 
     private readonly Server _server;
     private GRPCInferenceService.GRPCInferenceServiceClient Client => _server.Client;

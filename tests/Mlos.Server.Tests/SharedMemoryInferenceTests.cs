@@ -16,30 +16,7 @@ namespace Mlos.Server.Tests;
 /// </summary>
 public sealed class SharedMemoryInferenceTests : IClassFixture<SharedMemoryInferenceTests.Server>
 {
-    public sealed class Server : IDisposable
-    {
-        public Server()
-        {
-            Root = Directory.CreateTempSubdirectory("mlos-shm-infer-").FullName;
-            foreach (var f in (string[])["multi_io.onnx", "strings.onnx"])
-                File.Copy(Path.Combine(BuildTree.Models("onnx"), f), Path.Combine(Root, f));
-            Process = new ServerProcess(Root, "--allow-shared-memory", "--model", "multi=multi_io.onnx", "--model", "strings=strings.onnx");
-            Channel = Process.Grpc();
-            Client = new GRPCInferenceService.GRPCInferenceServiceClient(Channel);
-        }
-
-        public string Root { get; }
-        public ServerProcess Process { get; }
-        public global::Grpc.Net.Client.GrpcChannel Channel { get; }
-        public GRPCInferenceService.GRPCInferenceServiceClient Client { get; }
-
-        public void Dispose()
-        {
-            Channel.Dispose();
-            Process.Dispose();
-            Directory.Delete(Root, recursive: true);
-        }
-    }
+    public sealed class Server() : GrpcServer([("multi", "multi_io.onnx"), ("strings", "strings.onnx")], "--allow-shared-memory");
 
     private readonly Server _server;
     private HttpClient Http => _server.Process.Client;
