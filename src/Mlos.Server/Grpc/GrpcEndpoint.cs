@@ -9,7 +9,7 @@ internal static class GrpcEndpoint
     {
         // Mapping the service builds the protos' descriptors (~10-15 ms here) on the start-up path:
         // built on another core meanwhile, the mapping finds them ready.
-        _ = Task.Run(() => Protocol.GrpcServiceReflection.Descriptor);
+        _ = Task.Run(() => Grpc.Protocol.GrpcServiceReflection.Descriptor);
         services.AddGrpc(o =>
         {
             o.MaxReceiveMessageSize = (int)Math.Min(options.GrpcMaxMessageBytes, int.MaxValue);
