@@ -76,9 +76,9 @@ static void test_errors(void) {
     EXPECT_STATUS(&api, api.infer(core, "mlp", &input, 1, outputs, &n), SMI_ERROR_INVALID_PARAM, "needs 192");
     input = ref_as_input(&refs[0].inputs[0]);
     input.name = "nope";
-    EXPECT_STATUS(&api, api.infer(core, "mlp", &input, 1, outputs, &n), SMI_ERROR_INVALID_PARAM, "has no input 'nope' (inputs: input)");
+    EXPECT_STATUS(&api, api.infer(core, "mlp", &input, 1, outputs, &n), SMI_ERROR_INVALID_PARAM, "model 'mlp' has no input 'nope' (its inputs: input)");
     input = ref_as_input(&refs[1].inputs[0]);
-    EXPECT_STATUS(&api, api.infer(core, "multi_io", &input, 1, outputs, &n), SMI_ERROR_INVALID_PARAM, "takes 2 inputs");
+    EXPECT_STATUS(&api, api.infer(core, "multi_io", &input, 1, outputs, &n), SMI_ERROR_INVALID_PARAM, "model 'multi_io' needs input 'features'");
 
     /* Untyped: malformed JSON, wrong element type, ragged arrays. */
     EXPECT_STATUS(&api, api.inference(core, "mlp", "{\"input\": [1, 2,", 16, json, &size), SMI_ERROR_INVALID_PARAM,

@@ -14,6 +14,9 @@ namespace Mlos.Fuzz;
 /// </summary>
 internal static unsafe class KServeTarget
 {
+    /// <summary>As a server started without --allow-shared-memory: a region named in a request is refused.</summary>
+    private static readonly SharedMemoryRegions s_regions = new(allowed: false);
+
     public static void Run(ReadOnlySpan<byte> input)
     {
         if (input.Length < sizeof(uint)) return;
@@ -25,7 +28,7 @@ internal static unsafe class KServeTarget
         {
             fixed (byte* pointer = body)
             {
-                var request = KServeRequest.Parse(body, headerLength, pointer, scratch);
+                var request = KServeRequest.Parse(body, headerLength, pointer, scratch, s_regions);
                 // What the core checks next, before any plugin sees the tensors: it reads them too.
                 Mlos.Core.Models.InferInputs.Check(scratch.Inputs, (nuint)request.InputCount);
             }
