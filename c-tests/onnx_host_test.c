@@ -42,6 +42,36 @@ static void test_caller_buffers(void) {
     EXPECT_STATUS(&api, api.infer(core, "mlp", &input, 1, &output, &num_outputs), SMI_ERROR_BUFFER_TOO_SMALL, "48 bytes needed, 8 given");
 }
 
+/* mlos_core_infer_selected: only the named output comes back, in one slot (the plugin was asked
+ * for it alone: writing all three would need three), with the reference's values; an unknown or
+ * repeated name is refused with nothing allocated. */
+static void test_selected_outputs(void) {
+    const ref_case_t* multi = &refs[1]; /* multi_io: logits, ids_sum, mask */
+    smi_tensor_t inputs[2] = {ref_as_input(&multi->inputs[0]), ref_as_input(&multi->inputs[1])}, outputs[3];
+    const char* const one[] = {"ids_sum"};
+    const char* const unknown[] = {"nope"};
+    const char* const twice[] = {"mask", "mask"};
+    const ref_tensor_t* ids_sum = NULL;
+    size_t n = 1;
+    int o;
+    for (o = 0; o < multi->num_outputs; o++)
+        if (strcmp(multi->outputs[o].name, "ids_sum") == 0) ids_sum = &multi->outputs[o];
+    CHECK(ids_sum != NULL, "multi_io.ref has ids_sum");
+    memset(outputs, 0, sizeof outputs);
+    EXPECT_OK(&api, api.infer_selected(core, "multi_io", inputs, 2, one, 1, outputs, &n));
+    CHECK(n == 1 && strcmp(outputs[0].name, "ids_sum") == 0, "one output, ids_sum");
+    CHECK(ids_sum && outputs[0].byte_size == ids_sum->byte_size && memcmp(outputs[0].data, ids_sum->data, ids_sum->byte_size) == 0,
+          "ids_sum has the reference's values");
+    api.release_outputs(outputs, n);
+    n = 3;
+    memset(outputs, 0, sizeof outputs);
+    EXPECT_STATUS(&api, api.infer_selected(core, "multi_io", inputs, 2, unknown, 1, outputs, &n), SMI_ERROR_INVALID_PARAM,
+                  "model 'multi_io' has no output 'nope' (its outputs: logits, ids_sum, mask)");
+    EXPECT_STATUS(&api, api.infer_selected(core, "multi_io", inputs, 2, twice, 2, outputs, &n), SMI_ERROR_INVALID_PARAM, "requested twice");
+    CHECK(outputs[0].release == NULL && outputs[1].release == NULL, "nothing allocated after a refusal");
+    EXPECT_STATUS(&api, api.infer_selected(core, "multi_io", inputs, 2, NULL, 1, outputs, &n), SMI_ERROR_INVALID_PARAM, "output_names is NULL");
+}
+
 /* Untyped errors of the convention as this plugin meets them (the happy paths are the suite's). */
 static void test_untyped_errors(void) {
     static char answer[256];
@@ -199,6 +229,7 @@ int main(int argc, char** argv) {
     test_untyped_errors();
     suite_test_threads(&suite, THREADS, ITERATIONS);
     test_errors();
+    test_selected_outputs();
     EXPECT_OK(&api, api.destroy(core));
     for (f = 0; f < NUM_FIXTURES; f++) ref_free(&refs[f]);
     if (mlos_test_failures) {

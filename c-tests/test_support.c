@@ -44,6 +44,7 @@ void mlos_api_load(mlos_api_t* api, const char* build_dir) {
     MLOS_RESOLVE(api, deallocate_resources, "mlos_core_deallocate_resources");
     MLOS_RESOLVE(api, inference, "mlos_core_inference");
     MLOS_RESOLVE(api, infer, "mlos_core_infer");
+    MLOS_RESOLVE(api, infer_selected, "mlos_core_infer_selected");
     MLOS_RESOLVE(api, release_outputs, "mlos_core_release_outputs");
     MLOS_RESOLVE(api, smi_layout, "mlos_core_smi_layout");
 }

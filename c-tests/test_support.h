@@ -33,6 +33,7 @@ typedef struct {
     __typeof__(&mlos_core_deallocate_resources) deallocate_resources;
     __typeof__(&mlos_core_inference) inference;
     __typeof__(&mlos_core_infer) infer;
+    __typeof__(&mlos_core_infer_selected) infer_selected;
     __typeof__(&mlos_core_release_outputs) release_outputs;
     __typeof__(&mlos_core_smi_layout) smi_layout;
 } mlos_api_t;

@@ -206,6 +206,22 @@ mlos_status_t mlos_core_infer(mlos_core_t* core, const char* model_id,
                               smi_tensor_t* outputs, size_t* num_outputs);
 
 /**
+ * mlos_core_infer of the outputs named in output_names[0..num_output_names) only (each once;
+ * num_output_names 0 means every output, as mlos_core_infer). Every output slot must be empty
+ * (data NULL): the outputs are allocated by the plugin, come back first in *num_outputs slots,
+ * and are freed with mlos_core_release_outputs. A plugin with SMI 1.3 infer_selected is asked
+ * for those outputs alone; for an older one the core releases the others before returning. A
+ * name the model does not have, or one given twice, fails with SMI_ERROR_INVALID_PARAM and
+ * nothing allocated. The same check of the inputs as mlos_core_infer, which (for a model whose
+ * plugin gave its specs, SMI 1.3 or later) also holds them to the model's input names, dtypes
+ * and fixed dims.
+ */
+mlos_status_t mlos_core_infer_selected(mlos_core_t* core, const char* model_id,
+                                       const smi_tensor_t* inputs, size_t num_inputs,
+                                       const char* const* output_names, size_t num_output_names,
+                                       smi_tensor_t* outputs, size_t* num_outputs);
+
+/**
  * Calls release on every output that has one (NULL-safe), then clears it (release, data,
  * byte_size): calling it twice on the same array frees nothing the second time.
  */

@@ -164,6 +164,26 @@ public static unsafe class CoreExports
         catch (Exception e) { return Fail(e); }
     }
 
+    [UnmanagedCallersOnly(EntryPoint = "mlos_core_infer_selected")]
+    public static SmiStatus InferSelected(nint core, byte* modelId, SmiTensor* inputs, nuint numInputs, byte** outputNames, nuint numOutputNames,
+        SmiTensor* outputs, nuint* numOutputs)
+    {
+        if (modelId == null) return Fail(SmiStatus.InvalidParam, "mlos_core_infer_selected: model_id must not be NULL");
+        if (numOutputs == null) return Fail(SmiStatus.InvalidParam, "mlos_core_infer_selected: num_outputs must not be NULL");
+        if (inputs == null && numInputs != 0) return Fail(SmiStatus.InvalidParam, "mlos_core_infer_selected: inputs is NULL but num_inputs is not 0");
+        if (outputs == null && *numOutputs != 0) return Fail(SmiStatus.InvalidParam, "mlos_core_infer_selected: outputs is NULL but *num_outputs is not 0");
+        if (outputNames == null && numOutputNames != 0) return Fail(SmiStatus.InvalidParam, "mlos_core_infer_selected: output_names is NULL but num_output_names is not 0");
+        if (numOutputNames > (nuint)Mlos.Core.Models.InferInputs.MaxInputs)
+            return Fail(SmiStatus.InvalidParam, $"mlos_core_infer_selected: {numOutputNames} output names; at most {Mlos.Core.Models.InferInputs.MaxInputs} are accepted");
+        try
+        {
+            var c = CoreHandles.Get(core);
+            c.Infer(FindModel(c, modelId), inputs, numInputs, outputs, numOutputs, new Mlos.Core.Models.OutputSelection(outputNames, (int)numOutputNames));
+            return SmiStatus.Success;
+        }
+        catch (Exception e) { return Fail(e); }
+    }
+
     [UnmanagedCallersOnly(EntryPoint = "mlos_core_release_outputs")]
     public static void ReleaseOutputs(SmiTensor* outputs, nuint count)
     {
