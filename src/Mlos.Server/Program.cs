@@ -45,6 +45,8 @@ builder.Services.Configure<ConsoleLoggerOptions>(o =>
 builder.Logging.SetMinimumLevel(options.LogLevel);
 // ASP.NET Core's own information lines (hosting started, each request) are noise next to ours.
 builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+// gRPC's own lines (a status raised, a message refused) repeat what ours say about the same call.
+builder.Logging.AddFilter("Grpc", LogLevel.Warning);
 // A failed start (a port in use) is reported by us in one line, not by the host with a stack trace.
 builder.Logging.AddFilter("Microsoft.Extensions.Hosting", LogLevel.None);
 // ASP.NET Core opens a logging scope for every request whenever its hosting logger is enabled at
