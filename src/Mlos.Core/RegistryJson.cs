@@ -62,18 +62,18 @@ public static class RegistryJson
             Duration(w, "success", s.Success);
             Duration(w, "fail", s.Fail);
             Duration(w, "queue", s.Queue);
-            Duration(w, "compute_input", new ModelStatistics.Duration(s.ExecutionCount, 0));
+            Duration(w, "compute_input", s.ComputeInput);
             Duration(w, "compute_infer", s.ComputeInfer);
-            Duration(w, "compute_output", new ModelStatistics.Duration(s.ExecutionCount, 0));
+            Duration(w, "compute_output", s.ComputeOutput);
             w.WriteEndObject();
             w.WriteStartArray("batch_stats");
             foreach (var (size, infer) in s.Batches)
             {
                 w.WriteStartObject();
                 w.WriteNumber("batch_size", size);
-                Duration(w, "compute_input", new ModelStatistics.Duration(infer.Count, 0));
+                Duration(w, "compute_input", ModelStatistics.Snapshot.InPlace(infer));
                 Duration(w, "compute_infer", infer);
-                Duration(w, "compute_output", new ModelStatistics.Duration(infer.Count, 0));
+                Duration(w, "compute_output", ModelStatistics.Snapshot.InPlace(infer));
                 w.WriteEndObject();
             }
             w.WriteEndArray();

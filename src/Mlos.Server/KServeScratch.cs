@@ -143,14 +143,11 @@ internal sealed unsafe class KServeScratch
         return at;
     }
 
-    /// <summary>A name from the request's list of outputs to send: at most <see cref="MaxTensors"/>, none twice.</summary>
+    /// <summary>A name from the request's list of outputs to send, at most <see cref="MaxTensors"/> (the core refuses one named twice).</summary>
     public void RequestOutput(ReadOnlySpan<byte> name, bool binary, SharedMemoryRegions.Lease? region = null, string? regionName = null)
     {
         if (RequestedOutputs.Count == MaxTensors)
             throw new Core.MlosException(SmiStatus.InvalidParam, $"more than {MaxTensors} requested outputs");
-        foreach (var r in RequestedOutputs)
-            if (r.NameSpan.SequenceEqual(name))
-                throw new Core.MlosException(SmiStatus.InvalidParam, $"output '{System.Text.Encoding.UTF8.GetString(name)}' is requested twice");
         var kept = Name(name);
         _selected[RequestedOutputs.Count] = kept;
         RequestedOutputs.Add(new RequestedOutput(kept, binary, region, regionName));

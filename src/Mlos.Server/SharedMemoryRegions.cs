@@ -28,7 +28,7 @@ internal sealed unsafe partial class SharedMemoryRegions(bool allowed, long maxR
     private const int MaxNameBytes = 255;
 
     private readonly object _lock = new();
-    private readonly Dictionary<string, Mapping> _regions = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, OpenRegion> _regions = new(StringComparer.Ordinal);
     private bool _disposed;
 
     public record RegionStatus(string Name, string Key, ulong Offset, ulong ByteSize);
@@ -47,7 +47,7 @@ internal sealed unsafe partial class SharedMemoryRegions(bool allowed, long maxR
             if (_regions.Count >= MaxRegions)
                 throw Invalid($"{MaxRegions} shared-memory regions are registered, the most this server keeps: unregister one first");
             // Opened under the lock: a second register of the same name must not open too and then lose.
-            _regions.Add(name, Mapping.Open(name, key, offset, byteSize));
+            _regions.Add(name, OpenRegion.Open(name, key, offset, byteSize));
         }
     }
 
@@ -89,7 +89,7 @@ internal sealed unsafe partial class SharedMemoryRegions(bool allowed, long maxR
     public Lease Acquire(string name, ulong offset, ulong byteSize)
     {
         RequireAllowed();
-        Mapping region;
+        OpenRegion region;
         lock (_lock)
         {
             RequireOpen();
@@ -120,10 +120,10 @@ internal sealed unsafe partial class SharedMemoryRegions(bool allowed, long maxR
     /// <summary>A range of a region, usable until disposed; disposing twice, from any thread, is harmless.</summary>
     public sealed class Lease : IDisposable
     {
-        private Mapping? _region;
+        private OpenRegion? _region;
         private readonly ulong _offset;
 
-        internal Lease(Mapping region, ulong offset, ulong byteSize)
+        internal Lease(OpenRegion region, ulong offset, ulong byteSize)
         {
             _region = region;
             _offset = offset;
@@ -132,7 +132,7 @@ internal sealed unsafe partial class SharedMemoryRegions(bool allowed, long maxR
 
         public ulong ByteSize { get; }
 
-        private Mapping Region => Volatile.Read(ref _region) ?? throw new ObjectDisposedException(nameof(Lease));
+        private OpenRegion Region => Volatile.Read(ref _region) ?? throw new ObjectDisposedException(nameof(Lease));
 
         /// <summary>The range's <see cref="ByteSize"/> bytes into <paramref name="destination"/>.</summary>
         public void CopyTo(byte* destination) => Region.Read(_offset, destination, ByteSize);
@@ -148,12 +148,12 @@ internal sealed unsafe partial class SharedMemoryRegions(bool allowed, long maxR
     }
 
     /// <summary>One region's open object, counted: the registry's reference plus one per lease.</summary>
-    internal sealed class Mapping
+    internal sealed class OpenRegion
     {
         private readonly int _fd;
         private int _references = 1;
 
-        private Mapping(string name, string key, ulong offset, ulong byteSize, int fd)
+        private OpenRegion(string name, string key, ulong offset, ulong byteSize, int fd)
         {
             Name = name;
             Key = key;
@@ -203,7 +203,7 @@ internal sealed unsafe partial class SharedMemoryRegions(bool allowed, long maxR
         }
 
         /// <summary>Opens <paramref name="key"/> and checks the region fits in it as it is now.</summary>
-        public static Mapping Open(string name, string key, ulong offset, ulong byteSize)
+        public static OpenRegion Open(string name, string key, ulong offset, ulong byteSize)
         {
             ulong end;
             try { end = checked(offset + byteSize); }
@@ -226,7 +226,7 @@ internal sealed unsafe partial class SharedMemoryRegions(bool allowed, long maxR
                     throw Invalid($"cannot read the size of shared-memory object '{key}' (lseek: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())})");
                 if (end > (ulong)size)
                     throw Invalid($"offset {offset} + byte_size {byteSize} is past the end of shared-memory object '{key}' ({size} bytes)");
-                return new Mapping(name, key, offset, byteSize, fd);
+                return new OpenRegion(name, key, offset, byteSize, fd);
             }
             catch
             {

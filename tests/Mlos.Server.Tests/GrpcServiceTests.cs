@@ -222,23 +222,7 @@ public sealed class GrpcServiceTests : IClassFixture<GrpcServiceTests.Server>
             }).ToArray(),
             ["parameters"] = new Dictionary<string, object> { ["binary_data_output"] = true },
         });
-        var head = Encoding.UTF8.GetBytes(header);
-        var body = head.Concat(inputs.SelectMany(RawBytes)).ToArray();
-        using var request = new HttpRequestMessage(HttpMethod.Post, $"/v2/models/{model}/infer") { Content = new ByteArrayContent(body) };
-        request.Content.Headers.TryAddWithoutValidation("Inference-Header-Content-Length", head.Length.ToString());
-        using var response = await _server.Process.Client.SendAsync(request);
-        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        int length = int.Parse(response.Headers.GetValues("Inference-Header-Content-Length").Single());
-        var bytes = await response.Content.ReadAsByteArrayAsync();
-        var outputs = new Dictionary<string, byte[]>();
-        int at = length;
-        foreach (var o in JsonDocument.Parse(bytes.AsMemory(0, length)).RootElement.GetProperty("outputs").EnumerateArray())
-        {
-            int size = o.GetProperty("parameters").GetProperty("binary_data_size").GetInt32();
-            outputs[o.GetProperty("name").GetString()!] = bytes[at..(at + size)];
-            at += size;
-        }
-        return outputs;
+        return await BinaryInfer.Post(_server.Process.Client, model, Encoding.UTF8.GetBytes(header), inputs.SelectMany(RawBytes).ToArray());
     }
 
     /// <summary>JSON in and out; outputs turned back into tensor bytes (FP16 and BYTES travel only as binary there, and are left out).</summary>

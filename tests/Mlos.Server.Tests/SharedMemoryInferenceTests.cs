@@ -48,28 +48,14 @@ public sealed class SharedMemoryInferenceTests : IClassFixture<SharedMemoryInfer
     private async Task Unregister(string name) => (await Http.PostAsync($"/v2/systemsharedmemory/region/{name}/unregister", null)).Dispose();
 
     /// <summary>What REST binary answers for multi_io's inputs: the reference every other way is held to.</summary>
-    private async Task<Dictionary<string, byte[]>> RestBinary()
+    private Task<Dictionary<string, byte[]>> RestBinary()
     {
         var head = Encoding.UTF8.GetBytes("""
             {"inputs":[{"name":"input_ids","shape":[2,8],"datatype":"INT64","parameters":{"binary_data_size":128}},
                        {"name":"features","shape":[2,4],"datatype":"FP32","parameters":{"binary_data_size":32}}],
              "parameters":{"binary_data_output":true}}
             """);
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/v2/models/multi/infer") { Content = new ByteArrayContent([.. head, .. IdBytes, .. FeatureBytes]) };
-        request.Content.Headers.TryAddWithoutValidation("Inference-Header-Content-Length", head.Length.ToString());
-        using var response = await Http.SendAsync(request);
-        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        int length = int.Parse(response.Headers.GetValues("Inference-Header-Content-Length").Single());
-        var bytes = await response.Content.ReadAsByteArrayAsync();
-        var outputs = new Dictionary<string, byte[]>();
-        int at = length;
-        foreach (var o in JsonDocument.Parse(bytes.AsMemory(0, length)).RootElement.GetProperty("outputs").EnumerateArray())
-        {
-            int size = o.GetProperty("parameters").GetProperty("binary_data_size").GetInt32();
-            outputs[o.GetProperty("name").GetString()!] = bytes[at..(at + size)];
-            at += size;
-        }
-        return outputs;
+        return BinaryInfer.Post(Http, "multi", head, [.. IdBytes, .. FeatureBytes]);
     }
 
     [Fact]

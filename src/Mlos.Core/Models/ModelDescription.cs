@@ -23,13 +23,13 @@ public sealed record ModelDescription(TensorDescription[]? Inputs, TensorDescrip
         // Spec names are plugin memory, valid while the model is registered: copied while the
         // call still counts in flight, before an unregister could let the plugin free them.
         // A loaded model's specs were read at load (ModelSpecs); others are asked for.
-        var (io, ioError) = m.Specs is { } cached
-            ? ((cached.Describe(inputs: true), cached.Describe(inputs: false)), null)
-            : Ask(m, static (p, h) => p.ModelIo(h) is { } specs ? (Copy(specs.Inputs), Copy(specs.Outputs)) : ((TensorDescription[], TensorDescription[])?)null);
+        var (specs, ioError) = m.Specs is { } cached
+            ? (cached, null)
+            : Ask(m, static (p, h) => p.ModelIo(h) is { } io ? ModelSpecs.From(io) : null);
         var (info, infoError) = withInfo ? Ask(m, static (p, h) => p.ModelInfo(h)) : (null, null);
         var state = m.State;
         if (state == ModelState.Unregistered) throw new MlosException(SmiStatus.NotFound, $"no model with id '{m.Id}' is registered");
-        return new ModelDescription(io?.Item1, io?.Item2, ioError, info, infoError, state);
+        return new ModelDescription(specs?.Describe(inputs: true), specs?.Describe(inputs: false), ioError, info, infoError, state);
     }
 
     /// <summary>Triton's platform names for the frameworks it has them for; otherwise the framework.</summary>
@@ -51,7 +51,4 @@ public sealed record ModelDescription(TensorDescription[]? Inputs, TensorDescrip
         try { return (m.OnHandle(question), null); }
         catch (MlosException e) when (e.Status != SmiStatus.NotFound || m.State != ModelState.Unregistered) { return (default, e.Message); }
     }
-
-    private static unsafe TensorDescription[] Copy(SmiTensorSpec[] specs) =>
-        specs.Select(s => new TensorDescription(PluginText.Read(s.Name) ?? "", s.Dtype, s.Dims.ToArray())).ToArray();
 }

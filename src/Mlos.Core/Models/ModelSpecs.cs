@@ -32,9 +32,11 @@ public sealed class ModelSpecs
         SmiModelIo? io;
         try { io = model.Plugin.ModelIo(model.Handle); }
         catch (MlosException) { return null; }
-        if (io is null) return null;
-        return new ModelSpecs(Copy(io.Inputs), Copy(io.Outputs));
+        return io is null ? null : From(io);
     }
+
+    /// <summary>A copy of specs a plugin gave (their names are its memory).</summary>
+    internal static ModelSpecs From(SmiModelIo io) => new(Copy(io.Inputs), Copy(io.Outputs));
 
     private static unsafe Spec[] Copy(SmiTensorSpec[] specs) => specs.Select(s =>
     {

@@ -23,7 +23,7 @@ public sealed class ModelStatistics
     private long _batchedOk, _batchedOkTicks, _batchedFail, _batchedFailTicks, _queueTicks;
     private long _executions, _computeTicks;
     // Requests the core refused before any execution (they do not fit the model's specs).
-    private long _refused, _refusedTicks;
+    private long _refused;
     private long _lastInference;
     /// <summary>Batched executions per batch size, made at first use; up to <see cref="SmallBatches"/> by index, larger ones in a dictionary.</summary>
     private readonly BatchCounter?[] _small = new BatchCounter?[SmallBatches + 1];
@@ -51,12 +51,8 @@ public sealed class ModelStatistics
         Volatile.Write(ref _lastInference, end); // a monotonic stamp; wall time only when read
     }
 
-    /// <summary>A request refused by the core's check, <paramref name="ticks"/> after it came: a failure, and no execution.</summary>
-    internal void Refused(long ticks)
-    {
-        Interlocked.Increment(ref _refused);
-        Interlocked.Add(ref _refusedTicks, ticks);
-    }
+    /// <summary>A request refused by the core's check: a failure, of no time, and no execution.</summary>
+    internal void Refused() => Interlocked.Increment(ref _refused);
 
     /// <summary>A request answered through the batcher: <paramref name="totalTicks"/> from the core taking it, <paramref name="queueTicks"/> of them waiting.</summary>
     internal void Batched(bool ok, long totalTicks, long queueTicks, long end)
@@ -98,7 +94,15 @@ public sealed class ModelStatistics
     public readonly record struct Snapshot(
         long LastInferenceMs, long InferenceCount, long ExecutionCount,
         Duration Success, Duration Fail, Duration Queue, Duration ComputeInfer,
-        IReadOnlyList<(int BatchSize, Duration ComputeInfer)> Batches);
+        IReadOnlyList<(int BatchSize, Duration ComputeInfer)> Batches)
+    {
+        /// <summary>Tensors reach plugins in place: input and output handling is counted once per execution and takes no time of its own.</summary>
+        public Duration ComputeInput => InPlace(ComputeInfer);
+        public Duration ComputeOutput => InPlace(ComputeInfer);
+
+        /// <summary>compute_input / compute_output of executions that took <paramref name="infer"/>: their count, 0 ns.</summary>
+        public static Duration InPlace(Duration infer) => new(infer.Count, 0);
+    }
 
     public Snapshot Read()
     {
@@ -125,7 +129,7 @@ public sealed class ModelStatistics
             executions,
             new Duration(success, Ns(aloneOkTicks + Volatile.Read(ref _batchedOkTicks))),
             new Duration(aloneFail + Volatile.Read(ref _batchedFail) + Volatile.Read(ref _refused),
-                Ns(aloneFailTicks + Volatile.Read(ref _batchedFailTicks) + Volatile.Read(ref _refusedTicks))),
+                Ns(aloneFailTicks + Volatile.Read(ref _batchedFailTicks))),
             new Duration(success, Ns(Volatile.Read(ref _queueTicks))),
             new Duration(executions, Ns(aloneTicks + Volatile.Read(ref _computeTicks))),
             batches);

@@ -24,32 +24,38 @@ internal static unsafe class GrpcInputs
         if (inputs.Count > KServeScratch.MaxTensors)
             throw new MlosException(SmiStatus.InvalidParam, $"more than {KServeScratch.MaxTensors} inputs");
         var raw = request.RawInputContents;
-        int shared = inputs.Count(i => Shared(i.Parameters, $"input '{i.Name}'") is not null);
-        // One raw entry per input, or per input not in shared memory (both are sent by clients).
+        // One raw entry per input, or one per input not in shared memory (clients send both).
         bool perInput = raw.Count == inputs.Count;
-        if (raw.Count > 0 && !perInput && raw.Count != inputs.Count - shared)
-            throw new MlosException(SmiStatus.InvalidParam, $"raw_input_contents has {raw.Count} entries for {inputs.Count} inputs: give one per input, in the order of inputs");
-        for (int i = 0, next = 0; i < inputs.Count; i++)
+        int next = 0;
+        for (int i = 0; i < inputs.Count; i++)
         {
-            var region = Shared(inputs[i].Parameters, $"input '{inputs[i].Name}'");
-            ByteString? bytes = raw.Count == 0 ? null : perInput ? raw[i] : region is null ? raw[next++] : null;
+            var region = Shared(inputs[i].Parameters, "input", inputs[i].Name);
+            ByteString? bytes = raw.Count == 0 || (!perInput && region is not null) ? null
+                : perInput ? raw[i]
+                : next < raw.Count ? raw[next++] : throw RawCount(raw.Count, inputs.Count);
             PlaceInput(inputs[i], bytes, region, i, scratch, regions);
         }
+        if (raw.Count > 0 && !perInput && next != raw.Count) throw RawCount(raw.Count, inputs.Count);
         scratch.PointAtValues(inputs.Count);
+        Span<byte> utf8 = stackalloc byte[MaxNameUtf8];
         foreach (var o in request.Outputs)
         {
-            var name = Utf8(o.Name);
-            if (Shared(o.Parameters, $"output '{o.Name}'") is { } region)
+            var name = Utf8(o.Name, utf8);
+            if (Shared(o.Parameters, "output", o.Name) is { } region)
                 scratch.RequestOutput(name, binary: true, SharedMemoryTensors.ForOutput(regions, region, name, scratch), region.Region);
             else scratch.RequestOutput(name, binary: true);
         }
         return inputs.Count;
     }
 
+    private static MlosException RawCount(int raw, int inputs) =>
+        new(SmiStatus.InvalidParam, $"raw_input_contents has {raw} entries for {inputs} inputs: give one per input, in the order of inputs");
+
     /// <summary>A tensor's shared_memory_region / _byte_size / _offset parameters (sizes as int64 or uint64, as clients send them).</summary>
-    private static SharedMemoryReference? Shared(Google.Protobuf.Collections.MapField<string, InferParameter> parameters, string what)
+    private static SharedMemoryReference? Shared(Google.Protobuf.Collections.MapField<string, InferParameter> parameters, string kind, string name)
     {
-        if (parameters.Count == 0) return null;
+        if (parameters.Count == 0) return null; // the usual case: nothing to read, nothing formatted
+        string what = $"{kind} '{name}'";
         parameters.TryGetValue("shared_memory_byte_size", out var size);
         parameters.TryGetValue("shared_memory_offset", out var offset);
         if (!parameters.TryGetValue("shared_memory_region", out var region))
@@ -74,7 +80,7 @@ internal static unsafe class GrpcInputs
         scratch.ForgetValues(index);
         var name = input.Name;
         if (name.Length == 0) throw new MlosException(SmiStatus.InvalidParam, "every input needs a name");
-        t->Name = scratch.Name(Utf8(name));
+        t->Name = scratch.Name(Utf8(name, stackalloc byte[MaxNameUtf8]));
         var dtype = SmiDtypes.Parse(input.Datatype);
         if (dtype == SmiDtype.Invalid)
             throw new MlosException(SmiStatus.InvalidParam, $"input '{name}' needs a KServe datatype (FP32, INT64, BYTES...), not '{input.Datatype}'");
@@ -219,6 +225,10 @@ internal static unsafe class GrpcInputs
 
     private static MlosException OutOfRange(string name, long v) => new(SmiStatus.InvalidParam, $"input '{name}' holds {v}, which its datatype cannot represent");
 
-    /// <summary>A name as UTF-8 (protobuf strings are UTF-8 on the wire; decoded and re-encoded here).</summary>
-    private static byte[] Utf8(string s) => Encoding.UTF8.GetBytes(s);
+    /// <summary>A name as UTF-8 in <paramref name="buffer"/> (protobuf strings are UTF-8 on the wire; decoded and re-encoded here).</summary>
+    private static ReadOnlySpan<byte> Utf8(string s, Span<byte> buffer) =>
+        s.Length <= KServeScratch.MaxNameBytes ? buffer[..Encoding.UTF8.GetBytes(s, buffer)] : Encoding.UTF8.GetBytes(s); // too long: the scratch refuses it
+
+    /// <summary>Room for any name the scratch accepts, as UTF-8 (at most 3 bytes per UTF-16 unit).</summary>
+    private const int MaxNameUtf8 = 3 * KServeScratch.MaxNameBytes;
 }

@@ -6,8 +6,7 @@ namespace Mlos.Server.Grpc;
 /// <summary>
 /// A model's <see cref="Core.Models.ModelStatistics"/> as the protocol's <c>ModelStatistics</c>
 /// message: the numbers the REST statistics route writes (RegistryJson.Statistics), field for
-/// field. Inputs and outputs reach plugins in place, so compute_input and compute_output count
-/// executions with no time of their own.
+/// field (compute_input and compute_output as the snapshot defines them).
 /// </summary>
 internal static class GrpcStatistics
 {
@@ -26,9 +25,9 @@ internal static class GrpcStatistics
                 Success = Duration(s.Success),
                 Fail = Duration(s.Fail),
                 Queue = Duration(s.Queue),
-                ComputeInput = Duration(new(s.ExecutionCount, 0)),
+                ComputeInput = Duration(s.ComputeInput),
                 ComputeInfer = Duration(s.ComputeInfer),
-                ComputeOutput = Duration(new(s.ExecutionCount, 0)),
+                ComputeOutput = Duration(s.ComputeOutput),
                 CacheHit = new StatisticDuration(),
                 CacheMiss = new StatisticDuration(),
             },
@@ -37,9 +36,9 @@ internal static class GrpcStatistics
             answer.BatchStats.Add(new InferBatchStatistics
             {
                 BatchSize = (ulong)size,
-                ComputeInput = Duration(new(infer.Count, 0)),
+                ComputeInput = Duration(Core.Models.ModelStatistics.Snapshot.InPlace(infer)),
                 ComputeInfer = Duration(infer),
-                ComputeOutput = Duration(new(infer.Count, 0)),
+                ComputeOutput = Duration(Core.Models.ModelStatistics.Snapshot.InPlace(infer)),
             });
         return answer;
     }
