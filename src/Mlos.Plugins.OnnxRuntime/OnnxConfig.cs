@@ -36,7 +36,7 @@ internal sealed record OnnxConfig : DeviceConfig
     /// <summary>
     /// ONNX Runtime's CPU arena keeps the largest working set any request ever needed and never
     /// gives it back: one large request pins hundreds of MB for the life of the session. Off by
-    /// default; without it tensors come from malloc, whose large blocks return on free.
+    /// default; without it tensors come from <see cref="OnnxTensorAllocator"/>, whose blocks return on free.
     /// </summary>
     public bool CpuMemArena { get; init; }
 
@@ -73,6 +73,7 @@ internal sealed record OnnxConfig : DeviceConfig
             GraphOptimizationLevel = OptimizationLevel,
             EnableCpuMemArena = CpuMemArena,
         };
+        if (!CpuMemArena && OnnxTensorAllocator.Registered) options.AddSessionConfigEntry("session.use_env_allocators", "1");
         if (!OwnThreadPools && OnnxThreadPools.Shared) options.DisablePerSessionThreads();
         else
         {

@@ -52,6 +52,7 @@ internal static unsafe class OrtCApi
     public static void ReleaseMemoryInfo(nint info) => ((delegate* unmanaged<nint, void>)Api[94])(info);
     public static void ReleaseValue(nint value) => ((delegate* unmanaged<nint, void>)Api[96])(value);
     public static void ReleaseTensorTypeAndShapeInfo(nint info) => ((delegate* unmanaged<nint, void>)Api[99])(info);
+    public static nint RegisterAllocator(nint env, void* allocator) => ((delegate* unmanaged<nint, void*, nint>)Api[176])(env, allocator);
 
     /// <summary>
     /// Throws the status's message and frees it; no-op for success. ONNX Runtime's

@@ -25,6 +25,7 @@ public unsafe class DynamicBatchingTests
         public float[] Data { get; } = data;
         public float[]? Output;
         public long[]? OutputShape;
+        public nint OutputAddress;
         public InferTiming Timing;
 
         public void Run(MlosCore core, Model model)
@@ -49,6 +50,7 @@ public unsafe class DynamicBatchingTests
                     Timing = core.Infer(model, &input, 1, o, &n);
                     Output = new ReadOnlySpan<float>(o->Data, (int)(o->ByteSize / 4)).ToArray();
                     OutputShape = o->Dims.ToArray();
+                    OutputAddress = (nint)o->Data;
                     Assert.True(buffer == null ? o->Release != null : o->Data == buffer && o->Release == null);
                     for (int i = 0; i < (int)n; i++)
                         if (o[i].Release != null) o[i].Release(&o[i]);
@@ -100,6 +102,22 @@ public unsafe class DynamicBatchingTests
         Assert.Equal(48, merged);
         Assert.True(batches < 48, $"{batches} batches for 48 requests: nothing was merged");
         Assert.Contains(requests, r => r.Timing.BatchSize > 1);
+    }
+
+    [Fact]
+    public void Merged_requests_get_their_rows_of_the_batch_output_without_a_copy()
+    {
+        using var core = new MlosCore();
+        core.LoadPlugin(BuildTree.EchoPlugin);
+        var model = core.RegisterModel("echo", "csharp-echo", null, Batching(8, 50_000));
+        core.LoadModel("echo");
+        var requests = Enumerable.Range(0, 8).Select(i => new Request("x", Rows(i, 1, 4), 1, 4)).ToList();
+        Assert.All(RunTogether(core, model, requests), e => Assert.Null(e));
+        foreach (var r in requests) Assert.Equal(r.Data, r.Output);
+        // Each request's 16 bytes sit right after another's: rows of one block, not copies of their own.
+        var merged = requests.Where(r => r.Timing.BatchSize > 1).ToList();
+        Assert.NotEmpty(merged);
+        Assert.All(merged, r => Assert.Contains(merged, s => s.OutputAddress == r.OutputAddress + 16 || r.OutputAddress == s.OutputAddress + 16));
     }
 
     [Fact]

@@ -6,7 +6,8 @@ namespace Mlos.Core.Batching;
 /// <summary>
 /// Concatenates requests along dim 0 into one set of input tensors, and cuts the batch's outputs
 /// back into each request's share. Used by one leader at a time (see DynamicBatcher): its buffers are reused from
-/// batch to batch, so a batch allocates only the outputs it hands to callers that asked for them.
+/// batch to batch. A request's rows of an output are not copied: it points into the batch's
+/// output and holds a share of it (only callers that gave buffers get copies).
 /// </summary>
 internal sealed unsafe class BatchAssembler : IDisposable
 {
@@ -88,6 +89,7 @@ internal sealed unsafe class BatchAssembler : IDisposable
             ref readonly var whole = ref _outputs[done];
             nuint rowBytes = whole.ByteSize / (nuint)totalRows;
             nuint bytes = rowBytes * (nuint)r.Rows;
+            byte* rows = (byte*)whole.Data + rowBytes * (nuint)firstRow;
             SmiTensor* slot = &r.Outputs[done];
             if (slot->Data != null)
             {
@@ -98,14 +100,26 @@ internal sealed unsafe class BatchAssembler : IDisposable
                     slot->ByteSize = bytes;
                     break;
                 }
+                Buffer.MemoryCopy(rows, slot->Data, (long)bytes, (long)bytes);
                 slot->Release = null;
+                slot->ReleaseContext = null;
+            }
+            else if (whole.Release != null)
+            {
+                // No copy: the request's rows stay where the plugin put them, and the batch's
+                // output is released by the last request to let go of its share.
+                slot->Data = rows;
+                slot->Release = &ReleaseShare;
+                slot->ReleaseContext = Share(done);
             }
             else
             {
-                slot->Data = NativeMemory.Alloc(bytes == 0 ? 1 : bytes);
+                // The plugin's memory is only lent until its next call: each request gets a copy.
+                slot->Data = Smi.Sdk.TensorMemory.Alloc(bytes);
                 slot->Release = Smi.Sdk.SmiOutputs.FreeNativeOutput;
+                slot->ReleaseContext = null;
+                Buffer.MemoryCopy(rows, slot->Data, (long)bytes, (long)bytes);
             }
-            Buffer.MemoryCopy((byte*)whole.Data + rowBytes * (nuint)firstRow, slot->Data, (long)bytes, (long)bytes);
             slot->Name = whole.Name;
             slot->Dtype = whole.Dtype;
             slot->NDim = whole.NDim;
@@ -114,7 +128,6 @@ internal sealed unsafe class BatchAssembler : IDisposable
             slot->ByteSize = bytes;
             slot->MemoryType = SmiMemoryType.Cpu;
             slot->DeviceId = 0;
-            slot->ReleaseContext = null;
         }
         r.Answered = true;
         if (r.Failure is null)
@@ -129,31 +142,78 @@ internal sealed unsafe class BatchAssembler : IDisposable
         }
     }
 
-    /// <summary>Frees the batch's own outputs (plugin-allocated) after they were split.</summary>
+    /// <summary>
+    /// Lets go of the batch's own outputs after they were split: one that requests share is
+    /// released by the last of them; the others are released now.
+    /// </summary>
     public void ReleaseOutputs(int count)
     {
         for (int o = 0; o < count; o++)
         {
             SmiTensor* t = &_outputs[o];
-            if (t->Release != null) t->Release(t);
+            if (_shares[o] != null) Drop(_shares[o]);
+            else if (t->Release != null) t->Release(t);
+            _shares[o] = null;
             *t = default;
         }
+    }
+
+    /// <summary>A batch output and how many hold it: the assembler until the split ends, and each request given rows of it.</summary>
+    private struct OutputShare
+    {
+        public SmiTensor Whole;
+        public int Holders;
+    }
+
+    private readonly OutputShare*[] _shares = new OutputShare*[MaxOutputs];
+
+    /// <summary>One more holder of output <paramref name="o"/>, shared from its first split on.</summary>
+    private OutputShare* Share(int o)
+    {
+        var share = _shares[o];
+        if (share == null)
+        {
+            share = (OutputShare*)NativeMemory.Alloc((nuint)sizeof(OutputShare));
+            share->Whole = _outputs[o];
+            share->Holders = 1;
+            _shares[o] = share;
+        }
+        Interlocked.Increment(ref share->Holders);
+        return share;
+    }
+
+    private static void Drop(OutputShare* share)
+    {
+        if (Interlocked.Decrement(ref share->Holders) != 0) return;
+        if (share->Whole.Release != null) share->Whole.Release(&share->Whole);
+        NativeMemory.Free(share);
+    }
+
+    /// <summary>The <c>release</c> of a request's rows of a shared batch output.</summary>
+    [UnmanagedCallersOnly]
+    private static void ReleaseShare(SmiTensor* t)
+    {
+        if (t == null || t->ReleaseContext == null) return;
+        Drop((OutputShare*)t->ReleaseContext);
+        t->Data = null;
+        t->Release = null;
+        t->ReleaseContext = null;
     }
 
     private void* Scratch(int i, nuint bytes)
     {
         if (_capacities[i] < bytes)
         {
-            NativeMemory.Free(_buffers[i]);
+            Smi.Sdk.TensorMemory.Free(_buffers[i]);
             _capacities[i] = Math.Max(bytes, _capacities[i] * 2);
-            _buffers[i] = NativeMemory.Alloc(_capacities[i]);
+            _buffers[i] = Smi.Sdk.TensorMemory.Alloc(_capacities[i]);
         }
         return _buffers[i];
     }
 
     public void Dispose()
     {
-        foreach (var b in _buffers) NativeMemory.Free(b);
+        foreach (var b in _buffers) Smi.Sdk.TensorMemory.Free(b);
         NativeMemory.Free(_inputs);
         NativeMemory.Free(_outputs);
     }

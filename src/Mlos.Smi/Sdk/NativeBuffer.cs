@@ -6,7 +6,7 @@ namespace Mlos.Smi.Sdk;
 /// <summary>
 /// Growable native memory for tensor data decoded from a request. It stays off the managed heap
 /// because each plugin is its own NativeAOT runtime whose GC seldom gives a burst back to the
-/// system; native memory goes back the moment it is freed. The owner frees it with
+/// system; native memory goes back the moment it is freed (<see cref="TensorMemory"/>). The owner frees it with
 /// <see cref="Dispose"/>. The block moves as it grows: read <see cref="Pointer"/> after the last
 /// append.
 /// </summary>
@@ -21,7 +21,7 @@ public sealed unsafe class NativeBuffer : IDisposable
     public NativeBuffer(nuint capacity = DefaultCapacity)
     {
         _capacity = Math.Max(capacity, 1);
-        _data = (byte*)NativeMemory.Alloc(_capacity);
+        _data = (byte*)TensorMemory.Alloc(_capacity);
     }
 
     /// <summary>The first byte; valid until the next <see cref="Reserve"/> or <see cref="Dispose"/>.</summary>
@@ -46,7 +46,7 @@ public sealed unsafe class NativeBuffer : IDisposable
         {
             nuint doubled = _capacity <= nuint.MaxValue / 2 ? _capacity * 2 : nuint.MaxValue;
             nuint capacity = Math.Max(needed, doubled);
-            _data = (byte*)NativeMemory.Realloc(_data, capacity);
+            _data = (byte*)TensorMemory.Grow(_data, _length, capacity);
             _capacity = capacity;
         }
         return _data + _length;
@@ -64,7 +64,7 @@ public sealed unsafe class NativeBuffer : IDisposable
 
     public void Dispose()
     {
-        NativeMemory.Free(_data);
+        TensorMemory.Free(_data);
         _data = null;
         _length = _capacity = 0;
     }

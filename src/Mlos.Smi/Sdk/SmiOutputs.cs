@@ -138,7 +138,7 @@ public unsafe ref struct SmiOutputs
         }
         else
         {
-            t->Data = NativeMemory.Alloc(byteSize == 0 ? 1 : byteSize);
+            t->Data = TensorMemory.Alloc(byteSize);
             t->Release = &FreeOutput;
             t->MemoryType = SmiMemoryType.Cpu;
             t->DeviceId = 0;
@@ -197,7 +197,7 @@ public unsafe ref struct SmiOutputs
     }
 
     /// <summary>
-    /// The <c>release</c> of an output whose data is one <see cref="NativeMemory.Alloc(nuint)"/> block:
+    /// The <c>release</c> of an output whose data is one <see cref="TensorMemory.Alloc"/> block:
     /// frees it and clears the slot. For others that hand out such outputs (the core's batcher).
     /// </summary>
     public static delegate* unmanaged<SmiTensor*, void> FreeNativeOutput => &FreeOutput;
@@ -206,7 +206,7 @@ public unsafe ref struct SmiOutputs
     private static void FreeOutput(SmiTensor* t)
     {
         if (t == null) return;
-        NativeMemory.Free(t->Data);
+        TensorMemory.Free(t->Data);
         t->Data = null;
         t->Release = null;
     }

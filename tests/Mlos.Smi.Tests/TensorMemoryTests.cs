@@ -1,0 +1,87 @@
+using Mlos.Smi.Sdk;
+using Mlos.Tests;
+
+namespace Mlos.Smi.Tests;
+
+/// <summary>
+/// TensorMemory: small blocks from malloc, large ones mappings of their own on a 2 MiB boundary
+/// advised as transparent huge pages, every block 64-byte aligned and given back when freed.
+/// </summary>
+public unsafe class TensorMemoryTests
+{
+    private const nuint MiB = 1 << 20;
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(4096)]
+    [InlineData(2 * 1024 * 1024 - 65)]
+    public void A_small_block_is_aligned_writable_and_not_a_mapping_of_its_own(int bytes)
+    {
+        byte* p = (byte*)TensorMemory.Alloc((nuint)bytes);
+        try
+        {
+            Assert.True(p != null);
+            Assert.Equal(0ul, (ulong)p % 64);
+            new Span<byte>(p, bytes).Fill(0xAB);
+            Assert.DoesNotContain("hg", ProcessMappings.Find(p)!.Value.Flags);
+        }
+        finally { TensorMemory.Free(p); }
+    }
+
+    [Theory]
+    [InlineData(2 * 1024 * 1024 - 64)]
+    [InlineData(4 * 1024 * 1024)]
+    [InlineData(4 * 1024 * 1024 + 1)]
+    public void A_large_block_is_a_huge_page_mapping_of_its_own_given_back_on_free(int bytes)
+    {
+        byte* p = (byte*)TensorMemory.Alloc((nuint)bytes);
+        var mapping = ProcessMappings.Find(p)!.Value;
+        try
+        {
+            Assert.Equal(0ul, (ulong)(p - 64) % (2 * MiB)); // a huge page backs only whole aligned 2 MiB
+            Assert.Equal(0ul, (ulong)p % 64);
+            Assert.Contains("hg", mapping.Flags);
+            Assert.True(mapping.End - (ulong)p >= (ulong)bytes);
+            var span = new Span<byte>(p, bytes);
+            span.Fill(0x5A);
+            Assert.Equal(bytes, span.Count((byte)0x5A));
+        }
+        finally { TensorMemory.Free(p); }
+        var after = ProcessMappings.Find(p);
+        Assert.True(after is null || after.Value.Start != mapping.Start, "the mapping outlived Free");
+    }
+
+    [Fact]
+    public void Grow_keeps_what_was_written_across_the_change_of_kind()
+    {
+        byte* p = (byte*)TensorMemory.Alloc(1000);
+        for (int i = 0; i < 1000; i++) p[i] = (byte)i;
+        p = (byte*)TensorMemory.Grow(p, 1000, 3 * MiB);
+        try
+        {
+            for (int i = 0; i < 1000; i++) Assert.Equal((byte)i, p[i]);
+            Assert.Contains("hg", ProcessMappings.Find(p)!.Value.Flags);
+            new Span<byte>(p + 1000, (int)(3 * MiB) - 1000).Clear();
+        }
+        finally { TensorMemory.Free(p); }
+        Assert.Throws<ArgumentOutOfRangeException>(() => TensorMemory.Grow(null, 10, 5));
+    }
+
+    [Fact]
+    public void A_request_buffer_grown_to_tensor_size_sits_on_huge_pages()
+    {
+        // What the server copies shared-memory inputs and REST bodies into.
+        using var buffer = new NativeBuffer();
+        buffer.Reserve(4 * MiB);
+        buffer.Advance(4 * MiB);
+        Assert.Contains("hg", ProcessMappings.Find(buffer.Pointer)!.Value.Flags);
+    }
+
+    [Fact]
+    public void An_absurd_size_is_refused_as_out_of_memory()
+    {
+        Assert.Throws<OutOfMemoryException>(() => TensorMemory.Alloc(nuint.MaxValue - 10));
+        Assert.Throws<OutOfMemoryException>(() => TensorMemory.Alloc(nuint.MaxValue / 2));
+    }
+}
