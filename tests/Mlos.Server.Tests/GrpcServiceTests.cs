@@ -330,6 +330,33 @@ public sealed class GrpcServiceTests : IClassFixture<GrpcServiceTests.Server>
         Assert.DoesNotContain("Exception", e.Status.Detail);
     }
 
+    /// <summary>Bytes that are no protobuf message: field 1 says 100 bytes of string follow, 3 do.</summary>
+    private static readonly byte[] NotAMessage = [0x0A, 100, (byte)'a', (byte)'b', (byte)'c'];
+
+    private static readonly Marshaller<byte[]> Unparsed = Marshallers.Create(b => b, b => b);
+
+    [Fact]
+    public async Task A_message_that_does_not_parse_is_invalid_argument_on_every_kind_of_call()
+    {
+        var invoker = _server.Channel.CreateCallInvoker();
+        foreach (var name in new[] { "ModelInfer", "ServerLive", "ModelMetadata", "RepositoryModelLoad" })
+        {
+            var method = new Method<byte[], byte[]>(MethodType.Unary, "inference.GRPCInferenceService", name, Unparsed, Unparsed);
+            var e = await Assert.ThrowsAsync<RpcException>(() => invoker.AsyncUnaryCall(method, null, new CallOptions(), NotAMessage).ResponseAsync);
+            Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+            Assert.Contains($"not a valid {name}Request message", e.Status.Detail);
+            Assert.DoesNotContain("Exception", e.Status.Detail);
+        }
+        var stream = new Method<byte[], byte[]>(MethodType.DuplexStreaming, "inference.GRPCInferenceService", "ModelStreamInfer", Unparsed, Unparsed);
+        using var call = invoker.AsyncDuplexStreamingCall(stream, null, new CallOptions());
+        await call.RequestStream.WriteAsync(NotAMessage);
+        var s = await Assert.ThrowsAsync<RpcException>(() => call.ResponseStream.MoveNext());
+        Assert.Equal(StatusCode.InvalidArgument, s.StatusCode);
+        Assert.Contains("not a valid ModelInferRequest message", s.Status.Detail);
+        // The server serves on.
+        Assert.True((await Client.ServerLiveAsync(new ServerLiveRequest())).Live);
+    }
+
     /// <summary>One input of a request that the three front doors all send: name, dtype, shape.</summary>
     private sealed record Sent(string Name, string Dtype, long[] Shape);
 

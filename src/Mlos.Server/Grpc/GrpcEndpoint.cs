@@ -1,3 +1,5 @@
+using Grpc.AspNetCore.Server.Model;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Mlos.Server.Grpc;
 
 namespace Mlos.Server;
@@ -7,9 +9,6 @@ internal static class GrpcEndpoint
 {
     public static void AddTo(IServiceCollection services, ServerOptions options, Func<(ServerState State, RepositoryControl Repository)> built)
     {
-        // Mapping the service builds the protos' descriptors (~10-15 ms here) on the start-up path:
-        // built on another core meanwhile, the mapping finds them ready.
-        _ = Task.Run(() => Grpc.Protocol.GrpcServiceReflection.Descriptor);
         services.AddGrpc(o =>
         {
             o.MaxReceiveMessageSize = (int)Math.Min(options.GrpcMaxMessageBytes, int.MaxValue);
@@ -18,6 +17,7 @@ internal static class GrpcEndpoint
             // Exception text is for the log: clients get our plain messages only.
             o.EnableDetailedErrors = false;
         });
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IServiceMethodProvider<InferenceService>, InferenceServiceMethods>());
         services.AddSingleton(_ =>
         {
             var (state, repository) = built();

@@ -9,25 +9,26 @@ namespace Mlos.Server.Grpc;
 /// <summary>
 /// <c>inference.GRPCInferenceService</c>: the Open Inference Protocol over gRPC, answered from the
 /// same registry, statistics and repository as the REST routes. Every call goes through
-/// <see cref="GrpcFailures"/>, so failures carry Triton's status codes and plain messages.
+/// <see cref="GrpcFailures"/>, so failures carry Triton's status codes and plain messages. Its
+/// methods are bound by <see cref="InferenceServiceMethods"/>.
 /// </summary>
-internal sealed class InferenceService(ServerState state, RepositoryControl repository) : GRPCInferenceService.GRPCInferenceServiceBase
+internal sealed class InferenceService(ServerState state, RepositoryControl repository)
 {
-    public override Task<ServerLiveResponse> ServerLive(ServerLiveRequest request, ServerCallContext context) =>
+    public Task<ServerLiveResponse> ServerLive(ServerLiveRequest request, ServerCallContext context) =>
         GrpcFailures.Run(context, state, () => new ServerLiveResponse { Live = true });
 
-    public override Task<ServerReadyResponse> ServerReady(ServerReadyRequest request, ServerCallContext context) =>
+    public Task<ServerReadyResponse> ServerReady(ServerReadyRequest request, ServerCallContext context) =>
         GrpcFailures.Run(context, state, () => new ServerReadyResponse { Ready = state.Started });
 
     /// <summary>As Triton answers it: a model or version it does not have is not ready (not an error).</summary>
-    public override Task<ModelReadyResponse> ModelReady(ModelReadyRequest request, ServerCallContext context) =>
+    public Task<ModelReadyResponse> ModelReady(ModelReadyRequest request, ServerCallContext context) =>
         GrpcFailures.Run(context, state, () =>
         {
             try { return new ModelReadyResponse { Ready = Model(request.Name, request.Version).State == ModelState.Loaded }; }
             catch (MlosException e) when (e.Status == SmiStatus.NotFound) { return new ModelReadyResponse { Ready = false }; }
         });
 
-    public override Task<ServerMetadataResponse> ServerMetadata(ServerMetadataRequest request, ServerCallContext context) =>
+    public Task<ServerMetadataResponse> ServerMetadata(ServerMetadataRequest request, ServerCallContext context) =>
         GrpcFailures.Run(context, state, () =>
         {
             var answer = new ServerMetadataResponse { Name = KServeRoutes.ServerName, Version = MlosRoutes.Version };
@@ -35,7 +36,7 @@ internal sealed class InferenceService(ServerState state, RepositoryControl repo
             return answer;
         });
 
-    public override Task<ModelMetadataResponse> ModelMetadata(ModelMetadataRequest request, ServerCallContext context) =>
+    public Task<ModelMetadataResponse> ModelMetadata(ModelMetadataRequest request, ServerCallContext context) =>
         GrpcFailures.Run(context, state, () =>
         {
             var model = Model(request.Name, request.Version);
@@ -47,11 +48,11 @@ internal sealed class InferenceService(ServerState state, RepositoryControl repo
             return answer;
         });
 
-    public override Task<ModelInferResponse> ModelInfer(ModelInferRequest request, ServerCallContext context) =>
+    public Task<ModelInferResponse> ModelInfer(ModelInferRequest request, ServerCallContext context) =>
         GrpcFailures.Run(context, state, request, GrpcInfer.Run).AsTask();
 
     /// <summary>Requests answered one after another, in order; a failed one is an answer with its error, and the stream goes on.</summary>
-    public override async Task ModelStreamInfer(IAsyncStreamReader<ModelInferRequest> requests, IServerStreamWriter<ModelStreamInferResponse> responses, ServerCallContext context)
+    public async Task ModelStreamInfer(IAsyncStreamReader<ModelInferRequest> requests, IServerStreamWriter<ModelStreamInferResponse> responses, ServerCallContext context)
     {
         while (await requests.MoveNext(context.CancellationToken))
         {
@@ -70,10 +71,10 @@ internal sealed class InferenceService(ServerState state, RepositoryControl repo
         }
     }
 
-    public override Task<ModelConfigResponse> ModelConfig(ModelConfigRequest request, ServerCallContext context) =>
+    public Task<ModelConfigResponse> ModelConfig(ModelConfigRequest request, ServerCallContext context) =>
         GrpcFailures.Run(context, state, () => new ModelConfigResponse { Config = GrpcModelConfig.Of(Model(request.Name, request.Version)) });
 
-    public override Task<ModelStatisticsResponse> ModelStatistics(ModelStatisticsRequest request, ServerCallContext context) =>
+    public Task<ModelStatisticsResponse> ModelStatistics(ModelStatisticsRequest request, ServerCallContext context) =>
         GrpcFailures.Run(context, state, () =>
         {
             IEnumerable<Model> models = request.Name.Length == 0
@@ -84,7 +85,7 @@ internal sealed class InferenceService(ServerState state, RepositoryControl repo
             return answer;
         });
 
-    public override Task<RepositoryIndexResponse> RepositoryIndex(RepositoryIndexRequest request, ServerCallContext context) =>
+    public Task<RepositoryIndexResponse> RepositoryIndex(RepositoryIndexRequest request, ServerCallContext context) =>
         GrpcFailures.Run(context, state, () =>
         {
             var answer = new RepositoryIndexResponse();
@@ -93,7 +94,7 @@ internal sealed class InferenceService(ServerState state, RepositoryControl repo
             return answer;
         });
 
-    public override Task<RepositoryModelLoadResponse> RepositoryModelLoad(RepositoryModelLoadRequest request, ServerCallContext context) =>
+    public Task<RepositoryModelLoadResponse> RepositoryModelLoad(RepositoryModelLoadRequest request, ServerCallContext context) =>
         GrpcFailures.Run(context, state, () =>
         {
             AdminGate.RequireCaller(context.GetHttpContext(), state);
@@ -102,7 +103,7 @@ internal sealed class InferenceService(ServerState state, RepositoryControl repo
             return new RepositoryModelLoadResponse();
         });
 
-    public override Task<RepositoryModelUnloadResponse> RepositoryModelUnload(RepositoryModelUnloadRequest request, ServerCallContext context) =>
+    public Task<RepositoryModelUnloadResponse> RepositoryModelUnload(RepositoryModelUnloadRequest request, ServerCallContext context) =>
         GrpcFailures.Run(context, state, () =>
         {
             AdminGate.RequireCaller(context.GetHttpContext(), state);
@@ -112,7 +113,7 @@ internal sealed class InferenceService(ServerState state, RepositoryControl repo
             return new RepositoryModelUnloadResponse();
         });
 
-    public override Task<SystemSharedMemoryStatusResponse> SystemSharedMemoryStatus(SystemSharedMemoryStatusRequest request, ServerCallContext context) =>
+    public Task<SystemSharedMemoryStatusResponse> SystemSharedMemoryStatus(SystemSharedMemoryStatusRequest request, ServerCallContext context) =>
         GrpcFailures.Run(context, state, () =>
         {
             var answer = new SystemSharedMemoryStatusResponse();
@@ -121,7 +122,7 @@ internal sealed class InferenceService(ServerState state, RepositoryControl repo
             return answer;
         });
 
-    public override Task<SystemSharedMemoryRegisterResponse> SystemSharedMemoryRegister(SystemSharedMemoryRegisterRequest request, ServerCallContext context) =>
+    public Task<SystemSharedMemoryRegisterResponse> SystemSharedMemoryRegister(SystemSharedMemoryRegisterRequest request, ServerCallContext context) =>
         GrpcFailures.Run(context, state, () =>
         {
             AdminGate.RequireCaller(context.GetHttpContext(), state);
@@ -129,7 +130,7 @@ internal sealed class InferenceService(ServerState state, RepositoryControl repo
             return new SystemSharedMemoryRegisterResponse();
         });
 
-    public override Task<SystemSharedMemoryUnregisterResponse> SystemSharedMemoryUnregister(SystemSharedMemoryUnregisterRequest request, ServerCallContext context) =>
+    public Task<SystemSharedMemoryUnregisterResponse> SystemSharedMemoryUnregister(SystemSharedMemoryUnregisterRequest request, ServerCallContext context) =>
         GrpcFailures.Run(context, state, () =>
         {
             AdminGate.RequireCaller(context.GetHttpContext(), state);
