@@ -7,8 +7,10 @@ namespace Mlos.Server;
 
 /// <summary>
 /// Where mlos_core listens: the HTTP port (REST), the gRPC port (HTTP/2 without TLS, "h2c", as
-/// gRPC clients speak it on a trusted network) and an optional unix domain socket serving the
-/// REST API to co-located clients. The socket file gets mode 0660 once bound (before that it has
+/// gRPC clients speak it on a trusted network), and optional unix domain sockets for co-located
+/// clients: one serving the REST API (HTTP/1.1), one serving gRPC (HTTP/2). Kestrel tells HTTP/2
+/// from HTTP/1.1 on a cleartext listener only by being told, so one socket cannot serve both.
+/// A socket file gets mode 0660 once bound (before that it has
 /// the umask's mode, which under the usual umask gives others no write right, and connecting
 /// needs one), a stale file left by a killed server is replaced, and one that another live server
 /// still answers on is refused.
@@ -27,6 +29,7 @@ internal static partial class Listeners
         k.Listen(address, options.Port);
         if (options.GrpcPort > 0) k.Listen(address, options.GrpcPort, l => l.Protocols = HttpProtocols.Http2);
         if (options.Socket is { } path) k.ListenUnixSocket(Path.GetFullPath(path));
+        if (options.GrpcSocket is { } grpc) k.ListenUnixSocket(Path.GetFullPath(grpc), l => l.Protocols = HttpProtocols.Http2);
     });
 
     private static IPAddress Address(ServerOptions options) => IPAddress.Parse(options.Host == "localhost" ? "127.0.0.1" : options.Host);
@@ -37,38 +40,47 @@ internal static partial class Listeners
         var parts = new List<string> { $"{options.Host}:{options.Port} (HTTP)" };
         if (options.GrpcPort > 0) parts.Add($"{options.Host}:{options.GrpcPort} (gRPC)");
         if (options.Socket is { } path) parts.Add($"{Path.GetFullPath(path)} (HTTP, unix socket)");
+        if (options.GrpcSocket is { } grpc) parts.Add($"{Path.GetFullPath(grpc)} (gRPC, unix socket)");
         return string.Join(", ", parts);
     }
 
-    private static bool s_madeSocket;
+    /// <summary>The socket files asked for, as full paths.</summary>
+    private static IEnumerable<string> Sockets(ServerOptions options) =>
+        new[] { options.Socket, options.GrpcSocket }.OfType<string>().Select(Path.GetFullPath);
+
+    private static readonly List<string> s_made = [];
 
     /// <summary>Before binding: a stale socket file goes, a live one or another kind of file stops the start.</summary>
-    public static void PrepareSocket(ServerOptions options)
+    public static void PrepareSockets(ServerOptions options)
     {
-        if (options.Socket is not { } given) return;
-        var path = Path.GetFullPath(given);
-        if (Exists(path, out bool socket))
+        foreach (var path in Sockets(options))
         {
-            if (!socket) throw new IOException($"{path} exists and is not a socket");
-            if (Answers(path)) throw new IOException($"another server is listening on {path}");
-            File.Delete(path);
+            if (Exists(path, out bool socket))
+            {
+                if (!socket) throw new IOException($"{path} exists and is not a socket");
+                if (Answers(path)) throw new IOException($"another server is listening on {path}");
+                File.Delete(path);
+            }
+            s_made.Add(path);
         }
-        s_madeSocket = true;
     }
 
     /// <summary>After binding: owner and group may connect, others not (the process-wide umask is left alone).</summary>
-    public static void ShareSocket(ServerOptions options)
+    public static void ShareSockets(ServerOptions options)
     {
-        if (options.Socket is not { } path) return;
-        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(Path.GetFullPath(path), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite);
+        if (OperatingSystem.IsWindows()) return;
+        foreach (var path in Sockets(options))
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite);
     }
 
-    /// <summary>At exit: the socket file this server made.</summary>
-    public static void RemoveSocket(ServerOptions options)
+    /// <summary>At exit: the socket files this server made.</summary>
+    public static void RemoveSockets()
     {
-        if (options.Socket is not { } path || !s_madeSocket) return;
-        try { File.Delete(Path.GetFullPath(path)); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        foreach (var path in s_made)
+        {
+            try { File.Delete(path); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        }
     }
 
     /// <summary>

@@ -57,7 +57,7 @@ ServerMetrics.AddTo(builder.Services);
 // The gRPC service is made on its first call, from the state made once the host is built.
 ServerState? built = null;
 RepositoryControl? control = null;
-if (options.GrpcPort > 0) GrpcEndpoint.AddTo(builder.Services, options, () => (built!, control!));
+if (options.ServesGrpc) GrpcEndpoint.AddTo(builder.Services, options, () => (built!, control!));
 Listeners.Configure(builder.WebHost, options);
 var app = builder.Build();
 var log = new ServerLog(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("mlos_core"));
@@ -79,7 +79,7 @@ var loading = Task.Run(() =>
 app.MapPrometheusScrapingEndpoint("/metrics");
 MlosRoutes.Map(app, state);
 KServeRoutes.Map(app, state, control);
-if (options.GrpcPort > 0) GrpcEndpoint.Map(app);
+if (options.ServesGrpc) GrpcEndpoint.Map(app);
 SharedMemoryRoutes.Map(app, state);
 app.MapFallback((HttpContext http) => Responses.Error(http, state, 404, $"no route {http.Request.Method} {http.Request.Path}"));
 
@@ -87,9 +87,9 @@ var url = $"http://{options.Host}:{options.Port}";
 string? failure = null;
 try
 {
-    Listeners.PrepareSocket(options);
+    Listeners.PrepareSockets(options);
     await app.StartAsync();
-    Listeners.ShareSocket(options);
+    Listeners.ShareSockets(options);
 }
 catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or UnauthorizedAccessException) // in use, no permission, no such address
 {
@@ -115,6 +115,6 @@ long stopping = 0;
 app.Lifetime.ApplicationStopping.Register(() => stopping = System.Diagnostics.Stopwatch.GetTimestamp());
 await app.WaitForShutdownAsync();
 Shutdown.TearDown(core, stopping, options.ShutdownTimeoutSeconds);
-Listeners.RemoveSocket(options);
+Listeners.RemoveSockets();
 state.SharedMemory.Dispose();
 return 0;

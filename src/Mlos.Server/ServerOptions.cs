@@ -22,6 +22,10 @@ internal sealed record ServerOptions
     public long GrpcMaxMessageBytes { get; init; } = 64L << 20;
     /// <summary>A unix domain socket that serves the REST API too (mode 0660), or none.</summary>
     public string? Socket { get; init; }
+    /// <summary>A unix domain socket that serves the gRPC service (HTTP/2 only, mode 0660), or none.</summary>
+    public string? GrpcSocket { get; init; }
+    /// <summary>Whether the gRPC service is served at all (on its port, its socket, or both).</summary>
+    public bool ServesGrpc => GrpcPort > 0 || GrpcSocket is not null;
     /// <summary>The system shared-memory extension: off unless asked for.</summary>
     public bool AllowSharedMemory { get; init; }
 
@@ -31,6 +35,7 @@ internal sealed record ServerOptions
 
           -c, --config FILE     JSON file with the same settings: {"http_port","host",
                                 "grpc_port","grpc":bool,"grpc_max_message_mb","socket",
+                                "grpc_socket",
                                 "allow_shared_memory":bool,
                                 "plugin_dirs":[],"model_root","model_repository","admin_token",
                                 "max_body_mb","max_queue","max_models","max_connections",
@@ -43,6 +48,9 @@ internal sealed record ServerOptions
               --grpc-max-message-mb N
                                 largest gRPC message received (default 64)
           -s, --socket PATH     also serve the REST API on this unix domain socket (mode 0660)
+              --grpc-socket PATH
+                                also serve gRPC on this unix domain socket (HTTP/2, mode 0660;
+                                with --no-grpc, gRPC is served there only)
               --allow-shared-memory
                                 the system shared-memory extension: clients may register POSIX
                                 shared-memory regions and pass tensors through them (off by
@@ -101,6 +109,7 @@ internal sealed record ServerOptions
                 case "--no-grpc": o = o with { GrpcPort = 0 }; break;
                 case "--grpc-max-message-mb": o = o with { GrpcMaxMessageBytes = (long)Positive(Value(), option) << 20 }; break;
                 case "-s" or "--socket": o = o with { Socket = Value() }; break;
+                case "--grpc-socket": o = o with { GrpcSocket = Value() }; break;
                 case "--allow-shared-memory": o = o with { AllowSharedMemory = true }; break;
                 case "--plugin-dir": dirs.Add(Value()); break;
                 case "--model-root": o = o with { ModelRoot = Value() }; break;
@@ -131,6 +140,8 @@ internal sealed record ServerOptions
         }
         if (o.GrpcPort == o.Port)
             throw new ArgumentException($"the HTTP and gRPC ports are both {o.Port}: give -g/--grpc-port another one, or --no-grpc");
+        if (o.Socket is { } rest && o.GrpcSocket is { } grpc && Path.GetFullPath(rest) == Path.GetFullPath(grpc))
+            throw new ArgumentException($"--socket and --grpc-socket are both {Path.GetFullPath(rest)}: one socket serves HTTP/1.1 (REST), the other HTTP/2 (gRPC)");
         if (dirs.Count == 0)
             dirs.AddRange([Path.Combine(AppContext.BaseDirectory, "plugins"), Path.GetFullPath("plugins")]);
         return o with { PluginDirs = dirs.Select(Path.GetFullPath).Distinct().ToList() };
@@ -160,6 +171,7 @@ internal sealed record ServerOptions
                         "grpc" => p.Value.GetBoolean() ? o : o with { GrpcPort = 0 },
                         "grpc_max_message_mb" => o with { GrpcMaxMessageBytes = Megabytes(p.Value.GetInt64()) },
                         "socket" => o with { Socket = p.Value.GetString() },
+                        "grpc_socket" => o with { GrpcSocket = p.Value.GetString() },
                         "allow_shared_memory" => o with { AllowSharedMemory = p.Value.GetBoolean() },
                         "model_root" => o with { ModelRoot = p.Value.GetString()! },
                         "model_repository" => o with { ModelRepository = p.Value.GetString() },
@@ -180,9 +192,9 @@ internal sealed record ServerOptions
                     throw new ArgumentException($"config {path}: '{p.Name}' has the wrong type ({p.Value.ValueKind})");
                 }
             }
-            if (o.Port is <= 0 or > 65535 || o.GrpcPort is < 0 or > 65535 || o.GrpcMaxMessageBytes <= 0 || o.Socket is "" || o.MaxQueue <= 0 || o.MaxBodyBytes <= 0 || o.AdminToken is { Length: < 8 }
+            if (o.Port is <= 0 or > 65535 || o.GrpcPort is < 0 or > 65535 || o.GrpcMaxMessageBytes <= 0 || o.Socket is "" || o.GrpcSocket is "" || o.MaxQueue <= 0 || o.MaxBodyBytes <= 0 || o.AdminToken is { Length: < 8 }
                 || o.MaxModels <= 0 || o.MaxConnections <= 0 || o.ShutdownTimeoutSeconds <= 0)
-                throw new ArgumentException($"config {path}: a value is out of range (port, grpc_port, grpc_max_message_mb, socket, max_queue, max_body_mb, max_models, max_connections, shutdown_timeout_s, admin_token of 8+ characters)");
+                throw new ArgumentException($"config {path}: a value is out of range (port, grpc_port, grpc_max_message_mb, socket, grpc_socket, max_queue, max_body_mb, max_models, max_connections, shutdown_timeout_s, admin_token of 8+ characters)");
             return o;
         }
 

@@ -56,6 +56,50 @@ public sealed class UnixSocketTests : IDisposable
     }
 
     [Fact]
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    public async Task Grpc_answers_on_its_own_socket_with_mode_0660_even_without_a_grpc_port()
+    {
+        File.Copy(Path.Combine(BuildTree.Models("onnx"), "mlp.onnx"), Path.Combine(_dir, "mlp.onnx"));
+        var socket = Path.Combine(_dir, "grpc.sock");
+        using var server = new ServerProcess(_dir, "--model", "mlp=mlp.onnx", "--no-grpc", "--grpc-socket", socket);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite, File.GetUnixFileMode(socket));
+        var handler = new SocketsHttpHandler
+        {
+            ConnectCallback = async (_, token) =>
+            {
+                var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+                await s.ConnectAsync(new UnixDomainSocketEndPoint(socket), token);
+                return new NetworkStream(s, ownsSocket: true);
+            },
+        };
+        using var channel = global::Grpc.Net.Client.GrpcChannel.ForAddress("http://localhost", new() { HttpHandler = handler });
+        var client = new Grpc.Protocol.GRPCInferenceService.GRPCInferenceServiceClient(channel);
+        Assert.True((await client.ModelReadyAsync(new() { Name = "mlp" })).Ready);
+        var request = new Grpc.Protocol.ModelInferRequest { ModelName = "mlp" };
+        var input = new Grpc.Protocol.ModelInferRequest.Types.InferInputTensor { Name = "input", Datatype = "FP32", Shape = { 1, 16 } };
+        input.Contents = new() { Fp32Contents = { Enumerable.Range(1, 16).Select(i => (float)i) } };
+        request.Inputs.Add(input);
+        var answer = await client.ModelInferAsync(request);
+        Assert.Equal(new long[] { 1, 4 }, answer.Outputs[0].Shape);
+        Assert.Equal(16, answer.RawOutputContents[0].Length);
+        // REST stays on its TCP port; the socket speaks HTTP/2 only.
+        Assert.True((await server.Client.GetAsync("/v2/health/ready")).IsSuccessStatusCode);
+        Assert.NotEqual(200, Curl("--unix-socket", socket, "http://localhost/v2/health/ready").Code);
+
+        server.Terminate();
+        Assert.Equal(0, server.WaitForExit(TimeSpan.FromSeconds(20)));
+        Assert.False(File.Exists(socket));
+    }
+
+    [Fact]
+    public void The_rest_and_grpc_sockets_cannot_be_one_file()
+    {
+        var socket = Path.Combine(_dir, "both.sock");
+        var error = Assert.Throws<InvalidOperationException>(() => new ServerProcess(_dir, "-s", socket, "--grpc-socket", socket)).Message;
+        Assert.Contains("--socket and --grpc-socket are both", error);
+    }
+
+    [Fact]
     public void A_path_that_is_not_a_socket_or_is_in_use_stops_the_start()
     {
         var file = Path.Combine(_dir, "not-a-socket");
