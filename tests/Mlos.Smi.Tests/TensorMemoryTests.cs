@@ -5,8 +5,13 @@ namespace Mlos.Smi.Tests;
 
 /// <summary>
 /// TensorMemory: small blocks from malloc, large ones mappings of their own on a 2 MiB boundary
-/// advised as transparent huge pages, every block 64-byte aligned and given back when freed.
+/// advised as transparent huge pages, every block 64-byte aligned; a freed large one is kept a
+/// second for reuse (at most TensorMemory.KeptBytesLimit), then given back.
 /// </summary>
+[CollectionDefinition(nameof(TensorMemoryTests), DisableParallelization = true)]
+public sealed class TensorMemoryCollection;
+
+[Collection(nameof(TensorMemoryTests))] // alone: the kept blocks are the process's
 public unsafe class TensorMemoryTests
 {
     private const nuint MiB = 1 << 20;
@@ -33,7 +38,7 @@ public unsafe class TensorMemoryTests
     [InlineData(2 * 1024 * 1024 - 64)]
     [InlineData(4 * 1024 * 1024)]
     [InlineData(4 * 1024 * 1024 + 1)]
-    public void A_large_block_is_a_huge_page_mapping_of_its_own_given_back_on_free(int bytes)
+    public void A_large_block_is_a_huge_page_mapping_of_its_own_given_back_after_the_decay(int bytes)
     {
         byte* p = (byte*)TensorMemory.Alloc((nuint)bytes);
         var mapping = ProcessMappings.Find(p)!.Value;
@@ -48,8 +53,48 @@ public unsafe class TensorMemoryTests
             Assert.Equal(bytes, span.Count((byte)0x5A));
         }
         finally { TensorMemory.Free(p); }
+        WaitUntilAllGivenBack();
         var after = ProcessMappings.Find(p);
-        Assert.True(after is null || after.Value.Start != mapping.Start, "the mapping outlived Free");
+        Assert.True(after is null || after.Value.Start != mapping.Start, "the mapping outlived the decay");
+    }
+
+    private static void WaitUntilAllGivenBack()
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (TensorMemory.KeptBytes > 0 && clock.ElapsedMilliseconds < 10 * TensorMemory.DecayMs) Thread.Sleep(50);
+        Assert.Equal((nuint)0, TensorMemory.KeptBytes);
+    }
+
+    [Fact]
+    public void A_freed_large_block_is_reused_warm_by_the_next_of_about_its_size()
+    {
+        WaitUntilAllGivenBack();
+        byte* p = (byte*)TensorMemory.Alloc(4 * MiB);
+        new Span<byte>(p, (int)(4 * MiB)).Fill(7);
+        TensorMemory.Free(p);
+        Assert.True(TensorMemory.KeptBytes >= 4 * MiB);
+        byte* q = (byte*)TensorMemory.Alloc(3 * MiB); // smaller, but not less than half: the same block
+        Assert.True(p == q, "the kept block was not reused");
+        Assert.Equal((nuint)0, TensorMemory.KeptBytes);
+        Assert.Equal((byte)7, q[3 * MiB - 1]); // warm: what was written is still there (no fresh zeroed page)
+        TensorMemory.Free(q);
+        byte* small = (byte*)TensorMemory.Alloc(MiB + MiB / 2 + 100); // under half of it: a block of its own
+        Assert.True(small != q);
+        TensorMemory.Free(small);
+        WaitUntilAllGivenBack();
+    }
+
+    [Fact]
+    public void At_most_the_limit_is_kept_and_all_of_it_goes_back_after_the_decay()
+    {
+        WaitUntilAllGivenBack();
+        var blocks = Enumerable.Range(0, 24).Select(_ => (nint)TensorMemory.Alloc(4 * MiB)).ToList();
+        foreach (var b in blocks) TensorMemory.Free((void*)b);
+        Assert.InRange(TensorMemory.KeptBytes, TensorMemory.KeptBytesLimit - 5 * MiB, TensorMemory.KeptBytesLimit);
+        byte* huge = (byte*)TensorMemory.Alloc(TensorMemory.KeptBytesLimit + MiB); // larger than the limit: never kept
+        TensorMemory.Free(huge);
+        Assert.True(TensorMemory.KeptBytes <= TensorMemory.KeptBytesLimit);
+        WaitUntilAllGivenBack();
     }
 
     [Fact]

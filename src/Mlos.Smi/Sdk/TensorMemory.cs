@@ -12,10 +12,14 @@ namespace Mlos.Smi.Sdk;
 /// Why: a fresh block is touched page by page, and with 4 KiB pages that is one fault per page.
 /// Measured on the 2-core VM (tests/bench): a fresh 4 MiB block filled by memcpy costs 4.65 ms
 /// with 4 KiB pages and 0.41 ms with huge pages (a warm one 0.21 ms); pread from a shared-memory
-/// object into a 4 KiB-page buffer costs 2.39 ms, into a huge-page one 0.37 ms. Keeping freed
-/// blocks in a cache would be warm too, but holds the largest burst ever seen (glibc's heap with
-/// a raised mmap threshold: 700 MB and more for an identity model under 8 concurrent 4 MiB
-/// requests). With THP set to "never" the blocks are plain mappings: correct, only slower.
+/// object into a 4 KiB-page buffer costs 2.39 ms, into a huge-page one 0.37 ms.
+/// A freed large block is kept a short while (<see cref="DecayMs"/>, at most
+/// <see cref="KeptBytesLimit"/> in all) for the next block of about its size: under steady load
+/// each request reuses warm memory and skips the kernel zeroing fresh pages (a quarter of the
+/// server's time for 4 MiB tensors); a second after the load ends it is all given back. A
+/// cache without that decay holds the largest burst ever seen (glibc's heap with a raised mmap
+/// threshold: 700 MB and more for an identity model under 8 concurrent 4 MiB requests).
+/// With THP set to "never" the blocks are plain mappings: correct, only slower.
 /// Every block starts with a small header that says how to free it, so data stays 64-byte
 /// aligned (what ONNX Runtime's own allocator gives) and <see cref="Free"/> needs no size.
 /// </summary>
@@ -43,7 +47,8 @@ public static unsafe class TensorMemory
         else
         {
             mapped = (total + PageBytes - 1) & ~(PageBytes - 1);
-            block = MapAligned(mapped);
+            block = Reuse(ref mapped);
+            if (block == null) block = MapAligned(mapped);
         }
         *(nuint*)block = mapped;
         return block + Header;
@@ -56,7 +61,7 @@ public static unsafe class TensorMemory
         byte* block = (byte*)data - Header;
         nuint mapped = *(nuint*)block;
         if (mapped == 0) NativeMemory.AlignedFree(block);
-        else Mman.Unmap(block, mapped);
+        else Keep(block, mapped);
     }
 
     /// <summary>A block of <paramref name="bytes"/> holding the first <paramref name="used"/> bytes of <paramref name="data"/>, which is freed.</summary>
@@ -70,6 +75,100 @@ public static unsafe class TensorMemory
             Free(data);
         }
         return grown;
+    }
+
+    /// <summary>Most bytes of freed large blocks kept for reuse, per module (each NativeAOT plugin has its own).</summary>
+    public const nuint KeptBytesLimit = 64 << 20;
+
+    /// <summary>How long a freed large block is kept before it goes back to the system.</summary>
+    public const int DecayMs = 1000;
+
+    private struct Kept
+    {
+        public byte* Block;
+        public nuint Length;
+        public long FreedAt;
+    }
+
+    private static readonly Lock s_lock = new();
+    private static readonly Kept[] s_kept = new Kept[32];
+    private static int s_keptCount;
+    private static nuint s_keptBytes;
+    private static Timer? s_decay;
+
+    /// <summary>Bytes kept for reuse now (for tests).</summary>
+    internal static nuint KeptBytes
+    {
+        get { lock (s_lock) return s_keptBytes; }
+    }
+
+    /// <summary>
+    /// The smallest kept block of at least <paramref name="length"/> bytes and at most twice as
+    /// many (more would keep too much resident for a small tensor); its length replaces the one asked.
+    /// </summary>
+    private static byte* Reuse(ref nuint length)
+    {
+        lock (s_lock)
+        {
+            int best = -1;
+            for (int i = 0; i < s_keptCount; i++)
+            {
+                nuint l = s_kept[i].Length;
+                if (l >= length && l / 2 <= length && (best < 0 || l < s_kept[best].Length)) best = i;
+            }
+            if (best < 0) return null;
+            var kept = s_kept[best];
+            s_kept[best] = s_kept[--s_keptCount];
+            s_keptBytes -= kept.Length;
+            length = kept.Length;
+            return kept.Block;
+        }
+    }
+
+    /// <summary>Keeps a freed block for reuse, making room by giving back the oldest; one too large to keep goes back at once.</summary>
+    private static void Keep(byte* block, nuint length)
+    {
+        lock (s_lock)
+        {
+            if (length <= KeptBytesLimit)
+            {
+                while (s_keptCount == s_kept.Length || s_keptBytes + length > KeptBytesLimit) GiveBack(Oldest());
+                s_kept[s_keptCount++] = new Kept { Block = block, Length = length, FreedAt = Environment.TickCount64 };
+                s_keptBytes += length;
+                (s_decay ??= new Timer(_ => Decay(), null, Timeout.Infinite, Timeout.Infinite)).Change(DecayMs, DecayMs);
+                return;
+            }
+        }
+        Mman.Unmap(block, length);
+    }
+
+    /// <summary>The timer's tick: blocks kept longer than <see cref="DecayMs"/> go back; with none left it stops.</summary>
+    private static void Decay()
+    {
+        lock (s_lock)
+        {
+            long now = Environment.TickCount64;
+            for (int i = s_keptCount - 1; i >= 0; i--)
+                if (now - s_kept[i].FreedAt >= DecayMs) GiveBack(i);
+            if (s_keptCount == 0) s_decay!.Change(Timeout.Infinite, Timeout.Infinite);
+        }
+    }
+
+    private static int Oldest()
+    {
+        int oldest = 0;
+        for (int i = 1; i < s_keptCount; i++)
+            if (s_kept[i].FreedAt < s_kept[oldest].FreedAt) oldest = i;
+        return oldest;
+    }
+
+    /// <summary>Unmaps kept block <paramref name="i"/>; the caller holds the lock.</summary>
+    private static void GiveBack(int i)
+    {
+        var kept = s_kept[i];
+        s_kept[i] = s_kept[--s_keptCount];
+        s_keptBytes -= kept.Length;
+        Mman.Unmap(kept.Block, kept.Length);
     }
 
     /// <summary>
