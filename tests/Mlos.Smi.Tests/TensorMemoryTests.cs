@@ -91,7 +91,7 @@ public unsafe class TensorMemoryTests
         var blocks = Enumerable.Range(0, 24).Select(_ => (nint)TensorMemory.Alloc(4 * MiB)).ToList();
         foreach (var b in blocks) TensorMemory.Free((void*)b);
         Assert.InRange(TensorMemory.KeptBytes, TensorMemory.KeptBytesLimit - 5 * MiB, TensorMemory.KeptBytesLimit);
-        byte* huge = (byte*)TensorMemory.Alloc(TensorMemory.KeptBytesLimit + MiB); // larger than the limit: never kept
+        byte* huge = (byte*)TensorMemory.Alloc(TensorMemory.KeptBlockLimit + MiB); // larger than a kept block may be: never kept
         TensorMemory.Free(huge);
         Assert.True(TensorMemory.KeptBytes <= TensorMemory.KeptBytesLimit);
         WaitUntilAllGivenBack();
@@ -111,6 +111,25 @@ public unsafe class TensorMemoryTests
         }
         finally { TensorMemory.Free(p); }
         Assert.Throws<ArgumentOutOfRangeException>(() => TensorMemory.Grow(null, 10, 5));
+    }
+
+    [Fact]
+    public void A_mapping_grows_in_place_or_moves_with_its_contents_and_stays_advised()
+    {
+        byte* p = (byte*)TensorMemory.Alloc(3 * MiB);
+        for (nuint i = 0; i < 3 * MiB; i += 4096) p[i] = (byte)(i >> 12);
+        p = (byte*)TensorMemory.Grow(p, 3 * MiB, 9 * MiB);
+        try
+        {
+            for (nuint i = 0; i < 3 * MiB; i += 4096) Assert.Equal((byte)(i >> 12), p[i]);
+            var mapping = ProcessMappings.Find(p)!.Value;
+            Assert.Contains("hg", mapping.Flags);
+            Assert.True(mapping.End - (ulong)p >= 9 * MiB);
+            new Span<byte>(p, (int)(9 * MiB)).Fill(1);
+            Assert.True(p == TensorMemory.Grow(p, 4 * MiB, 8 * MiB)); // already large enough: the same block
+        }
+        finally { TensorMemory.Free(p); }
+        WaitUntilAllGivenBack();
     }
 
     [Fact]

@@ -48,8 +48,13 @@ internal sealed class InferenceService(ServerState state, RepositoryControl repo
             return answer;
         });
 
-    public Task<ModelInferResponse> ModelInfer(ModelInferRequest request, ServerCallContext context) =>
-        GrpcFailures.Run(context, state, request, GrpcInfer.Run).AsTask();
+    public async Task<ModelInferResponse> ModelInfer(ModelInferRequest request, ServerCallContext context)
+    {
+        var response = await GrpcFailures.Run(context, state, request, GrpcInfer.Run);
+        // Serializing the answer gives its memory back; should it never be written, the call's end does.
+        if (response.Lease is { } lease) context.GetHttpContext().Response.RegisterForDispose(lease);
+        return response;
+    }
 
     /// <summary>Requests answered one after another, in order; a failed one is an answer with its error, and the stream goes on.</summary>
     public async Task ModelStreamInfer(IAsyncStreamReader<ModelInferRequest> requests, IServerStreamWriter<ModelStreamInferResponse> responses, ServerCallContext context)
@@ -67,7 +72,8 @@ internal sealed class InferenceService(ServerState state, RepositoryControl repo
                     InferResponse = new ModelInferResponse { ModelName = request.ModelName, ModelVersion = request.ModelVersion, Id = request.Id },
                 };
             }
-            await responses.WriteAsync(answer, context.CancellationToken);
+            try { await responses.WriteAsync(answer, context.CancellationToken); }
+            finally { answer.InferResponse?.Lease?.Dispose(); } // written (and given back) or not: never kept
         }
     }
 

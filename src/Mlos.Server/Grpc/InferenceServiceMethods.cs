@@ -27,10 +27,13 @@ internal sealed class InferenceServiceMethods : IServiceMethodProvider<Inference
         Unary<ModelReadyRequest, ModelReadyResponse>(context, "ModelReady", ModelReadyRequest.Parser, (s, r, c) => s.ModelReady(r, c));
         Unary<ServerMetadataRequest, ServerMetadataResponse>(context, "ServerMetadata", ServerMetadataRequest.Parser, (s, r, c) => s.ServerMetadata(r, c));
         Unary<ModelMetadataRequest, ModelMetadataResponse>(context, "ModelMetadata", ModelMetadataRequest.Parser, (s, r, c) => s.ModelMetadata(r, c));
-        Unary<ModelInferRequest, ModelInferResponse>(context, "ModelInfer", ModelInferRequest.Parser, (s, r, c) => s.ModelInfer(r, c));
+        context.AddUnaryMethod(
+            new Method<ModelInferRequest, ModelInferResponse>(MethodType.Unary, ServiceName, "ModelInfer",
+                Marshaller(ModelInferRequest.Parser), Marshaller(ModelInferResponse.Parser, m => m.Lease?.Dispose())),
+            [], (s, r, c) => s.ModelInfer(r, c));
         context.AddDuplexStreamingMethod(
             new Method<ModelInferRequest, ModelStreamInferResponse>(MethodType.DuplexStreaming, ServiceName, "ModelStreamInfer",
-                Marshaller(ModelInferRequest.Parser), Marshaller(ModelStreamInferResponse.Parser)),
+                Marshaller(ModelInferRequest.Parser), Marshaller(ModelStreamInferResponse.Parser, m => m.InferResponse?.Lease?.Dispose())),
             [], (s, requests, responses, c) => s.ModelStreamInfer(requests, responses, c));
         Unary<ModelConfigRequest, ModelConfigResponse>(context, "ModelConfig", ModelConfigRequest.Parser, (s, r, c) => s.ModelConfig(r, c));
         Unary<ModelStatisticsRequest, ModelStatisticsResponse>(context, "ModelStatistics", ModelStatisticsRequest.Parser, (s, r, c) => s.ModelStatistics(r, c));
@@ -48,14 +51,22 @@ internal sealed class InferenceServiceMethods : IServiceMethodProvider<Inference
         context.AddUnaryMethod(new Method<TRequest, TResponse>(MethodType.Unary, ServiceName, name, Marshaller(parser), Marshaller(new MessageParser<TResponse>(() => new TResponse()))),
             [], invoke);
 
-    /// <summary>Protobuf in and out; a message that does not parse is INVALID_ARGUMENT with the parser's reason.</summary>
-    private static Marshaller<T> Marshaller<T>(MessageParser<T> parser) where T : class, IMessage<T> =>
+    /// <summary>
+    /// Protobuf in and out; a message that does not parse is INVALID_ARGUMENT with the parser's
+    /// reason. <paramref name="written"/> runs once a message is serialized: inference answers give
+    /// back the outputs their raw contents wrap (<see cref="AnswerLease"/>).
+    /// </summary>
+    private static Marshaller<T> Marshaller<T>(MessageParser<T> parser, Action<T>? written = null) where T : class, IMessage<T> =>
         Marshallers.Create<T>(
             (message, context) =>
             {
-                context.SetPayloadLength(message.CalculateSize());
-                message.WriteTo(context.GetBufferWriter());
-                context.Complete();
+                try
+                {
+                    context.SetPayloadLength(message.CalculateSize());
+                    message.WriteTo(context.GetBufferWriter());
+                    context.Complete();
+                }
+                finally { written?.Invoke(message); }
             },
             context =>
             {
