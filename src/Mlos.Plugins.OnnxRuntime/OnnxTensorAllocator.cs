@@ -32,8 +32,8 @@ internal static unsafe class OnnxTensorAllocator
 
     /// <summary>
     /// Whether sessions can use it: registers it at the first call once the environment exists.
-    /// False where registering failed (another allocator holds the slot): sessions then keep
-    /// ONNX Runtime's own, with one log line.
+    /// False where registering failed (an older ONNX Runtime refuses a second CPU allocator
+    /// another library registered first): sessions then keep ONNX Runtime's own, with one log line.
     /// </summary>
     public static bool Registered
     {
@@ -81,7 +81,11 @@ internal static unsafe class OnnxTensorAllocator
     }
 
     [UnmanagedCallersOnly]
-    private static void Free(OrtAllocator* self, void* data) => TensorMemory.Free(data);
+    private static void Free(OrtAllocator* self, void* data)
+    {
+        try { TensorMemory.Free(data); }
+        catch (Exception) { } // nothing to tell ONNX Runtime; a block not freed beats a process brought down
+    }
 
     [UnmanagedCallersOnly]
     private static nint Info(OrtAllocator* self) => s_info;

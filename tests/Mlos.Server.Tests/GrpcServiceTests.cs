@@ -585,3 +585,46 @@ public sealed class GrpcRepositoryTests
         finally { Directory.Delete(root, recursive: true); }
     }
 }
+
+/// <summary>ModelStreamInfer with requests in flight together: answered in order, merged by the batcher.</summary>
+public sealed class GrpcStreamTests : IClassFixture<GrpcStreamTests.Server>
+{
+    public sealed class Server() : GrpcServer([("mlp", "mlp.onnx")]);
+
+    private readonly Server _server;
+    private GRPCInferenceService.GRPCInferenceServiceClient Client => _server.Client;
+
+    public GrpcStreamTests(Server server) => _server = server;
+
+    /// <summary>One row of the MLP, 1 to 16, as typed contents.</summary>
+    private static ModelInferRequest Request(string id)
+    {
+        var r = new ModelInferRequest { ModelName = "mlp-waits", Id = id };
+        var t = new InferInputTensor { Name = "input", Datatype = "FP32" };
+        t.Shape.AddRange([1, 16]);
+        t.Contents = new InferTensorContents { Fp32Contents = { Enumerable.Range(1, 16).Select(i => (float)i) } };
+        r.Inputs.Add(t);
+        return r;
+    }
+
+    [Fact]
+    public async Task A_stream_runs_its_requests_side_by_side_and_answers_them_in_order()
+    {
+        // A batcher that waits up to 50 ms for company: requests handled one at a time each wait alone.
+        using (var reg = await _server.Process.Client.PostAsync("/models/register", new StringContent(
+            """{"model_id":"mlp-waits","path":"mlp.onnx","dynamic_batching":{"max_batch_size":64,"max_queue_delay_us":50000}}""",
+            System.Text.Encoding.UTF8, "application/json")))
+            Assert.True(reg.IsSuccessStatusCode, await reg.Content.ReadAsStringAsync());
+        using var call = Client.ModelStreamInfer();
+        const int n = 48;
+        for (int i = 0; i < n; i++) await call.RequestStream.WriteAsync(Request($"p{i}"));
+        await call.RequestStream.CompleteAsync();
+        var answers = new List<ModelStreamInferResponse>();
+        while (await call.ResponseStream.MoveNext(CancellationToken.None)) answers.Add(call.ResponseStream.Current);
+        Assert.Equal(Enumerable.Range(0, n).Select(i => $"p{i}"), answers.Select(a => a.InferResponse.Id));
+        Assert.All(answers, a => Assert.Equal("", a.ErrorMessage));
+        Assert.Single(answers.Select(a => a.InferResponse.RawOutputContents[0]).Distinct()); // the same input: the same answer
+        // In flight together, the stream's requests were merged by the batcher (one at a time: never).
+        Assert.Contains(answers, a => a.InferResponse.Parameters["batch_size"].Int64Param > 1);
+    }
+}

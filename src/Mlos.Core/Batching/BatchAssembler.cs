@@ -84,50 +84,59 @@ internal sealed unsafe class BatchAssembler : IDisposable
             return;
         }
         int done = 0;
-        for (; done < count; done++)
+        try
         {
-            ref readonly var whole = ref _outputs[done];
-            nuint rowBytes = whole.ByteSize / (nuint)totalRows;
-            nuint bytes = rowBytes * (nuint)r.Rows;
-            byte* rows = (byte*)whole.Data + rowBytes * (nuint)firstRow;
-            SmiTensor* slot = &r.Outputs[done];
-            if (slot->Data != null)
+            for (; done < count; done++)
             {
-                if (slot->ByteSize < bytes)
+                ref readonly var whole = ref _outputs[done];
+                nuint rowBytes = whole.ByteSize / (nuint)totalRows;
+                nuint bytes = rowBytes * (nuint)r.Rows;
+                byte* rows = (byte*)whole.Data + rowBytes * (nuint)firstRow;
+                SmiTensor* slot = &r.Outputs[done];
+                if (slot->Data != null)
                 {
-                    r.Failure = new MlosException(SmiStatus.BufferTooSmall,
-                        $"output {done} ({Plugins.PluginText.Read(whole.Name)}) too small: {bytes} bytes needed, {slot->ByteSize} given");
-                    slot->ByteSize = bytes;
-                    break;
+                    if (slot->ByteSize < bytes)
+                    {
+                        r.Failure = new MlosException(SmiStatus.BufferTooSmall,
+                            $"output {done} ({Plugins.PluginText.Read(whole.Name)}) too small: {bytes} bytes needed, {slot->ByteSize} given");
+                        slot->ByteSize = bytes;
+                        break;
+                    }
+                    Buffer.MemoryCopy(rows, slot->Data, (long)bytes, (long)bytes);
+                    slot->Release = null;
+                    slot->ReleaseContext = null;
                 }
-                Buffer.MemoryCopy(rows, slot->Data, (long)bytes, (long)bytes);
-                slot->Release = null;
-                slot->ReleaseContext = null;
+                else if (whole.Release != null)
+                {
+                    // No copy: the request's rows stay where the plugin put them, and the batch's
+                    // output is released by the last request to let go of its share.
+                    slot->ReleaseContext = Share(done); // first: should it throw, the slot holds nothing
+                    slot->Data = rows;
+                    slot->Release = &ReleaseShare;
+                }
+                else
+                {
+                    // The plugin's memory is only lent until its next call: each request gets a copy.
+                    var copy = Smi.Sdk.TensorMemory.Alloc(bytes);
+                    Buffer.MemoryCopy(rows, copy, (long)bytes, (long)bytes);
+                    slot->Data = copy;
+                    slot->Release = Smi.Sdk.SmiOutputs.FreeNativeOutput;
+                    slot->ReleaseContext = null;
+                }
+                slot->Name = whole.Name;
+                slot->Dtype = whole.Dtype;
+                slot->NDim = whole.NDim;
+                slot->Shape = whole.Shape;
+                slot->Shape[0] = r.Rows;
+                slot->ByteSize = bytes;
+                slot->MemoryType = SmiMemoryType.Cpu;
+                slot->DeviceId = 0;
             }
-            else if (whole.Release != null)
-            {
-                // No copy: the request's rows stay where the plugin put them, and the batch's
-                // output is released by the last request to let go of its share.
-                slot->Data = rows;
-                slot->Release = &ReleaseShare;
-                slot->ReleaseContext = Share(done);
-            }
-            else
-            {
-                // The plugin's memory is only lent until its next call: each request gets a copy.
-                slot->Data = Smi.Sdk.TensorMemory.Alloc(bytes);
-                slot->Release = Smi.Sdk.SmiOutputs.FreeNativeOutput;
-                slot->ReleaseContext = null;
-                Buffer.MemoryCopy(rows, slot->Data, (long)bytes, (long)bytes);
-            }
-            slot->Name = whole.Name;
-            slot->Dtype = whole.Dtype;
-            slot->NDim = whole.NDim;
-            slot->Shape = whole.Shape;
-            slot->Shape[0] = r.Rows;
-            slot->ByteSize = bytes;
-            slot->MemoryType = SmiMemoryType.Cpu;
-            slot->DeviceId = 0;
+        }
+        catch (OutOfMemoryException)
+        {
+            // Slots 0..done-1 are filled, slot done holds nothing: released below like any failure.
+            r.Failure = new MlosException(SmiStatus.OutOfMemory, $"no memory for output {done} of a batched request");
         }
         r.Answered = true;
         if (r.Failure is null)

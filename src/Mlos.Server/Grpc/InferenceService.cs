@@ -56,26 +56,8 @@ internal sealed class InferenceService(ServerState state, RepositoryControl repo
         return response;
     }
 
-    /// <summary>Requests answered one after another, in order; a failed one is an answer with its error, and the stream goes on.</summary>
-    public async Task ModelStreamInfer(IAsyncStreamReader<ModelInferRequest> requests, IServerStreamWriter<ModelStreamInferResponse> responses, ServerCallContext context)
-    {
-        while (await requests.MoveNext(context.CancellationToken))
-        {
-            var request = requests.Current;
-            ModelStreamInferResponse answer;
-            try { answer = new ModelStreamInferResponse { InferResponse = await GrpcFailures.Run(context, state, request, GrpcInfer.Run) }; }
-            catch (RpcException e)
-            {
-                answer = new ModelStreamInferResponse
-                {
-                    ErrorMessage = e.Status.Detail,
-                    InferResponse = new ModelInferResponse { ModelName = request.ModelName, ModelVersion = request.ModelVersion, Id = request.Id },
-                };
-            }
-            try { await responses.WriteAsync(answer, context.CancellationToken); }
-            finally { answer.InferResponse?.Lease?.Dispose(); } // written (and given back) or not: never kept
-        }
-    }
+    public Task ModelStreamInfer(IAsyncStreamReader<ModelInferRequest> requests, IServerStreamWriter<ModelStreamInferResponse> responses, ServerCallContext context) =>
+        GrpcStream.Serve(state, requests, responses, context);
 
     public Task<ModelConfigResponse> ModelConfig(ModelConfigRequest request, ServerCallContext context) =>
         GrpcFailures.Run(context, state, () => new ModelConfigResponse { Config = GrpcModelConfig.Of(Model(request.Name, request.Version)) });

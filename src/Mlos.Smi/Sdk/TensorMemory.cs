@@ -121,7 +121,10 @@ public static unsafe class TensorMemory
     private static readonly Kept[] s_kept = new Kept[32];
     private static int s_keptCount;
     private static nuint s_keptBytes;
-    private static Timer? s_decay;
+    // Made with the class, so that keeping a block (from a plugin's release callback, where
+    // nothing may throw) never has to allocate; scheduled only while blocks are kept.
+    private static readonly Timer s_decay = new(_ => Decay(), null, Timeout.Infinite, Timeout.Infinite);
+    private static bool s_armed;
 
     /// <summary>Bytes kept for reuse now (for tests).</summary>
     internal static nuint KeptBytes
@@ -157,12 +160,13 @@ public static unsafe class TensorMemory
     {
         lock (s_lock)
         {
-            if (length <= KeptBlockLimit)
+            // The data's size decides (a tensor of exactly the limit is kept), not the header's page.
+            if (length - PageBytes <= KeptBlockLimit)
             {
                 while (s_keptCount == s_kept.Length || s_keptBytes + length > KeptBytesLimit) GiveBack(Oldest());
                 s_kept[s_keptCount++] = new Kept { Block = block, Length = length, FreedAt = Environment.TickCount64 };
                 s_keptBytes += length;
-                (s_decay ??= new Timer(_ => Decay(), null, Timeout.Infinite, Timeout.Infinite)).Change(DecayMs, DecayMs);
+                if (!s_armed) s_armed = s_decay.Change(DecayMs, DecayMs); // armed once: frees that keep coming must not postpone it
                 return;
             }
         }
@@ -177,7 +181,7 @@ public static unsafe class TensorMemory
             long now = Environment.TickCount64;
             for (int i = s_keptCount - 1; i >= 0; i--)
                 if (now - s_kept[i].FreedAt >= DecayMs) GiveBack(i);
-            if (s_keptCount == 0) s_decay!.Change(Timeout.Infinite, Timeout.Infinite);
+            if (s_keptCount == 0) s_armed = !s_decay.Change(Timeout.Infinite, Timeout.Infinite);
         }
     }
 
