@@ -178,6 +178,7 @@ public static class RegistryJson
             w.WriteStartObject("dynamic_batching");
             w.WriteNumber("max_batch_size", b.MaxBatchSize);
             w.WriteNumber("max_queue_delay_us", b.MaxQueueDelayMicroseconds);
+            w.WriteNumber("max_merge_bytes", b.MaxMergeBytes);
             w.WriteBoolean("default", b.Automatic);
             w.WriteBoolean("active", m.ActiveBatching is not null);
             w.WriteEndObject();

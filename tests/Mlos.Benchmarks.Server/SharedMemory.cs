@@ -10,10 +10,9 @@ namespace Mlos.Benchmarks.Server;
 /// regions, and copies the output out of the output region into an array of its own; a client
 /// that makes and uses its tensors in place would skip both copies. REST sends one prepared body
 /// and reads the whole answer into a buffer of its own.
-/// The model is registered twice: with no options (the goal's row: what a user gets) and tuned
-/// for large tensors, where dynamic batching only adds copies (rows gathered into a batch and
-/// scattered back) and ONNX Runtime's CPU arena saves a fresh mmap, page faults and zeroing of
-/// every output (without it, blocks over 1 MiB are mmaps of their own, NativeHeap in the server).
+/// The model is registered twice: with no options (the goal's row: what a user gets; 4 MiB
+/// requests are over the default max_merge_bytes, so they run at once, never merged) and with
+/// batching off and ONNX Runtime's CPU arena on, for comparison with ORT's own allocator.
 /// </summary>
 internal static class SharedMemory
 {

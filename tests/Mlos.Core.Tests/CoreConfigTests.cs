@@ -57,6 +57,9 @@ public class CoreConfigTests
         var given = ModelOptions.Parse("""{"dynamic_batching":{"max_batch_size":8,"max_queue_delay_us":100}}""").Batching!;
         Assert.Equal(new BatchingOptions(8, 100), given);
         Assert.False(given.Automatic);
+        Assert.Equal(BatchingOptions.DefaultMaxMergeBytes, given.MaxMergeBytes);
+        Assert.Equal(BatchingOptions.DefaultMaxMergeBytes, BatchingOptions.Default.MaxMergeBytes);
+        Assert.Equal(0, ModelOptions.Parse("""{"dynamic_batching":{"max_batch_size":8,"max_merge_bytes":0}}""").Batching!.MaxMergeBytes);
         var e = Assert.Throws<MlosException>(() => ModelOptions.Parse("""{"dynamic_batching":"yes"}"""));
         Assert.Contains("must be true, false or an object", e.Message);
     }

@@ -120,6 +120,41 @@ public unsafe class DynamicBatchingTests
         Assert.All(merged, r => Assert.Contains(merged, s => s.OutputAddress == r.OutputAddress + 16 || r.OutputAddress == s.OutputAddress + 16));
     }
 
+    /// <summary>
+    /// Requests holding more than max_merge_bytes of input (1 MiB by default) never queue: they
+    /// run at once, each alone, while requests at the limit still merge; 0 lifts the limit.
+    /// </summary>
+    [Fact]
+    public void Requests_over_the_merge_byte_limit_run_at_once_on_their_own()
+    {
+        using var core = new MlosCore();
+        core.LoadPlugin(BuildTree.EchoPlugin);
+        const int atLimit = (int)(BatchingOptions.DefaultMaxMergeBytes / 4);
+        var limited = core.RegisterModel("limited", "csharp-echo", null, Batching(8, 100_000));
+        var unlimited = core.RegisterModel("unlimited", "csharp-echo", null,
+            """{"dynamic_batching":{"max_batch_size":8,"max_queue_delay_us":100000,"max_merge_bytes":0}}""");
+        core.LoadModel("limited");
+        core.LoadModel("unlimited");
+        Assert.Equal(BatchingOptions.DefaultMaxMergeBytes, limited.Batching!.MaxMergeBytes);
+
+        List<Request> Big(int width) => Enumerable.Range(0, 6).Select(i => new Request("x", Rows(i, 1, width), 1, width)).ToList();
+        var over = Big(atLimit + 1);
+        Assert.All(RunTogether(core, limited, over), e => Assert.Null(e));
+        Assert.All(over, r => Assert.Equal(r.Data, r.Output));
+        Assert.All(over, r => Assert.Equal(1, r.Timing.BatchSize));
+        Assert.Equal((0L, 0L), limited.BatchCounts!.Value); // none of them queued
+
+        var at = Big(atLimit);
+        Assert.All(RunTogether(core, limited, at), e => Assert.Null(e));
+        Assert.All(at, r => Assert.Equal(r.Data, r.Output));
+        Assert.Contains(at, r => r.Timing.BatchSize > 1);
+
+        var anySize = Big(atLimit + 1);
+        Assert.All(RunTogether(core, unlimited, anySize), e => Assert.Null(e));
+        Assert.All(anySize, r => Assert.Equal(r.Data, r.Output));
+        Assert.Contains(anySize, r => r.Timing.BatchSize > 1);
+    }
+
     [Fact]
     public void Onnx_mlp_batched_answers_equal_unbatched_answers_exactly()
     {
@@ -254,6 +289,8 @@ public unsafe class DynamicBatchingTests
             ("""{"dynamic_batching":{"max_batch_size":0}}""", "'max_batch_size' must be an integer from 1"),
             ("""{"dynamic_batching":{"max_batch_size":4,"delay":1}}""", "unknown key 'delay'"),
             ("""{"dynamic_batching":[]}""", "must be true, false or an object"),
+            ("""{"dynamic_batching":{"max_batch_size":4,"max_merge_bytes":-1}}""", "'max_merge_bytes' must be a whole number of bytes"),
+            ("""{"dynamic_batching":{"max_batch_size":4,"max_merge_bytes":"1M"}}""", "'max_merge_bytes' must be a whole number of bytes"),
         })
         {
             var bad = Assert.Throws<MlosException>(() => core.RegisterModel("bad", "python-bridge", null, options));

@@ -95,6 +95,7 @@ public class ServerTests(ServerFixture fixture) : IClassFixture<ServerFixture>
         var on = (await Send(HttpMethod.Get, "/v2/models/mlp-default")).Body.GetProperty("dynamic_batching");
         Assert.True(on.GetProperty("default").GetBoolean());
         Assert.Equal(0, on.GetProperty("max_queue_delay_us").GetInt32());
+        Assert.Equal(1 << 20, on.GetProperty("max_merge_bytes").GetInt64());
         Assert.False((await Send(HttpMethod.Get, "/v2/models/mlp-off")).Body.GetProperty("dynamic_batching").GetBoolean());
         var (code, body) = await Send(HttpMethod.Post, "/models/register", """{"model_id":"mlp-bad","path":"mlp.onnx","dynamic_batching":7}""");
         Assert.Equal(HttpStatusCode.BadRequest, code);

@@ -85,23 +85,27 @@ internal sealed unsafe class BatchRequest : System.Threading.Tasks.Sources.IValu
 
     /// <summary>
     /// Takes the request's inputs if they can be merged with others along dim 0: host memory,
-    /// fixed-size elements, rank ≥ 1, one row count, byte sizes matching their shapes. Anything
-    /// else runs on its own and gets the plugin's own verdict.
+    /// fixed-size elements, rank ≥ 1, one row count, byte sizes matching their shapes, and in all
+    /// no more than the options' <see cref="BatchingOptions.MaxMergeBytes"/>. Anything else runs
+    /// on its own and gets the plugin's own verdict.
     /// </summary>
-    public bool TryBind(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, int maxRows, ulong deadline, in Models.OutputSelection selection)
+    public bool TryBind(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, BatchingOptions options, ulong deadline, in Models.OutputSelection selection)
     {
         if (inputs == null || numInputs == 0 || numInputs > 64 || outputs == null || numOutputs == null) return false;
         long rows = -1;
+        ulong bytes = 0, byteLimit = options.MaxMergeBytes == 0 ? ulong.MaxValue : (ulong)options.MaxMergeBytes;
         for (int i = 0; i < (int)numInputs; i++)
         {
             ref readonly var t = ref inputs[i];
             int element = SmiDtypes.ElementSize(t.Dtype);
             if (t.NDim == 0 || t.NDim > SmiVersion.MaxDims || element <= 0 || t.MemoryType == SmiMemoryType.Gpu || t.Data == null) return false;
             if (!SmiTensorRules.TryElementCount(t.Dims, out long count) || (ulong)(count * element) != t.ByteSize) return false;
+            if (t.ByteSize > byteLimit - bytes) return false; // bytes ≤ byteLimit: cannot wrap
+            bytes += t.ByteSize;
             if (rows < 0) rows = t.Shape[0];
             else if (rows != t.Shape[0]) return false;
         }
-        if (rows <= 0 || rows > maxRows) return false;
+        if (rows <= 0 || rows > options.MaxBatchSize) return false;
         Inputs = inputs;
         NumInputs = (int)numInputs;
         Outputs = outputs;

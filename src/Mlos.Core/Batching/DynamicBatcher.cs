@@ -51,7 +51,7 @@ internal sealed unsafe class DynamicBatcher : IThreadPoolWorkItem
     public InferTiming Infer(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadline, in OutputSelection selection)
     {
         var r = BatchRequest.Mine;
-        if (!r.TryBind(inputs, numInputs, outputs, numOutputs, _options.MaxBatchSize, deadline, selection))
+        if (!r.TryBind(inputs, numInputs, outputs, numOutputs, _options, deadline, selection))
         {
             RunUnqueued(inputs, numInputs, outputs, numOutputs, deadline, selection);
             return new InferTiming(0, 1);
@@ -78,7 +78,7 @@ internal sealed unsafe class DynamicBatcher : IThreadPoolWorkItem
     public ValueTask<InferTiming> InferAsync(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadline, in OutputSelection selection)
     {
         var r = BatchRequest.RentAsync();
-        if (!r.TryBind(inputs, numInputs, outputs, numOutputs, _options.MaxBatchSize, deadline, selection))
+        if (!r.TryBind(inputs, numInputs, outputs, numOutputs, _options, deadline, selection))
         {
             r.Recycle();
             RunUnqueued(inputs, numInputs, outputs, numOutputs, deadline, selection);
