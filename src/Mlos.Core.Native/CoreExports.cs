@@ -79,8 +79,8 @@ public static unsafe class CoreExports
     {
         try
         {
-            var model = CoreHandles.Get(core).GetModel(Required(modelId, "model_id"));
-            return WriteText(RegistryJson.ModelInfo(model), json, jsonSize);
+            var versions = CoreHandles.Get(core).GetVersions(Required(modelId, "model_id"));
+            return WriteText(RegistryJson.ModelInfo(versions.Current, versions), json, jsonSize);
         }
         catch (Exception e) { return Fail(e); }
     }

@@ -16,15 +16,16 @@ public sealed unsafe class MlosCore : IDisposable
     public const int MaxIdLength = 256;
 
     private readonly ConcurrentDictionary<string, Plugin> _plugins = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, Model> _models = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, Model>.AlternateLookup<ReadOnlySpan<char>> _modelsBySpan;
+    /// <summary>Every model id's versions; a set is replaced, never changed, under <see cref="_registryLock"/>.</summary>
+    private readonly ConcurrentDictionary<string, ModelVersions> _models = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, ModelVersions>.AlternateLookup<ReadOnlySpan<char>> _modelsBySpan;
     /// <summary>
     /// Guards registry changes, which are short: plugin code (initialize, register_model) runs
     /// outside it, with its id reserved in <see cref="_reserved"/>, so one slow plugin holds up
     /// no other registration, load or lookup.
     /// </summary>
     private readonly Lock _registryLock = new();
-    /// <summary>Plugin ids ("plugin:x") and model ids ("model:x") whose registration is under way.</summary>
+    /// <summary>Plugin ids ("plugin:x") and model versions ("model:x\0v") whose registration is under way.</summary>
     private readonly HashSet<string> _reserved = new(StringComparer.Ordinal);
     private volatile bool _disposing, _disposed;
     private int _registryVersion;
@@ -37,11 +38,11 @@ public sealed unsafe class MlosCore : IDisposable
     /// </summary>
     private readonly LookupEntry?[] _lookups = new LookupEntry?[8];
 
-    private sealed class LookupEntry(byte[] id, int version, Model model)
+    private sealed class LookupEntry(byte[] id, int version, ModelVersions models)
     {
         public readonly byte[] Id = id;
         public readonly int Version = version;
-        public readonly Model Model = model;
+        public readonly ModelVersions Models = models;
 
         /// <summary>Whether the C string <paramref name="p"/> equals <see cref="Id"/>; reads no byte past its terminator.</summary>
         public bool Matches(byte* p)
@@ -89,7 +90,8 @@ public sealed unsafe class MlosCore : IDisposable
     public bool IsDisposed => _disposed;
 
     public IReadOnlyCollection<Plugin> Plugins => _plugins.Values.OrderBy(p => p.Id, StringComparer.Ordinal).ToArray();
-    public IReadOnlyCollection<Model> Models => _models.Values.OrderBy(m => m.Id, StringComparer.Ordinal).ToArray();
+    /// <summary>Every registered model, each version on its own, by id and then highest version first.</summary>
+    public IReadOnlyCollection<Model> Models => _models.Values.SelectMany(v => v.All).OrderBy(m => m.Id, StringComparer.Ordinal).ToArray();
 
     /// <summary>
     /// Loads, checks and initialises a plugin; <paramref name="id"/> null means the plugin's own id.
@@ -145,12 +147,16 @@ public sealed unsafe class MlosCore : IDisposable
         CheckId(modelId, "model id");
         var options = ModelOptions.Parse(optionsJson);
         Plugin plugin = null!;
-        Reserve("model:" + modelId, () =>
+        var servedVersion = options.Version ?? "1"; // as Model.ServedVersion
+        var key = $"model:{modelId}\0{servedVersion}";
+        Reserve(key, () =>
         {
             plugin = GetPlugin(pluginId);
-            if (_models.ContainsKey(modelId!))
-                return new MlosException(SmiStatus.AlreadyExists, $"a model with id '{modelId}' is already registered");
-            if (_models.Count + _reserved.Count(r => r.StartsWith("model:", StringComparison.Ordinal)) >= MaxModels)
+            if (_models.TryGetValue(modelId!, out var versions) && versions.Find(servedVersion) is not null)
+                return new MlosException(SmiStatus.AlreadyExists, versions.All.Count == 1 && options.Version is null
+                    ? $"a model with id '{modelId}' is already registered"
+                    : $"model '{modelId}' version {servedVersion} is already registered");
+            if (_models.Values.Sum(v => v.All.Count) + _reserved.Count(r => r.StartsWith("model:", StringComparison.Ordinal)) >= MaxModels)
                 return new MlosException(SmiStatus.InvalidState, $"{MaxModels} models are registered, the most this core takes: unregister one first");
             if (options.TimeoutMs > 0 && !plugin.HasDeadlineInfer)
                 return new MlosException(SmiStatus.NotSupported, $"model '{modelId}': timeout_ms needs a plugin that can stop a run at a deadline (SMI 1.2 infer_with_deadline), which plugin '{plugin.Id}' (SMI {SmiVersion.Format(plugin.SmiVersion)}) lacks");
@@ -167,12 +173,12 @@ public sealed unsafe class MlosCore : IDisposable
             var model = new Model(modelId!, plugin, handle, path, options.Framework, options.Version, options.Batching) { TimeoutMs = options.TimeoutMs };
             lock (_registryLock)
             {
-                _models[modelId!] = model;
+                _models[modelId!] = _models.TryGetValue(modelId!, out var versions) ? versions.With(model) : ModelVersions.Of(model);
                 Interlocked.Increment(ref _registryVersion);
             }
             return model;
         }
-        finally { Unreserve("model:" + modelId); }
+        finally { Unreserve(key); }
     }
 
     /// <summary>
@@ -195,19 +201,30 @@ public sealed unsafe class MlosCore : IDisposable
         lock (_registryLock) _reserved.Remove(key);
     }
 
-    /// <summary>The model registered as <paramref name="id"/>; none once destroy has begun (INVALID_STATE).</summary>
-    public Model GetModel(string? id)
+    /// <summary>
+    /// The model registered as <paramref name="id"/>: its highest loaded version, else its highest
+    /// (see <see cref="ModelVersions.Current"/>); none once destroy has begun (INVALID_STATE).
+    /// </summary>
+    public Model GetModel(string? id) => GetVersions(id).Current;
+
+    /// <summary>One version of a model (null: as <see cref="GetModel(string?)"/>); NOT_FOUND naming the versions there are.</summary>
+    public Model GetModel(string? id, string? version) => GetVersions(id).Get(version);
+
+    /// <summary>Every registered version of a model, highest first.</summary>
+    public ModelVersions GetVersions(string? id)
     {
         ThrowIfDisposed();
-        return id is not null && _models.TryGetValue(id, out var m) ? m
+        return id is not null && _models.TryGetValue(id, out var v) ? v
             : throw new MlosException(SmiStatus.NotFound, $"no model with id '{id}' is registered");
     }
 
     /// <summary>Looks a model up without allocating a string (the inference path).</summary>
-    public Model GetModel(ReadOnlySpan<char> id)
+    public Model GetModel(ReadOnlySpan<char> id) => GetVersions(id).Current;
+
+    private ModelVersions GetVersions(ReadOnlySpan<char> id)
     {
         ThrowIfDisposed();
-        return _modelsBySpan.TryGetValue(id, out var m) ? m
+        return _modelsBySpan.TryGetValue(id, out var v) ? v
             : throw new MlosException(SmiStatus.NotFound, $"no model with id '{id}' is registered");
     }
 
@@ -220,7 +237,7 @@ public sealed unsafe class MlosCore : IDisposable
         if (entry is not null && entry.Version == version && utf8Id.SequenceEqual(entry.Id))
         {
             ThrowIfDisposed();
-            return entry.Model;
+            return entry.Models.Current;
         }
         return Lookup(utf8Id, slot, version);
     }
@@ -237,7 +254,7 @@ public sealed unsafe class MlosCore : IDisposable
         if (entry is not null && entry.Version == version && entry.Matches(id))
         {
             ThrowIfDisposed();
-            return entry.Model;
+            return entry.Models.Current;
         }
         return Lookup(System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpanFromNullTerminated(id), slot, version);
     }
@@ -249,16 +266,28 @@ public sealed unsafe class MlosCore : IDisposable
         if (utf8Id.Length > 4 * MaxIdLength)
             throw new MlosException(SmiStatus.InvalidParam, $"model id is longer than {MaxIdLength} characters");
         Span<char> chars = stackalloc char[utf8Id.Length];
-        var model = GetModel(chars[..StrictUtf8.Decode(utf8Id, chars, "model id")]);
-        Volatile.Write(ref _lookups[slot], new LookupEntry(utf8Id.ToArray(), version, model));
-        return model;
+        var models = GetVersions(chars[..StrictUtf8.Decode(utf8Id, chars, "model id")]);
+        Volatile.Write(ref _lookups[slot], new LookupEntry(utf8Id.ToArray(), version, models));
+        return models.Current;
     }
 
-    /// <summary>Loads a registered model; loading a loaded model is a no-op.</summary>
+    /// <summary>Loads every registered version of a model; loading a loaded model is a no-op.</summary>
     public void LoadModel(string? id)
     {
         PluginCalls.RefuseReentry("load_model");
-        var model = GetModel(id);
+        foreach (var model in GetVersions(id).All) Load(model);
+    }
+
+    /// <summary>Loads one version of a model; loading a loaded model is a no-op.</summary>
+    public void LoadModel(Model model)
+    {
+        PluginCalls.RefuseReentry("load_model");
+        Load(model);
+    }
+
+    private void Load(Model model)
+    {
+        var id = model.Id;
         lock (model.AdminLock)
         {
             switch (model.State)
@@ -296,7 +325,18 @@ public sealed unsafe class MlosCore : IDisposable
     public void UnloadModel(string? id)
     {
         PluginCalls.RefuseReentry("unload_model");
-        var model = GetModel(id);
+        foreach (var model in GetVersions(id).All) Unload(model);
+    }
+
+    /// <summary>Unloads one version of a model (see <see cref="UnloadModel(string?)"/>).</summary>
+    public void UnloadModel(Model model)
+    {
+        PluginCalls.RefuseReentry("unload_model");
+        Unload(model);
+    }
+
+    private void Unload(Model model)
+    {
         lock (model.AdminLock)
         {
             if (model.State != ModelState.Loaded) return;
@@ -321,7 +361,14 @@ public sealed unsafe class MlosCore : IDisposable
     public void UnregisterModel(string? id)
     {
         PluginCalls.RefuseReentry("unregister_model");
-        Unregister(GetModel(id));
+        foreach (var model in GetVersions(id).All) Unregister(model);
+    }
+
+    /// <summary>Unregisters one version of a model (see <see cref="UnregisterModel(string?)"/>).</summary>
+    public void UnregisterModel(Model model)
+    {
+        PluginCalls.RefuseReentry("unregister_model");
+        Unregister(model);
     }
 
     private void Unregister(Model model)
@@ -348,7 +395,11 @@ public sealed unsafe class MlosCore : IDisposable
             model.SetState(ModelState.Unregistered);
             lock (_registryLock)
             {
-                _models.TryRemove(new KeyValuePair<string, Model>(model.Id, model));
+                if (_models.TryGetValue(model.Id, out var versions))
+                {
+                    if (versions.Without(model) is { } rest) _models[model.Id] = rest;
+                    else _models.TryRemove(model.Id, out _);
+                }
                 Interlocked.Increment(ref _registryVersion);
             }
             model.Plugin.Unregister(model.Handle);
@@ -477,7 +528,7 @@ public sealed unsafe class MlosCore : IDisposable
             Thread.Sleep(1);
         }
         var busy = new List<string>();
-        foreach (var model in _models.Values)
+        foreach (var model in _models.Values.SelectMany(v => v.All))
         {
             try { Unregister(model); }
             catch (MlosException e) when (e.Status == SmiStatus.Busy) { busy.Add(e.Message); }

@@ -112,7 +112,8 @@ public static class RegistryJson
     /// broken answer) leaves that part out, with the reason under <c>io_error</c> / <c>info_error</c>.
     /// Refused from inside a plugin call, like every call that runs plugin code (see PluginCalls).
     /// </summary>
-    public static byte[] ModelInfo(Model m)
+    /// <param name="versions">The model's registered versions, listed under <c>versions</c> (null: its own only).</param>
+    public static byte[] ModelInfo(Model m, ModelVersions? versions = null)
     {
         var d = ModelDescription.Of(m);
         var state = d.State;
@@ -121,7 +122,7 @@ public static class RegistryJson
             WriteModelFields(w, m, state);
             // The Open Inference Protocol's model metadata: versions and platform.
             w.WriteStartArray("versions");
-            w.WriteStringValue(m.ServedVersion);
+            foreach (var v in versions?.All.Reverse() ?? [m]) w.WriteStringValue(v.ServedVersion); // lowest first, as Triton lists them
             w.WriteEndArray();
             w.WriteString("platform", ModelDescription.Platform(m));
             if (d.Inputs is not null) WriteSpecs(w, "inputs", d.Inputs);
@@ -179,6 +180,12 @@ public static class RegistryJson
             w.WriteNumber("max_batch_size", b.MaxBatchSize);
             w.WriteNumber("max_queue_delay_us", b.MaxQueueDelayMicroseconds);
             w.WriteNumber("max_merge_bytes", b.MaxMergeBytes);
+            if (b.PreferredBatchSizes.Length > 0)
+            {
+                w.WriteStartArray("preferred_batch_sizes");
+                foreach (var size in b.PreferredBatchSizes) w.WriteNumberValue(size);
+                w.WriteEndArray();
+            }
             w.WriteBoolean("default", b.Automatic);
             w.WriteBoolean("active", m.ActiveBatching is not null);
             w.WriteEndObject();

@@ -29,8 +29,7 @@ internal static class KServeInfer
     [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
     public static async ValueTask Handle(HttpContext http, ServerState state, string name, string? version)
     {
-        var model = state.Core.GetModel(PathIds.Segment(http, name, 2));
-        model.RequireVersion(version);
+        var model = state.Core.GetModel(PathIds.Segment(http, name, 2), version);
         // Admitted before the body is read: --max-queue bounds the memory a model's requests hold
         // (bodies, decoded inputs), and an overloaded model refuses before reading anything.
         using var ticket = state.Admit(model.Id);

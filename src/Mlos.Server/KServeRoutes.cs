@@ -68,21 +68,27 @@ internal static class KServeRoutes
         app.MapGet("/v2/models/stats", (HttpContext http) => Responses.Guard(http, state, () =>
             Responses.Raw(http, 200, RegistryJson.Statistics(state.Core.Models))));
         app.MapGet("/v2/models/{name}/stats", (HttpContext http, string name) => Responses.Guard(http, state, () =>
-            Responses.Raw(http, 200, RegistryJson.Statistics([state.Core.GetModel(PathIds.Segment(http, name, 2))]))));
+            Responses.Raw(http, 200, RegistryJson.Statistics(state.Core.GetVersions(PathIds.Segment(http, name, 2)).All))));
         app.MapGet("/v2/models/{name}/versions/{version}/stats", (HttpContext http, string name, string version) => Responses.Guard(http, state, () =>
         {
-            var model = state.Core.GetModel(PathIds.Segment(http, name, 2));
-            model.RequireVersion(version);
+            var model = state.Core.GetModel(PathIds.Segment(http, name, 2), version);
             return Responses.Raw(http, 200, RegistryJson.Statistics([model]));
         }));
         app.MapGet("/v2/models/{name}", (HttpContext http, string name) => Responses.Guard(http, state, () =>
-            Responses.Raw(http, 200, RegistryJson.ModelInfo(state.Core.GetModel(PathIds.Segment(http, name, 2))))));
+        {
+            var versions = state.Core.GetVersions(PathIds.Segment(http, name, 2));
+            return Responses.Raw(http, 200, RegistryJson.ModelInfo(versions.Current, versions));
+        }));
         app.MapGet("/v2/models/{name}/versions/{version}", (HttpContext http, string name, string version) => Responses.Guard(http, state, () =>
         {
-            var model = state.Core.GetModel(PathIds.Segment(http, name, 2));
-            model.RequireVersion(version);
-            return Responses.Raw(http, 200, RegistryJson.ModelInfo(model));
+            var versions = state.Core.GetVersions(PathIds.Segment(http, name, 2));
+            return Responses.Raw(http, 200, RegistryJson.ModelInfo(versions.Get(version), versions));
         }));
+        // Triton's model configuration extension: the effective config (see Triton.EffectiveConfig).
+        app.MapGet("/v2/models/{name}/config", (HttpContext http, string name) => Responses.Guard(http, state, () =>
+            Config(http, state, state.Core.GetModel(PathIds.Segment(http, name, 2)))));
+        app.MapGet("/v2/models/{name}/versions/{version}/config", (HttpContext http, string name, string version) => Responses.Guard(http, state, () =>
+            Config(http, state, state.Core.GetModel(PathIds.Segment(http, name, 2), version))));
         app.MapPost("/v2/models/{name}/infer", (HttpContext http, string name) =>
             Responses.Guard(http, state, (name, (string?)null), static (h, s, a) => KServeInfer.Handle(h, s, a.Item1, a.Item2)));
         app.MapPost("/v2/models/{name}/versions/{version}/infer", (HttpContext http, string name, string version) =>
@@ -92,11 +98,16 @@ internal static class KServeRoutes
         app.MapGet("/v2/models/{name}/ready", (HttpContext http, string name) => Responses.Guard(http, state, () => Ready(http, state, name, null)));
     }
 
+    private static Task Config(HttpContext http, ServerState state, Model model)
+    {
+        var config = Triton.EffectiveConfig.Of(model, state);
+        return Responses.Json(http, 200, w => Triton.ModelConfigJson.Write(w, config));
+    }
+
     private static Task Ready(HttpContext http, ServerState state, string name, string? version)
     {
         {
-            var model = state.Core.GetModel(PathIds.Segment(http, name, 2));
-            model.RequireVersion(version);
+            var model = state.Core.GetModel(PathIds.Segment(http, name, 2), version);
             bool ready = model.State == ModelState.Loaded;
             return Responses.Json(http, ready ? 200 : 400, w =>
             {

@@ -87,8 +87,10 @@ internal static class MlosRoutes
 
     /// <summary>Registers and loads; a model that fails to load is unregistered again, so nothing half-made stays.</summary>
     /// <param name="batching">JSON of <c>{"max_batch_size","max_queue_delay_us"}</c>, true or false (see Mlos.Core.Batching), or null for the default.</param>
+    /// <param name="version">The version it is registered as (null: the model's only one).</param>
+    /// <param name="check">Runs once it is loaded; whatever it throws fails the load like the plugin's own errors.</param>
     public static Mlos.Core.Models.Model RegisterAndLoad(ServerState state, string? id, string pluginId, string path, string? framework,
-        string? config = null, string? batching = null)
+        string? config = null, string? batching = null, string? version = null, Action<Mlos.Core.Models.Model>? check = null)
     {
         state.CheckModelConfig(config);
         var options = new System.Buffers.ArrayBufferWriter<byte>();
@@ -96,6 +98,7 @@ internal static class MlosRoutes
         {
             w.WriteStartObject();
             if (framework is not null) w.WriteString("framework", framework);
+            if (version is not null) w.WriteString("version", version);
             if (config is not null)
             {
                 w.WritePropertyName("config");
@@ -110,13 +113,17 @@ internal static class MlosRoutes
             w.WriteEndObject();
         }
         var model = state.Core.RegisterModel(id, pluginId, path, System.Text.Encoding.UTF8.GetString(options.WrittenSpan));
-        try { state.Core.LoadModel(model.Id); }
+        try
+        {
+            state.Core.LoadModel(model);
+            check?.Invoke(model);
+        }
         catch
         {
-            state.Core.UnregisterModel(model.Id);
+            state.Core.UnregisterModel(model);
             throw;
         }
-        state.Log.Admin($"model '{model.Id}' registered and loaded (plugin '{pluginId}', {path})");
+        state.Log.Admin($"model '{model.Id}'{(version is null ? "" : $" version {version}")} registered and loaded (plugin '{pluginId}', {path})");
         return model;
     }
 

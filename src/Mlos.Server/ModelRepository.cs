@@ -1,13 +1,15 @@
 using System.Text.Json;
 using Mlos.Core;
 using Mlos.Core.Models;
+using Mlos.Server.Triton;
 using Mlos.Smi.Abi;
 
 namespace Mlos.Server;
 
 /// <summary>
-/// A Triton-style model repository: one folder per model, named as the model, holding the model
-/// file and optionally <c>config.json</c>: <c>{"plugin_id","file","framework","config":{…},
+/// A model repository: one folder per model, named as the model. A folder in Triton's layout
+/// (<c>config.pbtxt</c>, numbered version folders) is read by <see cref="TritonModelFolder"/>;
+/// otherwise the folder holds the model file and optionally <c>config.json</c>: <c>{"plugin_id","file","framework","config":{…},
 /// "dynamic_batching":{"max_batch_size","max_queue_delay_us"}}</c> (<c>config</c> reaches the
 /// plugin; without <c>plugin_id</c> the file type decides). Every
 /// model is loaded at start; the v2 repository routes load and unload them.
@@ -34,17 +36,25 @@ internal sealed class ModelRepository(ServerState state, string root)
         }
     }
 
-    /// <summary>Registers the model from its folder if needed, then loads it.</summary>
+    /// <summary>
+    /// Registers the model from its folder if needed, then loads it. A folder in Triton's layout
+    /// (config.pbtxt, version folders) is read again each time: loading a loaded model reloads it
+    /// with what the folder holds now.
+    /// </summary>
     public Model Load(string name)
     {
+        var folder = Folder(name);
+        var configPath = Path.Combine(folder, "config.json");
+        bool ours = File.Exists(configPath);
+        if (ours && File.Exists(Path.Combine(folder, TritonModelFolder.ConfigFile)))
+            throw new MlosException(SmiStatus.InvalidParam, $"repository model '{name}' has both config.json and {TritonModelFolder.ConfigFile}: keep one of them");
+        if (!ours && TritonModelFolder.Holds(folder)) return LoadTriton(name, folder);
         if (state.Core.Models.FirstOrDefault(m => m.Id == name) is { } known)
         {
             state.Core.LoadModel(known.Id);
             return known;
         }
-        var folder = Folder(name);
         string? pluginId = null, file = null, framework = null, config = null, batching = null;
-        var configPath = Path.Combine(folder, "config.json");
         if (File.Exists(configPath))
         {
             try { (pluginId, file, framework, config, batching) = ReadConfig(configPath); }
@@ -59,6 +69,23 @@ internal sealed class ModelRepository(ServerState state, string root)
         if (!path.StartsWith(folder + "/", StringComparison.Ordinal))
             throw new MlosException(SmiStatus.InvalidParam, $"repository model '{name}': file {file} is outside its folder");
         return MlosRoutes.RegisterAndLoad(state, name, pluginId ?? state.PluginFor(path), path, framework, config, batching);
+    }
+
+    private Model LoadTriton(string name, string folder)
+    {
+        TritonModelConfig config;
+        try { config = TritonModelFolder.ReadConfig(name, folder); }
+        catch (TextFormatException e) { throw new MlosException(SmiStatus.InvalidParam, e.Message); }
+        if (state.Core.Models.Any(m => m.Id == name)) state.Core.UnregisterModel(name);
+        state.ModelConfigs.TryRemove(name, out _);
+        IReadOnlyList<Model> versions;
+        try { versions = TritonModelFolder.Load(state, name, folder, config); }
+        catch (TextFormatException e) { throw new MlosException(SmiStatus.InvalidParam, e.Message); }
+        state.ModelConfigs[name] = config;
+        var ignored = config.Ignored.Concat(TritonBackend.Named(config, "")?.PluginConfig(config, TritonBackend.NoDevice).Ignored ?? []).ToList();
+        if (ignored.Count > 0)
+            state.Log.Warn($"model '{name}': {TritonModelFolder.ConfigFile} fields not acted on (see README, Triton model repositories): {string.Join(", ", ignored)}");
+        return versions[0];
     }
 
     /// <summary>A model folder's config.json: a JSON object of the keys below, each a string (config and dynamic_batching may be objects).</summary>

@@ -109,7 +109,7 @@ if (failure is not null)
 }
 state.MarkStarted();
 Console.WriteLine($"mlos_core {MlosRoutes.Version} listening on {Listeners.Describe(options)}: {core.Plugins.Count} plugins, {core.Models.Count} models");
-foreach (var m in core.Models) DemoRequests.Print(url, m);
+foreach (var m in core.Models.DistinctBy(m => m.Id)) DemoRequests.Print(url, m); // one line per model: unversioned requests reach its highest version
 
 long stopping = 0;
 app.Lifetime.ApplicationStopping.Register(() => stopping = System.Diagnostics.Stopwatch.GetTimestamp());

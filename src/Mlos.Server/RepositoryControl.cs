@@ -12,15 +12,23 @@ internal sealed class RepositoryControl(ServerState state, ModelRepository? repo
 {
     public readonly record struct Entry(string Name, string? Version, bool Ready);
 
+    /// <summary>One entry per registered version (highest first), and one without a version for a repository folder nothing is registered from.</summary>
     public IReadOnlyList<Entry> Index(bool readyOnly = false)
     {
-        var models = state.Core.Models.ToDictionary(m => m.Id);
+        var models = state.Core.Models.ToLookup(m => m.Id);
         var entries = new List<Entry>();
-        foreach (var n in (repository?.Names ?? []).Union(models.Keys).Order())
+        foreach (var n in (repository?.Names ?? []).Union(models.Select(g => g.Key)).Order(StringComparer.Ordinal))
         {
-            bool ready = models.TryGetValue(n, out var m) && m.State == ModelState.Loaded;
-            if (readyOnly && !ready) continue;
-            entries.Add(new Entry(n, m?.Version, ready));
+            if (!models.Contains(n))
+            {
+                if (!readyOnly) entries.Add(new Entry(n, null, false));
+                continue;
+            }
+            foreach (var m in models[n])
+            {
+                bool ready = m.State == ModelState.Loaded;
+                if (!readyOnly || ready) entries.Add(new Entry(n, m.Version, ready));
+            }
         }
         return entries;
     }

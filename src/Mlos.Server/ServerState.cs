@@ -23,6 +23,9 @@ internal sealed class ServerState(MlosCore core, ServerOptions options, ServerLo
     /// <summary>The registered system shared-memory regions; every call fails with 501 unless --allow-shared-memory.</summary>
     public SharedMemoryRegions SharedMemory { get; } = new(options.AllowSharedMemory, options.MaxBodyBytes);
 
+    /// <summary>The Triton configs of the repository models that have one (by model name), as written: the model config answers add what the model fills in.</summary>
+    public System.Collections.Concurrent.ConcurrentDictionary<string, Triton.TritonModelConfig> ModelConfigs { get; } = new(StringComparer.Ordinal);
+
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, StrongBox<int>> _inflight = new();
 
     /// <summary>

@@ -54,6 +54,46 @@ public unsafe class MlosCoreTests
         }
     }
 
+    /// <summary>
+    /// Versions of one id live side by side (Triton's numbered versions): a lookup without a
+    /// version reaches the highest loaded one, each version loads and unregisters on its own,
+    /// and the id's own calls act on all of them.
+    /// </summary>
+    [Fact]
+    public void Versions_of_one_model_are_served_side_by_side()
+    {
+        using var core = new MlosCore();
+        core.LoadPlugin(BuildTree.EchoPlugin);
+        var v2 = core.RegisterModel("m", "csharp-echo", null, """{"version":"2"}""");
+        var v10 = core.RegisterModel("m", "csharp-echo", null, """{"version":"10"}""");
+        var v1 = core.RegisterModel("m", "csharp-echo", null, """{"version":"1"}""");
+        Assert.Equal([v10, v2, v1], core.GetVersions("m").All); // as numbers: 10 above 2
+        Assert.Same(v10, core.GetModel("m")); // none loaded: the highest
+        core.LoadModel(v2);
+        Assert.Same(v2, core.GetModel("m")); // the highest loaded
+        Assert.Same(v2, core.GetModel("m"u8));
+        Assert.Same(v1, core.GetModel("m", "1"));
+        var e = Assert.Throws<MlosException>(() => core.GetModel("m", "3"));
+        Assert.Equal(SmiStatus.NotFound, e.Status);
+        Assert.Equal("model 'm' has no version 3 (versions: 10, 2, 1)", e.Message);
+        e = Assert.Throws<MlosException>(() => core.RegisterModel("m", "csharp-echo", null, """{"version":"2"}"""));
+        Assert.Equal(SmiStatus.AlreadyExists, e.Status);
+        Assert.Equal("model 'm' version 2 is already registered", e.Message);
+        Assert.Equal(3, core.Models.Count);
+
+        core.LoadModel("m"); // every version
+        Assert.All(core.GetVersions("m").All, m => Assert.Equal(ModelState.Loaded, m.State));
+        Assert.Same(v10, core.GetModel("m"));
+        core.UnregisterModel(v10);
+        Assert.Same(v2, core.GetModel("m"u8)); // the lookup cache forgets the unregistered version
+        Assert.Equal(ModelState.Unregistered, v10.State);
+        core.UnloadModel("m");
+        Assert.All(core.GetVersions("m").All, m => Assert.Equal(ModelState.Registered, m.State));
+        core.UnregisterModel("m");
+        Assert.Empty(core.Models);
+        Assert.Equal(SmiStatus.NotFound, Assert.Throws<MlosException>(() => core.GetModel("m")).Status);
+    }
+
     [Fact]
     public void Guide_plugin_is_serialised_and_has_no_typed_infer()
     {

@@ -120,7 +120,8 @@ public class TritonConfigTests
         var w = warmup.Inputs.Single();
         Assert.Equal(("input", SmiDtype.Fp32, WarmupData.Zero), (w.Name, w.Dtype, w.Data));
         Assert.Equal([16L], w.Dims);
-        Assert.Equal(["optimization"], c.Ignored);
+        Assert.Equal(["optimization.execution_accelerators"], c.Ignored);
+        Assert.Equal(1, TritonModelConfig.Parse("optimization { graph { level: 1 } }", "c").GraphLevel);
     }
 
     [Fact]

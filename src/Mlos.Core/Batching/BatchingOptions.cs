@@ -41,6 +41,12 @@ public sealed record BatchingOptions(int MaxBatchSize, int MaxQueueDelayMicrosec
 
     public const long DefaultMaxMergeBytes = 1 << 20;
 
+    /// <summary>
+    /// Row counts at which a forming batch runs at once instead of waiting out the queue delay
+    /// (<c>"preferred_batch_sizes"</c>, Triton's <c>preferred_batch_size</c>); none by default.
+    /// </summary>
+    public int[] PreferredBatchSizes { get; init; } = [];
+
     /// <summary>On by default: started only where the model can batch, silently off elsewhere.</summary>
     public bool Automatic { get; init; }
 
@@ -60,6 +66,7 @@ public sealed record BatchingOptions(int MaxBatchSize, int MaxQueueDelayMicrosec
         }
         int? max = null, delay = null;
         long mergeBytes = DefaultMaxMergeBytes;
+        int[] preferred = [];
         foreach (var field in JsonConfig.Object(e, what).EnumerateObject())
         {
             switch (field.Name)
@@ -67,16 +74,26 @@ public sealed record BatchingOptions(int MaxBatchSize, int MaxQueueDelayMicrosec
                 case "max_batch_size": max = Int(field, 1, Limit); break;
                 case "max_queue_delay_us": delay = Int(field, 0, 10_000_000); break;
                 case "max_merge_bytes": mergeBytes = Bytes(field); break;
-                default: throw JsonConfig.UnknownKey(what, field.Name, "max_batch_size, max_queue_delay_us, max_merge_bytes");
+                case "preferred_batch_sizes": preferred = Sizes(field); break;
+                default: throw JsonConfig.UnknownKey(what, field.Name, "max_batch_size, max_queue_delay_us, max_merge_bytes, preferred_batch_sizes");
             }
         }
-        return new BatchingOptions(
+        var options = new BatchingOptions(
             max ?? throw new MlosException(SmiStatus.InvalidParam, $"{what} needs \"max_batch_size\""),
-            delay ?? 0) { MaxMergeBytes = mergeBytes };
+            delay ?? 0) { MaxMergeBytes = mergeBytes, PreferredBatchSizes = preferred };
+        if (preferred.FirstOrDefault(p => p > options.MaxBatchSize) is > 0 and var over)
+            throw new MlosException(SmiStatus.InvalidParam, $"{what}: preferred batch size {over} is larger than max_batch_size {options.MaxBatchSize}");
+        return options;
 
         static int Int(JsonProperty p, int min, int maxValue) =>
             p.Value.ValueKind == JsonValueKind.Number && p.Value.TryGetInt32(out var v) && v >= min && v <= maxValue ? v
             : throw new MlosException(SmiStatus.InvalidParam, $"{what}: '{p.Name}' must be an integer from {min} to {maxValue}, not {p.Value.GetRawText()}");
+
+        static int[] Sizes(JsonProperty p) =>
+            p.Value.ValueKind == JsonValueKind.Array && p.Value.GetArrayLength() <= 64
+                && p.Value.EnumerateArray().All(v => v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out var n) && n >= 1 && n <= Limit)
+                ? [.. p.Value.EnumerateArray().Select(v => v.GetInt32()).Distinct().Order()]
+                : throw new MlosException(SmiStatus.InvalidParam, $"{what}: 'preferred_batch_sizes' must be an array of at most 64 integers from 1 to {Limit}, not {p.Value.GetRawText()}");
 
         static long Bytes(JsonProperty p) =>
             p.Value.ValueKind == JsonValueKind.Number && p.Value.TryGetInt64(out var v) && v >= 0 ? v

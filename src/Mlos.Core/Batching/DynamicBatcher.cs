@@ -8,7 +8,8 @@ namespace Mlos.Core.Batching;
 /// Triton-style dynamic batching for one model, with no thread of its own. Requests queue; one
 /// caller at a time holds the lead and runs the next batch: the oldest request with the
 /// compatible ones behind it (same input names, dtypes and dims after the first), up to
-/// <c>max_batch_size</c> rows, after waiting up to <c>max_queue_delay_us</c> for more to arrive.
+/// <c>max_batch_size</c> rows, after waiting up to <c>max_queue_delay_us</c> for more to arrive
+/// (or until the rows reach one of the preferred batch sizes).
 /// The outputs are cut back per request. Shapes never mix.
 ///
 /// Who leads: a request that finds the model idle runs itself at once, on its own thread, with no
@@ -235,7 +236,8 @@ internal sealed unsafe class DynamicBatcher : IThreadPoolWorkItem
                 if (_delayTicks != 0)
                 {
                     long deadline = first.Enqueued + _delayTicks;
-                    while (!_stopping && CompatibleRows(first) < _options.MaxBatchSize)
+                    while (!_stopping && CompatibleRows(first) is var rows && rows < _options.MaxBatchSize
+                           && Array.IndexOf(_options.PreferredBatchSizes, (int)rows) < 0)
                     {
                         long left = deadline - Stopwatch.GetTimestamp();
                         if (left <= 0) break;

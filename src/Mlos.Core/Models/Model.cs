@@ -68,13 +68,6 @@ public sealed class Model
     /// </summary>
     public string ServedVersion => Version ?? "1";
 
-    /// <summary>NOT_FOUND unless <paramref name="version"/> (null: unversioned request) is the one served.</summary>
-    public void RequireVersion(string? version)
-    {
-        if (version is not null && version != ServedVersion)
-            throw new MlosException(SmiStatus.NotFound, $"model '{Id}' has no version {version} (served: {ServedVersion})");
-    }
-
     public ModelState State => (ModelState)Volatile.Read(ref _state);
 
     /// <summary>

@@ -23,8 +23,7 @@ internal static class GrpcInfer
     [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     public static async ValueTask<ModelInferResponse> Run(ServerState state, ModelInferRequest request)
     {
-        var model = state.Core.GetModel(InferenceService.Named(request.ModelName));
-        model.RequireVersion(request.ModelVersion.Length == 0 ? null : request.ModelVersion);
+        var model = state.Core.GetModel(InferenceService.Named(request.ModelName), request.ModelVersion.Length == 0 ? null : request.ModelVersion);
         using var ticket = state.Admit(model.Id);
         var scratch = KServeScratch.Rent();
         var lease = new AnswerLease(scratch);

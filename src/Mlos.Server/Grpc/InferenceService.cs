@@ -42,7 +42,7 @@ internal sealed class InferenceService(ServerState state, RepositoryControl repo
             var model = Model(request.Name, request.Version);
             var d = ModelDescription.Of(model, withInfo: false);
             var answer = new ModelMetadataResponse { Name = model.Id, Platform = ModelDescription.Platform(model) };
-            answer.Versions.Add(model.ServedVersion);
+            foreach (var v in state.Core.GetVersions(model.Id).All.Reverse()) answer.Versions.Add(v.ServedVersion);
             foreach (var t in d.Inputs ?? []) answer.Inputs.Add(Metadata(t));
             foreach (var t in d.Outputs ?? []) answer.Outputs.Add(Metadata(t));
             return answer;
@@ -60,14 +60,14 @@ internal sealed class InferenceService(ServerState state, RepositoryControl repo
         GrpcStream.Serve(state, requests, responses, context);
 
     public Task<ModelConfigResponse> ModelConfig(ModelConfigRequest request, ServerCallContext context) =>
-        GrpcFailures.Run(context, state, () => new ModelConfigResponse { Config = GrpcModelConfig.Of(Model(request.Name, request.Version)) });
+        GrpcFailures.Run(context, state, () => new ModelConfigResponse { Config = Triton.EffectiveConfig.Of(Model(request.Name, request.Version), state) });
 
     public Task<ModelStatisticsResponse> ModelStatistics(ModelStatisticsRequest request, ServerCallContext context) =>
         GrpcFailures.Run(context, state, () =>
         {
             IEnumerable<Model> models = request.Name.Length == 0
                 ? request.Version.Length == 0 ? state.Core.Models : throw new MlosException(SmiStatus.InvalidParam, "a version needs a model name")
-                : [Model(request.Name, request.Version)];
+                : request.Version.Length == 0 ? state.Core.GetVersions(Named(request.Name)).All : [Model(request.Name, request.Version)];
             var answer = new ModelStatisticsResponse();
             foreach (var m in models) answer.ModelStats.Add(GrpcStatistics.Of(m));
             return answer;
@@ -126,12 +126,7 @@ internal sealed class InferenceService(ServerState state, RepositoryControl repo
             return new SystemSharedMemoryUnregisterResponse();
         });
 
-    private Model Model(string name, string version)
-    {
-        var model = state.Core.GetModel(Named(name));
-        model.RequireVersion(version.Length == 0 ? null : version);
-        return model;
-    }
+    private Model Model(string name, string version) => state.Core.GetModel(Named(name), version.Length == 0 ? null : version);
 
     public static string Named(string name) =>
         name.Length > 0 ? name : throw new MlosException(SmiStatus.InvalidParam, "the request names no model");

@@ -25,6 +25,8 @@ internal sealed record TritonModelConfig
     public VersionPolicy Versions { get; init; } = new VersionPolicy.Latest(1);
     public string? DefaultModelFilename { get; init; }
     public IReadOnlyList<KeyValuePair<string, string>> Parameters { get; init; } = [];
+    /// <summary><c>optimization.graph.level</c> (the ONNX Runtime backend's graph optimisation level), or null.</summary>
+    public int? GraphLevel { get; init; }
     public IReadOnlyList<WarmupConfig> Warmups { get; init; } = [];
     /// <summary>Paths of the fields read but not acted on (<c>optimization</c>, <c>input[0].format</c>).</summary>
     public IReadOnlyList<string> Ignored { get; init; } = [];
@@ -91,6 +93,15 @@ internal sealed record TritonModelConfig
             }).ToList(),
             Warmups = r.Messages("model_warmup").Select(m => ReadWarmup(m, ignored)).ToList(),
         };
+        if (r.Message("optimization") is { } optimization)
+        {
+            if (optimization.Message("graph") is { } graph)
+            {
+                config = config with { GraphLevel = (int?)graph.Integer("level", -1, 2) };
+                ignored.AddRange(graph.Unread);
+            }
+            ignored.AddRange(optimization.Unread);
+        }
         if (config.Name is { Length: 0 }) throw r.Fail($"'name' must not be empty");
         Unique(config.Inputs, "input", r);
         Unique(config.Outputs, "output", r);

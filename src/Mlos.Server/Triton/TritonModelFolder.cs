@@ -1,0 +1,147 @@
+using Mlos.Core;
+using Mlos.Core.Models;
+using Mlos.Smi.Abi;
+
+namespace Mlos.Server.Triton;
+
+/// <summary>
+/// One model folder in Triton's layout: an optional <c>config.pbtxt</c> and numbered version
+/// folders (<c>1/model.onnx</c>). The version policy picks the versions served; each is
+/// registered under the folder's name with its number as version, loaded, and checked against
+/// what the config declares. A version that fails takes the versions loaded before it down too:
+/// a model loads whole or not at all.
+/// </summary>
+internal static class TritonModelFolder
+{
+    public const string ConfigFile = "config.pbtxt";
+
+    /// <summary>A folder is Triton's when it holds config.pbtxt or a numbered version folder.</summary>
+    public static bool Holds(string folder) => File.Exists(Path.Combine(folder, ConfigFile)) || Versions(folder).Any();
+
+    /// <summary>Numbered version folders (Triton: digits only, not starting with 0), as numbers.</summary>
+    public static IEnumerable<long> Versions(string folder) =>
+        Directory.EnumerateDirectories(folder).Select(Path.GetFileName)
+            .Where(n => n is { Length: > 0 and <= 18 } && n[0] != '0' && n.All(char.IsAsciiDigit))
+            .Select(n => long.Parse(n!));
+
+    /// <summary>The model's config as written (an empty one when the folder has no config.pbtxt).</summary>
+    public static TritonModelConfig ReadConfig(string name, string folder)
+    {
+        var path = Path.Combine(folder, ConfigFile);
+        var source = $"{name}/{ConfigFile}";
+        if (!File.Exists(path)) return new TritonModelConfig();
+        if (new FileInfo(path).Length > TextFormat.MaxBytes)
+            throw new TextFormatException($"{source} is larger than the {TextFormat.MaxBytes} bytes a model config may have");
+        var config = TritonModelConfig.Parse(File.ReadAllBytes(path), source);
+        if (config.Name is { } named && named != name)
+            throw new TextFormatException($"{source} names the model '{named}', but its folder is '{name}': they must agree");
+        return config;
+    }
+
+    /// <summary>Registers and loads every version the policy serves; the models, highest version first.</summary>
+    public static IReadOnlyList<Model> Load(ServerState state, string name, string folder, TritonModelConfig config)
+    {
+        var source = $"{name}/{ConfigFile}";
+        var onDisk = Versions(folder).ToArray();
+        var served = config.Versions.Select(onDisk);
+        if (served.Length == 0)
+            throw new MlosException(SmiStatus.NotFound, onDisk.Length == 0
+                ? $"repository model '{name}' has no version folder (1/, 2/, …)"
+                : $"repository model '{name}': its version policy serves none of the versions on disk ({string.Join(", ", onDisk.Order())})");
+        var named = TritonBackend.Named(config, source);
+        var loaded = new List<Model>();
+        try
+        {
+            foreach (var version in served)
+                loaded.Add(LoadVersion(state, name, Path.Combine(folder, version.ToString()), version, named, config, source));
+        }
+        catch
+        {
+            foreach (var m in loaded) state.Core.UnregisterModel(m);
+            throw;
+        }
+        return loaded;
+    }
+
+    private static Model LoadVersion(ServerState state, string name, string folder, long version, TritonBackend? named, TritonModelConfig config, string source)
+    {
+        var file = config.DefaultModelFilename ?? named?.DefaultFile
+            ?? Directory.EnumerateFileSystemEntries(folder).Select(Path.GetFileName).Order(StringComparer.Ordinal)
+                .FirstOrDefault(f => TritonBackend.ForFile(f!) is not null)
+            ?? throw new MlosException(SmiStatus.NotFound, $"repository model '{name}' version {version} holds no model file (.onnx, .pt) and {source} names no platform or backend");
+        if (file.Length == 0 || file.Contains('/') || file is "." or "..")
+            throw new MlosException(SmiStatus.InvalidParam, $"{source}: default_model_filename must name a file in the version folder, not \"{file}\"");
+        var path = Path.Combine(folder, file);
+        if (!File.Exists(path))
+            throw new MlosException(SmiStatus.NotFound, $"repository model '{name}' version {version} has no {file}");
+        var backend = named ?? TritonBackend.ForFile(file)
+            ?? throw new MlosException(SmiStatus.InvalidParam, $"{source}: no backend serves '{file}'; name a platform or backend");
+        var (pluginConfig, _) = backend.PluginConfig(config, Device(config));
+        return MlosRoutes.RegisterAndLoad(state, name, backend.PluginId, path, framework: null, pluginConfig, Batching(config),
+            version.ToString(), model => CheckIo(model, config, source));
+    }
+
+    /// <summary>
+    /// The batching options for a config: max_batch_size 0 is off; above 1, or with
+    /// dynamic_batching, the batcher batches up to it (the ONNX Runtime backend turns dynamic
+    /// batching on for max_batch_size > 1 when no scheduler is named); left out, our default rule.
+    /// </summary>
+    public static string? Batching(TritonModelConfig c)
+    {
+        int delay = c.DynamicBatching?.MaxQueueDelayMicroseconds ?? 0;
+        var preferred = c.DynamicBatching is { PreferredBatchSizes.Length: > 0 } d ? $",\"preferred_batch_sizes\":[{string.Join(",", d.PreferredBatchSizes)}]" : "";
+        return c.MaxBatchSize switch
+        {
+            null when c.DynamicBatching is null => null,
+            null => $"{{\"max_batch_size\":{Core.Batching.BatchingOptions.DefaultMaxBatchSize},\"max_queue_delay_us\":{delay}{preferred}}}",
+            0 => "false",
+            1 when c.DynamicBatching is null => "false",
+            var max => $"{{\"max_batch_size\":{max},\"max_queue_delay_us\":{delay}{preferred}}}",
+        };
+    }
+
+    /// <summary>The device the instance groups ask for: a GPU group's first GPU, CPU when every group is CPU, else the plugin's choice.</summary>
+    private static int Device(TritonModelConfig c)
+    {
+        if (c.InstanceGroups.FirstOrDefault(g => g.Kind == InstanceKind.Gpu) is { } gpu) return gpu.Gpus.Length > 0 ? gpu.Gpus[0] : 0;
+        return c.InstanceGroups.Count > 0 && c.InstanceGroups.All(g => g.Kind == InstanceKind.Cpu) ? TritonBackend.CpuOnly : TritonBackend.NoDevice;
+    }
+
+    /// <summary>
+    /// What the config declares against what the loaded model has: every declared tensor exists,
+    /// with the declared dtype and a shape that agrees (with max_batch_size > 0 the model's first
+    /// dimension must be free); a config that lists inputs lists every one the model needs.
+    /// </summary>
+    public static void CheckIo(Model model, TritonModelConfig c, string source)
+    {
+        var d = ModelDescription.Of(model, withInfo: false);
+        if (d.Inputs is null || d.Outputs is null) return; // a plugin that gives no specs checks requests itself
+        Check(d.Inputs, c.Inputs, "input");
+        Check(d.Outputs, c.Outputs, "output");
+        if (c.Inputs.Count > 0)
+            foreach (var missing in d.Inputs.Where(i => c.Inputs.All(t => t.Name != i.Name)))
+                throw Mismatch($"lists the inputs {string.Join(", ", c.Inputs.Select(t => t.Name))} but the model also needs '{missing.Name}'");
+        if (c.MaxBatchSize is > 0)
+            foreach (var t in d.Inputs.Concat(d.Outputs))
+                if (t.Shape.Length > 0 && t.Shape[0] >= 0)
+                    throw Mismatch($"sets max_batch_size {c.MaxBatchSize}, but the model's '{t.Name}' has a fixed first dimension ({t.Shape[0]}) where the batch goes");
+
+        void Check(TensorDescription[] actual, IReadOnlyList<TensorConfig> declared, string kind)
+        {
+            foreach (var t in declared)
+            {
+                var m = actual.FirstOrDefault(a => a.Name == t.Name)
+                    ?? throw Mismatch($"declares {kind} '{t.Name}', which the model does not have (its {kind}s: {string.Join(", ", actual.Select(a => a.Name))})");
+                if (t.Dtype != SmiDtype.Invalid && m.Dtype != SmiDtype.Invalid && t.Dtype != m.Dtype)
+                    throw Mismatch($"declares {kind} '{t.Name}' as {TritonModelConfig.DataTypeName(t.Dtype)}; the model's is {TritonModelConfig.DataTypeName(m.Dtype)}");
+                if (t.Dims is null || t.Reshape is not null || m.Shape.Length == 0) continue;
+                long[] full = c.MaxBatchSize is > 0 ? [-1, .. t.Dims] : t.Dims;
+                bool agrees = full.Length == m.Shape.Length && full.Zip(m.Shape).All(p => p.First < 0 || p.Second < 0 || p.First == p.Second);
+                if (!agrees)
+                    throw Mismatch($"declares {kind} '{t.Name}' as [{string.Join(",", full)}]{(c.MaxBatchSize is > 0 ? " (with the batch dimension)" : "")}; the model's is [{string.Join(",", m.Shape)}]");
+            }
+        }
+
+        MlosException Mismatch(string what) => new(SmiStatus.InvalidParam, $"{source} {what}");
+    }
+}

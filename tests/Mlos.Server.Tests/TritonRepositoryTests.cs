@@ -1,0 +1,270 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Mlos.Server.Grpc.Protocol;
+using Mlos.Tests;
+
+namespace Mlos.Server.Tests;
+
+/// <summary>
+/// A Triton model repository built by tests/models/make_triton_repository.sh from the committed
+/// fixtures, served as it is by <c>mlos_core --model-repository</c>: versions and their policies,
+/// Triton's PyTorch tensor names, auto-complete, the effective config on REST and gRPC, and the
+/// report of fields not acted on.
+/// </summary>
+public sealed class TritonRepositoryTests : IClassFixture<TritonRepositoryTests.Repository>
+{
+    public sealed class Repository : IDisposable
+    {
+        public string Root { get; } = Directory.CreateTempSubdirectory("mlos-triton-").FullName;
+        public ServerProcess Server { get; }
+
+        public Repository()
+        {
+            Build(Root);
+            Server = new ServerProcess(Root, "--model-repository", Root);
+        }
+
+        public static void Build(string root)
+        {
+            var script = Path.Combine(Path.GetDirectoryName(BuildTree.Models("onnx"))!, "make_triton_repository.sh");
+            using var p = Process.Start(new ProcessStartInfo("bash", [script, root]) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+            var errors = p.StandardError.ReadToEnd();
+            p.WaitForExit();
+            if (p.ExitCode != 0) throw new InvalidOperationException($"{script} failed: {errors}");
+        }
+
+        public void Dispose()
+        {
+            Server.Dispose();
+            Directory.Delete(Root, recursive: true);
+        }
+    }
+
+    private readonly ServerProcess _server;
+
+    public TritonRepositoryTests(Repository repository) => _server = repository.Server;
+
+    private async Task<(HttpStatusCode Code, JsonElement Body)> Get(string path)
+    {
+        using var r = await _server.Client.GetAsync(path);
+        return (r.StatusCode, JsonDocument.Parse(await r.Content.ReadAsStringAsync()).RootElement.Clone());
+    }
+
+    private static string Row(float[] row) => string.Join(",", row.Select(v => v.ToString("R", CultureInfo.InvariantCulture)));
+
+    private async Task<(HttpStatusCode Code, JsonElement Body)> Infer(string path, string input, float[][] rows)
+    {
+        var body = $$"""{"inputs":[{"name":"{{input}}","shape":[{{rows.Length}},16],"datatype":"FP32","data":[{{string.Join(",", rows.Select(Row))}}]}]}""";
+        using var r = await _server.Client.PostAsync(path, new StringContent(body, Encoding.UTF8, "application/json"));
+        return (r.StatusCode, JsonDocument.Parse(await r.Content.ReadAsStringAsync()).RootElement.Clone());
+    }
+
+    /// <summary>A .ref file's first input and first output (rows of 16 and of 4 floats).</summary>
+    private static (float[][] In, float[] Out) Reference(string kind)
+    {
+        var lines = File.ReadAllLines(Path.Combine(BuildTree.Models(kind), "mlp.ref")).Where(l => l.Length > 0 && !l.StartsWith('#')).ToArray();
+        float[] Values(string line)
+        {
+            var p = line.Split(' ');
+            int rank = int.Parse(p[3]);
+            return p[(4 + rank)..].Select(v => float.Parse(v, CultureInfo.InvariantCulture)).ToArray();
+        }
+        var input = Values(lines.First(l => l.StartsWith("in ")));
+        return (input.Chunk(16).ToArray(), Values(lines.First(l => l.StartsWith("out "))));
+    }
+
+    private static void Close(float[] expected, JsonElement output)
+    {
+        var got = output.GetProperty("data").EnumerateArray().Select(v => v.GetSingle()).ToArray();
+        Assert.Equal(expected.Length, got.Length);
+        for (int i = 0; i < got.Length; i++) Assert.True(Math.Abs(expected[i] - got[i]) <= 1e-5, $"value {i}: {got[i]}, expected {expected[i]}");
+    }
+
+    [Fact]
+    public async Task The_index_lists_each_served_version_and_only_those()
+    {
+        using var r = await _server.Client.PostAsync("/v2/repository/index", null);
+        var entries = JsonDocument.Parse(await r.Content.ReadAsStringAsync()).RootElement.EnumerateArray()
+            .Select(e => $"{e.GetProperty("name").GetString()}:{(e.TryGetProperty("version", out var v) ? v.GetString() : "-")}:{e.GetProperty("state").GetString()}").ToArray();
+        // latest {num_versions: 1} serves 2 of 1, 2 (0/, 01/ and notes/ are no versions); all {} serves 3 and 1.
+        Assert.Equal(["mlp:2:READY", "mlp_all:3:READY", "mlp_all:1:READY", "mlp_bare:1:READY", "mlp_pair:1:READY", "mlp_warm:1:READY", "torch_mlp:1:READY"], entries);
+    }
+
+    [Fact]
+    public async Task Versioned_requests_reach_their_version_and_unversioned_ones_the_highest()
+    {
+        var (rows, expected) = Reference("onnx");
+        var (code, answer) = await Infer("/v2/models/mlp_all/versions/1/infer", "input", rows);
+        Assert.Equal(HttpStatusCode.OK, code);
+        Assert.Equal("1", answer.GetProperty("model_version").GetString());
+        Close(expected, answer.GetProperty("outputs")[0]);
+        (code, answer) = await Infer("/v2/models/mlp_all/infer", "input", rows);
+        Assert.Equal("3", answer.GetProperty("model_version").GetString());
+        Close(expected, answer.GetProperty("outputs")[0]);
+        await Infer("/v2/models/mlp_all/versions/3/infer", "input", rows);
+
+        var (_, stats) = await Get("/v2/models/mlp_all/stats");
+        var counts = stats.GetProperty("model_stats").EnumerateArray()
+            .ToDictionary(s => s.GetProperty("version").GetString()!, s => s.GetProperty("inference_stats").GetProperty("success").GetProperty("count").GetInt64());
+        Assert.Equal(new Dictionary<string, long> { ["1"] = 1, ["3"] = 2 }, counts);
+
+        var (_, metadata) = await Get("/v2/models/mlp_all");
+        Assert.Equal(["1", "3"], metadata.GetProperty("versions").EnumerateArray().Select(v => v.GetString()!).ToArray());
+        Assert.Equal("3", (await Get("/v2/models/mlp_all/versions/3")).Body.GetProperty("version").GetString());
+
+        // Version 1 of mlp is on disk but not served by its policy.
+        (code, answer) = await Infer("/v2/models/mlp/versions/1/infer", "input", rows);
+        Assert.Equal(HttpStatusCode.NotFound, code);
+        Assert.Equal("model 'mlp' has no version 1 (versions: 2)", answer.GetProperty("error").GetString());
+        Assert.Equal(HttpStatusCode.NotFound, (await Get("/v2/models/mlp/versions/1/ready")).Code);
+        Assert.Equal(HttpStatusCode.OK, (await Get("/v2/models/mlp/versions/2/ready")).Code);
+    }
+
+    [Fact]
+    public async Task Torchscript_models_answer_under_the_configs_triton_names()
+    {
+        var (rows, expected) = Reference("torch");
+        var (code, answer) = await Infer("/v2/models/torch_mlp/infer", "INPUT__0", rows);
+        Assert.Equal(HttpStatusCode.OK, code);
+        var output = answer.GetProperty("outputs")[0];
+        Assert.Equal("OUTPUT__0", output.GetProperty("name").GetString());
+        Close(expected, output);
+        (code, answer) = await Infer("/v2/models/torch_mlp/infer", "input_0", rows);
+        Assert.Equal(HttpStatusCode.BadRequest, code);
+        Assert.Contains("has no input 'input_0' (its inputs: INPUT__0)", answer.GetProperty("error").GetString());
+
+        using var channel = _server.Grpc();
+        var client = new GRPCInferenceService.GRPCInferenceServiceClient(channel);
+        var request = new ModelInferRequest { ModelName = "torch_mlp" };
+        var tensor = new ModelInferRequest.Types.InferInputTensor { Name = "INPUT__0", Datatype = "FP32", Shape = { rows.Length, 16 } };
+        tensor.Contents = new InferTensorContents();
+        tensor.Contents.Fp32Contents.AddRange(rows.SelectMany(r => r));
+        request.Inputs.Add(tensor);
+        var reply = await client.ModelInferAsync(request);
+        Assert.Equal("OUTPUT__0", reply.Outputs.Single().Name);
+        var got = Enumerable.Range(0, expected.Length).Select(i => BitConverter.ToSingle(reply.RawOutputContents[0].Span[(4 * i)..])).ToArray();
+        for (int i = 0; i < got.Length; i++) Assert.True(Math.Abs(expected[i] - got[i]) <= 1e-5);
+    }
+
+    [Fact]
+    public async Task The_effective_config_holds_what_the_file_says_and_what_the_model_filled_in()
+    {
+        var (code, mlp) = await Get("/v2/models/mlp/config");
+        Assert.Equal(HttpStatusCode.OK, code);
+        Assert.Equal("onnxruntime_onnx", mlp.GetProperty("platform").GetString());
+        Assert.Equal(8, mlp.GetProperty("max_batch_size").GetInt32());
+        Assert.Equal(1, mlp.GetProperty("version_policy").GetProperty("latest").GetProperty("num_versions").GetInt32());
+        Assert.Equal("TYPE_FP32", mlp.GetProperty("input")[0].GetProperty("data_type").GetString());
+        Assert.Equal([16L], mlp.GetProperty("input")[0].GetProperty("dims").EnumerateArray().Select(d => d.GetInt64()).ToArray());
+        Assert.Equal(0, mlp.GetProperty("dynamic_batching").GetProperty("max_queue_delay_microseconds").GetInt32());
+
+        // No config.pbtxt: everything from the model, batching by the default rule.
+        var (_, bare) = await Get("/v2/models/mlp_bare/config");
+        Assert.Equal(64, bare.GetProperty("max_batch_size").GetInt32());
+        Assert.Equal("input", bare.GetProperty("input")[0].GetProperty("name").GetString());
+        Assert.Equal([16L], bare.GetProperty("input")[0].GetProperty("dims").EnumerateArray().Select(d => d.GetInt64()).ToArray());
+        Assert.Equal([4L], bare.GetProperty("output")[0].GetProperty("dims").EnumerateArray().Select(d => d.GetInt64()).ToArray());
+        Assert.Equal("model.onnx", bare.GetProperty("default_model_filename").GetString());
+
+        var (_, all) = await Get("/v2/models/mlp_all/versions/1/config");
+        Assert.Equal(JsonValueKind.Object, all.GetProperty("version_policy").GetProperty("all").ValueKind);
+        Assert.Equal(0, all.GetProperty("max_batch_size").GetInt32());
+        Assert.False(all.TryGetProperty("dynamic_batching", out _));
+        Assert.Equal("1", all.GetProperty("parameters").GetProperty("intra_op_thread_count").GetProperty("string_value").GetString());
+        Assert.Equal([-1L, 16], all.GetProperty("input")[0].GetProperty("dims").EnumerateArray().Select(d => d.GetInt64()).ToArray());
+
+        var (_, pair) = await Get("/v2/models/mlp_pair/config");
+        Assert.Equal([4], pair.GetProperty("dynamic_batching").GetProperty("preferred_batch_size").EnumerateArray().Select(d => d.GetInt32()).ToArray());
+        Assert.Equal(50000, pair.GetProperty("dynamic_batching").GetProperty("max_queue_delay_microseconds").GetInt32());
+        Assert.Equal("KIND_CPU", pair.GetProperty("instance_group")[0].GetProperty("kind").GetString());
+        Assert.Equal(2, pair.GetProperty("instance_group")[0].GetProperty("count").GetInt32());
+
+        var (_, warm) = await Get("/v2/models/mlp_warm/config");
+        var samples = warm.GetProperty("model_warmup");
+        Assert.Equal("zeros", samples[0].GetProperty("name").GetString());
+        Assert.True(samples[0].GetProperty("inputs").GetProperty("input").GetProperty("zero_data").GetBoolean());
+        Assert.Equal("ones", samples[1].GetProperty("inputs").GetProperty("input").GetProperty("input_data_file").GetString());
+
+        using var channel = _server.Grpc();
+        var client = new GRPCInferenceService.GRPCInferenceServiceClient(channel);
+        var config = (await client.ModelConfigAsync(new ModelConfigRequest { Name = "torch_mlp" })).Config;
+        Assert.Equal("pytorch_libtorch", config.Platform);
+        Assert.Equal(8, config.MaxBatchSize);
+        Assert.Equal("INPUT__0", config.Input.Single().Name);
+        Assert.Equal(DataType.TypeFp32, config.Input[0].DataType);
+        Assert.Equal([16L], config.Input[0].Dims);
+        Assert.Equal([4L], config.Output.Single().Dims);
+    }
+
+    [Fact]
+    public void Fields_not_acted_on_are_reported_once_at_load()
+    {
+        var lines = _server.Output.Split('\n').Where(l => l.Contains("fields not acted on")).ToArray();
+        Assert.Single(lines, l => l.Contains("model 'mlp_all'") && l.Contains("response_cache, input[0].format"));
+        Assert.DoesNotContain(lines, l => l.Contains("model 'mlp'"));
+    }
+}
+
+/// <summary>Triton-layout folders that must not load, each refused with the file and the reason.</summary>
+public class TritonRepositoryErrorTests
+{
+    [Fact]
+    public async Task Bad_folders_fail_their_own_load_with_the_reason_and_the_rest_serve()
+    {
+        var root = Directory.CreateTempSubdirectory("mlos-triton-bad-").FullName;
+        var mlp = Path.Combine(BuildTree.Models("onnx"), "mlp.onnx");
+        void Model(string name, string? config, params string[] versions)
+        {
+            foreach (var v in versions)
+            {
+                Directory.CreateDirectory(Path.Combine(root, name, v));
+                File.Copy(mlp, Path.Combine(root, name, v, "model.onnx"));
+            }
+            Directory.CreateDirectory(Path.Combine(root, name));
+            if (config is not null) File.WriteAllText(Path.Combine(root, name, "config.pbtxt"), config);
+        }
+        Model("good", "max_batch_size: 4", "1");
+        Model("renamed", "name: \"other\"", "1");
+        Model("syntax", "max_batch_size: 4\ninput { name: \"input\" data_type: TYPE_FP32 dims: [16 }", "1");
+        Model("wrong_input", "input [{ name: \"pixels\" data_type: TYPE_FP32 dims: [-1, 16] }]", "1");
+        Model("wrong_dtype", "input [{ name: \"input\" data_type: TYPE_INT64 dims: [-1, 16] }]", "1");
+        Model("wrong_dims", "max_batch_size: 4 input [{ name: \"input\" data_type: TYPE_FP32 dims: [15] }]", "1");
+        Model("no_version", "version_policy { specific { versions: [7] } }", "1", "2");
+        Model("tensorflow", "platform: \"tensorflow_graphdef\"", "1");
+        Model("both", null, "1");
+        File.WriteAllText(Path.Combine(root, "both", "config.json"), "{}");
+        File.WriteAllText(Path.Combine(root, "both", "config.pbtxt"), "");
+        try
+        {
+            using var server = new ServerProcess(root, "--model-repository", root);
+            async Task<(HttpStatusCode, string)> Load(string name)
+            {
+                using var r = await server.Client.PostAsync($"/v2/repository/models/{name}/load", Admin.Empty);
+                return (r.StatusCode, JsonDocument.Parse(await r.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetString()!);
+            }
+            Assert.Equal(HttpStatusCode.OK, (await server.Client.GetAsync("/v2/models/good/ready")).StatusCode);
+            foreach (var (name, code, message) in new[]
+            {
+                ("renamed", HttpStatusCode.BadRequest, "renamed/config.pbtxt names the model 'other', but its folder is 'renamed': they must agree"),
+                ("syntax", HttpStatusCode.BadRequest, "syntax/config.pbtxt:2:54: expected ',' or ']' in the list 'dims', found '}'"),
+                ("wrong_input", HttpStatusCode.BadRequest, "wrong_input/config.pbtxt declares input 'pixels', which the model does not have (its inputs: input)"),
+                ("wrong_dtype", HttpStatusCode.BadRequest, "wrong_dtype/config.pbtxt declares input 'input' as TYPE_INT64; the model's is TYPE_FP32"),
+                ("wrong_dims", HttpStatusCode.BadRequest, "wrong_dims/config.pbtxt declares input 'input' as [-1,15] (with the batch dimension); the model's is [-1,16]"),
+                ("no_version", HttpStatusCode.NotFound, "repository model 'no_version': its version policy serves none of the versions on disk (1, 2)"),
+                ("tensorflow", HttpStatusCode.BadRequest, "tensorflow/config.pbtxt: platform \"tensorflow_graphdef\" is not served here"),
+                ("both", HttpStatusCode.BadRequest, "repository model 'both' has both config.json and config.pbtxt: keep one of them"),
+            })
+            {
+                var (got, error) = await Load(name);
+                Assert.True(code == got, $"{name}: {got} {error}");
+                Assert.Contains(message, error);
+                Assert.Contains($"repository model '{name}' not loaded", server.Output); // the start-up load said so too
+                Assert.Equal(HttpStatusCode.NotFound, (await server.Client.GetAsync($"/v2/models/{name}/ready")).StatusCode);
+            }
+        }
+        finally { Directory.Delete(root, recursive: true); }
+    }
+}

@@ -1,0 +1,102 @@
+#!/bin/bash
+# Builds a Triton model repository, laid out as Triton's documentation lays them out, from the
+# committed fixtures (tests/models/onnx, tests/models/torch), into the folder given:
+#
+#   make_triton_repository.sh OUT
+#
+#   mlp/        ONNX MLP, platform onnxruntime_onnx, max_batch_size 8 and dynamic_batching {},
+#               versions 1 and 2 under latest {num_versions: 1} (only 2 is served); folders 0/,
+#               01/ and notes/ are not versions and are ignored
+#   mlp_all/    the same under all {} with versions 1 and 3, backend "onnxruntime", no batching
+#               (max_batch_size 0, whole shapes), an ONNX Runtime parameter and two fields we
+#               do not act on (response_cache, input format)
+#   torch_mlp/  TorchScript MLP, Triton's PyTorch names INPUT__0 / OUTPUT__0, max_batch_size 8
+#   mlp_bare/   no config.pbtxt at all: one version folder (auto-complete)
+#   mlp_pair/   instance_group [{count: 2, kind: KIND_CPU}], preferred_batch_size [4]
+#   mlp_warm/   model_warmup: a zero sample of 4 rows and a file sample, run before ready
+set -euo pipefail
+out=${1:?usage: make_triton_repository.sh OUT}
+here=$(cd "$(dirname "$0")" && pwd)
+onnx=$here/onnx/mlp.onnx
+torch=$here/torch/mlp.pt
+mkdir -p "$out"
+
+version() { mkdir -p "$out/$1/$2" && cp "$3" "$out/$1/$2/${4:-$(basename "$3" | sed 's/^mlp/model/')}"; }
+
+version mlp 1 "$onnx"
+version mlp 2 "$onnx"
+mkdir -p "$out/mlp/0" "$out/mlp/01" "$out/mlp/notes"
+cat > "$out/mlp/config.pbtxt" <<'EOF'
+# The ONNX MLP of tests/models/onnx, as Triton's quick-start writes a config.
+name: "mlp"
+platform: "onnxruntime_onnx"
+max_batch_size: 8
+input [
+  {
+    name: "input"
+    data_type: TYPE_FP32
+    dims: [ 16 ]
+  }
+]
+output [
+  {
+    name: "output"
+    data_type: TYPE_FP32
+    dims: [ 4 ]
+  }
+]
+dynamic_batching { }
+version_policy: { latest: { num_versions: 1 } }
+EOF
+
+version mlp_all 1 "$onnx"
+version mlp_all 3 "$onnx"
+cat > "$out/mlp_all/config.pbtxt" <<'EOF'
+backend: "onnxruntime"
+max_batch_size: 0
+input { name: "input", data_type: TYPE_FP32, dims: [ -1, 16 ], format: FORMAT_NONE }
+output { name: "output", data_type: TYPE_FP32, dims: [ -1, 4 ] }
+version_policy { all { } }
+parameters { key: "intra_op_thread_count" value: { string_value: "1" } }
+response_cache { enable: true }
+EOF
+
+version torch_mlp 1 "$torch"
+cat > "$out/torch_mlp/config.pbtxt" <<'EOF'
+name: "torch_mlp"
+platform: "pytorch_libtorch"
+max_batch_size: 8
+input [ { name: "INPUT__0" data_type: TYPE_FP32 dims: [ 16 ] } ]
+output [ { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ 4 ] } ]
+EOF
+
+version mlp_bare 1 "$onnx"
+
+version mlp_pair 1 "$onnx"
+cat > "$out/mlp_pair/config.pbtxt" <<'EOF'
+max_batch_size: 8
+dynamic_batching { preferred_batch_size: [ 4 ] max_queue_delay_microseconds: 50000 }
+instance_group [ { count: 2, kind: KIND_CPU } ]
+EOF
+
+version mlp_warm 1 "$onnx"
+mkdir -p "$out/mlp_warm/warmup"
+# 16 FP32 ones, raw little-endian, as Triton's input_data_file reads them.
+printf '\x00\x00\x80\x3f%.0s' $(seq 16) > "$out/mlp_warm/warmup/ones"
+cat > "$out/mlp_warm/config.pbtxt" <<'EOF'
+max_batch_size: 8
+model_warmup [
+  {
+    name: "zeros"
+    batch_size: 4
+    inputs { key: "input" value: { data_type: TYPE_FP32 dims: [ 16 ] zero_data: true } }
+  },
+  {
+    name: "ones from a file"
+    batch_size: 1
+    count: 2
+    inputs { key: "input" value: { data_type: TYPE_FP32 dims: [ 16 ] input_data_file: "ones" } }
+  }
+]
+EOF
+echo "wrote a Triton model repository in $out"
