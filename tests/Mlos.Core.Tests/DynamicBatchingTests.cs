@@ -222,6 +222,27 @@ public unsafe class DynamicBatchingTests
         Assert.All(four, r => Assert.Equal(4, r.Timing.BatchSize));
     }
 
+    /// <summary>A batch that reaches a preferred size runs at once (Triton's preferred_batch_size), not after the delay.</summary>
+    [Fact]
+    public void A_batch_of_a_preferred_size_does_not_wait_the_delay()
+    {
+        using var core = new MlosCore();
+        core.LoadPlugin(BuildTree.EchoPlugin);
+        var model = core.RegisterModel("echo", "csharp-echo", null,
+            """{"dynamic_batching":{"max_batch_size":8,"max_queue_delay_us":10000000,"preferred_batch_sizes":[3]}}""");
+        core.LoadModel("echo");
+        Assert.Equal([3], model.Batching!.PreferredBatchSizes);
+        var clock = Stopwatch.StartNew();
+        var three = Enumerable.Range(0, 3).Select(i => new Request("x", Rows(i, 1, 4), 1, 4)).ToList();
+        Assert.All(RunTogether(core, model, three), e => Assert.Null(e));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"a batch of the preferred size waited {clock.Elapsed}");
+        Assert.All(three, r => Assert.Equal(3, r.Timing.BatchSize));
+        Assert.All(three, r => Assert.Equal(r.Data, r.Output));
+        var e = Assert.Throws<MlosException>(() => core.RegisterModel("bad", "csharp-echo", null,
+            """{"dynamic_batching":{"max_batch_size":8,"preferred_batch_sizes":[16]}}"""));
+        Assert.Contains("preferred batch size 16 is larger than max_batch_size 8", e.Message);
+    }
+
     [Fact]
     public void A_failing_request_fails_only_itself()
     {
