@@ -200,6 +200,16 @@ public sealed class TritonRepositoryTests : IClassFixture<TritonRepositoryTests.
     }
 
     [Fact]
+    public async Task Warm_up_samples_ran_before_the_model_was_ready()
+    {
+        // "zeros" once with 4 rows, "ones from a file" twice with 1: three runs, six rows.
+        var (_, stats) = await Get("/v2/models/mlp_warm/stats");
+        var s = stats.GetProperty("model_stats")[0];
+        Assert.Equal(3, s.GetProperty("execution_count").GetInt64());
+        Assert.Equal(3, s.GetProperty("inference_stats").GetProperty("success").GetProperty("count").GetInt64());
+    }
+
+    [Fact]
     public void Fields_not_acted_on_are_reported_once_at_load()
     {
         var lines = _server.Output.Split('\n').Where(l => l.Contains("fields not acted on")).ToArray();
@@ -234,6 +244,16 @@ public class TritonRepositoryErrorTests
         Model("wrong_dims", "max_batch_size: 4 input [{ name: \"input\" data_type: TYPE_FP32 dims: [15] }]", "1");
         Model("no_version", "version_policy { specific { versions: [7] } }", "1", "2");
         Model("tensorflow", "platform: \"tensorflow_graphdef\"", "1");
+        Model("warm_bad", """
+            max_batch_size: 8
+            model_warmup { name: "short file" inputs { key: "input" value: { data_type: TYPE_FP32 dims: [16] input_data_file: "short" } } }
+            """, "1");
+        Directory.CreateDirectory(Path.Combine(root, "warm_bad", "warmup"));
+        File.WriteAllBytes(Path.Combine(root, "warm_bad", "warmup", "short"), new byte[12]);
+        Model("warm_wrong", """
+            max_batch_size: 8
+            model_warmup { name: "misnamed" batch_size: 2 inputs { key: "pixels" value: { data_type: TYPE_FP32 dims: [16] zero_data: true } } }
+            """, "1");
         Model("both", null, "1");
         File.WriteAllText(Path.Combine(root, "both", "config.json"), "{}");
         File.WriteAllText(Path.Combine(root, "both", "config.pbtxt"), "");
@@ -255,6 +275,8 @@ public class TritonRepositoryErrorTests
                 ("wrong_dims", HttpStatusCode.BadRequest, "wrong_dims/config.pbtxt declares input 'input' as [-1,15] (with the batch dimension); the model's is [-1,16]"),
                 ("no_version", HttpStatusCode.NotFound, "repository model 'no_version': its version policy serves none of the versions on disk (1, 2)"),
                 ("tensorflow", HttpStatusCode.BadRequest, "tensorflow/config.pbtxt: platform \"tensorflow_graphdef\" is not served here"),
+                ("warm_bad", HttpStatusCode.BadRequest, "model 'warm_bad' warm-up sample 'short file' failed: input 'input': warmup/short holds 12 bytes; dims [16] of TYPE_FP32 take 64"),
+                ("warm_wrong", HttpStatusCode.BadRequest, "model 'warm_wrong' warm-up sample 'misnamed' failed: model 'warm_wrong' has no input 'pixels' (its inputs: input)"),
                 ("both", HttpStatusCode.BadRequest, "repository model 'both' has both config.json and config.pbtxt: keep one of them"),
             })
             {

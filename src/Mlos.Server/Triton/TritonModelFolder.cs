@@ -78,7 +78,11 @@ internal static class TritonModelFolder
             ?? throw new MlosException(SmiStatus.InvalidParam, $"{source}: no backend serves '{file}'; name a platform or backend");
         var (pluginConfig, _) = backend.PluginConfig(config, Device(config));
         return MlosRoutes.RegisterAndLoad(state, name, backend.PluginId, path, framework: null, pluginConfig, Batching(config),
-            version.ToString(), model => CheckIo(model, config, source));
+            version.ToString(), model =>
+            {
+                CheckIo(model, config, source);
+                TritonWarmup.Run(state.Core, model, config, Path.GetDirectoryName(folder)!);
+            });
     }
 
     /// <summary>
