@@ -19,6 +19,8 @@ public sealed unsafe class MlosCore : IDisposable
     /// <summary>Every model id's versions; a set is replaced, never changed, under <see cref="_registryLock"/>.</summary>
     private readonly ConcurrentDictionary<string, ModelVersions> _models = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, ModelVersions>.AlternateLookup<ReadOnlySpan<char>> _modelsBySpan;
+    /// <summary>Models registered with their plugin but not yet published (<see cref="PrepareModel"/>).</summary>
+    private readonly ConcurrentDictionary<Model, byte> _prepared = new();
     /// <summary>
     /// Guards registry changes, which are short: plugin code (initialize, register_model) runs
     /// outside it, with its id reserved in <see cref="_reserved"/>, so one slow plugin holds up
@@ -141,22 +143,89 @@ public sealed unsafe class MlosCore : IDisposable
         RegisterModelAt(modelId, pluginId, NativePath.FromString(path), optionsJson);
 
     /// <summary><see cref="RegisterModel"/> with the path as the bytes the C API was given.</summary>
-    public Model RegisterModelAt(string? modelId, string? pluginId, NativePath? path, string? optionsJson = null)
+    public Model RegisterModelAt(string? modelId, string? pluginId, NativePath? path, string? optionsJson = null) =>
+        Register(modelId, pluginId, path, optionsJson, publish: true, replacing: null);
+
+    /// <summary>
+    /// Registers a model with its plugin without making it reachable: no lookup finds it until
+    /// <see cref="Publish"/> (or <see cref="Discard"/>). A repository loads and checks a new or
+    /// changed model this way while the old one serves, so that a reload fails no request and a
+    /// load that fails leaves what was serving as it was. Without <paramref name="replacing"/>
+    /// its version must be a new one, as for <see cref="RegisterModel"/>.
+    /// </summary>
+    public Model PrepareModel(string? modelId, string? pluginId, string? path, string? optionsJson = null, Model? replacing = null) =>
+        Register(modelId, pluginId, NativePath.FromString(path), optionsJson, publish: false, replacing);
+
+    /// <summary>
+    /// Makes a prepared model reachable: in the place of <paramref name="replacing"/> (the same id
+    /// and version, which must still be registered) or as a version of its own. The replaced model
+    /// is then unregistered, its running calls finishing first, and requests that reach it as it
+    /// goes run on the replacement; should the unregister time out (BUSY), the replacement serves
+    /// regardless and the old one is left out of reach, as BUSY says.
+    /// </summary>
+    public void Publish(Model prepared, Model? replacing = null)
+    {
+        PluginCalls.RefuseReentry("register_model");
+        if (replacing is not null && (replacing.Id != prepared.Id || replacing.ServedVersion != prepared.ServedVersion))
+            throw new MlosException(SmiStatus.InvalidParam, $"model '{prepared.Id}' version {prepared.ServedVersion} cannot take the place of model '{replacing.Id}' version {replacing.ServedVersion}");
+        lock (_registryLock)
+        {
+            ThrowIfDisposed();
+            if (!_prepared.ContainsKey(prepared))
+                throw new MlosException(SmiStatus.InvalidState, $"model '{prepared.Id}' version {prepared.ServedVersion} is not a prepared model");
+            var versions = _models.GetValueOrDefault(prepared.Id);
+            var current = versions?.Find(prepared.ServedVersion);
+            if (current != replacing)
+                throw current is null
+                    ? new MlosException(SmiStatus.NotFound, $"model '{prepared.Id}' version {prepared.ServedVersion} was unregistered meanwhile")
+                    : new MlosException(SmiStatus.AlreadyExists, $"model '{prepared.Id}' version {prepared.ServedVersion} is already registered");
+            var rest = replacing is null ? versions : versions!.Without(replacing);
+            _models[prepared.Id] = rest is null ? ModelVersions.Of(prepared) : rest.With(prepared);
+            _prepared.TryRemove(prepared, out _);
+            Interlocked.Increment(ref _registryVersion);
+        }
+        if (replacing is null) return;
+        replacing.Successor = prepared;
+        Unregister(replacing);
+    }
+
+    /// <summary>
+    /// Unregisters a model that <paramref name="successor"/> supersedes (a version its policy no
+    /// longer serves): requests that reached it as it went run on the successor.
+    /// </summary>
+    public void Retire(Model model, Model successor)
+    {
+        PluginCalls.RefuseReentry("unregister_model");
+        model.Successor = successor;
+        Unregister(model);
+    }
+
+    /// <summary>Unregisters a prepared model that will not be published.</summary>
+    public void Discard(Model prepared)
+    {
+        PluginCalls.RefuseReentry("unregister_model");
+        if (!_prepared.TryRemove(prepared, out _))
+            throw new MlosException(SmiStatus.InvalidState, $"model '{prepared.Id}' version {prepared.ServedVersion} is not a prepared model");
+        Unregister(prepared);
+    }
+
+    private Model Register(string? modelId, string? pluginId, NativePath? path, string? optionsJson, bool publish, Model? replacing)
     {
         PluginCalls.RefuseReentry("register_model");
         CheckId(modelId, "model id");
         var options = ModelOptions.Parse(optionsJson);
         Plugin plugin = null!;
         var servedVersion = options.Version ?? "1"; // as Model.ServedVersion
-        var key = $"model:{modelId}\0{servedVersion}";
+        // A prepared model may stand beside the version it will replace: its reservation is its own.
+        var key = publish ? $"model:{modelId}\0{servedVersion}" : $"model:{modelId}\0{servedVersion}\0{Guid.NewGuid()}";
         Reserve(key, () =>
         {
             plugin = GetPlugin(pluginId);
-            if (_models.TryGetValue(modelId!, out var versions) && versions.Find(servedVersion) is not null)
+            if (replacing is null && _models.TryGetValue(modelId!, out var versions) && versions.Find(servedVersion) is not null)
                 return new MlosException(SmiStatus.AlreadyExists, versions.All.Count == 1 && options.Version is null
                     ? $"a model with id '{modelId}' is already registered"
                     : $"model '{modelId}' version {servedVersion} is already registered");
-            if (_models.Values.Sum(v => v.All.Count) + _reserved.Count(r => r.StartsWith("model:", StringComparison.Ordinal)) >= MaxModels)
+            if (_models.Values.Sum(v => v.All.Count) + _prepared.Count + _reserved.Count(r => r.StartsWith("model:", StringComparison.Ordinal)) >= MaxModels)
                 return new MlosException(SmiStatus.InvalidState, $"{MaxModels} models are registered, the most this core takes: unregister one first");
             if (options.TimeoutMs > 0 && !plugin.HasDeadlineInfer)
                 return new MlosException(SmiStatus.NotSupported, $"model '{modelId}': timeout_ms needs a plugin that can stop a run at a deadline (SMI 1.2 infer_with_deadline), which plugin '{plugin.Id}' (SMI {SmiVersion.Format(plugin.SmiVersion)}) lacks");
@@ -173,8 +242,12 @@ public sealed unsafe class MlosCore : IDisposable
             var model = new Model(modelId!, plugin, handle, path, options.Framework, options.Version, options.Batching) { TimeoutMs = options.TimeoutMs };
             lock (_registryLock)
             {
-                _models[modelId!] = _models.TryGetValue(modelId!, out var versions) ? versions.With(model) : ModelVersions.Of(model);
-                Interlocked.Increment(ref _registryVersion);
+                if (!publish) _prepared[model] = 0;
+                else
+                {
+                    _models[modelId!] = _models.TryGetValue(modelId!, out var versions) ? versions.With(model) : ModelVersions.Of(model);
+                    Interlocked.Increment(ref _registryVersion);
+                }
             }
             return model;
         }
@@ -395,6 +468,7 @@ public sealed unsafe class MlosCore : IDisposable
             model.SetState(ModelState.Unregistered);
             lock (_registryLock)
             {
+                _prepared.TryRemove(model, out _);
                 if (_models.TryGetValue(model.Id, out var versions))
                 {
                     if (versions.Without(model) is { } rest) _models[model.Id] = rest;
@@ -433,10 +507,28 @@ public sealed unsafe class MlosCore : IDisposable
     /// </summary>
     public void Inference(Model model, void* input, nuint inputSize, void* output, nuint* outputSize)
     {
-        var call = new InferenceCall(input, inputSize, output, outputSize);
-        var status = model.RunRequest(ref call);
-        if (status != SmiStatus.Success) throw model.Plugin.Failure(status, $"inference on model '{model.Id}'");
+        while (true)
+        {
+            var call = new InferenceCall(input, inputSize, output, outputSize);
+            SmiStatus status;
+            try { status = model.RunRequest(ref call); }
+            catch (MlosException) when (Successor(model) is { } next)
+            {
+                model = next;
+                continue;
+            }
+            if (status != SmiStatus.Success) throw model.Plugin.Failure(status, $"inference on model '{model.Id}'");
+            return;
+        }
     }
+
+    /// <summary>
+    /// Where a request refused by <paramref name="model"/> goes instead: the model that took its
+    /// place, when it was retired or replaced (it is no longer loaded); null otherwise. The
+    /// request had not run, so running it there answers it once.
+    /// </summary>
+    private static Model? Successor(Model model) =>
+        model.Successor is { } next && model.State is ModelState.Unregistering or ModelState.Unregistered or ModelState.Unloading ? next : null;
 
     /// <summary>
     /// Typed inference under smi_spec.h's output ownership rule; through the model's dynamic
@@ -453,6 +545,15 @@ public sealed unsafe class MlosCore : IDisposable
     /// </summary>
     public Batching.InferTiming Infer(Model model, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, in OutputSelection selection)
     {
+        while (true)
+        {
+            try { return InferOnce(model, inputs, numInputs, outputs, numOutputs, selection); }
+            catch (MlosException) when (Successor(model) is { } next) { model = next; }
+        }
+    }
+
+    private Batching.InferTiming InferOnce(Model model, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, in OutputSelection selection)
+    {
         InferInputs.Check(model, inputs, numInputs, selection);
         ulong deadline = model.DeadlineFromNow();
         // From inside a plugin, never through a batcher, whose leader may be this very thread;
@@ -467,6 +568,15 @@ public sealed unsafe class MlosCore : IDisposable
     /// valid (pinned, unmoved) until the task completes. Without one, it runs synchronously.
     /// </summary>
     public ValueTask<Batching.InferTiming> InferAsync(Model model, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, in OutputSelection selection = default)
+    {
+        while (true)
+        {
+            try { return InferOnceAsync(model, inputs, numInputs, outputs, numOutputs, selection); }
+            catch (MlosException) when (Successor(model) is { } next) { model = next; }
+        }
+    }
+
+    private ValueTask<Batching.InferTiming> InferOnceAsync(Model model, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, in OutputSelection selection)
     {
         InferInputs.Check(model, inputs, numInputs, selection);
         ulong deadline = model.DeadlineFromNow();
@@ -528,7 +638,7 @@ public sealed unsafe class MlosCore : IDisposable
             Thread.Sleep(1);
         }
         var busy = new List<string>();
-        foreach (var model in _models.Values.SelectMany(v => v.All))
+        foreach (var model in _models.Values.SelectMany(v => v.All).Concat(_prepared.Keys))
         {
             try { Unregister(model); }
             catch (MlosException e) when (e.Status == SmiStatus.Busy) { busy.Add(e.Message); }

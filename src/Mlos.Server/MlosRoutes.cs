@@ -69,7 +69,7 @@ internal static class MlosRoutes
             var id = Text(root, "model_id") ?? Text(root, "name");
             var path = state.ModelPath(Text(root, "path") ?? Text(root, "model_path"));
             var pluginId = Text(root, "plugin_id") ?? state.PluginFor(path);
-            var model = RegisterAndLoad(state, id, pluginId, path, Text(root, "framework"), Text(root, "config"), JsonValue(root, "dynamic_batching"));
+            var model = ModelLoader.RegisterAndLoad(state, id, pluginId, path, Text(root, "framework"), Text(root, "config"), JsonValue(root, "dynamic_batching"));
             await Responses.Json(http, 200, w =>
             {
                 w.WriteString("status", "success");
@@ -85,48 +85,6 @@ internal static class MlosRoutes
                 : Responses.Error(http, state, 404, $"no route POST /models/{id}")));
     }
 
-    /// <summary>Registers and loads; a model that fails to load is unregistered again, so nothing half-made stays.</summary>
-    /// <param name="batching">JSON of <c>{"max_batch_size","max_queue_delay_us"}</c>, true or false (see Mlos.Core.Batching), or null for the default.</param>
-    /// <param name="version">The version it is registered as (null: the model's only one).</param>
-    /// <param name="check">Runs once it is loaded; whatever it throws fails the load like the plugin's own errors.</param>
-    public static Mlos.Core.Models.Model RegisterAndLoad(ServerState state, string? id, string pluginId, string path, string? framework,
-        string? config = null, string? batching = null, string? version = null, Action<Mlos.Core.Models.Model>? check = null)
-    {
-        state.CheckModelConfig(config);
-        var options = new System.Buffers.ArrayBufferWriter<byte>();
-        using (var w = new Utf8JsonWriter(options))
-        {
-            w.WriteStartObject();
-            if (framework is not null) w.WriteString("framework", framework);
-            if (version is not null) w.WriteString("version", version);
-            if (config is not null)
-            {
-                w.WritePropertyName("config");
-                if (config.TrimStart().StartsWith('{')) RawJson(w, "config", config);
-                else w.WriteStringValue(config);
-            }
-            if (batching is not null)
-            {
-                w.WritePropertyName("dynamic_batching");
-                RawJson(w, "dynamic_batching", batching);
-            }
-            w.WriteEndObject();
-        }
-        var model = state.Core.RegisterModel(id, pluginId, path, System.Text.Encoding.UTF8.GetString(options.WrittenSpan));
-        try
-        {
-            state.Core.LoadModel(model);
-            check?.Invoke(model);
-        }
-        catch
-        {
-            state.Core.UnregisterModel(model);
-            throw;
-        }
-        state.Log.Admin($"model '{model.Id}'{(version is null ? "" : $" version {version}")} registered and loaded (plugin '{pluginId}', {path})");
-        return model;
-    }
-
     /// <summary>
     /// Untyped inference: named arrays go to the plugin as they are; <c>{"input": "text"}</c> sends the
     /// text's UTF-8 bytes (the guide's raw-bytes plugins) and a UTF-8 answer comes back as a string.
@@ -138,13 +96,6 @@ internal static class MlosRoutes
         using var body = await RequestBody.ReadAsync(http, state.Options.MaxBodyBytes);
         using var run = MlosRun.Run(state, model, body);
         await MlosAnswer.SendAsync(http, model, run);
-    }
-
-    /// <summary>A value given as JSON text (a repository config.json's, or a string holding JSON): invalid JSON is the client's mistake.</summary>
-    private static void RawJson(Utf8JsonWriter w, string name, string json)
-    {
-        try { w.WriteRawValue(json); }
-        catch (JsonException e) { throw new MlosException(SmiStatus.InvalidParam, $"\"{name}\" is not valid JSON: {e.Message}"); }
     }
 
     /// <summary>

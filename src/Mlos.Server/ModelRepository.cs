@@ -7,33 +7,129 @@ using Mlos.Smi.Abi;
 namespace Mlos.Server;
 
 /// <summary>
-/// A model repository: one folder per model, named as the model. A folder in Triton's layout
+/// Model repositories (one or more folders): one folder per model, named as the model, in one
+/// repository only. A folder in Triton's layout
 /// (<c>config.pbtxt</c>, numbered version folders) is read by <see cref="TritonModelFolder"/>;
 /// otherwise the folder holds the model file and optionally <c>config.json</c>: <c>{"plugin_id","file","framework","config":{…},
 /// "dynamic_batching":{"max_batch_size","max_queue_delay_us"}}</c> (<c>config</c> reaches the
 /// plugin; without <c>plugin_id</c> the file type decides). Every
-/// model is loaded at start; the v2 repository routes load and unload them.
+/// model is loaded at start (<see cref="ModelControlMode"/> decides); the v2 repository routes load
+/// and unload them in explicit mode, and <see cref="PollAsync"/> follows the folders in poll mode.
 /// </summary>
-internal sealed class ModelRepository(ServerState state, string root)
+internal sealed class ModelRepository(ServerState state, IReadOnlyList<string> roots)
 {
     private static readonly string[] ModelFiles = [".onnx", ".pt", ".pth", ".torchscript"];
 
-    public string Root { get; } = Path.GetFullPath(root);
+    public IReadOnlyList<string> Roots { get; } = roots.Select(Path.GetFullPath).Distinct().ToList();
 
+    /// <summary>Every model folder's name, across the repositories, each once.</summary>
     public IEnumerable<string> Names =>
-        Directory.Exists(Root) ? Directory.EnumerateDirectories(Root).Select(Path.GetFileName).Order()! : [];
+        Roots.Where(Directory.Exists).SelectMany(r => Directory.EnumerateDirectories(r).Select(Path.GetFileName)).Distinct().Order(StringComparer.Ordinal)!;
+
+    /// <summary>The start-up load of the control mode: every model, or in explicit mode the --load-model ones.</summary>
+    public void LoadAtStart()
+    {
+        var options = state.Options;
+        if (options.ModelControl != ModelControlMode.Explicit)
+        {
+            LoadAll();
+            return;
+        }
+        if (options.LoadModels.Contains("*")) LoadAll();
+        else
+            foreach (var name in options.LoadModels.Distinct()) TryLoad(name);
+    }
 
     /// <summary>Loads every model; a model that fails is reported and skipped.</summary>
     public void LoadAll()
     {
-        foreach (var name in Names)
+        foreach (var name in Names) TryLoad(name);
+    }
+
+    private bool TryLoad(string name)
+    {
+        try
         {
-            try { Load(name!); }
-            catch (Exception e) when (e is MlosException or IOException or UnauthorizedAccessException)
+            Load(name);
+            return true;
+        }
+        catch (Exception e) when (e is MlosException or IOException or UnauthorizedAccessException)
+        {
+            state.Log.Warn($"repository model '{name}' not loaded: {e.Message}");
+            return false;
+        }
+    }
+
+    /// <summary>What each model folder held when it was last loaded or tried (poll mode).</summary>
+    private readonly Dictionary<string, string> _seen = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Poll mode: scans the folders every <see cref="ServerOptions.RepositoryPollSeconds"/>
+    /// seconds until <paramref name="stop"/>, one scan at a time.
+    /// </summary>
+    public async Task PollAsync(CancellationToken stop)
+    {
+        foreach (var name in Names) _seen[name] = Fingerprint(name);
+        var period = TimeSpan.FromSeconds(state.Options.RepositoryPollSeconds);
+        try
+        {
+            while (true)
             {
-                state.Log.Warn($"repository model '{name}' not loaded: {e.Message}");
+                await Task.Delay(period, stop);
+                try { Poll(); }
+                catch (Exception e) when (e is MlosException or IOException or UnauthorizedAccessException)
+                {
+                    state.Log.Warn($"repository scan failed: {e.Message}");
+                }
             }
         }
+        catch (OperationCanceledException) { }
+    }
+
+    /// <summary>
+    /// One scan: a new folder is loaded, a changed one reloaded (its versions and config as they
+    /// are now; what served keeps serving until the new load has succeeded, and keeps serving if
+    /// it fails), a removed one unloaded and forgotten. The changes it made.
+    /// </summary>
+    public int Poll()
+    {
+        int changes = 0;
+        var names = Names.ToHashSet(StringComparer.Ordinal);
+        foreach (var gone in _seen.Keys.Where(n => !names.Contains(n)).ToList())
+        {
+            _seen.Remove(gone);
+            state.ModelConfigs.TryRemove(gone, out _);
+            if (!state.Core.Models.Any(m => m.Id == gone)) continue;
+            try
+            {
+                state.Core.UnregisterModel(gone);
+                state.Log.Admin($"model '{gone}' unloaded: its repository folder is gone");
+                changes++;
+            }
+            catch (MlosException e) { state.Log.Warn($"model '{gone}': its folder is gone, but it could not be unloaded: {e.Message}"); }
+        }
+        foreach (var name in names)
+        {
+            var print = Fingerprint(name);
+            if (_seen.TryGetValue(name, out var before) && before == print) continue;
+            _seen[name] = print; // a load that fails is not retried until the folder changes again
+            if (TryLoad(name)) changes++;
+        }
+        return changes;
+    }
+
+    /// <summary>Every file under a model folder with its size and time of change: what a reload would read.</summary>
+    private string Fingerprint(string name)
+    {
+        var text = new System.Text.StringBuilder();
+        try
+        {
+            var folder = Folder(name);
+            foreach (var f in new DirectoryInfo(folder).EnumerateFiles("*", SearchOption.AllDirectories).Take(10_000).OrderBy(f => f.FullName, StringComparer.Ordinal))
+                text.Append(f.FullName.AsSpan(folder.Length)).Append('|').Append(f.Length).Append('|').Append(f.LastWriteTimeUtc.Ticks).Append('\n');
+        }
+        catch (Exception e) when (e is MlosException or IOException or UnauthorizedAccessException) { text.Append("unreadable: ").Append(e.Message); }
+        return Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text.ToString())));
     }
 
     /// <summary>
@@ -49,9 +145,10 @@ internal sealed class ModelRepository(ServerState state, string root)
         if (ours && File.Exists(Path.Combine(folder, TritonModelFolder.ConfigFile)))
             throw new MlosException(SmiStatus.InvalidParam, $"repository model '{name}' has both config.json and {TritonModelFolder.ConfigFile}: keep one of them");
         if (!ours && TritonModelFolder.Holds(folder)) return LoadTriton(name, folder);
-        if (state.Core.Models.FirstOrDefault(m => m.Id == name) is { } known)
+        var known = state.Core.Models.FirstOrDefault(m => m.Id == name);
+        if (known is { State: not ModelState.Loaded })
         {
-            state.Core.LoadModel(known.Id);
+            state.Core.LoadModel(known);
             return known;
         }
         string? pluginId = null, file = null, framework = null, config = null, batching = null;
@@ -68,7 +165,8 @@ internal sealed class ModelRepository(ServerState state, string root)
               ?? throw new MlosException(SmiStatus.NotFound, $"repository model '{name}' has no model file ({string.Join(", ", ModelFiles)}) and no \"file\" in config.json");
         if (!path.StartsWith(folder + "/", StringComparison.Ordinal))
             throw new MlosException(SmiStatus.InvalidParam, $"repository model '{name}': file {file} is outside its folder");
-        return MlosRoutes.RegisterAndLoad(state, name, pluginId ?? state.PluginFor(path), path, framework, config, batching);
+        // Loaded already: reloaded from what the folder holds now, the old model serving until then.
+        return ModelLoader.RegisterAndLoad(state, name, pluginId ?? state.PluginFor(path), path, framework, config, batching, replacing: known);
     }
 
     private Model LoadTriton(string name, string folder)
@@ -76,8 +174,8 @@ internal sealed class ModelRepository(ServerState state, string root)
         TritonModelConfig config;
         try { config = TritonModelFolder.ReadConfig(name, folder); }
         catch (TextFormatException e) { throw new MlosException(SmiStatus.InvalidParam, e.Message); }
-        if (state.Core.Models.Any(m => m.Id == name)) state.Core.UnregisterModel(name);
-        state.ModelConfigs.TryRemove(name, out _);
+        if (state.Core.Models.Any(m => m.Id == name && m.Version is null))
+            throw new MlosException(SmiStatus.AlreadyExists, $"a model '{name}' that is not from this repository is registered: unregister it first");
         IReadOnlyList<Model> versions;
         try { versions = TritonModelFolder.Load(state, name, folder, config); }
         catch (TextFormatException e) { throw new MlosException(SmiStatus.InvalidParam, e.Message); }
@@ -110,11 +208,16 @@ internal sealed class ModelRepository(ServerState state, string root)
         return (pluginId, file, framework, config, batching);
     }
 
+    /// <summary>The folder of model <paramref name="name"/>: in exactly one of the repositories.</summary>
     private string Folder(string name)
     {
-        var folder = Path.GetFullPath(Path.Combine(Root, name));
-        if (Path.GetDirectoryName(folder) != Root || !Directory.Exists(folder))
-            throw new MlosException(SmiStatus.NotFound, $"no model '{name}' in the repository {Root}");
-        return folder;
+        var found = Roots.Select(root => (Root: root, Folder: Path.GetFullPath(Path.Combine(root, name))))
+            .Where(r => Path.GetDirectoryName(r.Folder) == r.Root && Directory.Exists(r.Folder)).Select(r => r.Folder).ToList();
+        return found.Count switch
+        {
+            0 => throw new MlosException(SmiStatus.NotFound, $"no model '{name}' in the repository {string.Join(" or ", Roots)}"),
+            1 => found[0],
+            _ => throw new MlosException(SmiStatus.InvalidParam, $"model '{name}' is in more than one repository ({string.Join(", ", found)}): a name may be in one only"),
+        };
     }
 }

@@ -64,16 +64,16 @@ var log = new ServerLog(app.Services.GetRequiredService<ILoggerFactory>().Create
 
 var core = new MlosCore { MaxModels = options.MaxModels };
 var state = built = new ServerState(core, options, log);
-var repository = options.ModelRepository is { } repo ? new ModelRepository(state, repo) : null;
+var repository = options.ModelRepositories.Count > 0 ? new ModelRepository(state, options.ModelRepositories) : null;
 control = new RepositoryControl(state, repository);
 // Plugins and start-up models load while the web host starts (both take tens of ms, on
 // different cores); /v2/health/ready says false until they have.
 var loading = Task.Run(() =>
 {
     PluginFolders.LoadAll(state);
-    repository?.LoadAll();
+    repository?.LoadAtStart();
     foreach (var (id, path) in options.Models)
-        MlosRoutes.RegisterAndLoad(state, id, state.PluginFor(path), state.ModelPath(path), null);
+        ModelLoader.RegisterAndLoad(state, id, state.PluginFor(path), state.ModelPath(path), null);
 });
 
 app.MapPrometheusScrapingEndpoint("/metrics");
@@ -110,6 +110,10 @@ if (failure is not null)
 state.MarkStarted();
 Console.WriteLine($"mlos_core {MlosRoutes.Version} listening on {Listeners.Describe(options)}: {core.Plugins.Count} plugins, {core.Models.Count} models");
 foreach (var m in core.Models.DistinctBy(m => m.Id)) DemoRequests.Print(url, m); // one line per model: unversioned requests reach its highest version
+
+// Poll mode follows the repository folders from here on, until shutdown begins.
+if (repository is not null && options.ModelControl == ModelControlMode.Poll)
+    _ = Task.Run(() => repository.PollAsync(app.Lifetime.ApplicationStopping));
 
 long stopping = 0;
 app.Lifetime.ApplicationStopping.Register(() => stopping = System.Diagnostics.Stopwatch.GetTimestamp());

@@ -1,3 +1,4 @@
+using Mlos.Smi.Abi;
 using Mlos.Core;
 using Mlos.Core.Models;
 
@@ -33,8 +34,18 @@ internal sealed class RepositoryControl(ServerState state, ModelRepository? repo
         return entries;
     }
 
+    /// <summary>Triton's rule: with a repository, the load and unload calls are for explicit mode only.</summary>
+    private void RequireExplicit(string action)
+    {
+        if (repository is null || state.Options.ModelControl == ModelControlMode.Explicit) return;
+        throw new MlosException(SmiStatus.InvalidParam, state.Options.ModelControl == ModelControlMode.Poll
+            ? $"explicit model {action} is not allowed while the repository is polled (--model-control-mode poll): change the folder instead"
+            : $"explicit model {action} is not allowed in model control mode 'none': start mlos_core with --model-control-mode explicit");
+    }
+
     public void Load(string id)
     {
+        RequireExplicit("load");
         if (repository is not null) repository.Load(id);
         else state.Core.LoadModel(id);
         state.Log.Admin($"model '{id}' loaded");
@@ -42,6 +53,7 @@ internal sealed class RepositoryControl(ServerState state, ModelRepository? repo
 
     public void Unload(string id)
     {
+        RequireExplicit("unload");
         id = state.Core.GetModel(id).Id;
         state.Core.UnloadModel(id);
         state.Log.Admin($"model '{id}' unloaded");

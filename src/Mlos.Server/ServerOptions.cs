@@ -12,7 +12,14 @@ internal sealed record ServerOptions
     public bool Help { get; init; }
     public string? AdminToken { get; init; }
     public int MaxQueue { get; init; } = 256;
-    public string? ModelRepository { get; init; }
+    /// <summary>Model repository folders (<c>--model-repository</c>, repeatable); a model name may be in one only.</summary>
+    public List<string> ModelRepositories { get; init; } = [];
+    /// <summary>Triton's model control mode for the repositories.</summary>
+    public ModelControlMode ModelControl { get; init; } = ModelControlMode.None;
+    /// <summary>Models loaded at start in explicit mode (<c>--load-model</c>; <c>*</c> = all).</summary>
+    public List<string> LoadModels { get; init; } = [];
+    /// <summary>Seconds between repository scans in poll mode.</summary>
+    public int RepositoryPollSeconds { get; init; } = 15;
     public int MaxModels { get; init; } = 1024;
     public int MaxConnections { get; init; } = 1024;
     public int ShutdownTimeoutSeconds { get; init; } = 20;
@@ -37,7 +44,9 @@ internal sealed record ServerOptions
                                 "grpc_port","grpc":bool,"grpc_max_message_mb","socket",
                                 "grpc_socket",
                                 "allow_shared_memory":bool,
-                                "plugin_dirs":[],"model_root","model_repository","admin_token",
+                                "plugin_dirs":[],"model_root","model_repository":DIR|[DIR…],
+                                "model_control_mode","load_model":[],"repository_poll_secs",
+                                "admin_token",
                                 "max_body_mb","max_queue","max_models","max_connections",
                                 "shutdown_timeout_s","log_level","models":{"id":"path"}};
                                 options given on the command line override it
@@ -62,8 +71,18 @@ internal sealed record ServerOptions
               --model-root DIR  model paths must resolve inside it (default: the working folder)
               --max-body-mb N   largest request body accepted (default 64)
               --model-repository DIR
-                                load every model of a repository folder at start (one folder
-                                per model, optional config.json); v2 repository routes
+                                a model repository, repeatable: one folder per model, in
+                                Triton's layout (config.pbtxt, version folders 1/, 2/…) or
+                                ours (the model file, optional config.json)
+              --model-control-mode none|explicit|poll
+                                none (default): load every repository model at start; the
+                                repository load/unload calls are refused. explicit: load only
+                                the --load-model models at start; load/unload through the
+                                repository API. poll: load every model at start, then follow
+                                the folders (new, changed and removed models and versions)
+              --load-model NAME a model to load at start in explicit mode, repeatable; * = all
+              --repository-poll-secs N
+                                seconds between scans in poll mode (default 15)
               --model ID=PATH   register and load a model at start (PATH inside the model root;
                                 the plugin follows the file type: .onnx ONNX Runtime, .pt Torch)
               --max-queue N     requests one model may hold (running or waiting) before
@@ -122,7 +141,10 @@ internal sealed record ServerOptions
                     if (eq <= 0 || eq == spec.Length - 1) throw new ArgumentException($"--model takes ID=PATH, not {spec}");
                     o.Models.Add((spec[..eq], spec[(eq + 1)..]));
                     break;
-                case "--model-repository": o = o with { ModelRepository = Value() }; break;
+                case "--model-repository": o.ModelRepositories.Add(Value()); break;
+                case "--model-control-mode": o = o with { ModelControl = Mode(Value()) }; break;
+                case "--load-model": o.LoadModels.Add(Value()); break;
+                case "--repository-poll-secs": o = o with { RepositoryPollSeconds = Positive(Value(), option) }; break;
                 case "--max-queue":
                     o = o with { MaxQueue = int.TryParse(Value(), out var q) && q > 0 ? q : throw new ArgumentException($"bad queue size: {args[i]}") };
                     break;
@@ -142,6 +164,10 @@ internal sealed record ServerOptions
             throw new ArgumentException($"the HTTP and gRPC ports are both {o.Port}: give -g/--grpc-port another one, or --no-grpc");
         if (o.Socket is { } rest && o.GrpcSocket is { } grpc && Path.GetFullPath(rest) == Path.GetFullPath(grpc))
             throw new ArgumentException($"--socket and --grpc-socket are both {Path.GetFullPath(rest)}: one socket serves HTTP/1.1 (REST), the other HTTP/2 (gRPC)");
+        if (o.ModelControl != ModelControlMode.None && o.ModelRepositories.Count == 0)
+            throw new ArgumentException($"--model-control-mode {o.ModelControl.ToString().ToLowerInvariant()} needs a --model-repository");
+        if (o.LoadModels.Count > 0 && o.ModelControl != ModelControlMode.Explicit)
+            throw new ArgumentException("--load-model needs --model-control-mode explicit (in the other modes every model is loaded at start)");
         if (dirs.Count == 0)
             dirs.AddRange([Path.Combine(AppContext.BaseDirectory, "plugins"), Path.GetFullPath("plugins")]);
         return o with { PluginDirs = dirs.Select(Path.GetFullPath).Distinct().ToList() };
@@ -174,7 +200,11 @@ internal sealed record ServerOptions
                         "grpc_socket" => o with { GrpcSocket = p.Value.GetString() },
                         "allow_shared_memory" => o with { AllowSharedMemory = p.Value.GetBoolean() },
                         "model_root" => o with { ModelRoot = p.Value.GetString()! },
-                        "model_repository" => o with { ModelRepository = p.Value.GetString() },
+                        "model_repository" => AddAll(o, () => o.ModelRepositories.AddRange(p.Value.ValueKind == System.Text.Json.JsonValueKind.Array
+                            ? p.Value.EnumerateArray().Select(d => d.GetString()!) : [p.Value.GetString()!])),
+                        "model_control_mode" => o with { ModelControl = Mode(p.Value.GetString()!) },
+                        "load_model" => AddAll(o, () => o.LoadModels.AddRange(p.Value.EnumerateArray().Select(m => m.GetString()!))),
+                        "repository_poll_secs" => o with { RepositoryPollSeconds = p.Value.GetInt32() },
                         "admin_token" => o with { AdminToken = p.Value.GetString() },
                         "max_body_mb" => o with { MaxBodyBytes = Megabytes(p.Value.GetInt64()) },
                         "max_queue" => o with { MaxQueue = p.Value.GetInt32() },
@@ -193,8 +223,8 @@ internal sealed record ServerOptions
                 }
             }
             if (o.Port is <= 0 or > 65535 || o.GrpcPort is < 0 or > 65535 || o.GrpcMaxMessageBytes <= 0 || o.Socket is "" || o.GrpcSocket is "" || o.MaxQueue <= 0 || o.MaxBodyBytes <= 0 || o.AdminToken is { Length: < 8 }
-                || o.MaxModels <= 0 || o.MaxConnections <= 0 || o.ShutdownTimeoutSeconds <= 0)
-                throw new ArgumentException($"config {path}: a value is out of range (port, grpc_port, grpc_max_message_mb, socket, grpc_socket, max_queue, max_body_mb, max_models, max_connections, shutdown_timeout_s, admin_token of 8+ characters)");
+                || o.MaxModels <= 0 || o.MaxConnections <= 0 || o.ShutdownTimeoutSeconds <= 0 || o.RepositoryPollSeconds <= 0)
+                throw new ArgumentException($"config {path}: a value is out of range (port, grpc_port, grpc_max_message_mb, socket, grpc_socket, max_queue, max_body_mb, max_models, max_connections, shutdown_timeout_s, repository_poll_secs, admin_token of 8+ characters)");
             return o;
         }
 
@@ -214,6 +244,14 @@ internal sealed record ServerOptions
     private static int Positive(string value, string option) =>
         int.TryParse(value, out var n) && n > 0 ? n : throw new ArgumentException($"{option} needs a positive integer, not '{value}'");
 
+    private static ModelControlMode Mode(string value) => value switch
+    {
+        "none" => ModelControlMode.None,
+        "explicit" => ModelControlMode.Explicit,
+        "poll" => ModelControlMode.Poll,
+        _ => throw new ArgumentException($"unknown model control mode '{value}' (none, explicit, poll)"),
+    };
+
     private static LogLevel Level(string value) => value.ToLowerInvariant() switch
     {
         "trace" => LogLevel.Trace,
@@ -232,3 +270,6 @@ internal sealed record ServerOptions
             throw new ArgumentException($"refusing to listen on {Host} without --admin-token: only loopback is open without one");
     }
 }
+
+/// <summary>Triton's <c>--model-control-mode</c>: who decides which repository models are loaded.</summary>
+internal enum ModelControlMode { None, Explicit, Poll }

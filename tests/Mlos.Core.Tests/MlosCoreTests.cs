@@ -94,6 +94,80 @@ public unsafe class MlosCoreTests
         Assert.Equal(SmiStatus.NotFound, Assert.Throws<MlosException>(() => core.GetModel("m")).Status);
     }
 
+    /// <summary>Typed echo of five INT64s through <paramref name="model"/>; the values that came back.</summary>
+    private static long[] Echo(MlosCore core, Model model)
+    {
+        long[] ids = [3, 1, 4, 1, 5];
+        var inputs = new SmiTensor[1];
+        var outputs = new SmiTensor[1];
+        fixed (long* d = ids)
+        fixed (SmiTensor* it = inputs)
+        fixed (SmiTensor* ot = outputs)
+        {
+            it->Name = Utf8.Intern("ids");
+            it->Dtype = SmiDtype.Int64;
+            it->NDim = 1;
+            it->Shape[0] = 5;
+            it->Data = d;
+            it->ByteSize = 40;
+            nuint n = 1;
+            core.Infer(model, it, 1, ot, &n);
+            var got = new ReadOnlySpan<long>(ot->Data, 5).ToArray();
+            ot->Release(ot);
+            return got;
+        }
+    }
+
+    /// <summary>
+    /// A reload without a gap: the replacement is loaded out of reach while the old model serves,
+    /// then takes its place; a request that still holds the old model (it looked it up just
+    /// before) runs on the replacement instead of failing, and so does one that holds a retired
+    /// version. A replacement that is discarded leaves the old model serving.
+    /// </summary>
+    [Fact]
+    public void A_prepared_model_takes_its_place_without_failing_requests_that_hold_the_old_one()
+    {
+        using var core = new MlosCore();
+        core.LoadPlugin(BuildTree.EchoPlugin);
+        var old = core.RegisterModel("m", "csharp-echo", null, """{"version":"1"}""");
+        core.LoadModel("m");
+
+        var discarded = core.PrepareModel("m", "csharp-echo", null, """{"version":"1"}""", replacing: old);
+        core.LoadModel(discarded);
+        Assert.Same(old, core.GetModel("m")); // out of reach until published
+        Assert.Single(core.Models);
+        core.Discard(discarded);
+        Assert.Equal(ModelState.Unregistered, discarded.State);
+        Assert.Same(old, core.GetModel("m"));
+
+        var fresh = core.PrepareModel("m", "csharp-echo", null, """{"version":"1"}""", replacing: old);
+        core.LoadModel(fresh);
+        core.Publish(fresh, old);
+        Assert.Same(fresh, core.GetModel("m"));
+        Assert.Equal(ModelState.Unregistered, old.State);
+        Assert.Equal([3L, 1, 4, 1, 5], Echo(core, old)); // the stale handle is served by its successor
+        Assert.Equal(1, fresh.Statistics.Read().Success.Count);
+
+        // A newer version retires this one: requests that hold it run on the newer one.
+        var v2 = core.PrepareModel("m", "csharp-echo", null, """{"version":"2"}""");
+        core.LoadModel(v2);
+        core.Publish(v2);
+        core.Retire(fresh, v2);
+        Assert.Equal([3L, 1, 4, 1, 5], Echo(core, fresh));
+        Assert.Equal(1, v2.Statistics.Read().Success.Count);
+        Assert.Same(v2, core.GetModel("m"));
+
+        // Publishing in the place of a model that is gone, or beside a version that exists, is refused.
+        var late = core.PrepareModel("m", "csharp-echo", null, """{"version":"1"}""", replacing: old);
+        Assert.Equal(SmiStatus.NotFound, Assert.Throws<MlosException>(() => core.Publish(late, old)).Status);
+        core.Discard(late);
+        var twin = core.PrepareModel("m", "csharp-echo", null, """{"version":"3"}""");
+        core.RegisterModel("m", "csharp-echo", null, """{"version":"3"}""");
+        Assert.Equal(SmiStatus.AlreadyExists, Assert.Throws<MlosException>(() => core.Publish(twin)).Status);
+        core.Discard(twin);
+        Assert.Equal(2, core.Models.Count);
+    }
+
     [Fact]
     public void Guide_plugin_is_serialised_and_has_no_typed_infer()
     {

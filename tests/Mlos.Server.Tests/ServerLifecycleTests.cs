@@ -114,7 +114,7 @@ public class ServerLifecycleTests
         }
         try
         {
-            using var server = new ServerProcess(repo, "--model-repository", repo);
+            using var server = new ServerProcess(repo, "--model-repository", repo, "--model-control-mode", "explicit", "--load-model", "*");
             var index = JsonDocument.Parse(await (await server.Client.PostAsync("/v2/repository/index", null)).Content.ReadAsStringAsync())
                 .RootElement.EnumerateArray().ToDictionary(e => e.GetProperty("name").GetString()!, e => e.GetProperty("state").GetString()!);
             Assert.Equal("READY", index["mlp"]);

@@ -443,7 +443,7 @@ public class ModelRepositoryTests
         Directory.CreateDirectory(Path.Combine(repo, "broken"));
         try
         {
-            using var server = new ServerProcess(repo, "--model-repository", repo);
+            using var server = new ServerProcess(repo, "--model-repository", repo, "--model-control-mode", "explicit", "--load-model", "*");
             async Task<Dictionary<string, string>> Index()
             {
                 var r = await server.Client.PostAsync("/v2/repository/index", null);

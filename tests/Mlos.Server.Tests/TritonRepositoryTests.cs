@@ -259,7 +259,7 @@ public class TritonRepositoryErrorTests
         File.WriteAllText(Path.Combine(root, "both", "config.pbtxt"), "");
         try
         {
-            using var server = new ServerProcess(root, "--model-repository", root);
+            using var server = new ServerProcess(root, "--model-repository", root, "--model-control-mode", "explicit", "--load-model", "*");
             async Task<(HttpStatusCode, string)> Load(string name)
             {
                 using var r = await server.Client.PostAsync($"/v2/repository/models/{name}/load", Admin.Empty);

@@ -241,6 +241,13 @@ public sealed class Model
         return status;
     }
 
+    /// <summary>
+    /// The model that took this one's place (a reload, or a newer version when this one was
+    /// retired): a request that reached this model as it was being retired runs there instead.
+    /// </summary>
+    public Model? Successor { get => Volatile.Read(ref _successor); internal set => Volatile.Write(ref _successor, value); }
+    private Model? _successor;
+
     /// <summary>Cumulative request and execution counts and times (the statistics extension).</summary>
     public ModelStatistics Statistics { get; } = new();
 

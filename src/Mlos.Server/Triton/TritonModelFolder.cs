@@ -38,7 +38,13 @@ internal static class TritonModelFolder
         return config;
     }
 
-    /// <summary>Registers and loads every version the policy serves; the models, highest version first.</summary>
+    /// <summary>
+    /// Brings the model to what its folder holds now: every version the policy serves is loaded
+    /// and checked out of reach (a version already serving keeps serving meanwhile), then all
+    /// take their places at once, and versions no longer served are unregistered. Should any
+    /// version fail, none of the new ones is kept and what served before serves on. The models,
+    /// highest version first.
+    /// </summary>
     public static IReadOnlyList<Model> Load(ServerState state, string name, string folder, TritonModelConfig config)
     {
         var source = $"{name}/{ConfigFile}";
@@ -49,21 +55,31 @@ internal static class TritonModelFolder
                 ? $"repository model '{name}' has no version folder (1/, 2/, …)"
                 : $"repository model '{name}': its version policy serves none of the versions on disk ({string.Join(", ", onDisk.Order())})");
         var named = TritonBackend.Named(config, source);
-        var loaded = new List<Model>();
+        var current = state.Core.Models.Where(m => m.Id == name).ToList();
+        var prepared = new List<(Model New, Model? Old)>();
         try
         {
             foreach (var version in served)
-                loaded.Add(LoadVersion(state, name, Path.Combine(folder, version.ToString()), version, named, config, source));
+            {
+                var old = current.FirstOrDefault(m => m.ServedVersion == version.ToString());
+                prepared.Add((PrepareVersion(state, name, Path.Combine(folder, version.ToString()), version, named, config, source, old), old));
+            }
         }
         catch
         {
-            foreach (var m in loaded) state.Core.UnregisterModel(m);
+            foreach (var (m, _) in prepared) state.Core.Discard(m);
             throw;
         }
-        return loaded;
+        foreach (var (m, old) in prepared) ModelLoader.Publish(state, m, old);
+        foreach (var stale in current.Where(m => prepared.All(p => p.Old != m)))
+        {
+            state.Core.Retire(stale, prepared[0].New);
+            state.Log.Admin($"model '{name}' version {stale.ServedVersion} unloaded: its version policy no longer serves it");
+        }
+        return prepared.Select(p => p.New).ToList();
     }
 
-    private static Model LoadVersion(ServerState state, string name, string folder, long version, TritonBackend? named, TritonModelConfig config, string source)
+    private static Model PrepareVersion(ServerState state, string name, string folder, long version, TritonBackend? named, TritonModelConfig config, string source, Model? replacing)
     {
         var file = config.DefaultModelFilename ?? named?.DefaultFile
             ?? Directory.EnumerateFileSystemEntries(folder).Select(Path.GetFileName).Order(StringComparer.Ordinal)
@@ -77,12 +93,12 @@ internal static class TritonModelFolder
         var backend = named ?? TritonBackend.ForFile(file)
             ?? throw new MlosException(SmiStatus.InvalidParam, $"{source}: no backend serves '{file}'; name a platform or backend");
         var (pluginConfig, _) = backend.PluginConfig(config, Device(config));
-        return MlosRoutes.RegisterAndLoad(state, name, backend.PluginId, path, framework: null, pluginConfig, Batching(config),
+        return ModelLoader.Prepare(state, name, backend.PluginId, path, framework: null, pluginConfig, Batching(config),
             version.ToString(), model =>
             {
                 CheckIo(model, config, source);
                 TritonWarmup.Run(state.Core, model, config, Path.GetDirectoryName(folder)!);
-            });
+            }, replacing);
     }
 
     /// <summary>
