@@ -54,18 +54,24 @@ public sealed record CoreConfig(IReadOnlyList<PluginConfig> Plugins, int UnloadT
 
 /// <summary>
 /// Options of a model registration: <c>{"framework":"onnx","version":"1","config":{…},
-/// "dynamic_batching":{…}|true|false}</c>. <c>config</c> reaches the plugin as
+/// "dynamic_batching":{…}|true|false,"timeout_ms":N,"instances":N}</c>. <c>config</c> reaches the plugin as
 /// <c>smi_model_metadata_t::config</c> (objects as JSON text); <c>dynamic_batching</c> is the
 /// core's (see <see cref="Batching.BatchingOptions"/>): left out, it is on where the model can batch.
 /// </summary>
 public sealed record ModelOptions(string? Framework, string? Version, string? Config, Mlos.Core.Batching.BatchingOptions? Batching, int TimeoutMs = 0)
 {
+    /// <summary>Most instances one model may have: each is a session of its own (threads, memory).</summary>
+    public const int MaxInstances = 64;
+
+    /// <summary>Independent instances of the model (<c>"instances"</c>, Triton's instance group count), 1 by default.</summary>
+    public int Instances { get; init; } = 1;
+
     public static ModelOptions Parse(string? json)
     {
         var batching = Mlos.Core.Batching.BatchingOptions.Default;
         if (string.IsNullOrWhiteSpace(json)) return new ModelOptions(null, null, null, batching);
         string? framework = null, version = null, config = null;
-        int timeout = 0;
+        int timeout = 0, instances = 1;
         using var doc = JsonConfig.Parse(json, "model options");
         foreach (var field in JsonConfig.Object(doc.RootElement, "model options").EnumerateObject())
         {
@@ -79,10 +85,14 @@ public sealed record ModelOptions(string? Framework, string? Version, string? Co
                         : throw new MlosException(SmiStatus.InvalidParam, "model options: 'timeout_ms' must be an integer from 1 to 2147483647");
                     break;
                 case "dynamic_batching": batching = Mlos.Core.Batching.BatchingOptions.Parse(field.Value); break;
-                default: throw JsonConfig.UnknownKey("model options", field.Name, "framework, version, config, dynamic_batching, timeout_ms");
+                case "instances":
+                    instances = field.Value.ValueKind == JsonValueKind.Number && field.Value.TryGetInt32(out var n) && n is >= 1 and <= MaxInstances ? n
+                        : throw new MlosException(SmiStatus.InvalidParam, $"model options: 'instances' must be an integer from 1 to {MaxInstances}, not {field.Value.GetRawText()}");
+                    break;
+                default: throw JsonConfig.UnknownKey("model options", field.Name, "framework, version, config, dynamic_batching, timeout_ms, instances");
             }
         }
-        return new ModelOptions(framework, version, config, batching, timeout);
+        return new ModelOptions(framework, version, config, batching, timeout) { Instances = instances };
     }
 }
 

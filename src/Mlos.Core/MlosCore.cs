@@ -236,10 +236,25 @@ public sealed unsafe class MlosCore : IDisposable
         try
         {
             plugin.EnsureInitialized();
-            nint handle;
+            var handles = new nint[options.Instances];
             using (var metadata = new NativeMetadata(modelId!, options.Framework, options.Version, path, options.Config))
-                handle = plugin.Register(metadata.Pointer);
-            var model = new Model(modelId!, plugin, handle, path, options.Framework, options.Version, options.Batching) { TimeoutMs = options.TimeoutMs };
+            {
+                int made = 0;
+                try
+                {
+                    for (; made < handles.Length; made++) handles[made] = plugin.Register(metadata.Pointer);
+                }
+                catch
+                {
+                    for (int k = 0; k < made; k++)
+                    {
+                        try { plugin.Unregister(handles[k]); }
+                        catch (MlosException) { /* the registration's own failure is the one to report */ }
+                    }
+                    throw;
+                }
+            }
+            var model = new Model(modelId!, plugin, handles, path, options.Framework, options.Version, options.Batching) { TimeoutMs = options.TimeoutMs };
             lock (_registryLock)
             {
                 if (!publish) _prepared[model] = 0;
@@ -371,12 +386,12 @@ public sealed unsafe class MlosCore : IDisposable
             model.SetState(ModelState.Loading);
             try
             {
-                model.Plugin.Load(model.Handle, model.NativePath);
+                model.LoadInstances();
                 model.CacheSpecs();
                 try { model.StartBatching(); }
                 catch
                 {
-                    model.Plugin.Unload(model.Handle);
+                    model.UnloadInstances();
                     throw;
                 }
             }
@@ -414,7 +429,7 @@ public sealed unsafe class MlosCore : IDisposable
         {
             if (model.State != ModelState.Loaded) return;
             StopServing(model, ModelState.Unloading);
-            try { model.Plugin.Unload(model.Handle); }
+            try { model.UnloadInstances(); }
             catch
             {
                 model.SetState(ModelState.Loaded); // the plugin kept it: it still serves
@@ -455,7 +470,7 @@ public sealed unsafe class MlosCore : IDisposable
             MlosException? unloadFailure = null;
             if (loaded)
             {
-                try { model.Plugin.Unload(model.Handle); }
+                try { model.UnloadInstances(); }
                 catch (MlosException e) when (e.Status == SmiStatus.Busy)
                 {
                     // The gate stayed taken: nothing was unloaded, so nothing is unregistered.
@@ -476,7 +491,7 @@ public sealed unsafe class MlosCore : IDisposable
                 }
                 Interlocked.Increment(ref _registryVersion);
             }
-            model.Plugin.Unregister(model.Handle);
+            model.UnregisterInstances();
             if (unloadFailure is not null) throw unloadFailure;
         }
     }
@@ -558,7 +573,7 @@ public sealed unsafe class MlosCore : IDisposable
         ulong deadline = model.DeadlineFromNow();
         // From inside a plugin, never through a batcher, whose leader may be this very thread;
         // Model.Run refuses what would deadlock (a serialised plugin).
-        if (model.Batcher is { } batcher && PluginCalls.Inside is null) return batcher.Infer(inputs, numInputs, outputs, numOutputs, deadline, selection);
+        if (PluginCalls.Inside is null && model.PickBatcher() is { } batcher) return batcher.Infer(inputs, numInputs, outputs, numOutputs, deadline, selection);
         return RunTyped(model, inputs, numInputs, outputs, numOutputs, deadline, selection);
     }
 
@@ -582,7 +597,7 @@ public sealed unsafe class MlosCore : IDisposable
         ulong deadline = model.DeadlineFromNow();
         // Batching is only started for plugins with typed infer; from inside a plugin call, never
         // through a batcher (see Infer).
-        if (model.Batcher is { } batcher && PluginCalls.Inside is null)
+        if (PluginCalls.Inside is null && model.PickBatcher() is { } batcher)
             return batcher.InferAsync(inputs, numInputs, outputs, numOutputs, deadline, selection);
         return new ValueTask<Batching.InferTiming>(RunTyped(model, inputs, numInputs, outputs, numOutputs, deadline, selection));
     }

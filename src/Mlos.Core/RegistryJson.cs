@@ -125,6 +125,7 @@ public static class RegistryJson
             foreach (var v in versions?.All.Reverse() ?? [m]) w.WriteStringValue(v.ServedVersion); // lowest first, as Triton lists them
             w.WriteEndArray();
             w.WriteString("platform", ModelDescription.Platform(m));
+            w.WriteNumber("instances", m.Instances);
             if (d.Inputs is not null) WriteSpecs(w, "inputs", d.Inputs);
             if (d.Outputs is not null) WriteSpecs(w, "outputs", d.Outputs);
             if (d.IoError is not null) w.WriteString("io_error", d.IoError);

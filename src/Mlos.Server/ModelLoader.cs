@@ -18,7 +18,7 @@ internal static class ModelLoader
     public static Model RegisterAndLoad(ServerState state, string? id, string pluginId, string path, string? framework,
         string? config = null, string? batching = null, string? version = null, Action<Model>? check = null, Model? replacing = null)
     {
-        var model = Prepare(state, id, pluginId, path, framework, config, batching, version, check, replacing);
+        var model = Prepare(state, id, pluginId, path, framework, config, batching, version, check, replacing, instances: 1);
         Publish(state, model, replacing);
         return model;
     }
@@ -28,11 +28,12 @@ internal static class ModelLoader
     /// <param name="version">The version it is registered as (null: the model's only one).</param>
     /// <param name="check">Runs once it is loaded; whatever it throws fails the load like the plugin's own errors.</param>
     /// <param name="replacing">The model (same id and version) it is to take the place of; that one serves until then.</param>
+    /// <param name="instances">Independent instances of the model (sessions of its own each).</param>
     public static Model Prepare(ServerState state, string? id, string pluginId, string path, string? framework,
-        string? config, string? batching, string? version, Action<Model>? check, Model? replacing)
+        string? config, string? batching, string? version, Action<Model>? check, Model? replacing, int instances)
     {
         state.CheckModelConfig(config);
-        var model = state.Core.PrepareModel(id, pluginId, path, Options(framework, version, config, batching), replacing);
+        var model = state.Core.PrepareModel(id, pluginId, path, Options(framework, version, config, batching, instances), replacing);
         try
         {
             state.Core.LoadModel(model);
@@ -60,11 +61,11 @@ internal static class ModelLoader
             state.Core.Discard(model);
             throw;
         }
-        state.Log.Admin($"model '{model.Id}'{(model.Version is null ? "" : $" version {model.Version}")} {(replacing is null ? "registered and loaded" : "reloaded")} (plugin '{model.Plugin.Id}', {model.Path})");
+        state.Log.Admin($"model '{model.Id}'{(model.Version is null ? "" : $" version {model.Version}")} {(replacing is null ? "registered and loaded" : "reloaded")} (plugin '{model.Plugin.Id}', {model.Path}{(model.Instances > 1 ? $", {model.Instances} instances" : "")})");
     }
 
     /// <summary>The core's model options JSON (see Mlos.Core.ModelOptions).</summary>
-    private static string Options(string? framework, string? version, string? config, string? batching)
+    private static string Options(string? framework, string? version, string? config, string? batching, int instances)
     {
         var options = new System.Buffers.ArrayBufferWriter<byte>();
         using (var w = new Utf8JsonWriter(options))
@@ -72,6 +73,7 @@ internal static class ModelLoader
             w.WriteStartObject();
             if (framework is not null) w.WriteString("framework", framework);
             if (version is not null) w.WriteString("version", version);
+            if (instances != 1) w.WriteNumber("instances", instances);
             if (config is not null)
             {
                 w.WritePropertyName("config");

@@ -243,6 +243,36 @@ public unsafe class DynamicBatchingTests
         Assert.Contains("preferred batch size 16 is larger than max_batch_size 8", e.Message);
     }
 
+    /// <summary>
+    /// Instances (Triton's instance group count): one plugin handle each, requests spread over
+    /// them as they free up, each with its own batcher; so a model whose calls take 50 ms serves
+    /// two at once.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Instances_serve_side_by_side_with_and_without_batching(bool batching)
+    {
+        using var core = new MlosCore();
+        core.LoadPlugin(BuildTree.EchoPlugin);
+        var batch = batching ? """{"max_batch_size":4,"max_queue_delay_us":0}""" : "false";
+        var model = core.RegisterModel("echo", "csharp-echo", null, $$"""{"instances":2,"config":{"delay_us":50000},"dynamic_batching":{{batch}}}""");
+        core.LoadModel("echo");
+        Assert.Equal(2, model.Instances);
+        var requests = Enumerable.Range(0, 8).Select(i => new Request("x", Rows(i, 1, 4), 1, 4)).ToList();
+        Assert.All(RunTogether(core, model, requests), e => Assert.Null(e));
+        Assert.All(requests, r => Assert.Equal(r.Data, r.Output));
+        var calls = model.InstanceCalls;
+        Assert.True(calls[0] > 0 && calls[1] > 0, $"calls per instance: {string.Join(", ", calls)}");
+        Assert.Equal(batching, model.BatchCounts is not null);
+        core.UnloadModel("echo");
+        core.LoadModel("echo"); // every instance unloads and loads again
+        new Request("x", Rows(9, 1, 4), 1, 4).Run(core, model);
+        core.UnregisterModel("echo");
+        var e = Assert.Throws<MlosException>(() => core.RegisterModel("bad", "csharp-echo", null, """{"instances":0}"""));
+        Assert.Contains("'instances' must be an integer from 1 to 64, not 0", e.Message);
+    }
+
     [Fact]
     public void A_failing_request_fails_only_itself()
     {

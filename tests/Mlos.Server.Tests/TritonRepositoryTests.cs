@@ -181,6 +181,8 @@ public sealed class TritonRepositoryTests : IClassFixture<TritonRepositoryTests.
         Assert.Equal(50000, pair.GetProperty("dynamic_batching").GetProperty("max_queue_delay_microseconds").GetInt32());
         Assert.Equal("KIND_CPU", pair.GetProperty("instance_group")[0].GetProperty("kind").GetString());
         Assert.Equal(2, pair.GetProperty("instance_group")[0].GetProperty("count").GetInt32());
+        Assert.Equal(2, (await Get("/v2/models/mlp_pair")).Body.GetProperty("instances").GetInt32()); // two sessions of the model
+        Assert.Equal(1, (await Get("/v2/models/mlp")).Body.GetProperty("instances").GetInt32());
 
         var (_, warm) = await Get("/v2/models/mlp_warm/config");
         var samples = warm.GetProperty("model_warmup");

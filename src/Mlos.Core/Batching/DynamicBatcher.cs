@@ -37,14 +37,22 @@ internal sealed unsafe class DynamicBatcher : IThreadPoolWorkItem
     private bool _leading, _stopping;
     private long _batches, _requests;
 
-    public DynamicBatcher(Model model, BatchingOptions options)
+    /// <summary>The model instance this batcher runs its batches on (one batcher per instance).</summary>
+    private readonly int _instance;
+
+    public DynamicBatcher(Model model, BatchingOptions options, int instance = 0)
     {
         _model = model;
+        _instance = instance;
         _options = options;
         _delayTicks = options.MaxQueueDelayMicroseconds * Stopwatch.Frequency / 1_000_000;
     }
 
     public BatchingOptions Options => _options;
+
+    /// <summary>Requests waiting, plus one while a batch runs: how busy this instance is, read without the lock (a hint).</summary>
+    public int Pending => Volatile.Read(ref _pending);
+    private int _pending;
     /// <summary>Batches run so far and the requests they held (their ratio is the mean batch size).</summary>
     public (long Batches, long Requests) Counts => (Interlocked.Read(ref _batches), Interlocked.Read(ref _requests));
 
@@ -109,17 +117,22 @@ internal sealed unsafe class DynamicBatcher : IThreadPoolWorkItem
         {
             if (_stopping) throw new MlosException(SmiStatus.Busy, $"model '{_model.Id}' is unloading");
             _queue.Add(r);
+            Recount();
             if (_leading)
             {
                 if (_delayTicks != 0) Monitor.Pulse(_lock); // a leader waiting for its batch to fill
                 return false;
             }
             _leading = true;
+            Recount();
         }
         if (mayLead) return true;
         HandToWorkItem();
         return false;
     }
+
+    /// <summary>Refreshes <see cref="Pending"/>; under the lock.</summary>
+    private void Recount() => Volatile.Write(ref _pending, _queue.Count + (_leading ? 1 : 0));
 
     /// <summary>Passes the lead to a thread-pool work item; if none can be queued, the queue is failed rather than left leaderless.</summary>
     private void HandToWorkItem()
@@ -142,6 +155,7 @@ internal sealed unsafe class DynamicBatcher : IThreadPoolWorkItem
             stranded = [.. _queue];
             _queue.Clear();
             _leading = false;
+            Recount();
             Monitor.PulseAll(_lock);
         }
         foreach (var r in stranded)
@@ -191,6 +205,7 @@ internal sealed unsafe class DynamicBatcher : IThreadPoolWorkItem
             if (_queue.Count == 0)
             {
                 _leading = false;
+                Recount();
                 if (_stopping)
                 {
                     _assembler?.Dispose();
@@ -211,7 +226,7 @@ internal sealed unsafe class DynamicBatcher : IThreadPoolWorkItem
     private void RunAlone(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadline, in OutputSelection selection)
     {
         var call = new InferCall(inputs, numInputs, outputs, numOutputs, deadline, selection);
-        var status = _model.Run(ref call);
+        var status = _model.Run(ref call, _instance);
         if (status != SmiStatus.Success) throw _model.Plugin.Failure(status, $"infer on model '{_model.Id}'");
     }
 
@@ -292,6 +307,7 @@ internal sealed unsafe class DynamicBatcher : IThreadPoolWorkItem
             _batch.Add(r);
             _queue.RemoveAt(i);
         }
+        Recount();
         return rows;
     }
 
@@ -323,7 +339,7 @@ internal sealed unsafe class DynamicBatcher : IThreadPoolWorkItem
         // Requests merge only with the same selection (BatchRequest.SameSignature): the first's is the batch's.
         var call = new InferCall(assembler.Inputs, (nuint)_batch[0].NumInputs, assembler.Outputs, &count, deadline, _batch[0].Selection, _batch.Count);
         SmiStatus status;
-        try { status = _model.Run(ref call); }
+        try { status = _model.Run(ref call, _instance); }
         catch (MlosException e)
         {
             foreach (var r in _batch)

@@ -40,12 +40,15 @@ public sealed class Model
     private int _state;
     private int _inflight;
 
-    internal Model(string id, Plugin plugin, nint handle, NativePath? path, string? framework, string? version, Batching.BatchingOptions? batching = null)
+    internal Model(string id, Plugin plugin, nint[] handles, NativePath? path, string? framework, string? version, Batching.BatchingOptions? batching = null)
     {
         Id = id;
         Batching = batching;
         Plugin = plugin;
-        Handle = handle;
+        Handles = handles;
+        Handle = handles[0];
+        _busy = handles.Length > 1 ? new int[handles.Length] : null;
+        _calls = new long[handles.Length];
         NativePath = path;
         Path = path?.Text;
         Framework = framework;
@@ -54,7 +57,90 @@ public sealed class Model
 
     public string Id { get; }
     public Plugin Plugin { get; }
+    /// <summary>The first instance's handle: the one model info, specs and resources are asked of.</summary>
     internal nint Handle { get; }
+
+    /// <summary>
+    /// One plugin handle per instance (Triton's instance group <c>count</c>): independent
+    /// sessions of the same model, which requests are spread over (the least busy first) and
+    /// each of which has its own batcher.
+    /// </summary>
+    internal nint[] Handles { get; }
+
+    public int Instances => Handles.Length;
+
+    /// <summary>Calls running on each instance (only with more than one).</summary>
+    private readonly int[]? _busy;
+    private readonly long[] _calls;
+
+    /// <summary>Plugin calls each instance has run since registration (counted with more than one instance): how the load was spread.</summary>
+    public long[] InstanceCalls => _calls.Select(c => Interlocked.Read(ref c)).ToArray();
+
+    /// <summary>Loads every instance; one that fails unloads those loaded before it.</summary>
+    internal void LoadInstances()
+    {
+        int loaded = 0;
+        try
+        {
+            for (; loaded < Handles.Length; loaded++) Plugin.Load(Handles[loaded], NativePath);
+        }
+        catch
+        {
+            for (int k = 0; k < loaded; k++)
+            {
+                try { Plugin.Unload(Handles[k]); }
+                catch (MlosException) { /* the load's own failure is the one to report */ }
+            }
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Unloads every instance. The first one's failure is thrown as it comes (BUSY from a taken
+    /// gate means nothing was unloaded); the others are all tried, and the first failure thrown.
+    /// </summary>
+    internal void UnloadInstances()
+    {
+        Plugin.Unload(Handles[0]);
+        MlosException? failure = null;
+        for (int k = 1; k < Handles.Length; k++)
+        {
+            try { Plugin.Unload(Handles[k]); }
+            catch (MlosException e) { failure ??= e; }
+        }
+        if (failure is not null) throw failure;
+    }
+
+    /// <summary>Unregisters every instance's handle; all are tried, the first failure thrown.</summary>
+    internal void UnregisterInstances()
+    {
+        MlosException? failure = null;
+        foreach (var h in Handles)
+        {
+            try { Plugin.Unregister(h); }
+            catch (MlosException e) { failure ??= e; }
+        }
+        if (failure is not null) throw failure;
+    }
+
+    /// <summary>Where the next pick starts looking: requests that arrive together (and all see the same counts) spread over equals.</summary>
+    private int _nextPick;
+
+    private int PickStart(int count) => (int)((uint)Interlocked.Increment(ref _nextPick) % (uint)count);
+
+    /// <summary>The least busy instance (equals taken in turn).</summary>
+    private int PickInstance()
+    {
+        var busy = _busy;
+        if (busy is null) return 0;
+        int best = PickStart(busy.Length), least = Volatile.Read(ref busy[best]);
+        for (int k = 1; k < busy.Length && least > 0; k++)
+        {
+            int i = (best + k) % busy.Length, b = Volatile.Read(ref busy[i]);
+            if (b < least) (best, least) = (i, b);
+        }
+        return best;
+    }
     /// <summary>The model path for display; <see cref="NativePath"/> is what the plugin gets.</summary>
     public string? Path { get; }
     public NativePath? NativePath { get; }
@@ -82,11 +168,28 @@ public sealed class Model
     /// <summary>Dynamic batching asked for at registration; null when requests run one by one.</summary>
     public Batching.BatchingOptions? Batching { get; }
 
-    /// <summary>The running batcher while the model is loaded with batching on.</summary>
-    internal Batching.DynamicBatcher? Batcher { get; private set; }
+    /// <summary>The running batchers (one per instance) while the model is loaded with batching on.</summary>
+    private Batching.DynamicBatcher[]? _batchers;
 
-    /// <summary>Batches and the requests they held since load, or null without batching.</summary>
-    public (long Batches, long Requests)? BatchCounts => Batcher?.Counts;
+    /// <summary>The first instance's batcher (its options are every instance's), or null.</summary>
+    internal Batching.DynamicBatcher? Batcher => _batchers?[0];
+
+    /// <summary>The batcher a request joins: the one with the least waiting (equals in turn), so that requests go to instances as they free up.</summary>
+    internal Batching.DynamicBatcher? PickBatcher()
+    {
+        var all = _batchers;
+        if (all is null || all.Length == 1) return all?[0];
+        int start = PickStart(all.Length);
+        var best = all[start];
+        int least = best.Pending;
+        for (int k = 1; k < all.Length && least > 0; k++)
+            if (all[(start + k) % all.Length] is var b && b.Pending is var p && p < least) (best, least) = (b, p);
+        return best;
+    }
+
+    /// <summary>Batches and the requests they held since load, summed over the instances, or null without batching.</summary>
+    public (long Batches, long Requests)? BatchCounts =>
+        _batchers is { } all ? (all.Sum(b => b.Counts.Batches), all.Sum(b => b.Counts.Requests)) : null;
 
     /// <summary>The specs its plugin gave at load (null when it gives none, or while not loaded): what requests are checked against.</summary>
     public ModelSpecs? Specs { get; private set; }
@@ -109,7 +212,7 @@ public sealed class Model
         if (Batching.Automatic)
         {
             WhyNotBatched = AutomaticBatchingRefusal();
-            if (WhyNotBatched is null) Batcher = new Batching.DynamicBatcher(this, Batching);
+            if (WhyNotBatched is null) _batchers = NewBatchers(Batching);
             return;
         }
         var io = Plugin.ModelIo(Handle) ?? throw new MlosException(SmiStatus.NotSupported,
@@ -123,8 +226,11 @@ public sealed class Model
                         $"model '{Id}' has no batch dimension: {what} '{PluginText.Read(spec.Name)}' is [{string.Join(",", spec.Dims.ToArray())}]; dynamic batching needs dim 0 = -1 in every input and output");
             }
         }
-        Batcher = new Batching.DynamicBatcher(this, Batching);
+        _batchers = NewBatchers(Batching);
     }
+
+    private Batching.DynamicBatcher[] NewBatchers(Batching.BatchingOptions options) =>
+        Enumerable.Range(0, Instances).Select(i => new Batching.DynamicBatcher(this, options, i)).ToArray();
 
     /// <summary>
     /// Why default batching stays off for this model, or null when it may start: Triton's rule
@@ -171,10 +277,13 @@ public sealed class Model
     /// </summary>
     internal void StopBatching(int timeoutMs)
     {
-        var batcher = Batcher;
-        Batcher = null;
-        if (batcher is not null && !batcher.Stop(timeoutMs))
-            throw new MlosException(SmiStatus.Busy, $"model '{Id}': its batch is still running after {timeoutMs} ms");
+        var batchers = _batchers;
+        _batchers = null;
+        if (batchers is null) return;
+        long deadline = Environment.TickCount64 + timeoutMs;
+        bool stopped = true;
+        foreach (var b in batchers) stopped &= b.Stop((int)Math.Max(0, deadline - Environment.TickCount64));
+        if (!stopped) throw new MlosException(SmiStatus.Busy, $"model '{Id}': its batch is still running after {timeoutMs} ms");
     }
 
     /// <summary>Serialises load, unload and unregister of this model.</summary>
@@ -213,10 +322,10 @@ public sealed class Model
     /// Runs <paramref name="call"/> if the model is loaded and keeps unload away meanwhile.
     /// Generic over a struct so that each call site compiles to a direct call.
     /// </summary>
-    internal SmiStatus Run<TCall>(ref TCall call) where TCall : struct, IModelCall
+    internal SmiStatus Run<TCall>(ref TCall call, int instance = -1) where TCall : struct, IModelCall
     {
         long start = System.Diagnostics.Stopwatch.GetTimestamp();
-        var status = RunOnHandle(ref call);
+        var status = RunOnHandle(ref call, instance < 0 ? PickInstance() : instance);
         Statistics.Execution(call.Requests, System.Diagnostics.Stopwatch.GetTimestamp() - start); // it ran (a refusal throws)
         return status;
     }
@@ -229,7 +338,7 @@ public sealed class Model
     {
         long start = System.Diagnostics.Stopwatch.GetTimestamp();
         SmiStatus status;
-        try { status = RunOnHandle(ref call); }
+        try { status = RunOnHandle(ref call, PickInstance()); }
         catch
         {
             long failed = System.Diagnostics.Stopwatch.GetTimestamp();
@@ -251,7 +360,16 @@ public sealed class Model
     /// <summary>Cumulative request and execution counts and times (the statistics extension).</summary>
     public ModelStatistics Statistics { get; } = new();
 
-    private SmiStatus RunOnHandle<TCall>(ref TCall call) where TCall : struct, IModelCall
+    private SmiStatus RunOnHandle<TCall>(ref TCall call, int instance) where TCall : struct, IModelCall
+    {
+        if (_busy is null) return RunOnHandle(ref call, Handle); // one instance: nothing to count or choose
+        Interlocked.Increment(ref _calls[instance]);
+        Interlocked.Increment(ref _busy[instance]);
+        try { return RunOnHandle(ref call, Handles[instance]); }
+        finally { Interlocked.Decrement(ref _busy[instance]); }
+    }
+
+    private SmiStatus RunOnHandle<TCall>(ref TCall call, nint handle) where TCall : struct, IModelCall
     {
         var slot = InflightSlots.Mine;
         if (Plugin.Gate is { } gate)
@@ -270,29 +388,29 @@ public sealed class Model
                 if (runnable)
                 {
                     slot.Inside = Plugin;
-                    try { return call.Invoke(Plugin, Handle); }
+                    try { return call.Invoke(Plugin, handle); }
                     finally { slot.Inside = null; }
                 }
             }
             finally { gate.Exit(); }
             throw NotRunnable();
         }
-        if (slot.Current is not null) return RunNested(ref call); // a plugin calling back into the core
+        if (slot.Current is not null) return RunNested(ref call, handle); // a plugin calling back into the core
         Volatile.Write(ref slot.Current, this);
         if (Volatile.Read(ref _state) != (int)ModelState.Loaded)
         {
             slot.Leave(); // before the exception is built: a refused request holds up no unload
             throw NotRunnable();
         }
-        try { return call.Invoke(Plugin, Handle); } // Current marks the thread as inside Plugin
+        try { return call.Invoke(Plugin, handle); } // Current marks the thread as inside Plugin
         finally { slot.Leave(); }
     }
 
     /// <summary>A request inside another on the same thread: its slot is taken, so count it instead.</summary>
-    private SmiStatus RunNested<TCall>(ref TCall call) where TCall : struct, IModelCall
+    private SmiStatus RunNested<TCall>(ref TCall call, nint handle) where TCall : struct, IModelCall
     {
         if (!TryEnter(needLoaded: true)) throw NotRunnable();
-        try { return call.Invoke(Plugin, Handle); } // the outer request's mark stays
+        try { return call.Invoke(Plugin, handle); } // the outer request's mark stays
         finally { Exit(); }
     }
 

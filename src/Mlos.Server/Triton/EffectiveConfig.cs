@@ -56,7 +56,7 @@ internal static class EffectiveConfig
             if (t.Reshape is { } r) output.Reshape = Reshape(r);
             config.Output.Add(output);
         }
-        var groups = declared?.InstanceGroups is { Count: > 0 } given ? given : [new InstanceGroupConfig(null, 1, InstanceKind.Cpu, [])];
+        var groups = declared?.InstanceGroups is { Count: > 0 } given ? given : [new InstanceGroupConfig(null, m.Instances, InstanceKind.Cpu, [])];
         foreach (var (g, i) in groups.Select((g, i) => (g, i)))
         {
             var group = new ModelInstanceGroup { Name = g.Name ?? $"{m.Id}_{i}", Count = g.Count, Kind = KindOf(g.Kind) };

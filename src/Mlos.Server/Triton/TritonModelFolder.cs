@@ -98,7 +98,7 @@ internal static class TritonModelFolder
             {
                 CheckIo(model, config, source);
                 TritonWarmup.Run(state.Core, model, config, Path.GetDirectoryName(folder)!);
-            }, replacing);
+            }, replacing, Instances(config));
     }
 
     /// <summary>
@@ -118,6 +118,18 @@ internal static class TritonModelFolder
             1 when c.DynamicBatching is null => "false",
             var max => $"{{\"max_batch_size\":{max},\"max_queue_delay_us\":{delay}{preferred}}}",
         };
+    }
+
+    /// <summary>
+    /// Instances the groups ask for: each group's count, per GPU it lists (Triton's rule); at
+    /// least one, at most the core's limit.
+    /// </summary>
+    public static int Instances(TritonModelConfig c)
+    {
+        long n = c.InstanceGroups.Sum(g => (long)g.Count * Math.Max(1, g.Gpus.Length));
+        if (n > Core.ModelOptions.MaxInstances)
+            throw new TextFormatException($"config.pbtxt: the instance groups ask for {n} instances; at most {Core.ModelOptions.MaxInstances} are served");
+        return (int)Math.Max(1, n);
     }
 
     /// <summary>The device the instance groups ask for: a GPU group's first GPU, CPU when every group is CPU, else the plugin's choice.</summary>
