@@ -54,7 +54,7 @@ public sealed record CoreConfig(IReadOnlyList<PluginConfig> Plugins, int UnloadT
 
 /// <summary>
 /// Options of a model registration: <c>{"framework":"onnx","version":"1","config":{…},
-/// "dynamic_batching":{…}|true|false,"timeout_ms":N,"instances":N}</c>. <c>config</c> reaches the plugin as
+/// "dynamic_batching":{…}|true|false,"timeout_ms":N,"instances":N,"max_rows":N}</c>. <c>config</c> reaches the plugin as
 /// <c>smi_model_metadata_t::config</c> (objects as JSON text); <c>dynamic_batching</c> is the
 /// core's (see <see cref="Batching.BatchingOptions"/>): left out, it is on where the model can batch.
 /// </summary>
@@ -66,12 +66,15 @@ public sealed record ModelOptions(string? Framework, string? Version, string? Co
     /// <summary>Independent instances of the model (<c>"instances"</c>, Triton's instance group count), 1 by default.</summary>
     public int Instances { get; init; } = 1;
 
+    /// <summary>Most rows along dim 0 one request may carry (<c>"max_rows"</c>, Triton's max_batch_size); 0: no limit.</summary>
+    public int MaxRows { get; init; }
+
     public static ModelOptions Parse(string? json)
     {
         var batching = Mlos.Core.Batching.BatchingOptions.Default;
         if (string.IsNullOrWhiteSpace(json)) return new ModelOptions(null, null, null, batching);
         string? framework = null, version = null, config = null;
-        int timeout = 0, instances = 1;
+        int timeout = 0, instances = 1, maxRows = 0;
         using var doc = JsonConfig.Parse(json, "model options");
         foreach (var field in JsonConfig.Object(doc.RootElement, "model options").EnumerateObject())
         {
@@ -89,10 +92,14 @@ public sealed record ModelOptions(string? Framework, string? Version, string? Co
                     instances = field.Value.ValueKind == JsonValueKind.Number && field.Value.TryGetInt32(out var n) && n is >= 1 and <= MaxInstances ? n
                         : throw new MlosException(SmiStatus.InvalidParam, $"model options: 'instances' must be an integer from 1 to {MaxInstances}, not {field.Value.GetRawText()}");
                     break;
-                default: throw JsonConfig.UnknownKey("model options", field.Name, "framework, version, config, dynamic_batching, timeout_ms, instances");
+                case "max_rows":
+                    maxRows = field.Value.ValueKind == JsonValueKind.Number && field.Value.TryGetInt32(out var rows) && rows >= 0 ? rows
+                        : throw new MlosException(SmiStatus.InvalidParam, $"model options: 'max_rows' must be a non-negative integer (0 = no limit), not {field.Value.GetRawText()}");
+                    break;
+                default: throw JsonConfig.UnknownKey("model options", field.Name, "framework, version, config, dynamic_batching, timeout_ms, instances, max_rows");
             }
         }
-        return new ModelOptions(framework, version, config, batching, timeout) { Instances = instances };
+        return new ModelOptions(framework, version, config, batching, timeout) { Instances = instances, MaxRows = maxRows };
     }
 }
 

@@ -254,7 +254,7 @@ public sealed unsafe class MlosCore : IDisposable
                     throw;
                 }
             }
-            var model = new Model(modelId!, plugin, handles, path, options.Framework, options.Version, options.Batching) { TimeoutMs = options.TimeoutMs };
+            var model = new Model(modelId!, plugin, handles, path, options.Framework, options.Version, options.Batching) { TimeoutMs = options.TimeoutMs, MaxRows = options.MaxRows };
             lock (_registryLock)
             {
                 if (!publish) _prepared[model] = 0;

@@ -18,7 +18,7 @@ internal static class ModelLoader
     public static Model RegisterAndLoad(ServerState state, string? id, string pluginId, string path, string? framework,
         string? config = null, string? batching = null, string? version = null, Action<Model>? check = null, Model? replacing = null)
     {
-        var model = Prepare(state, id, pluginId, path, framework, config, batching, version, check, replacing, instances: 1);
+        var model = Prepare(state, id, pluginId, path, framework, config, batching, version, check, replacing, instances: 1, maxRows: 0);
         Publish(state, model, replacing);
         return model;
     }
@@ -29,11 +29,12 @@ internal static class ModelLoader
     /// <param name="check">Runs once it is loaded; whatever it throws fails the load like the plugin's own errors.</param>
     /// <param name="replacing">The model (same id and version) it is to take the place of; that one serves until then.</param>
     /// <param name="instances">Independent instances of the model (sessions of its own each).</param>
+    /// <param name="maxRows">Most rows one request may carry (0: no limit).</param>
     public static Model Prepare(ServerState state, string? id, string pluginId, string path, string? framework,
-        string? config, string? batching, string? version, Action<Model>? check, Model? replacing, int instances)
+        string? config, string? batching, string? version, Action<Model>? check, Model? replacing, int instances, int maxRows)
     {
         state.CheckModelConfig(config);
-        var model = state.Core.PrepareModel(id, pluginId, path, Options(framework, version, config, batching, instances), replacing);
+        var model = state.Core.PrepareModel(id, pluginId, path, Options(framework, version, config, batching, instances, maxRows), replacing);
         try
         {
             state.Core.LoadModel(model);
@@ -65,7 +66,7 @@ internal static class ModelLoader
     }
 
     /// <summary>The core's model options JSON (see Mlos.Core.ModelOptions).</summary>
-    private static string Options(string? framework, string? version, string? config, string? batching, int instances)
+    private static string Options(string? framework, string? version, string? config, string? batching, int instances, int maxRows)
     {
         var options = new System.Buffers.ArrayBufferWriter<byte>();
         using (var w = new Utf8JsonWriter(options))
@@ -74,6 +75,7 @@ internal static class ModelLoader
             if (framework is not null) w.WriteString("framework", framework);
             if (version is not null) w.WriteString("version", version);
             if (instances != 1) w.WriteNumber("instances", instances);
+            if (maxRows > 0) w.WriteNumber("max_rows", maxRows);
             if (config is not null)
             {
                 w.WritePropertyName("config");

@@ -124,6 +124,52 @@ public sealed class TritonRepositoryTests : IClassFixture<TritonRepositoryTests.
     }
 
     [Fact]
+    public async Task Max_batch_size_caps_the_rows_of_a_request()
+    {
+        var (rows, _) = Reference("onnx");
+        var eight = Enumerable.Repeat(rows[0], 8).ToArray();
+        Assert.Equal(HttpStatusCode.OK, (await Infer("/v2/models/mlp/infer", "input", eight)).Code);
+        var (code, answer) = await Infer("/v2/models/mlp/infer", "input", [.. eight, rows[1]]);
+        Assert.Equal(HttpStatusCode.BadRequest, code);
+        Assert.Equal("inference request batch-size must be <= 8 for 'mlp' (input 'input' has 9 rows)", answer.GetProperty("error").GetString());
+        // max_batch_size 0 (whole shapes) and no config (auto-complete) set no cap.
+        Assert.Equal(HttpStatusCode.OK, (await Infer("/v2/models/mlp_all/infer", "input", Enumerable.Repeat(rows[0], 100).ToArray())).Code);
+        Assert.Equal(HttpStatusCode.OK, (await Infer("/v2/models/mlp_bare/infer", "input", Enumerable.Repeat(rows[0], 100).ToArray())).Code);
+    }
+
+    [Fact]
+    public async Task Grpc_serves_the_versions_the_index_and_the_answers_too()
+    {
+        var (rows, expected) = Reference("onnx");
+        using var channel = _server.Grpc();
+        var client = new GRPCInferenceService.GRPCInferenceServiceClient(channel);
+        ModelInferRequest Request(string model, string version)
+        {
+            var request = new ModelInferRequest { ModelName = model, ModelVersion = version };
+            request.Inputs.Add(new ModelInferRequest.Types.InferInputTensor { Name = "input", Datatype = "FP32", Shape = { rows.Length, 16 } });
+            request.RawInputContents.Add(Google.Protobuf.ByteString.CopyFrom(rows.SelectMany(r => r).SelectMany(BitConverter.GetBytes).ToArray()));
+            return request;
+        }
+        foreach (var (model, version, served) in new[] { ("mlp_all", "1", "1"), ("mlp_all", "", "3"), ("mlp", "2", "2") })
+        {
+            var reply = await client.ModelInferAsync(Request(model, version));
+            Assert.Equal(served, reply.ModelVersion);
+            var got = Enumerable.Range(0, expected.Length).Select(i => BitConverter.ToSingle(reply.RawOutputContents[0].Span[(4 * i)..])).ToArray();
+            for (int i = 0; i < got.Length; i++) Assert.True(Math.Abs(expected[i] - got[i]) <= 1e-5);
+        }
+        var missing = await Assert.ThrowsAsync<global::Grpc.Core.RpcException>(async () => await client.ModelInferAsync(Request("mlp", "1")));
+        Assert.Equal(global::Grpc.Core.StatusCode.NotFound, missing.StatusCode);
+        Assert.Contains("has no version 1 (versions: 2)", missing.Status.Detail);
+
+        var metadata = await client.ModelMetadataAsync(new ModelMetadataRequest { Name = "mlp_all" });
+        Assert.Equal(["1", "3"], metadata.Versions);
+        var index = await client.RepositoryIndexAsync(new RepositoryIndexRequest());
+        Assert.Equal(["3", "1"], index.Models.Where(m => m.Name == "mlp_all").Select(m => m.Version).ToArray());
+        var stats = await client.ModelStatisticsAsync(new ModelStatisticsRequest { Name = "mlp_all", Version = "1" });
+        Assert.Equal("1", stats.ModelStats.Single().Version);
+    }
+
+    [Fact]
     public async Task Torchscript_models_answer_under_the_configs_triton_names()
     {
         var (rows, expected) = Reference("torch");

@@ -22,6 +22,7 @@ public static unsafe class InferInputs
         try
         {
             Check(inputs, numInputs);
+            if (model.MaxRows > 0) CheckRows(model, inputs, numInputs);
             selection.Check();
             if (model.Specs is not { } specs || !model.Plugin.SpecsAreRules) return;
             specs.CheckInputs(model.Id, inputs, (int)numInputs);
@@ -32,6 +33,18 @@ public static unsafe class InferInputs
             // A failed request of this model, as Triton counts one, though nothing ran (no clock read on the way in).
             model.Statistics.Refused();
             throw;
+        }
+    }
+
+    /// <summary>A model with a batch limit (Triton's max_batch_size) takes no more rows along dim 0 in one request.</summary>
+    private static void CheckRows(Model model, SmiTensor* inputs, nuint numInputs)
+    {
+        for (int i = 0; i < (int)numInputs; i++)
+        {
+            ref readonly var t = ref inputs[i];
+            if (t.NDim > 0 && t.Shape[0] > model.MaxRows)
+                throw new MlosException(SmiStatus.InvalidParam,
+                    $"inference request batch-size must be <= {model.MaxRows} for '{model.Id}' (input '{Smi.Sdk.Utf8.Read(t.Name)}' has {t.Shape[0]} rows)");
         }
     }
 

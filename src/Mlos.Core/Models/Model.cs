@@ -69,6 +69,9 @@ public sealed class Model
 
     public int Instances => Handles.Length;
 
+    /// <summary>Most rows along dim 0 a request may carry (Triton's max_batch_size); 0 for no limit.</summary>
+    public int MaxRows { get; init; }
+
     /// <summary>Calls running on each instance (only with more than one).</summary>
     private readonly int[]? _busy;
     private readonly long[] _calls;

@@ -98,7 +98,7 @@ internal static class TritonModelFolder
             {
                 CheckIo(model, config, source);
                 TritonWarmup.Run(state.Core, model, config, Path.GetDirectoryName(folder)!);
-            }, replacing, Instances(config));
+            }, replacing, Instances(config), config.MaxBatchSize ?? 0);
     }
 
     /// <summary>
