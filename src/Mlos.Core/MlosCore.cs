@@ -21,6 +21,8 @@ public sealed unsafe class MlosCore : IDisposable
     private readonly ConcurrentDictionary<string, ModelVersions>.AlternateLookup<ReadOnlySpan<char>> _modelsBySpan;
     /// <summary>Models registered with their plugin but not yet published (<see cref="PrepareModel"/>).</summary>
     private readonly ConcurrentDictionary<Model, byte> _prepared = new();
+    /// <summary>Replaced or retired models whose unregister timed out (BUSY): out of reach, still to be let go.</summary>
+    private readonly ConcurrentDictionary<Model, byte> _leftovers = new();
     /// <summary>
     /// Guards registry changes, which are short: plugin code (initialize, register_model) runs
     /// outside it, with its id reserved in <see cref="_reserved"/>, so one slow plugin holds up
@@ -186,7 +188,7 @@ public sealed unsafe class MlosCore : IDisposable
         }
         if (replacing is null) return;
         replacing.Successor = prepared;
-        Unregister(replacing);
+        Unregister(replacing, leftover: true);
     }
 
     /// <summary>
@@ -197,7 +199,26 @@ public sealed unsafe class MlosCore : IDisposable
     {
         PluginCalls.RefuseReentry("unregister_model");
         model.Successor = successor;
-        Unregister(model);
+        Unregister(model, leftover: true);
+    }
+
+    /// <summary>
+    /// Tries again to unregister the models that were replaced or retired while calls still ran
+    /// on them past the unload timeout (out of reach since); the ones still left.
+    /// </summary>
+    public int UnregisterLeftovers()
+    {
+        foreach (var model in _leftovers.Keys)
+        {
+            try
+            {
+                Unregister(model);
+                _leftovers.TryRemove(model, out _);
+            }
+            catch (MlosException e) when (e.Status == SmiStatus.Busy) { }
+            catch (MlosException) { _leftovers.TryRemove(model, out _); } // unregistered after all, or forgotten by its plugin
+        }
+        return _leftovers.Count;
     }
 
     /// <summary>Unregisters a prepared model that will not be published.</summary>
@@ -429,7 +450,8 @@ public sealed unsafe class MlosCore : IDisposable
         {
             if (model.State != ModelState.Loaded) return;
             StopServing(model, ModelState.Unloading);
-            try { model.UnloadInstances(); }
+            MlosException? partial;
+            try { partial = model.UnloadInstances(); }
             catch
             {
                 model.SetState(ModelState.Loaded); // the plugin kept it: it still serves
@@ -438,6 +460,7 @@ public sealed unsafe class MlosCore : IDisposable
             }
             model.SetState(ModelState.Registered);
             model.ForgetSpecs(); // a reload reads them again: the file may have changed
+            if (partial is not null) throw partial; // another instance's failure: unloaded all the same
         }
     }
 
@@ -459,7 +482,19 @@ public sealed unsafe class MlosCore : IDisposable
         Unregister(model);
     }
 
-    private void Unregister(Model model)
+    /// <param name="leftover">A model already out of reach: kept in <see cref="_leftovers"/> should it time out.</param>
+    private void Unregister(Model model, bool leftover = false)
+    {
+        try { UnregisterOnce(model); }
+        catch (MlosException e) when (leftover && e.Status == SmiStatus.Busy)
+        {
+            _leftovers[model] = 0;
+            throw;
+        }
+        _leftovers.TryRemove(model, out _);
+    }
+
+    private void UnregisterOnce(Model model)
     {
         lock (model.AdminLock)
         {
@@ -470,7 +505,7 @@ public sealed unsafe class MlosCore : IDisposable
             MlosException? unloadFailure = null;
             if (loaded)
             {
-                try { model.UnloadInstances(); }
+                try { unloadFailure = model.UnloadInstances(); }
                 catch (MlosException e) when (e.Status == SmiStatus.Busy)
                 {
                     // The gate stayed taken: nothing was unloaded, so nothing is unregistered.
@@ -527,7 +562,7 @@ public sealed unsafe class MlosCore : IDisposable
             var call = new InferenceCall(input, inputSize, output, outputSize);
             SmiStatus status;
             try { status = model.RunRequest(ref call); }
-            catch (MlosException) when (Successor(model) is { } next)
+            catch (MlosException e) when (Successor(model, e) is { } next)
             {
                 model = next;
                 continue;
@@ -538,12 +573,11 @@ public sealed unsafe class MlosCore : IDisposable
     }
 
     /// <summary>
-    /// Where a request refused by <paramref name="model"/> goes instead: the model that took its
-    /// place, when it was retired or replaced (it is no longer loaded); null otherwise. The
-    /// request had not run, so running it there answers it once.
+    /// Where a request that <paramref name="model"/> refused goes instead: the model that took its
+    /// place, when it was retired or replaced; null otherwise (other failures are the answer).
+    /// The request never reached the plugin, so running it there answers it once.
     /// </summary>
-    private static Model? Successor(Model model) =>
-        model.Successor is { } next && model.State is ModelState.Unregistering or ModelState.Unregistered or ModelState.Unloading ? next : null;
+    private static Model? Successor(Model model, MlosException e) => e.Refused ? model.Successor : null;
 
     /// <summary>
     /// Typed inference under smi_spec.h's output ownership rule; through the model's dynamic
@@ -563,7 +597,7 @@ public sealed unsafe class MlosCore : IDisposable
         while (true)
         {
             try { return InferOnce(model, inputs, numInputs, outputs, numOutputs, selection); }
-            catch (MlosException) when (Successor(model) is { } next) { model = next; }
+            catch (MlosException e) when (Successor(model, e) is { } next) { model = next; }
         }
     }
 
@@ -587,7 +621,7 @@ public sealed unsafe class MlosCore : IDisposable
         while (true)
         {
             try { return InferOnceAsync(model, inputs, numInputs, outputs, numOutputs, selection); }
-            catch (MlosException) when (Successor(model) is { } next) { model = next; }
+            catch (MlosException e) when (Successor(model, e) is { } next) { model = next; }
         }
     }
 
@@ -653,7 +687,7 @@ public sealed unsafe class MlosCore : IDisposable
             Thread.Sleep(1);
         }
         var busy = new List<string>();
-        foreach (var model in _models.Values.SelectMany(v => v.All).Concat(_prepared.Keys))
+        foreach (var model in _models.Values.SelectMany(v => v.All).Concat(_prepared.Keys).Concat(_leftovers.Keys))
         {
             try { Unregister(model); }
             catch (MlosException e) when (e.Status == SmiStatus.Busy) { busy.Add(e.Message); }

@@ -20,7 +20,7 @@ internal sealed class ModelRepository(ServerState state, IReadOnlyList<string> r
 {
     private static readonly string[] ModelFiles = [".onnx", ".pt", ".pth", ".torchscript"];
 
-    public IReadOnlyList<string> Roots { get; } = roots.Select(Path.GetFullPath).Distinct().ToList();
+    public IReadOnlyList<string> Roots { get; } = roots.Select(r => Path.TrimEndingDirectorySeparator(Path.GetFullPath(r))).Distinct().ToList();
 
     /// <summary>Every model folder's name, across the repositories, each once.</summary>
     public IEnumerable<string> Names =>
@@ -53,8 +53,9 @@ internal sealed class ModelRepository(ServerState state, IReadOnlyList<string> r
             Load(name);
             return true;
         }
-        catch (Exception e) when (e is MlosException or IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is not OutOfMemoryException)
         {
+            // Whatever a folder holds, it fails its own model only: start-up and polling go on.
             state.Log.Warn($"repository model '{name}' not loaded: {e.Message}");
             return false;
         }
@@ -77,7 +78,7 @@ internal sealed class ModelRepository(ServerState state, IReadOnlyList<string> r
             {
                 await Task.Delay(period, stop);
                 try { Poll(); }
-                catch (Exception e) when (e is MlosException or IOException or UnauthorizedAccessException)
+                catch (Exception e) when (e is not OutOfMemoryException)
                 {
                     state.Log.Warn($"repository scan failed: {e.Message}");
                 }
@@ -94,19 +95,23 @@ internal sealed class ModelRepository(ServerState state, IReadOnlyList<string> r
     public int Poll()
     {
         int changes = 0;
+        if (state.Core.UnregisterLeftovers() is > 0 and var left)
+            state.Log.Warn($"{left} replaced model(s) still have calls running past the unload timeout; tried again next scan");
         var names = Names.ToHashSet(StringComparer.Ordinal);
         foreach (var gone in _seen.Keys.Where(n => !names.Contains(n)).ToList())
         {
-            _seen.Remove(gone);
-            state.ModelConfigs.TryRemove(gone, out _);
-            if (!state.Core.Models.Any(m => m.Id == gone)) continue;
             try
             {
-                state.Core.UnregisterModel(gone);
-                state.Log.Admin($"model '{gone}' unloaded: its repository folder is gone");
-                changes++;
+                if (state.Core.Models.Any(m => m.Id == gone))
+                {
+                    state.Core.UnregisterModel(gone);
+                    state.Log.Admin($"model '{gone}' unloaded: its repository folder is gone");
+                    changes++;
+                }
+                _seen.Remove(gone); // done; a failure above is tried again next scan
+                state.ModelConfigs.TryRemove(gone, out _);
             }
-            catch (MlosException e) { state.Log.Warn($"model '{gone}': its folder is gone, but it could not be unloaded: {e.Message}"); }
+            catch (MlosException e) { state.Log.Warn($"model '{gone}': its folder is gone, but it could not be unloaded yet: {e.Message}"); }
         }
         foreach (var name in names)
         {
@@ -125,7 +130,7 @@ internal sealed class ModelRepository(ServerState state, IReadOnlyList<string> r
         try
         {
             var folder = Folder(name);
-            foreach (var f in new DirectoryInfo(folder).EnumerateFiles("*", SearchOption.AllDirectories).Take(10_000).OrderBy(f => f.FullName, StringComparer.Ordinal))
+            foreach (var f in new DirectoryInfo(folder).EnumerateFiles("*", SearchOption.AllDirectories).OrderBy(f => f.FullName, StringComparer.Ordinal).Take(10_000))
                 text.Append(f.FullName.AsSpan(folder.Length)).Append('|').Append(f.Length).Append('|').Append(f.LastWriteTimeUtc.Ticks).Append('\n');
         }
         catch (Exception e) when (e is MlosException or IOException or UnauthorizedAccessException) { text.Append("unreadable: ").Append(e.Message); }
@@ -139,18 +144,30 @@ internal sealed class ModelRepository(ServerState state, IReadOnlyList<string> r
     /// </summary>
     public Model Load(string name)
     {
+        // One load of a model at a time: two would prepare the same versions and one would lose.
+        lock (_loading.GetOrAdd(name, static _ => new object()))
+        {
+            try { return LoadUnlocked(name); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new MlosException(SmiStatus.NotFound, $"repository model '{name}' cannot be read: {e.Message}");
+            }
+        }
+    }
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, object> _loading = new(StringComparer.Ordinal);
+
+    private Model LoadUnlocked(string name)
+    {
         var folder = Folder(name);
         var configPath = Path.Combine(folder, "config.json");
         bool ours = File.Exists(configPath);
         if (ours && File.Exists(Path.Combine(folder, TritonModelFolder.ConfigFile)))
             throw new MlosException(SmiStatus.InvalidParam, $"repository model '{name}' has both config.json and {TritonModelFolder.ConfigFile}: keep one of them");
-        if (!ours && TritonModelFolder.Holds(folder)) return LoadTriton(name, folder);
+        // A folder whose versions are all gone is still Triton's when its model was: it unloads.
+        if (!ours && (TritonModelFolder.Holds(folder) || state.Core.Models.Any(m => m.Id == name && m.Version is not null)))
+            return LoadTriton(name, folder);
         var known = state.Core.Models.FirstOrDefault(m => m.Id == name);
-        if (known is { State: not ModelState.Loaded })
-        {
-            state.Core.LoadModel(known);
-            return known;
-        }
         string? pluginId = null, file = null, framework = null, config = null, batching = null;
         if (File.Exists(configPath))
         {
@@ -165,7 +182,7 @@ internal sealed class ModelRepository(ServerState state, IReadOnlyList<string> r
               ?? throw new MlosException(SmiStatus.NotFound, $"repository model '{name}' has no model file ({string.Join(", ", ModelFiles)}) and no \"file\" in config.json");
         if (!path.StartsWith(folder + "/", StringComparison.Ordinal))
             throw new MlosException(SmiStatus.InvalidParam, $"repository model '{name}': file {file} is outside its folder");
-        // Loaded already: reloaded from what the folder holds now, the old model serving until then.
+        // Registered already (loaded or not): reloaded from what the folder holds now, the old model serving until then.
         return ModelLoader.RegisterAndLoad(state, name, pluginId ?? state.PluginFor(path), path, framework, config, batching, replacing: known);
     }
 

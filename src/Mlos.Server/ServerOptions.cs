@@ -107,6 +107,8 @@ internal sealed record ServerOptions
     {
         var o = new ServerOptions();
         var dirs = new List<string>();
+        // Lists given on the command line replace the config file's (as every option does).
+        List<string> repositories = [], loadModels = [];
         int config = Array.FindIndex(args, a => a is "-c" or "--config");
         if (config >= 0)
         {
@@ -141,9 +143,9 @@ internal sealed record ServerOptions
                     if (eq <= 0 || eq == spec.Length - 1) throw new ArgumentException($"--model takes ID=PATH, not {spec}");
                     o.Models.Add((spec[..eq], spec[(eq + 1)..]));
                     break;
-                case "--model-repository": o.ModelRepositories.Add(Value()); break;
+                case "--model-repository": repositories.Add(Value()); break;
                 case "--model-control-mode": o = o with { ModelControl = Mode(Value()) }; break;
-                case "--load-model": o.LoadModels.Add(Value()); break;
+                case "--load-model": loadModels.Add(Value()); break;
                 case "--repository-poll-secs": o = o with { RepositoryPollSeconds = Positive(Value(), option) }; break;
                 case "--max-queue":
                     o = o with { MaxQueue = int.TryParse(Value(), out var q) && q > 0 ? q : throw new ArgumentException($"bad queue size: {args[i]}") };
@@ -164,6 +166,8 @@ internal sealed record ServerOptions
             throw new ArgumentException($"the HTTP and gRPC ports are both {o.Port}: give -g/--grpc-port another one, or --no-grpc");
         if (o.Socket is { } rest && o.GrpcSocket is { } grpc && Path.GetFullPath(rest) == Path.GetFullPath(grpc))
             throw new ArgumentException($"--socket and --grpc-socket are both {Path.GetFullPath(rest)}: one socket serves HTTP/1.1 (REST), the other HTTP/2 (gRPC)");
+        if (repositories.Count > 0) o = o with { ModelRepositories = repositories };
+        if (loadModels.Count > 0) o = o with { LoadModels = loadModels };
         if (o.ModelControl != ModelControlMode.None && o.ModelRepositories.Count == 0)
             throw new ArgumentException($"--model-control-mode {o.ModelControl.ToString().ToLowerInvariant()} needs a --model-repository");
         if (o.LoadModels.Count > 0 && o.ModelControl != ModelControlMode.Explicit)
@@ -200,10 +204,10 @@ internal sealed record ServerOptions
                         "grpc_socket" => o with { GrpcSocket = p.Value.GetString() },
                         "allow_shared_memory" => o with { AllowSharedMemory = p.Value.GetBoolean() },
                         "model_root" => o with { ModelRoot = p.Value.GetString()! },
-                        "model_repository" => AddAll(o, () => o.ModelRepositories.AddRange(p.Value.ValueKind == System.Text.Json.JsonValueKind.Array
-                            ? p.Value.EnumerateArray().Select(d => d.GetString()!) : [p.Value.GetString()!])),
+                        "model_repository" => o with { ModelRepositories = p.Value.ValueKind == System.Text.Json.JsonValueKind.Array
+                            ? p.Value.EnumerateArray().Select(d => Text(d)).ToList() : [Text(p.Value)] },
                         "model_control_mode" => o with { ModelControl = Mode(p.Value.GetString()!) },
-                        "load_model" => AddAll(o, () => o.LoadModels.AddRange(p.Value.EnumerateArray().Select(m => m.GetString()!))),
+                        "load_model" => o with { LoadModels = p.Value.EnumerateArray().Select(m => Text(m)).ToList() },
                         "repository_poll_secs" => o with { RepositoryPollSeconds = p.Value.GetInt32() },
                         "admin_token" => o with { AdminToken = p.Value.GetString() },
                         "max_body_mb" => o with { MaxBodyBytes = Megabytes(p.Value.GetInt64()) },
@@ -227,6 +231,9 @@ internal sealed record ServerOptions
                 throw new ArgumentException($"config {path}: a value is out of range (port, grpc_port, grpc_max_message_mb, socket, grpc_socket, max_queue, max_body_mb, max_models, max_connections, shutdown_timeout_s, repository_poll_secs, admin_token of 8+ characters)");
             return o;
         }
+
+        // A string, never null: a wrong type is reported with the key by the catch above.
+        static string Text(System.Text.Json.JsonElement e) => e.GetString() ?? throw new InvalidOperationException();
 
         static ServerOptions AddAll(ServerOptions o, Action add)
         {

@@ -58,6 +58,8 @@ public class TritonConfigTests
     [InlineData("a: \"\\xff\"", "1:4: the string is not valid UTF-8")]
     [InlineData("a: \"\\ud800\"", "is not a Unicode scalar value")]
     [InlineData("a: \"\\u12\"", "an escape needs 4 hex digits")]
+    [InlineData("a: \"\\UFFFFFFFF\"", "is not a Unicode scalar value")]
+    [InlineData("a: \"\\U00110000\"", "is not a Unicode scalar value")]
     [InlineData("a: \"\\400\"", "an octal escape must be at most \\377")]
     [InlineData("\n\n  name: ?", "3:9: expected a value, found '?'")]
     [InlineData("1a: 2", "1:1: expected a field name, found '1'")]
@@ -226,7 +228,7 @@ public class TritonConfigTests
             "version_policy { specific { versions: [1, 3] } } parameters { key: \"k\" value { string_value: \"v\\n\\x41\" } }",
             "s: \"ab\" 'cd' f: 1.5e-3 g: -inf a{b{c:1}}",
         ];
-        var alphabet = Encoding.ASCII.GetBytes("{}[]<>:,;#\"'\\-.+0123456789eExfabc_TYPE KIND\n\t");
+        var alphabet = Encoding.ASCII.GetBytes("{}[]<>:,;#\"'\\-.+0123456789eExfabcuUF_TYPE KIND\n\t");
         var random = new Random(20261201);
         var deadline = DateTime.UtcNow.AddSeconds(20);
         int parsed = 0, refused = 0;

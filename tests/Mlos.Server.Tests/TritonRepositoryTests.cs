@@ -206,6 +206,9 @@ public sealed class TritonRepositoryTests : IClassFixture<TritonRepositoryTests.
         Assert.Equal("TYPE_FP32", mlp.GetProperty("input")[0].GetProperty("data_type").GetString());
         Assert.Equal([16L], mlp.GetProperty("input")[0].GetProperty("dims").EnumerateArray().Select(d => d.GetInt64()).ToArray());
         Assert.Equal(0, mlp.GetProperty("dynamic_batching").GetProperty("max_queue_delay_microseconds").GetInt32());
+        // A config that asks for batching gets Triton's: requests merge whatever their size.
+        Assert.Equal(0, (await Get("/v2/models/mlp")).Body.GetProperty("dynamic_batching").GetProperty("max_merge_bytes").GetInt64());
+        Assert.Equal(1 << 20, (await Get("/v2/models/mlp_bare")).Body.GetProperty("dynamic_batching").GetProperty("max_merge_bytes").GetInt64());
 
         // No config.pbtxt: everything from the model, batching by the default rule.
         var (_, bare) = await Get("/v2/models/mlp_bare/config");

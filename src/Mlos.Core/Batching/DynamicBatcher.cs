@@ -115,7 +115,7 @@ internal sealed unsafe class DynamicBatcher : IThreadPoolWorkItem
         r.Enqueued = Stopwatch.GetTimestamp();
         lock (_lock)
         {
-            if (_stopping) throw new MlosException(SmiStatus.Busy, $"model '{_model.Id}' is unloading");
+            if (_stopping) throw new MlosException(SmiStatus.Busy, $"model '{_model.Id}' is unloading") { Refused = true };
             _queue.Add(r);
             Recount();
             if (_leading)

@@ -99,10 +99,11 @@ public sealed class Model
     }
 
     /// <summary>
-    /// Unloads every instance. The first one's failure is thrown as it comes (BUSY from a taken
-    /// gate means nothing was unloaded); the others are all tried, and the first failure thrown.
+    /// Unloads every instance. The first one's failure is thrown as it comes (nothing was
+    /// unloaded then, so the model may serve on); once it is unloaded the others are all tried,
+    /// and the first of their failures is returned, not thrown: the model no longer serves.
     /// </summary>
-    internal void UnloadInstances()
+    internal MlosException? UnloadInstances()
     {
         Plugin.Unload(Handles[0]);
         MlosException? failure = null;
@@ -111,7 +112,7 @@ public sealed class Model
             try { Plugin.Unload(Handles[k]); }
             catch (MlosException e) { failure ??= e; }
         }
-        if (failure is not null) throw failure;
+        return failure;
     }
 
     /// <summary>Unregisters every instance's handle; all are tried, the first failure thrown.</summary>
@@ -421,7 +422,7 @@ public sealed class Model
     {
         var state = State;
         return new(state is ModelState.Unloading or ModelState.Loading ? SmiStatus.Busy : SmiStatus.InvalidState,
-            $"model '{Id}' is {state.ToString().ToLowerInvariant()}, not loaded");
+            $"model '{Id}' is {state.ToString().ToLowerInvariant()}, not loaded") { Refused = true };
     }
 
     internal void SetState(ModelState state) => Interlocked.Exchange(ref _state, (int)state);

@@ -273,7 +273,8 @@ internal sealed class TextFormat
 
     private int Digits(int radix, int min, int max)
     {
-        int value = 0, n = 0;
+        long value = 0; // 8 hex digits overflow an int
+        int n = 0;
         while (n < max && _pos < _text.Length)
         {
             int d = HexValue(_text[_pos]);
@@ -283,7 +284,7 @@ internal sealed class TextFormat
             n++;
         }
         if (n < min) throw Error($"an escape needs {(min == max ? min.ToString() : $"{min} to {max}")} {(radix == 16 ? "hex" : "octal")} digits");
-        return value;
+        return value > 0x10FFFF ? int.MaxValue : (int)value; // beyond Unicode either way: refused by the caller
     }
 
     private void Utf8(List<byte> into, int codePoint)

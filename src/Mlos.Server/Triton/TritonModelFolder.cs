@@ -50,12 +50,16 @@ internal static class TritonModelFolder
         var source = $"{name}/{ConfigFile}";
         var onDisk = Versions(folder).ToArray();
         var served = config.Versions.Select(onDisk);
+        var current = state.Core.Models.Where(m => m.Id == name).ToList();
         if (served.Length == 0)
+        {
+            // Nothing left to serve: what served goes too (Triton unloads a model whose versions are gone).
+            foreach (var m in current) state.Core.UnregisterModel(m);
             throw new MlosException(SmiStatus.NotFound, onDisk.Length == 0
                 ? $"repository model '{name}' has no version folder (1/, 2/, …)"
                 : $"repository model '{name}': its version policy serves none of the versions on disk ({string.Join(", ", onDisk.Order())})");
+        }
         var named = TritonBackend.Named(config, source);
-        var current = state.Core.Models.Where(m => m.Id == name).ToList();
         var prepared = new List<(Model New, Model? Old)>();
         try
         {
@@ -70,7 +74,15 @@ internal static class TritonModelFolder
             foreach (var (m, _) in prepared) state.Core.Discard(m);
             throw;
         }
-        foreach (var (m, old) in prepared) ModelLoader.Publish(state, m, old);
+        for (int i = 0; i < prepared.Count; i++)
+        {
+            try { ModelLoader.Publish(state, prepared[i].New, prepared[i].Old); }
+            catch
+            {
+                for (int k = i + 1; k < prepared.Count; k++) state.Core.Discard(prepared[k].New); // never published: let go
+                throw;
+            }
+        }
         foreach (var stale in current.Where(m => prepared.All(p => p.Old != m)))
         {
             state.Core.Retire(stale, prepared[0].New);
@@ -110,13 +122,14 @@ internal static class TritonModelFolder
     {
         int delay = c.DynamicBatching?.MaxQueueDelayMicroseconds ?? 0;
         var preferred = c.DynamicBatching is { PreferredBatchSizes.Length: > 0 } d ? $",\"preferred_batch_sizes\":[{string.Join(",", d.PreferredBatchSizes)}]" : "";
+        // A config that asks for batching gets Triton's: requests merge whatever their size.
         return c.MaxBatchSize switch
         {
             null when c.DynamicBatching is null => null,
-            null => $"{{\"max_batch_size\":{Core.Batching.BatchingOptions.DefaultMaxBatchSize},\"max_queue_delay_us\":{delay}{preferred}}}",
+            null => $"{{\"max_batch_size\":{Core.Batching.BatchingOptions.DefaultMaxBatchSize},\"max_queue_delay_us\":{delay},\"max_merge_bytes\":0{preferred}}}",
             0 => "false",
             1 when c.DynamicBatching is null => "false",
-            var max => $"{{\"max_batch_size\":{max},\"max_queue_delay_us\":{delay}{preferred}}}",
+            var max => $"{{\"max_batch_size\":{max},\"max_queue_delay_us\":{delay},\"max_merge_bytes\":0{preferred}}}",
         };
     }
 

@@ -20,6 +20,8 @@ internal static unsafe class TritonWarmup
 
     public static void Run(MlosCore core, Model model, TritonModelConfig config, string folder)
     {
+        // Once for every instance: requests in a row go to the instances in turn (all idle).
+        for (int instance = 0; instance < model.Instances; instance++)
         foreach (var sample in config.Warmups)
         {
             try { RunSample(core, model, config, sample, folder); }
