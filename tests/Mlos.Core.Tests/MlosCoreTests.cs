@@ -32,26 +32,10 @@ public unsafe class MlosCoreTests
             core.Inference(core.GetModel("m".AsSpan()), i, (nuint)input.Length, o, &size);
         Assert.Equal(input, output.AsSpan(0, (int)size).ToArray());
 
-        long[] ids = [3, 1, 4, 1, 5];
-        var inputs = new SmiTensor[1];
-        var outputs = new SmiTensor[1];
-        fixed (long* d = ids)
-        fixed (SmiTensor* it = inputs)
-        fixed (SmiTensor* ot = outputs)
-        {
-            it->Name = Utf8.Intern("ids");
-            it->Dtype = SmiDtype.Int64;
-            it->NDim = 1;
-            it->Shape[0] = 5;
-            it->Data = d;
-            it->ByteSize = 40;
-            nuint n = 1;
-            core.Infer(model, it, 1, ot, &n);
-            Assert.Equal((nuint)1, n);
-            Assert.Equal(ids, new ReadOnlySpan<long>(ot->Data, 5).ToArray());
-            Assert.Equal("output_0", Utf8.Read(ot->Name));
-            ot->Release(ot);
-        }
+        var (values, name, count) = Echo(core, model);
+        Assert.Equal((nuint)1, count);
+        Assert.Equal([3L, 1, 4, 1, 5], values);
+        Assert.Equal("output_0", name);
     }
 
     /// <summary>
@@ -94,8 +78,8 @@ public unsafe class MlosCoreTests
         Assert.Equal(SmiStatus.NotFound, Assert.Throws<MlosException>(() => core.GetModel("m")).Status);
     }
 
-    /// <summary>Typed echo of five INT64s through <paramref name="model"/>; the values that came back.</summary>
-    private static long[] Echo(MlosCore core, Model model)
+    /// <summary>Typed echo of five INT64s (3 1 4 1 5) through <paramref name="model"/>: the values, name and count of outputs that came back.</summary>
+    private static (long[] Values, string? Name, nuint Count) Echo(MlosCore core, Model model)
     {
         long[] ids = [3, 1, 4, 1, 5];
         var inputs = new SmiTensor[1];
@@ -112,7 +96,7 @@ public unsafe class MlosCoreTests
             it->ByteSize = 40;
             nuint n = 1;
             core.Infer(model, it, 1, ot, &n);
-            var got = new ReadOnlySpan<long>(ot->Data, 5).ToArray();
+            var got = (new ReadOnlySpan<long>(ot->Data, 5).ToArray(), Utf8.Read(ot->Name), n);
             ot->Release(ot);
             return got;
         }
@@ -145,7 +129,7 @@ public unsafe class MlosCoreTests
         core.Publish(fresh, old);
         Assert.Same(fresh, core.GetModel("m"));
         Assert.Equal(ModelState.Unregistered, old.State);
-        Assert.Equal([3L, 1, 4, 1, 5], Echo(core, old)); // the stale handle is served by its successor
+        Assert.Equal([3L, 1, 4, 1, 5], Echo(core, old).Values); // the stale handle is served by its successor
         Assert.Equal(1, fresh.Statistics.Read().Success.Count);
 
         // A newer version retires this one: requests that hold it run on the newer one.
@@ -153,7 +137,7 @@ public unsafe class MlosCoreTests
         core.LoadModel(v2);
         core.Publish(v2);
         core.Retire(fresh, v2);
-        Assert.Equal([3L, 1, 4, 1, 5], Echo(core, fresh));
+        Assert.Equal([3L, 1, 4, 1, 5], Echo(core, fresh).Values);
         Assert.Equal(1, v2.Statistics.Read().Success.Count);
         Assert.Same(v2, core.GetModel("m"));
 

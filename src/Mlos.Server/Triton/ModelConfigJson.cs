@@ -29,27 +29,10 @@ internal static class ModelConfigJson
         w.WriteEndObject();
         w.WriteNumber("max_batch_size", c.MaxBatchSize);
         w.WriteStartArray("input");
-        foreach (var t in c.Input)
-        {
-            w.WriteStartObject();
-            w.WriteString("name", t.Name);
-            w.WriteString("data_type", Name(t.DataType));
-            Numbers(w, "dims", t.Dims);
-            if (t.Reshape is { } r) Numbers(w, "shape", r.Shape, inObject: "reshape");
-            w.WriteBoolean("optional", t.Optional);
-            w.WriteEndObject();
-        }
+        foreach (var t in c.Input) Tensor(w, t.Name, t.DataType, t.Dims, t.Reshape, t.Optional);
         w.WriteEndArray();
         w.WriteStartArray("output");
-        foreach (var t in c.Output)
-        {
-            w.WriteStartObject();
-            w.WriteString("name", t.Name);
-            w.WriteString("data_type", Name(t.DataType));
-            Numbers(w, "dims", t.Dims);
-            if (t.Reshape is { } r) Numbers(w, "shape", r.Shape, inObject: "reshape");
-            w.WriteEndObject();
-        }
+        foreach (var t in c.Output) Tensor(w, t.Name, t.DataType, t.Dims, t.Reshape, optional: null);
         w.WriteEndArray();
         w.WriteStartArray("instance_group");
         foreach (var g in c.InstanceGroup)
@@ -104,6 +87,18 @@ internal static class ModelConfigJson
             w.WriteEndObject();
         }
         w.WriteEndArray();
+    }
+
+    /// <summary>An input (with <c>optional</c>) or output entry.</summary>
+    private static void Tensor(Utf8JsonWriter w, string name, DataType dtype, IEnumerable<long> dims, ModelTensorReshape? reshape, bool? optional)
+    {
+        w.WriteStartObject();
+        w.WriteString("name", name);
+        w.WriteString("data_type", Name(dtype));
+        Numbers(w, "dims", dims);
+        if (reshape is not null) Numbers(w, "shape", reshape.Shape, inObject: "reshape");
+        if (optional is { } o) w.WriteBoolean("optional", o);
+        w.WriteEndObject();
     }
 
     private static string Name(DataType t) => ModelConfigReflection.Descriptor.EnumTypes[0].FindValueByNumber((int)t)?.Name ?? "TYPE_INVALID";
