@@ -54,7 +54,7 @@ public sealed record CoreConfig(IReadOnlyList<PluginConfig> Plugins, int UnloadT
 
 /// <summary>
 /// Options of a model registration: <c>{"framework":"onnx","version":"1","config":{…},
-/// "dynamic_batching":{…}|true|false,"timeout_ms":N,"instances":N,"max_rows":N}</c>. <c>config</c> reaches the plugin as
+/// "dynamic_batching":{…}|true|false,"timeout_ms":N,"instances":N,"max_rows":N,"optional_inputs":[…]}</c>. <c>config</c> reaches the plugin as
 /// <c>smi_model_metadata_t::config</c> (objects as JSON text); <c>dynamic_batching</c> is the
 /// core's (see <see cref="Batching.BatchingOptions"/>): left out, it is on where the model can batch.
 /// </summary>
@@ -69,12 +69,16 @@ public sealed record ModelOptions(string? Framework, string? Version, string? Co
     /// <summary>Most rows along dim 0 one request may carry (<c>"max_rows"</c>, Triton's max_batch_size); 0: no limit.</summary>
     public int MaxRows { get; init; }
 
+    /// <summary>Inputs a request may leave out (<c>"optional_inputs"</c>, Triton's <c>optional</c>): the plugin decides what their absence means.</summary>
+    public IReadOnlyList<string> OptionalInputs { get; init; } = Array.Empty<string>();
+
     public static ModelOptions Parse(string? json)
     {
         var batching = Mlos.Core.Batching.BatchingOptions.Default;
         if (string.IsNullOrWhiteSpace(json)) return new ModelOptions(null, null, null, batching);
         string? framework = null, version = null, config = null;
         int timeout = 0, instances = 1, maxRows = 0;
+        List<string> optional = [];
         using var doc = JsonConfig.Parse(json, "model options");
         foreach (var field in JsonConfig.Object(doc.RootElement, "model options").EnumerateObject())
         {
@@ -96,10 +100,15 @@ public sealed record ModelOptions(string? Framework, string? Version, string? Co
                     maxRows = field.Value.ValueKind == JsonValueKind.Number && field.Value.TryGetInt32(out var rows) && rows >= 0 ? rows
                         : throw new MlosException(SmiStatus.InvalidParam, $"model options: 'max_rows' must be a non-negative integer (0 = no limit), not {field.Value.GetRawText()}");
                     break;
-                default: throw JsonConfig.UnknownKey("model options", field.Name, "framework, version, config, dynamic_batching, timeout_ms, instances, max_rows");
+                case "optional_inputs":
+                    optional = field.Value.ValueKind == JsonValueKind.Array && field.Value.EnumerateArray().All(v => v.ValueKind == JsonValueKind.String)
+                        ? [.. field.Value.EnumerateArray().Select(v => v.GetString()!)]
+                        : throw new MlosException(SmiStatus.InvalidParam, "model options: 'optional_inputs' must be an array of input names");
+                    break;
+                default: throw JsonConfig.UnknownKey("model options", field.Name, "framework, version, config, dynamic_batching, timeout_ms, instances, max_rows, optional_inputs");
             }
         }
-        return new ModelOptions(framework, version, config, batching, timeout) { Instances = instances, MaxRows = maxRows };
+        return new ModelOptions(framework, version, config, batching, timeout) { Instances = instances, MaxRows = maxRows, OptionalInputs = optional.Count == 0 ? Array.Empty<string>() : optional };
     }
 }
 

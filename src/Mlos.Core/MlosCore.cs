@@ -242,8 +242,11 @@ public sealed unsafe class MlosCore : IDisposable
         Reserve(key, () =>
         {
             plugin = GetPlugin(pluginId);
-            if (replacing is null && _models.TryGetValue(modelId!, out var versions) && versions.Find(servedVersion) is not null)
-                return new MlosException(SmiStatus.AlreadyExists, versions.All.Count == 1 && options.Version is null
+            // A plain registration takes a new id: the C API and the register route name models by
+            // id alone, so a second version under one id comes only by prepare and publish (a
+            // repository). A prepared one may be a new version of a registered id.
+            if (replacing is null && _models.TryGetValue(modelId!, out var versions) && (publish || versions.Find(servedVersion) is not null))
+                return new MlosException(SmiStatus.AlreadyExists, publish
                     ? $"a model with id '{modelId}' is already registered"
                     : $"model '{modelId}' version {servedVersion} is already registered");
             if (_models.Values.Sum(v => v.All.Count) + _prepared.Count + _reserved.Count(r => r.StartsWith("model:", StringComparison.Ordinal)) >= MaxModels)
@@ -275,7 +278,7 @@ public sealed unsafe class MlosCore : IDisposable
                     throw;
                 }
             }
-            var model = new Model(modelId!, plugin, handles, path, options.Framework, options.Version, options.Batching) { TimeoutMs = options.TimeoutMs, MaxRows = options.MaxRows };
+            var model = new Model(modelId!, plugin, handles, path, options.Framework, options.Version, options.Batching) { TimeoutMs = options.TimeoutMs, MaxRows = options.MaxRows, OptionalInputs = options.OptionalInputs };
             lock (_registryLock)
             {
                 if (!publish) _prepared[model] = 0;

@@ -69,7 +69,8 @@ internal static class MlosRoutes
             var id = Text(root, "model_id") ?? Text(root, "name");
             var path = state.ModelPath(Text(root, "path") ?? Text(root, "model_path"));
             var pluginId = Text(root, "plugin_id") ?? state.PluginFor(path);
-            var model = ModelLoader.RegisterAndLoad(state, id, pluginId, path, Text(root, "framework"), Text(root, "config"), JsonValue(root, "dynamic_batching"));
+            var model = ModelLoader.RegisterAndLoad(state, id, pluginId, path,
+                new LoadOptions(Text(root, "framework"), Text(root, "config"), JsonValue(root, "dynamic_batching")));
             await Responses.Json(http, 200, w =>
             {
                 w.WriteString("status", "success");

@@ -14,31 +14,24 @@ namespace Mlos.Server;
 /// </summary>
 internal static class ModelLoader
 {
-    /// <summary>Registers, loads and publishes; see <see cref="Prepare"/> for the parameters.</summary>
-    public static Model RegisterAndLoad(ServerState state, string? id, string pluginId, string path, string? framework,
-        string? config = null, string? batching = null, string? version = null, Action<Model>? check = null, Model? replacing = null)
+    /// <summary>Registers, loads and publishes; see <see cref="Prepare"/>.</summary>
+    public static Model RegisterAndLoad(ServerState state, string? id, string pluginId, string path, LoadOptions options, Model? replacing = null)
     {
-        var model = Prepare(state, id, pluginId, path, framework, config, batching, version, check, replacing, instances: 1, maxRows: 0);
+        var model = Prepare(state, id, pluginId, path, options, replacing);
         Publish(state, model, replacing);
         return model;
     }
 
-    /// <summary>A model registered, loaded and checked, not yet reachable: <see cref="Publish"/> it or <see cref="Discard"/> it.</summary>
-    /// <param name="batching">JSON of <c>{"max_batch_size","max_queue_delay_us",…}</c>, true or false (see Mlos.Core.Batching), or null for the default.</param>
-    /// <param name="version">The version it is registered as (null: the model's only one).</param>
-    /// <param name="check">Runs once it is loaded; whatever it throws fails the load like the plugin's own errors.</param>
+    /// <summary>A model registered, loaded and checked, not yet reachable: <see cref="Publish"/> it or discard it.</summary>
     /// <param name="replacing">The model (same id and version) it is to take the place of; that one serves until then.</param>
-    /// <param name="instances">Independent instances of the model (sessions of its own each).</param>
-    /// <param name="maxRows">Most rows one request may carry (0: no limit).</param>
-    public static Model Prepare(ServerState state, string? id, string pluginId, string path, string? framework,
-        string? config, string? batching, string? version, Action<Model>? check, Model? replacing, int instances, int maxRows)
+    public static Model Prepare(ServerState state, string? id, string pluginId, string path, LoadOptions options, Model? replacing)
     {
-        state.CheckModelConfig(config);
-        var model = state.Core.PrepareModel(id, pluginId, path, Options(framework, version, config, batching, instances, maxRows), replacing);
+        state.CheckModelConfig(options.Config);
+        var model = state.Core.PrepareModel(id, pluginId, path, options.Json(), replacing);
         try
         {
             state.Core.LoadModel(model);
-            check?.Invoke(model);
+            options.Check?.Invoke(model);
         }
         catch
         {
@@ -65,37 +58,53 @@ internal static class ModelLoader
         state.Log.Admin($"model '{model.Id}'{(model.Version is null ? "" : $" version {model.Version}")} {(replacing is null ? "registered and loaded" : "reloaded")} (plugin '{model.Plugin.Id}', {model.Path}{(model.Instances > 1 ? $", {model.Instances} instances" : "")})");
     }
 
-    /// <summary>The core's model options JSON (see Mlos.Core.ModelOptions).</summary>
-    private static string Options(string? framework, string? version, string? config, string? batching, int instances, int maxRows)
+    /// <summary>A value given as JSON text (a repository config.json's, or a string holding JSON): invalid JSON is the client's mistake.</summary>
+    internal static void RawJson(Utf8JsonWriter w, string name, string json)
+    {
+        try { w.WriteRawValue(json); }
+        catch (JsonException e) { throw new MlosException(SmiStatus.InvalidParam, $"\"{name}\" is not valid JSON: {e.Message}"); }
+    }
+}
+
+/// <summary>How a model is registered: the core's model options (see Mlos.Core.ModelOptions) and a check to run once loaded.</summary>
+/// <param name="Batching">JSON of <c>{"max_batch_size","max_queue_delay_us",…}</c>, true or false, or null for the default rule.</param>
+/// <param name="Version">The version it is registered as (null: the model's only one).</param>
+/// <param name="Instances">Independent instances (sessions of its own each).</param>
+/// <param name="MaxRows">Most rows one request may carry (0: no limit).</param>
+/// <param name="OptionalInputs">Inputs a request may leave out.</param>
+/// <param name="Check">Runs once it is loaded; whatever it throws fails the load like the plugin's own errors.</param>
+internal sealed record LoadOptions(string? Framework = null, string? Config = null, string? Batching = null, string? Version = null,
+    int Instances = 1, int MaxRows = 0, IReadOnlyList<string>? OptionalInputs = null, Action<Model>? Check = null)
+{
+    public string Json()
     {
         var options = new System.Buffers.ArrayBufferWriter<byte>();
         using (var w = new Utf8JsonWriter(options))
         {
             w.WriteStartObject();
-            if (framework is not null) w.WriteString("framework", framework);
-            if (version is not null) w.WriteString("version", version);
-            if (instances != 1) w.WriteNumber("instances", instances);
-            if (maxRows > 0) w.WriteNumber("max_rows", maxRows);
-            if (config is not null)
+            if (Framework is not null) w.WriteString("framework", Framework);
+            if (Version is not null) w.WriteString("version", Version);
+            if (Instances != 1) w.WriteNumber("instances", Instances);
+            if (MaxRows > 0) w.WriteNumber("max_rows", MaxRows);
+            if (OptionalInputs is { Count: > 0 } optional)
+            {
+                w.WriteStartArray("optional_inputs");
+                foreach (var name in optional) w.WriteStringValue(name);
+                w.WriteEndArray();
+            }
+            if (Config is not null)
             {
                 w.WritePropertyName("config");
-                if (config.TrimStart().StartsWith('{')) RawJson(w, "config", config);
-                else w.WriteStringValue(config);
+                if (Config.TrimStart().StartsWith('{')) ModelLoader.RawJson(w, "config", Config);
+                else w.WriteStringValue(Config);
             }
-            if (batching is not null)
+            if (Batching is not null)
             {
                 w.WritePropertyName("dynamic_batching");
-                RawJson(w, "dynamic_batching", batching);
+                ModelLoader.RawJson(w, "dynamic_batching", Batching);
             }
             w.WriteEndObject();
         }
         return System.Text.Encoding.UTF8.GetString(options.WrittenSpan);
-    }
-
-    /// <summary>A value given as JSON text (a repository config.json's, or a string holding JSON): invalid JSON is the client's mistake.</summary>
-    private static void RawJson(Utf8JsonWriter w, string name, string json)
-    {
-        try { w.WriteRawValue(json); }
-        catch (JsonException e) { throw new MlosException(SmiStatus.InvalidParam, $"\"{name}\" is not valid JSON: {e.Message}"); }
     }
 }

@@ -183,7 +183,7 @@ internal sealed class ModelRepository(ServerState state, IReadOnlyList<string> r
         if (!path.StartsWith(folder + "/", StringComparison.Ordinal))
             throw new MlosException(SmiStatus.InvalidParam, $"repository model '{name}': file {file} is outside its folder");
         // Registered already (loaded or not): reloaded from what the folder holds now, the old model serving until then.
-        return ModelLoader.RegisterAndLoad(state, name, pluginId ?? state.PluginFor(path), path, framework, config, batching, replacing: known);
+        return ModelLoader.RegisterAndLoad(state, name, pluginId ?? state.PluginFor(path), path, new LoadOptions(framework, config, batching), replacing: known);
     }
 
     private Model LoadTriton(string name, string folder)

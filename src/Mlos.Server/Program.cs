@@ -73,7 +73,7 @@ var loading = Task.Run(() =>
     PluginFolders.LoadAll(state);
     repository?.LoadAtStart();
     foreach (var (id, path) in options.Models)
-        ModelLoader.RegisterAndLoad(state, id, state.PluginFor(path), state.ModelPath(path), null);
+        ModelLoader.RegisterAndLoad(state, id, state.PluginFor(path), state.ModelPath(path), new LoadOptions());
 });
 
 app.MapPrometheusScrapingEndpoint("/metrics");

@@ -50,6 +50,46 @@ public unsafe class InferInputsTests
         return bytes.ToArray();
     }
 
+    /// <summary>
+    /// An input named in optional_inputs (Triton's <c>optional</c>) may be left out: the core lets
+    /// the request through and the plugin gives its own verdict (multi_io.onnx needs both, so ONNX
+    /// Runtime refuses); without the option the core refuses it first, naming the input.
+    /// </summary>
+    [Fact]
+    public void An_optional_input_may_be_left_out_and_the_plugin_decides()
+    {
+        using var core = new MlosCore();
+        core.LoadPlugin(System.IO.Path.Combine(BuildTree.PluginDir, "libmlos_onnx_plugin.so"));
+        var path = System.IO.Path.Combine(BuildTree.Models("onnx"), "multi_io.onnx");
+        var strict = core.RegisterModel("strict", "onnx-runtime", path, """{"dynamic_batching":false}""");
+        var lenient = core.RegisterModel("lenient", "onnx-runtime", path, """{"dynamic_batching":false,"optional_inputs":["features"]}""");
+        core.LoadModel("strict");
+        core.LoadModel("lenient");
+        var ids = new long[8];
+        var input = new SmiTensor { Name = Utf8.Intern("input_ids"), Dtype = SmiDtype.Int64, NDim = 2, ByteSize = 64 };
+        input.Shape[0] = 1;
+        input.Shape[1] = 8;
+        MlosException Run(Models.Model model)
+        {
+            var outputs = new SmiTensor[4];
+            fixed (long* d = ids)
+            fixed (SmiTensor* o = outputs)
+            {
+                input.Data = d;
+                nuint n = 4;
+                var t = input;
+                try { core.Infer(model, &t, 1, o, &n); }
+                catch (MlosException e) { return e; }
+                throw new Xunit.Sdk.XunitException("the request succeeded without its input 'features'");
+            }
+        }
+        Assert.Equal("model 'strict' needs input 'features' (its inputs: input_ids, features)", Run(strict).Message);
+        var plugin = Run(lenient);
+        Assert.DoesNotContain("needs input", plugin.Message);
+        Assert.Contains("features", plugin.Message); // ONNX Runtime's own reason
+        Assert.Equal(["features"], lenient.OptionalInputs);
+    }
+
     [Fact]
     public void Bytes_with_more_elements_than_length_prefixes_fit_is_refused()
     {

@@ -48,9 +48,18 @@ public unsafe class MlosCoreTests
     {
         using var core = new MlosCore();
         core.LoadPlugin(BuildTree.EchoPlugin);
-        var v2 = core.RegisterModel("m", "csharp-echo", null, """{"version":"2"}""");
-        var v10 = core.RegisterModel("m", "csharp-echo", null, """{"version":"10"}""");
-        var v1 = core.RegisterModel("m", "csharp-echo", null, """{"version":"1"}""");
+        // Versions come by prepare and publish (a repository); a plain registration takes a new id only.
+        Model Version(string v)
+        {
+            var m = core.PrepareModel("m", "csharp-echo", null, $$"""{"version":"{{v}}"}""");
+            core.Publish(m);
+            return m;
+        }
+        var v2 = Version("2");
+        var v10 = Version("10");
+        var v1 = Version("1");
+        Assert.Equal("a model with id 'm' is already registered",
+            Assert.Throws<MlosException>(() => core.RegisterModel("m", "csharp-echo", null, """{"version":"3"}""")).Message);
         Assert.Equal([v10, v2, v1], core.GetVersions("m").All); // as numbers: 10 above 2
         Assert.Same(v10, core.GetModel("m")); // none loaded: the highest
         core.LoadModel(v2);
@@ -60,7 +69,7 @@ public unsafe class MlosCoreTests
         var e = Assert.Throws<MlosException>(() => core.GetModel("m", "3"));
         Assert.Equal(SmiStatus.NotFound, e.Status);
         Assert.Equal("model 'm' has no version 3 (versions: 10, 2, 1)", e.Message);
-        e = Assert.Throws<MlosException>(() => core.RegisterModel("m", "csharp-echo", null, """{"version":"2"}"""));
+        e = Assert.Throws<MlosException>(() => core.PrepareModel("m", "csharp-echo", null, """{"version":"2"}"""));
         Assert.Equal(SmiStatus.AlreadyExists, e.Status);
         Assert.Equal("model 'm' version 2 is already registered", e.Message);
         Assert.Equal(3, core.Models.Count);
@@ -146,7 +155,8 @@ public unsafe class MlosCoreTests
         Assert.Equal(SmiStatus.NotFound, Assert.Throws<MlosException>(() => core.Publish(late, old)).Status);
         core.Discard(late);
         var twin = core.PrepareModel("m", "csharp-echo", null, """{"version":"3"}""");
-        core.RegisterModel("m", "csharp-echo", null, """{"version":"3"}""");
+        var first = core.PrepareModel("m", "csharp-echo", null, """{"version":"3"}""");
+        core.Publish(first);
         Assert.Equal(SmiStatus.AlreadyExists, Assert.Throws<MlosException>(() => core.Publish(twin)).Status);
         core.Discard(twin);
         Assert.Equal(2, core.Models.Count);

@@ -25,7 +25,7 @@ public static unsafe class InferInputs
             if (model.MaxRows > 0) CheckRows(model, inputs, numInputs);
             selection.Check();
             if (model.Specs is not { } specs || !model.Plugin.SpecsAreRules) return;
-            specs.CheckInputs(model.Id, inputs, (int)numInputs);
+            specs.CheckInputs(model.Id, inputs, (int)numInputs, model.OptionalInputs);
             specs.CheckSelection(model.Id, selection);
         }
         catch (MlosException)

@@ -72,6 +72,9 @@ public sealed class Model
     /// <summary>Most rows along dim 0 a request may carry (Triton's max_batch_size); 0 for no limit.</summary>
     public int MaxRows { get; init; }
 
+    /// <summary>Inputs a request may leave out (Triton's <c>optional</c>).</summary>
+    public IReadOnlyList<string> OptionalInputs { get; init; } = [];
+
     /// <summary>Calls running on each instance (only with more than one).</summary>
     private readonly int[]? _busy;
     private readonly long[] _calls;

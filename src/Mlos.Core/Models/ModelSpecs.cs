@@ -47,8 +47,8 @@ public sealed class ModelSpecs
     public TensorDescription[] Describe(bool inputs) =>
         (inputs ? Inputs : Outputs).Select(s => new TensorDescription(s.Name, s.Dtype, s.Shape)).ToArray();
 
-    /// <summary>Every input one of the model's, each once, all of them given, of its dtype and shape.</summary>
-    public unsafe void CheckInputs(string model, SmiTensor* inputs, int count)
+    /// <summary>Every input one of the model's, each once, all of them given (but the <paramref name="optional"/> ones), of its dtype and shape.</summary>
+    public unsafe void CheckInputs(string model, SmiTensor* inputs, int count, IReadOnlyList<string> optional)
     {
         Span<bool> given = Inputs.Length <= 256 ? stackalloc bool[Inputs.Length] : new bool[Inputs.Length];
         for (int i = 0; i < count; i++)
@@ -68,7 +68,8 @@ public sealed class ModelSpecs
                     $"input '{spec.Name}' has shape [{string.Join(",", t.Dims.ToArray())}]; model '{model}' expects [{string.Join(",", spec.Shape)}] (-1: any)");
         }
         for (int k = 0; k < Inputs.Length; k++)
-            if (!given[k]) throw new MlosException(SmiStatus.InvalidParam, $"model '{model}' needs input '{Inputs[k].Name}' (its inputs: {Names(Inputs)})");
+            if (!given[k] && !(optional.Count > 0 && optional.Contains(Inputs[k].Name)))
+                throw new MlosException(SmiStatus.InvalidParam, $"model '{model}' needs input '{Inputs[k].Name}' (its inputs: {Names(Inputs)})");
     }
 
     /// <summary>Every requested output one the model has.</summary>

@@ -105,12 +105,15 @@ internal static class TritonModelFolder
         var backend = named ?? TritonBackend.ForFile(file)
             ?? throw new MlosException(SmiStatus.InvalidParam, $"{source}: no backend serves '{file}'; name a platform or backend");
         var (pluginConfig, _) = backend.PluginConfig(config, Device(config));
-        return ModelLoader.Prepare(state, name, backend.PluginId, path, framework: null, pluginConfig, Batching(config),
-            version.ToString(), model =>
+        var options = new LoadOptions(Config: pluginConfig, Batching: Batching(config), Version: version.ToString(),
+            Instances: Instances(config), MaxRows: config.MaxBatchSize ?? 0,
+            OptionalInputs: config.Inputs.Where(t => t.Optional).Select(t => t.Name).ToList(),
+            Check: model =>
             {
                 CheckIo(model, config, source);
                 TritonWarmup.Run(state.Core, model, config, Path.GetDirectoryName(folder)!);
-            }, replacing, Instances(config), config.MaxBatchSize ?? 0);
+            });
+        return ModelLoader.Prepare(state, name, backend.PluginId, path, options, replacing);
     }
 
     /// <summary>
