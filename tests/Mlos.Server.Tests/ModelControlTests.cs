@@ -164,7 +164,7 @@ public class ModelControlTests
             Assert.Equal("1:READY", index["left"]);
             Assert.Equal("1:READY", index["right"]);
             Assert.Equal("-:UNAVAILABLE", index["twice"]);
-            Assert.Contains("model 'twice' is in more than one repository", server.Output);
+            Assert.Contains("model 'twice' is in more than one repository", server.OutputOnce("model 'twice' is in more than one repository"));
             Assert.Equal(HttpStatusCode.OK, await Infer(server.Client, "right"));
         }
         finally

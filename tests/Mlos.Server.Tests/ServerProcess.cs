@@ -66,6 +66,17 @@ public sealed class ServerProcess : IDisposable
     }
 
     /// <summary>Sends SIGTERM, as an orchestrator stops a server.</summary>
+    /// <summary>
+    /// The log so far once it holds <paramref name="text"/>, waiting up to 10 s: the server's
+    /// pipes are read on their own threads, so a line it wrote may not have arrived yet.
+    /// </summary>
+    public string OutputOnce(string text)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!Output.Contains(text) && DateTime.UtcNow < deadline) Thread.Sleep(20);
+        return Output;
+    }
+
     public void Terminate() => Process.Start("kill", ["-TERM", _process.Id.ToString()])!.WaitForExit();
 
     /// <summary>Waits for the server to exit; its exit code, or null when it is still running.</summary>

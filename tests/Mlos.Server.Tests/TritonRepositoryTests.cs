@@ -263,7 +263,7 @@ public sealed class TritonRepositoryTests : IClassFixture<TritonRepositoryTests.
     [Fact]
     public void Fields_not_acted_on_are_reported_once_at_load()
     {
-        var lines = _server.Output.Split('\n').Where(l => l.Contains("fields not acted on")).ToArray();
+        var lines = _server.OutputOnce("model 'mlp_all': config.pbtxt fields not acted on").Split('\n').Where(l => l.Contains("fields not acted on")).ToArray();
         Assert.Single(lines, l => l.Contains("model 'mlp_all'") && l.Contains("response_cache, input[0].format"));
         Assert.DoesNotContain(lines, l => l.Contains("model 'mlp'"));
     }
@@ -334,7 +334,7 @@ public class TritonRepositoryErrorTests
                 var (got, error) = await Load(name);
                 Assert.True(code == got, $"{name}: {got} {error}");
                 Assert.Contains(message, error);
-                Assert.Contains($"repository model '{name}' not loaded", server.Output); // the start-up load said so too
+                Assert.Contains($"repository model '{name}' not loaded", server.OutputOnce($"repository model '{name}' not loaded")); // the start-up load said so too
                 Assert.Equal(HttpStatusCode.NotFound, (await server.Client.GetAsync($"/v2/models/{name}/ready")).StatusCode);
             }
         }
