@@ -54,8 +54,12 @@ endfunction()
 function(mlos_dotnet_add_test name)
     cmake_parse_arguments(ARG "" "PROJECT" "" ${ARGN})
     add_test(NAME ${name}
+        # Minimal console output (failures with their messages, then the totals), so that a
+        # failure is near the top of what CI shows; every result is kept in a .trx file too.
         COMMAND "${DOTNET_EXECUTABLE}" test "${ARG_PROJECT}" -c Release --nologo
-                --logger "console;verbosity=normal")
+                --logger "console;verbosity=minimal"
+                --logger "trx;LogFilePrefix=${name}"
+                --results-directory "${CMAKE_BINARY_DIR}/TestResults")
     set_tests_properties(${name} PROPERTIES
         ENVIRONMENT "MLOS_BUILD_DIR=${CMAKE_BINARY_DIR}"
         TIMEOUT 1200)

@@ -43,7 +43,14 @@ internal sealed class ModelRepository(ServerState state, IReadOnlyList<string> r
     /// <summary>Loads every model; a model that fails is reported and skipped.</summary>
     public void LoadAll()
     {
-        foreach (var name in Names) TryLoad(name);
+        bool poll = state.Options.ModelControl == ModelControlMode.Poll;
+        foreach (var name in Names)
+        {
+            // What the folder held as it was loaded: a change made before the first scan is one
+            // that scan sees (seeding there instead would take it for what was loaded).
+            if (poll) _seen[name] = Fingerprint(name);
+            TryLoad(name);
+        }
     }
 
     private bool TryLoad(string name)
@@ -70,7 +77,6 @@ internal sealed class ModelRepository(ServerState state, IReadOnlyList<string> r
     /// </summary>
     public async Task PollAsync(CancellationToken stop)
     {
-        foreach (var name in Names) _seen[name] = Fingerprint(name);
         var period = TimeSpan.FromSeconds(state.Options.RepositoryPollSeconds);
         try
         {

@@ -109,7 +109,7 @@ public unsafe class DynamicBatchingTests
     {
         using var core = new MlosCore();
         core.LoadPlugin(BuildTree.EchoPlugin);
-        var model = core.RegisterModel("echo", "csharp-echo", null, Batching(8, 50_000));
+        var model = core.RegisterModel("echo", "csharp-echo", null, Batching(8, 500_000));
         core.LoadModel("echo");
         var requests = Enumerable.Range(0, 8).Select(i => new Request("x", Rows(i, 1, 4), 1, 4)).ToList();
         Assert.All(RunTogether(core, model, requests), e => Assert.Null(e));
@@ -130,9 +130,9 @@ public unsafe class DynamicBatchingTests
         using var core = new MlosCore();
         core.LoadPlugin(BuildTree.EchoPlugin);
         const int atLimit = (int)(BatchingOptions.DefaultMaxMergeBytes / 4);
-        var limited = core.RegisterModel("limited", "csharp-echo", null, Batching(8, 100_000));
+        var limited = core.RegisterModel("limited", "csharp-echo", null, Batching(8, 500_000));
         var unlimited = core.RegisterModel("unlimited", "csharp-echo", null,
-            """{"dynamic_batching":{"max_batch_size":8,"max_queue_delay_us":100000,"max_merge_bytes":0}}""");
+            """{"dynamic_batching":{"max_batch_size":8,"max_queue_delay_us":500000,"max_merge_bytes":0}}""");
         core.LoadModel("limited");
         core.LoadModel("unlimited");
         Assert.Equal(BatchingOptions.DefaultMaxMergeBytes, limited.Batching!.MaxMergeBytes);
@@ -355,13 +355,13 @@ public unsafe class DynamicBatchingTests
     {
         using var core = new MlosCore();
         core.LoadPlugin(BuildTree.EchoPlugin);
-        var model = core.RegisterModel("echo", "csharp-echo", null, Batching(64, 500_000));
+        var model = core.RegisterModel("echo", "csharp-echo", null, Batching(64, 2_000_000));
         core.LoadModel("echo");
         var requests = Enumerable.Range(0, 8).Select(i => new Request("x", Rows(i, 1, 4), 1, 4)).ToList();
         Exception?[] errors = [];
         var runner = new Thread(() => errors = RunTogether(core, model, requests));
         runner.Start();
-        Thread.Sleep(100); // they are queued for 500 ms
+        SpinWait.SpinUntil(() => model.Batcher!.Pending >= 8, 10_000); // all queued, their batch waiting up to 2 s to fill
         core.UnloadModel("echo");
         runner.Join();
         Assert.All(errors, e => Assert.Null(e));

@@ -221,7 +221,7 @@ public unsafe class MlosCoreTests
             }
         })).ToArray();
         foreach (var w in workers) w.Start();
-        Thread.Sleep(100);
+        SpinWait.SpinUntil(() => Volatile.Read(ref ok) > 0, 10_000); // under way, with most of the calls still to come
         core.UnregisterModel("slow");
         foreach (var w in workers) w.Join();
         Assert.Equal(0, other);

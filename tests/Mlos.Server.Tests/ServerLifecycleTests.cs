@@ -39,12 +39,12 @@ public class ServerLifecycleTests
     public async Task The_server_is_live_but_not_ready_while_its_start_up_models_load()
     {
         // A repository model served by the hostile fixture plugin, whose register_model sleeps
-        // 1.5 s: the server answers meanwhile, live but not ready, and ready once it has loaded.
+        // 10 s (a window wide enough for a loaded machine): the server answers meanwhile, live but not ready, and ready once it has loaded.
         var repo = TempDir("mlos-slow-start-");
         Directory.CreateDirectory(Path.Combine(repo, "slow"));
         File.WriteAllText(Path.Combine(repo, "slow", "model.bin"), "x");
         File.WriteAllText(Path.Combine(repo, "slow", "config.json"),
-            """{"plugin_id":"hostile","file":"model.bin","config":"register_sleep_ms=1500"}""");
+            """{"plugin_id":"hostile","file":"model.bin","config":"register_sleep_ms=10000"}""");
         try
         {
             using var server = new ServerProcess(waitReady: false, repo, "--model-repository", repo,
@@ -86,8 +86,8 @@ public class ServerLifecycleTests
             File.CreateSymbolicLink(Path.Combine(plugins, "libmlos_loop_plugin.so"), Path.Combine(plugins, "libmlos_loop_plugin.so"));
             using var server = new ServerProcess(root, "--plugin-dir", plugins);
             Assert.DoesNotContain("\"id\":\"my-ml-plugin\"", await server.Client.GetStringAsync("/plugins"));
-            Assert.Contains("libmlos_link_plugin.so: it links to a file outside the plugin folders", server.Output);
-            Assert.Contains("skipping " + Path.Combine(plugins, "libmlos_loop_plugin.so"), server.Output);
+            Assert.Contains("libmlos_link_plugin.so: it links to a file outside the plugin folders", server.OutputOnce("libmlos_link_plugin.so: it links"));
+            Assert.Contains("skipping " + Path.Combine(plugins, "libmlos_loop_plugin.so"), server.OutputOnce("skipping " + Path.Combine(plugins, "libmlos_loop_plugin.so")));
         }
         finally
         {
@@ -122,7 +122,7 @@ public class ServerLifecycleTests
             foreach (var bad in new[] { "garbled", "typed", "rawbad", "surrogate" })
             {
                 Assert.Equal("UNAVAILABLE", index[bad]);
-                Assert.Contains($"repository model '{bad}' not loaded", server.Output);
+                Assert.Contains($"repository model '{bad}' not loaded", server.OutputOnce($"repository model '{bad}' not loaded"));
             }
             var register = await server.Client.PostAsync("/models/register",
                 Json("""{"model_id":"s","path":"mlp/model.onnx","config":"{\"a\":\"\\ud800\"}"}"""));
@@ -162,21 +162,21 @@ public class ServerLifecycleTests
         File.WriteAllText(Path.Combine(root, "slow.bin"), "slow");
         try
         {
-            using var server = new ServerProcess(root, "--shutdown-timeout-s", "3");
+            using var server = new ServerProcess(root, "--shutdown-timeout-s", "10");
             var reg = await server.Client.PostAsync("/models/register",
-                Json("""{"model_id":"slow","plugin_id":"csharp-echo","path":"slow.bin","config":{"delay_us":1000000}}"""));
+                Json("""{"model_id":"slow","plugin_id":"csharp-echo","path":"slow.bin","config":{"delay_us":3000000}}"""));
             Assert.Equal(HttpStatusCode.OK, reg.StatusCode);
             var running = server.Client.PostAsync("/models/slow/inference", Json("""{"input":"in flight"}"""));
             // Uploads that never finish: without a timeout, shutdown would wait for them.
             var uploads = Enumerable.Range(0, 8).Select(_ => SlowUpload(server.Port)).ToArray();
-            await Task.Delay(300);
+            await Task.Delay(1500); // the request is inside the plugin by then, the uploads are under way
             var clock = Stopwatch.StartNew();
             server.Terminate();
             var first = await running;
             Assert.Equal(HttpStatusCode.OK, first.StatusCode);
             Assert.Contains("in flight", await first.Content.ReadAsStringAsync());
-            Assert.Equal(0, server.WaitForExit(TimeSpan.FromSeconds(15)));
-            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(3 + 5), $"exit took {clock.Elapsed}");
+            Assert.Equal(0, server.WaitForExit(TimeSpan.FromSeconds(20)));
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10 + 5), $"exit took {clock.Elapsed}");
             foreach (var u in uploads) u.Dispose();
         }
         finally { Directory.Delete(root, recursive: true); }
@@ -206,8 +206,11 @@ public class ServerLifecycleTests
             Assert.Null(await TryHealth(server.Port));
             first.Dispose();
             second.Dispose();
-            await Task.Delay(200);
-            Assert.Equal(200, await TryHealth(server.Port));
+            // The places come back once the server has seen each close: a loaded machine takes a while.
+            var deadline = DateTime.UtcNow.AddSeconds(10);
+            int? health;
+            while ((health = await TryHealth(server.Port)) != 200 && DateTime.UtcNow < deadline) await Task.Delay(100);
+            Assert.Equal(200, health);
         }
         finally { Directory.Delete(root, recursive: true); }
     }
@@ -242,8 +245,9 @@ public class ServerLifecycleTests
             Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
             // Error bodies are plain JSON: a quote stays a quote.
             Assert.Contains("'nope'", await missing.Content.ReadAsStringAsync());
-            await Task.Delay(500); // the console logger writes from a queue
-            var log = server.Output;
+            // The console logger writes from a queue: wait for the last line, then read it all.
+            var log = server.OutputOnce("POST /v2/models/{name}/infer model=nope -> 404");
+            Assert.Contains("admin: model 'logged' registered and loaded", server.OutputOnce("admin: model 'logged' registered and loaded"));
             Assert.Contains("admin: model 'logged' registered and loaded", log);
             Assert.Contains("POST /v2/models/{name}/infer model=nope -> 404: no model with id 'nope'", log);
             Assert.DoesNotContain("/models/{**id} model=logged -> 200", log);
@@ -263,8 +267,7 @@ public class ServerLifecycleTests
         {
             using var server = new ServerProcess(root, "--log-level", "debug");
             Assert.Equal(HttpStatusCode.OK, (await server.Client.GetAsync("/health")).StatusCode);
-            await Task.Delay(500);
-            Assert.Contains("GET /health model=- -> 200", server.Output);
+            Assert.Contains("GET /health model=- -> 200", server.OutputOnce("GET /health model=- -> 200"));
         }
         finally { Directory.Delete(root, recursive: true); }
     }

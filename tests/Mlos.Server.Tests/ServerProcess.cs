@@ -8,13 +8,35 @@ namespace Mlos.Server.Tests;
 /// <summary>build/mlos_core started on a free loopback port, stopped on dispose.</summary>
 public sealed class ServerProcess : IDisposable
 {
-    private readonly Process _process;
+    private Process _process;
 
     /// <summary>Starts the server and waits until it is ready (its start-up models loaded).</summary>
     public ServerProcess(string modelRoot, params string[] extra) : this(true, modelRoot, extra) { }
 
     /// <param name="waitReady">false: return once it is live (listening), while start-up models may still load.</param>
     public ServerProcess(bool waitReady, string modelRoot, params string[] extra)
+    {
+        Client = null!;
+        _process = null!;
+        // A free port is released before the server binds it: another test's server may take it
+        // first. Such a start is tried again on new ports; any other failure is the answer.
+        for (int attempt = 1; ; attempt++)
+        {
+            try
+            {
+                Start(waitReady, modelRoot, extra);
+                return;
+            }
+            catch (InvalidOperationException e) when (attempt < 3 && e.Message.Contains("already in use"))
+            {
+                Client.Dispose();
+                _process.Dispose();
+                lock (_output) _output.Clear();
+            }
+        }
+    }
+
+    private void Start(bool waitReady, string modelRoot, string[] extra)
     {
         Port = FreePort();
         GrpcPort = FreePort();
@@ -36,17 +58,26 @@ public sealed class ServerProcess : IDisposable
         _process.BeginOutputReadLine();
         _process.BeginErrorReadLine();
         Client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{Port}"), Timeout = TimeSpan.FromSeconds(30) };
-        var deadline = DateTime.UtcNow.AddSeconds(30);
+        // Generous: a cold page cache and a loaded 2-core CI machine make libtorch slow to load.
+        const int StartSeconds = 90;
+        var deadline = DateTime.UtcNow.AddSeconds(StartSeconds);
         while (true)
         {
             if (_process.HasExited)
+            {
+                _process.WaitForExit(); // until both pipes are read to the end: the reason is in the last lines
                 throw new InvalidOperationException($"mlos_core exited with {_process.ExitCode}: {Output}");
+            }
             try
             {
                 if (Client.GetAsync(waitReady ? "/v2/health/ready" : "/v2/health/live").Result.IsSuccessStatusCode) break;
             }
             catch (AggregateException) when (DateTime.UtcNow < deadline) { Thread.Sleep(50); continue; }
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"mlos_core was not {(waitReady ? "ready" : "live")} within 30 s: {Output}");
+            if (DateTime.UtcNow > deadline)
+            {
+                _process.Kill(); // a server left running would slow every later test
+                throw new TimeoutException($"mlos_core was not {(waitReady ? "ready" : "live")} within {StartSeconds} s: {Output}");
+            }
             Thread.Sleep(10);
         }
     }
@@ -65,7 +96,6 @@ public sealed class ServerProcess : IDisposable
         get { lock (_output) return _output.ToString(); }
     }
 
-    /// <summary>Sends SIGTERM, as an orchestrator stops a server.</summary>
     /// <summary>
     /// The log so far once it holds <paramref name="text"/>, waiting up to 10 s: the server's
     /// pipes are read on their own threads, so a line it wrote may not have arrived yet.
@@ -77,19 +107,20 @@ public sealed class ServerProcess : IDisposable
         return Output;
     }
 
+    /// <summary>Sends SIGTERM, as an orchestrator stops a server.</summary>
     public void Terminate() => Process.Start("kill", ["-TERM", _process.Id.ToString()])!.WaitForExit();
 
     /// <summary>Waits for the server to exit; its exit code, or null when it is still running.</summary>
     public int? WaitForExit(TimeSpan timeout) => _process.WaitForExit(timeout) ? _process.ExitCode : null;
 
-    public int Port { get; }
-    public int GrpcPort { get; }
+    public int Port { get; private set; }
+    public int GrpcPort { get; private set; }
 
     /// <summary>A gRPC channel to the server's gRPC port (h2c), for the generated client stubs.</summary>
     public global::Grpc.Net.Client.GrpcChannel Grpc() => global::Grpc.Net.Client.GrpcChannel.ForAddress($"http://127.0.0.1:{GrpcPort}");
     /// <summary>The server's process id (for /proc/PID/status).</summary>
     public int Pid => _process.Id;
-    public HttpClient Client { get; }
+    public HttpClient Client { get; private set; }
 
     public void Dispose()
     {

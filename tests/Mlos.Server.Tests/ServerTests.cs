@@ -439,7 +439,7 @@ public class ModelRepositoryTests
         File.WriteAllText(Path.Combine(repo, "tokens", "config.json"), """{"plugin_id":"torchsharp","file":"weights.bin","framework":"pytorch"}""");
         Directory.CreateDirectory(Path.Combine(repo, "mlp-batched"));
         File.Copy(Path.Combine(BuildTree.Models("onnx"), "mlp.onnx"), Path.Combine(repo, "mlp-batched", "model.onnx"));
-        File.WriteAllText(Path.Combine(repo, "mlp-batched", "config.json"), """{"dynamic_batching":{"max_batch_size":8,"max_queue_delay_us":50000}}""");
+        File.WriteAllText(Path.Combine(repo, "mlp-batched", "config.json"), """{"dynamic_batching":{"max_batch_size":8,"max_queue_delay_us":1000000}}""");
         Directory.CreateDirectory(Path.Combine(repo, "broken"));
         try
         {
@@ -455,7 +455,8 @@ public class ModelRepositoryTests
             Assert.Equal("READY", index["tokens"]);
             Assert.Equal("UNAVAILABLE", index["broken"]);
 
-            // config.json's dynamic_batching reaches the core: concurrent requests share batches.
+            // config.json's dynamic_batching reaches the core: concurrent requests share batches
+            // (a batch waits up to 1 s to fill, wide enough for requests that a loaded machine spreads out).
             var x = string.Join(",", Enumerable.Range(0, 16));
             var batchSizes = await Task.WhenAll(Enumerable.Range(0, 6).Select(async _ =>
             {
@@ -496,10 +497,10 @@ public class UnloadUnderLoadTests
         {
             using var server = new ServerProcess(root);
             var reg = await server.Client.PostAsync("/models/register",
-                new StringContent("""{"model_id":"slow","plugin_id":"csharp-echo","path":"slow.bin","config":{"delay_us":1500000}}""", Encoding.UTF8, "application/json"));
+                new StringContent("""{"model_id":"slow","plugin_id":"csharp-echo","path":"slow.bin","config":{"delay_us":5000000}}""", Encoding.UTF8, "application/json"));
             Assert.Equal(HttpStatusCode.OK, reg.StatusCode);
             var running = server.Client.PostAsync("/models/slow/inference", new StringContent("""{"input":"in flight"}"""));
-            await Task.Delay(500);
+            await Task.Delay(2000); // inside the plugin by then, with 3 s of its run to go
             var unload = await server.Client.PostAsync("/v2/repository/models/slow/unload", Admin.Empty);
             Assert.Equal(HttpStatusCode.OK, unload.StatusCode);
             var first = await running;
