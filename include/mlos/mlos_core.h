@@ -134,6 +134,13 @@ mlos_status_t mlos_core_model_info(mlos_core_t* core, const char* model_id,
  * queued behind it on that model ("timeout_ms" bounds them where the plugin honours deadlines). "timeout_ms":N (N >= 1) bounds each typed request from the
  * moment the core takes it, queueing included (see mlos_core_infer); a plugin without SMI 1.2
  * infer_with_deadline cannot honour it, and the registration fails with NOT_SUPPORTED.
+ * Triton's model-config rules, as options: "instances":N (1-64) independent instances of the
+ * model, requests to the least busy; "max_rows":N at most N rows along dim 0 per request
+ * (max_batch_size); "optional_inputs":["name",...] inputs a request may leave out;
+ * "reshape":[{"name":"x","dims":[4],"model_dims":[2,2]}] a tensor callers give and get as
+ * dims while the plugin takes and gives model_dims (after dim 0 when max_rows > 0; one -1 per
+ * side is worked out from the element count; mlos_core_load_model refuses one that does not
+ * fit the plugin's specs).
  * The id is reserved while the plugin's register_model runs (a second registration of it
  * fails with ALREADY_EXISTS); the model is visible once this returns.
  */

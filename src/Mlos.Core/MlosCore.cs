@@ -278,7 +278,7 @@ public sealed unsafe class MlosCore : IDisposable
                     throw;
                 }
             }
-            var model = new Model(modelId!, plugin, handles, path, options.Framework, options.Version, options.Batching) { TimeoutMs = options.TimeoutMs, MaxRows = options.MaxRows, OptionalInputs = options.OptionalInputs };
+            var model = new Model(modelId!, plugin, handles, path, options.Framework, options.Version, options.Batching) { TimeoutMs = options.TimeoutMs, MaxRows = options.MaxRows, OptionalInputs = options.OptionalInputs, Reshape = options.Reshape };
             lock (_registryLock)
             {
                 if (!publish) _prepared[model] = 0;
@@ -411,8 +411,11 @@ public sealed unsafe class MlosCore : IDisposable
             try
             {
                 model.LoadInstances();
-                model.CacheSpecs();
-                try { model.StartBatching(); }
+                try
+                {
+                    model.CacheSpecs(); // refuses a reshape the model's specs do not fit
+                    model.StartBatching();
+                }
                 catch
                 {
                     model.UnloadInstances();

@@ -72,9 +72,11 @@ internal static class ModelLoader
 /// <param name="Instances">Independent instances (sessions of its own each).</param>
 /// <param name="MaxRows">Most rows one request may carry (0: no limit).</param>
 /// <param name="OptionalInputs">Inputs a request may leave out.</param>
+/// <param name="Reshape">Tensors clients see in another shape than the model: name, the client's dims, the model's (both without the batch dimension when MaxRows &gt; 0).</param>
 /// <param name="Check">Runs once it is loaded; whatever it throws fails the load like the plugin's own errors.</param>
 internal sealed record LoadOptions(string? Framework = null, string? Config = null, string? Batching = null, string? Version = null,
-    int Instances = 1, int MaxRows = 0, IReadOnlyList<string>? OptionalInputs = null, Action<Model>? Check = null)
+    int Instances = 1, int MaxRows = 0, IReadOnlyList<string>? OptionalInputs = null,
+    IReadOnlyList<(string Name, long[] Dims, long[] ModelDims)>? Reshape = null, Action<Model>? Check = null)
 {
     public string Json()
     {
@@ -92,6 +94,19 @@ internal sealed record LoadOptions(string? Framework = null, string? Config = nu
                 foreach (var name in optional) w.WriteStringValue(name);
                 w.WriteEndArray();
             }
+            if (Reshape is { Count: > 0 } reshape)
+            {
+                w.WriteStartArray("reshape");
+                foreach (var (name, dims, modelDims) in reshape)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("name", name);
+                    Dims(w, "dims", dims);
+                    Dims(w, "model_dims", modelDims);
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+            }
             if (Config is not null)
             {
                 w.WritePropertyName("config");
@@ -106,5 +121,12 @@ internal sealed record LoadOptions(string? Framework = null, string? Config = nu
             w.WriteEndObject();
         }
         return System.Text.Encoding.UTF8.GetString(options.WrittenSpan);
+    }
+
+    private static void Dims(Utf8JsonWriter w, string key, long[] dims)
+    {
+        w.WriteStartArray(key);
+        foreach (var d in dims) w.WriteNumberValue(d);
+        w.WriteEndArray();
     }
 }

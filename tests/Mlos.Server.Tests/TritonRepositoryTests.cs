@@ -90,7 +90,7 @@ public sealed class TritonRepositoryTests : IClassFixture<TritonRepositoryTests.
         var entries = JsonDocument.Parse(await r.Content.ReadAsStringAsync()).RootElement.EnumerateArray()
             .Select(e => $"{e.GetProperty("name").GetString()}:{(e.TryGetProperty("version", out var v) ? v.GetString() : "-")}:{e.GetProperty("state").GetString()}").ToArray();
         // latest {num_versions: 1} serves 2 of 1, 2 (0/, 01/ and notes/ are no versions); all {} serves 3 and 1.
-        Assert.Equal(["mlp:2:READY", "mlp_all:3:READY", "mlp_all:1:READY", "mlp_bare:1:READY", "mlp_pair:1:READY", "mlp_warm:1:READY", "torch_mlp:1:READY"], entries);
+        Assert.Equal(["mlp:2:READY", "mlp_all:3:READY", "mlp_all:1:READY", "mlp_bare:1:READY", "mlp_pair:1:READY", "mlp_reshape:1:READY", "mlp_warm:1:READY", "torch_mlp:1:READY", "torch_reshape:1:READY"], entries);
     }
 
     [Fact]
@@ -193,6 +193,45 @@ public sealed class TritonRepositoryTests : IClassFixture<TritonRepositoryTests.
         Assert.Equal("OUTPUT__0", reply.Outputs.Single().Name);
         var got = Enumerable.Range(0, expected.Length).Select(i => BitConverter.ToSingle(reply.RawOutputContents[0].Span[(4 * i)..])).ToArray();
         for (int i = 0; i < got.Length; i++) Assert.True(Math.Abs(expected[i] - got[i]) <= 1e-5);
+    }
+
+    /// <summary>A request whose one input is the reference rows in the shape given, as JSON.</summary>
+    private async Task<(HttpStatusCode Code, JsonElement Body)> InferShaped(string model, string input, float[][] rows, string shape)
+    {
+        var body = $$"""{"inputs":[{"name":"{{input}}","shape":{{shape}},"datatype":"FP32","data":[{{string.Join(",", rows.Select(Row))}}]}]}""";
+        using var r = await _server.Client.PostAsync($"/v2/models/{model}/infer", new StringContent(body, Encoding.UTF8, "application/json"));
+        return (r.StatusCode, JsonDocument.Parse(await r.Content.ReadAsStringAsync()).RootElement.Clone());
+    }
+
+    private static long[] Dims(JsonElement e, string key) => e.GetProperty(key).EnumerateArray().Select(d => d.GetInt64()).ToArray();
+
+    [Theory]
+    [InlineData("mlp_reshape", "onnx", "input", "output")]
+    [InlineData("torch_reshape", "torch", "INPUT__0", "OUTPUT__0")]
+    public async Task Reshaped_tensors_are_served_in_the_configs_dims_and_reach_the_model_in_its_own(string model, string kind, string input, string output)
+    {
+        var (rows, expected) = Reference(kind);
+        var (_, metadata) = await Get($"/v2/models/{model}");
+        Assert.Equal([-1L, 4, 4], Dims(metadata.GetProperty("inputs")[0], "shape"));
+        Assert.Equal([-1L, 2, 2], Dims(metadata.GetProperty("outputs")[0], "shape"));
+
+        // 8 requests at once: with max_batch_size the batcher merges them, each answer still its own rows.
+        var answers = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => InferShaped(model, input, rows, $"[{rows.Length},4,4]")));
+        foreach (var (code, answer) in answers)
+        {
+            Assert.Equal(HttpStatusCode.OK, code);
+            var o = answer.GetProperty("outputs")[0];
+            Assert.Equal(output, o.GetProperty("name").GetString());
+            Assert.Equal([(long)rows.Length, 2, 2], Dims(o, "shape"));
+            Close(expected, o);
+        }
+
+        // The model's own shape is not the client's: refused with both named.
+        var (refused, error) = await InferShaped(model, input, rows, $"[{rows.Length},16]");
+        Assert.Equal(HttpStatusCode.BadRequest, refused);
+        Assert.Contains($"input '{input}' has shape [{rows.Length},16]; model '{model}' expects [-1,4,4]", error.GetProperty("error").GetString());
+        var (_, config) = await Get($"/v2/models/{model}/config");
+        Assert.Equal([16L], Dims(config.GetProperty("input")[0].GetProperty("reshape"), "shape")[^1..]);
     }
 
     [Fact]

@@ -14,6 +14,10 @@
 #   mlp_bare/   no config.pbtxt at all: one version folder (auto-complete)
 #   mlp_pair/   instance_group [{count: 2, kind: KIND_CPU}], preferred_batch_size [4]
 #   mlp_warm/   model_warmup: a zero sample of 4 rows and a file sample, run before ready
+#   mlp_reshape/  the ONNX MLP seen by clients as [-1,4,4] in and [-1,2,2] out (reshape),
+#               max_batch_size 8 with dynamic batching
+#   torch_reshape/  the TorchScript MLP the same way with max_batch_size 0: whole shapes with
+#               a free dimension on both sides ([-1,4,4] for the model's [-1,16])
 set -euo pipefail
 out=${1:?usage: make_triton_repository.sh OUT}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -98,5 +102,22 @@ model_warmup [
     inputs { key: "input" value: { data_type: TYPE_FP32 dims: [ 16 ] input_data_file: "ones" } }
   }
 ]
+EOF
+
+version mlp_reshape 1 "$onnx"
+cat > "$out/mlp_reshape/config.pbtxt" <<'EOF'
+platform: "onnxruntime_onnx"
+max_batch_size: 8
+input [ { name: "input" data_type: TYPE_FP32 dims: [ 4, 4 ] reshape: { shape: [ 16 ] } } ]
+output [ { name: "output" data_type: TYPE_FP32 dims: [ 2, 2 ] reshape: { shape: [ 4 ] } } ]
+dynamic_batching { max_queue_delay_microseconds: 2000 }
+EOF
+
+version torch_reshape 1 "$torch"
+cat > "$out/torch_reshape/config.pbtxt" <<'EOF'
+platform: "pytorch_libtorch"
+max_batch_size: 0
+input [ { name: "INPUT__0" data_type: TYPE_FP32 dims: [ -1, 4, 4 ] reshape: { shape: [ -1, 16 ] } } ]
+output [ { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ -1, 2, 2 ] reshape: { shape: [ -1, 4 ] } } ]
 EOF
 echo "wrote a Triton model repository in $out"

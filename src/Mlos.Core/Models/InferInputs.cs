@@ -24,9 +24,13 @@ public static unsafe class InferInputs
             Check(inputs, numInputs);
             if (model.MaxRows > 0) CheckRows(model, inputs, numInputs);
             selection.Check();
-            if (model.Specs is not { } specs || !model.Plugin.SpecsAreRules) return;
-            specs.CheckInputs(model.Id, inputs, (int)numInputs, model.OptionalInputs);
-            specs.CheckSelection(model.Id, selection);
+            if (model.Specs is { } specs && model.Plugin.SpecsAreRules)
+            {
+                specs.CheckInputs(model.Id, inputs, (int)numInputs, model.OptionalInputs);
+                specs.CheckSelection(model.Id, selection);
+            }
+            // After the specs (which give the client's shape in their message): a reshape the request cannot take, for plugins without specs too.
+            model.Reshape?.CheckInputs(inputs, (int)numInputs);
         }
         catch (MlosException)
         {

@@ -19,7 +19,7 @@ public enum ModelState
 /// <summary>One call into a plugin on a model's handle, run by <see cref="Model.Run"/>.</summary>
 internal interface IModelCall
 {
-    SmiStatus Invoke(Plugin plugin, nint handle);
+    SmiStatus Invoke(Model model, nint handle);
 
     /// <summary>CLOCK_MONOTONIC ns by which the call must be answered; 0 for none.</summary>
     ulong Deadline { get; }
@@ -74,6 +74,9 @@ public sealed class Model
 
     /// <summary>Inputs a request may leave out (Triton's <c>optional</c>).</summary>
     public IReadOnlyList<string> OptionalInputs { get; init; } = [];
+
+    /// <summary>Tensors clients see in another shape than the plugin (Triton's reshape), or null.</summary>
+    public TensorReshape? Reshape { get; init; }
 
     /// <summary>Calls running on each instance (only with more than one).</summary>
     private readonly int[]? _busy;
@@ -395,7 +398,7 @@ public sealed class Model
                 if (runnable)
                 {
                     slot.Inside = Plugin;
-                    try { return call.Invoke(Plugin, handle); }
+                    try { return call.Invoke(this, handle); }
                     finally { slot.Inside = null; }
                 }
             }
@@ -409,7 +412,7 @@ public sealed class Model
             slot.Leave(); // before the exception is built: a refused request holds up no unload
             throw NotRunnable();
         }
-        try { return call.Invoke(Plugin, handle); } // Current marks the thread as inside Plugin
+        try { return call.Invoke(this, handle); } // Current marks the thread as inside Plugin
         finally { slot.Leave(); }
     }
 
@@ -417,7 +420,7 @@ public sealed class Model
     private SmiStatus RunNested<TCall>(ref TCall call, nint handle) where TCall : struct, IModelCall
     {
         if (!TryEnter(needLoaded: true)) throw NotRunnable();
-        try { return call.Invoke(Plugin, handle); } // the outer request's mark stays
+        try { return call.Invoke(this, handle); } // the outer request's mark stays
         finally { Exit(); }
     }
 

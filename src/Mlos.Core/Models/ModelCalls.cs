@@ -6,7 +6,7 @@ namespace Mlos.Core.Models;
 /// <summary>Untyped inference as a <see cref="Model.Run"/> call.</summary>
 internal readonly unsafe struct InferenceCall(void* input, nuint inputSize, void* output, nuint* outputSize) : IModelCall
 {
-    public SmiStatus Invoke(Plugin plugin, nint handle) => plugin.InferenceCall(handle, input, inputSize, output, outputSize);
+    public SmiStatus Invoke(Model model, nint handle) => model.Plugin.InferenceCall(handle, input, inputSize, output, outputSize);
     public ulong Deadline => 0;
     public int Requests => 1;
 }
@@ -16,7 +16,9 @@ internal readonly unsafe struct InferenceCall(void* input, nuint inputSize, void
 /// <paramref name="requests"/>: how many requests the call runs (a merged batch's size).</remarks>
 internal readonly unsafe struct InferCall(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadline, OutputSelection selection, int requests = 1) : IModelCall
 {
-    public SmiStatus Invoke(Plugin plugin, nint handle) => plugin.InferCall(handle, inputs, numInputs, outputs, numOutputs, deadline, selection);
+    public SmiStatus Invoke(Model model, nint handle) => model.Reshape is { } reshape
+        ? reshape.Infer(model.Plugin, handle, inputs, numInputs, outputs, numOutputs, deadline, selection)
+        : model.Plugin.InferCall(handle, inputs, numInputs, outputs, numOutputs, deadline, selection);
     public ulong Deadline => deadline;
     public int Requests => requests;
 }

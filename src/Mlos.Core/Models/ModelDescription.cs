@@ -25,7 +25,7 @@ public sealed record ModelDescription(TensorDescription[]? Inputs, TensorDescrip
         // A loaded model's specs were read at load (ModelSpecs); others are asked for.
         var (specs, ioError) = m.Specs is { } cached
             ? (cached, null)
-            : Ask(m, static (p, h) => p.ModelIo(h) is { } io ? ModelSpecs.From(io) : null);
+            : Ask(m, (p, h) => p.ModelIo(h) is { } io ? ModelSpecs.From(io, m) : null);
         var (info, infoError) = withInfo ? Ask(m, static (p, h) => p.ModelInfo(h)) : (null, null);
         var state = m.State;
         if (state == ModelState.Unregistered) throw new MlosException(SmiStatus.NotFound, $"no model with id '{m.Id}' is registered");

@@ -32,11 +32,20 @@ public sealed class ModelSpecs
         SmiModelIo? io;
         try { io = model.Plugin.ModelIo(model.Handle); }
         catch (MlosException) { return null; }
-        return io is null ? null : From(io);
+        return io is null ? null : From(io, model);
     }
 
-    /// <summary>A copy of specs a plugin gave (their names are its memory).</summary>
-    internal static ModelSpecs From(SmiModelIo io) => new(Copy(io.Inputs), Copy(io.Outputs));
+    /// <summary>
+    /// A copy of specs a plugin gave (their names are its memory), as the model's clients see them
+    /// (<see cref="TensorReshape.ToClient"/>, which refuses a reshape that does not fit the model).
+    /// </summary>
+    internal static ModelSpecs From(SmiModelIo io, Model model)
+    {
+        Spec[] inputs = Copy(io.Inputs), outputs = Copy(io.Outputs);
+        if (model.Reshape is not { } reshape) return new(inputs, outputs);
+        bool rules = model.Plugin.SpecsAreRules;
+        return new(reshape.ToClient(model.Id, inputs, outputs, rules), reshape.ToClient(model.Id, outputs, inputs, rules));
+    }
 
     private static unsafe Spec[] Copy(SmiTensorSpec[] specs) => specs.Select(s =>
     {

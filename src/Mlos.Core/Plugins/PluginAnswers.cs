@@ -129,6 +129,13 @@ internal static unsafe class PluginAnswers
         t->ByteSize = 0;
     }
 
+    /// <summary>Releases the outputs a plugin allocated (release set) after a check failed; caller buffers are left as they are.</summary>
+    public static void ReleaseAllocated(SmiTensor* outputs, int n)
+    {
+        for (int i = 0; i < n; i++)
+            if (outputs[i].Release != null) Release(&outputs[i]);
+    }
+
     private static void ReleaseAll(SmiTensor* outputs, int n)
     {
         for (int i = 0; i < n; i++) Release(&outputs[i]);

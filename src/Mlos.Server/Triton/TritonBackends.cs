@@ -107,7 +107,7 @@ internal sealed record TritonBackend(string PluginId, string Platform, string Ba
             w.WriteStartObject();
             w.WriteString("name", t.Name);
             if (t.Dtype != SmiDtype.Invalid) w.WriteString("datatype", SmiDtypes.Name(t.Dtype));
-            if (t.Dims is { } dims && t.Reshape is null)
+            if ((t.Reshape ?? t.Dims) is { } dims) // the model's own shape: a reshape is the core's (TensorReshape)
             {
                 w.WriteStartArray("shape");
                 if (maxBatchSize > 0) w.WriteNumberValue(-1);

@@ -127,6 +127,12 @@ internal sealed record TritonModelConfig
         if (dims is not null && dims.Count + batchDims > SmiVersion.MaxDims)
             throw m.Fail($"'{m.PathOf("dims")}' has {dims.Count} dims; at most {SmiVersion.MaxDims - batchDims} fit{(batchDims > 0 ? " beside the batch dimension" : "")}");
         long[]? reshape = m.Message("reshape") is { } rs ? rs.Integers("shape", -1, long.MaxValue).ToArray() : null;
+        if (reshape is not null)
+        {
+            if (dims is null) throw m.Fail($"'{m.PathOf("reshape")}' needs '{m.PathOf("dims")}': a reshape maps dims to the model's shape");
+            if (reshape.Length + batchDims > SmiVersion.MaxDims)
+                throw m.Fail($"'{m.PathOf("reshape")}' has {reshape.Length} dims; at most {SmiVersion.MaxDims - batchDims} fit{(batchDims > 0 ? " beside the batch dimension" : "")}");
+        }
         bool optional = isInput && (m.Bool("optional") ?? false);
         ignored.AddRange(m.Unread);
         return new TensorConfig(name, dtype ?? SmiDtype.Invalid, dims?.ToArray(), reshape, optional);

@@ -108,6 +108,7 @@ internal static class TritonModelFolder
         var options = new LoadOptions(Config: pluginConfig, Batching: Batching(config), Version: version.ToString(),
             Instances: Instances(config), MaxRows: config.MaxBatchSize ?? 0,
             OptionalInputs: config.Inputs.Where(t => t.Optional).Select(t => t.Name).ToList(),
+            Reshape: config.Inputs.Concat(config.Outputs).Where(t => t is { Reshape: not null, Dims: not null }).Select(t => (t.Name, t.Dims!, t.Reshape!)).ToList(),
             Check: model =>
             {
                 CheckIo(model, config, source);
@@ -182,7 +183,7 @@ internal static class TritonModelFolder
                     ?? throw Mismatch($"declares {kind} '{t.Name}', which the model does not have (its {kind}s: {string.Join(", ", actual.Select(a => a.Name))})");
                 if (t.Dtype != SmiDtype.Invalid && m.Dtype != SmiDtype.Invalid && t.Dtype != m.Dtype)
                     throw Mismatch($"declares {kind} '{t.Name}' as {TritonModelConfig.DataTypeName(t.Dtype)}; the model's is {TritonModelConfig.DataTypeName(m.Dtype)}");
-                if (t.Dims is null || t.Reshape is not null || m.Shape.Length == 0) continue;
+                if (t.Dims is null || m.Shape.Length == 0) continue; // a reshaped tensor's shape here is already the client's (dims)
                 long[] full = c.MaxBatchSize is > 0 ? [-1, .. t.Dims] : t.Dims;
                 bool agrees = full.Length == m.Shape.Length && full.Zip(m.Shape).All(p => p.First < 0 || p.Second < 0 || p.First == p.Second);
                 if (!agrees)
