@@ -53,11 +53,11 @@ internal sealed class ModelRepository(ServerState state, IReadOnlyList<string> r
         }
     }
 
-    private bool TryLoad(string name)
+    private bool TryLoad(string name, bool incremental = false)
     {
         try
         {
-            Load(name);
+            Load(name, incremental);
             return true;
         }
         catch (Exception e) when (e is not OutOfMemoryException)
@@ -116,6 +116,7 @@ internal sealed class ModelRepository(ServerState state, IReadOnlyList<string> r
                 }
                 _seen.Remove(gone); // done; a failure above is tried again next scan
                 state.ModelConfigs.TryRemove(gone, out _);
+                _tritonPrints.TryRemove(gone, out _);
             }
             catch (MlosException e) { state.Log.Warn($"model '{gone}': its folder is gone, but it could not be unloaded yet: {e.Message}"); }
         }
@@ -124,7 +125,7 @@ internal sealed class ModelRepository(ServerState state, IReadOnlyList<string> r
             var print = Fingerprint(name);
             if (_seen.TryGetValue(name, out var before) && before == print) continue;
             _seen[name] = print; // a load that fails is not retried until the folder changes again
-            if (TryLoad(name)) changes++;
+            if (TryLoad(name, incremental: true)) changes++;
         }
         return changes;
     }
@@ -132,15 +133,43 @@ internal sealed class ModelRepository(ServerState state, IReadOnlyList<string> r
     /// <summary>Every file under a model folder with its size and time of change: what a reload would read.</summary>
     private string Fingerprint(string name)
     {
+        try { return Fingerprint(Folder(name), _ => true); }
+        catch (MlosException e) { return "unreadable: " + e.Message; }
+    }
+
+    /// <summary>The files under <paramref name="folder"/> whose path (relative, from '/') <paramref name="include"/> takes, with their sizes and times of change, hashed.</summary>
+    private static string Fingerprint(string folder, Func<string, bool> include)
+    {
         var text = new System.Text.StringBuilder();
         try
         {
-            var folder = Folder(name);
             foreach (var f in new DirectoryInfo(folder).EnumerateFiles("*", SearchOption.AllDirectories).OrderBy(f => f.FullName, StringComparer.Ordinal).Take(10_000))
-                text.Append(f.FullName.AsSpan(folder.Length)).Append('|').Append(f.Length).Append('|').Append(f.LastWriteTimeUtc.Ticks).Append('\n');
+            {
+                var relative = f.FullName[folder.Length..];
+                if (include(relative)) text.Append(relative).Append('|').Append(f.Length).Append('|').Append(f.LastWriteTimeUtc.Ticks).Append('\n');
+            }
         }
-        catch (Exception e) when (e is MlosException or IOException or UnauthorizedAccessException) { text.Append("unreadable: ").Append(e.Message); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { text.Append("unreadable: ").Append(e.Message); }
         return Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text.ToString())));
+    }
+
+    /// <summary>
+    /// A Triton folder's parts as last loaded: everything but the version folders (config.pbtxt,
+    /// warm-up files), and each version folder. A version is unchanged when both its own and the
+    /// shared part are as they were.
+    /// </summary>
+    private sealed record TritonPrints(string Shared, Dictionary<long, string> Versions);
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, TritonPrints> _tritonPrints = new(StringComparer.Ordinal);
+
+    private static TritonPrints PrintTriton(string folder)
+    {
+        var versions = TritonModelFolder.Versions(folder).ToDictionary(v => v, v => Fingerprint(Path.Combine(folder, v.ToString()), _ => true));
+        // A path under a version folder starts "/<digits>/".
+        var shared = Fingerprint(folder, relative =>
+            relative.IndexOf('/', 1) is var end and > 1 && long.TryParse(relative.AsSpan(1, end - 1), System.Globalization.NumberStyles.None, null, out var v)
+                ? !versions.ContainsKey(v) : true);
+        return new TritonPrints(shared, versions);
     }
 
     /// <summary>
@@ -148,12 +177,13 @@ internal sealed class ModelRepository(ServerState state, IReadOnlyList<string> r
     /// (config.pbtxt, version folders) is read again each time: loading a loaded model reloads it
     /// with what the folder holds now.
     /// </summary>
-    public Model Load(string name)
+    /// <param name="incremental">Poll mode: a Triton version whose folder (and the model's config) did not change since it loaded keeps serving as it is.</param>
+    public Model Load(string name, bool incremental = false)
     {
         // One load of a model at a time: two would prepare the same versions and one would lose.
         lock (_loading.GetOrAdd(name, static _ => new object()))
         {
-            try { return LoadUnlocked(name); }
+            try { return LoadUnlocked(name, incremental); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 throw new MlosException(SmiStatus.NotFound, $"repository model '{name}' cannot be read: {e.Message}");
@@ -163,17 +193,21 @@ internal sealed class ModelRepository(ServerState state, IReadOnlyList<string> r
 
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, object> _loading = new(StringComparer.Ordinal);
 
-    private Model LoadUnlocked(string name)
+    private Model LoadUnlocked(string name, bool incremental)
     {
         var folder = Folder(name);
         var configPath = Path.Combine(folder, "config.json");
         bool ours = File.Exists(configPath);
         if (ours && File.Exists(Path.Combine(folder, TritonModelFolder.ConfigFile)))
             throw new MlosException(SmiStatus.InvalidParam, $"repository model '{name}' has both config.json and {TritonModelFolder.ConfigFile}: keep one of them");
-        // A folder whose versions are all gone is still Triton's when its model was: it unloads.
-        if (!ours && (TritonModelFolder.Holds(folder) || state.Core.Models.Any(m => m.Id == name && m.Version is not null)))
-            return LoadTriton(name, folder);
-        var known = state.Core.Models.FirstOrDefault(m => m.Id == name);
+        // A folder whose versions are all gone is still Triton's when its model was (it unloads),
+        // unless a model file lies in the folder itself: then it moved to our layout.
+        if (!ours && (TritonModelFolder.Holds(folder)
+                      || (state.Core.Models.Any(m => m.Id == name && m.Version is not null) && !ModelFileIn(folder))))
+            return LoadTriton(name, folder, incremental);
+        // The model it takes the place of: the unversioned one (version 1), or version 1 of a
+        // folder that was in Triton's layout until now (its other versions are retired below).
+        var known = state.Core.Models.FirstOrDefault(m => m.Id == name && m.ServedVersion == "1");
         string? pluginId = null, file = null, framework = null, config = null, batching = null;
         if (File.Exists(configPath))
         {
@@ -189,19 +223,47 @@ internal sealed class ModelRepository(ServerState state, IReadOnlyList<string> r
         if (!path.StartsWith(folder + "/", StringComparison.Ordinal))
             throw new MlosException(SmiStatus.InvalidParam, $"repository model '{name}': file {file} is outside its folder");
         // Registered already (loaded or not): reloaded from what the folder holds now, the old model serving until then.
-        return ModelLoader.RegisterAndLoad(state, name, pluginId ?? state.PluginFor(path), path, new LoadOptions(framework, config, batching), replacing: known);
+        var model = ModelLoader.RegisterAndLoad(state, name, pluginId ?? state.PluginFor(path), path, new LoadOptions(framework, config, batching), replacing: known);
+        _ours.AddOrUpdate(model, this);
+        foreach (var version in state.Core.Models.Where(m => m.Id == name && m != model).ToList())
+        {
+            state.Core.Retire(version, model);
+            state.Log.Admin($"model '{name}' version {version.ServedVersion} unloaded: its folder is no longer in Triton's layout");
+        }
+        state.ModelConfigs.TryRemove(name, out _);
+        _tritonPrints.TryRemove(name, out _);
+        return model;
     }
 
-    private Model LoadTriton(string name, string folder)
+    /// <summary>
+    /// The models this repository registered: an unversioned one of them may give way to versions
+    /// when its folder moves to Triton's layout; one registered by other means may not.
+    /// </summary>
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<Model, ModelRepository> _ours = new();
+
+    private static bool ModelFileIn(string folder) =>
+        Directory.EnumerateFiles(folder).Any(f => ModelFiles.Contains(Path.GetExtension(f).ToLowerInvariant()));
+
+    private Model LoadTriton(string name, string folder, bool incremental)
     {
+        // Read before the load: a change made while it runs is seen by the next scan.
+        var prints = PrintTriton(folder);
+        _tritonPrints.TryGetValue(name, out var before);
+        Func<long, bool>? unchanged = incremental && before is not null && before.Shared == prints.Shared
+            ? version => before.Versions.TryGetValue(version, out var was) && prints.Versions.TryGetValue(version, out var now) && was == now
+            : null;
         TritonModelConfig config;
         try { config = TritonModelFolder.ReadConfig(name, folder); }
         catch (TextFormatException e) { throw new MlosException(SmiStatus.InvalidParam, e.Message); }
-        if (state.Core.Models.Any(m => m.Id == name && m.Version is null))
+        // An unversioned model of ours (the folder's config.json layout until now) is served as
+        // version 1 and gives way like any version; one registered by other means is not ours to replace.
+        if (state.Core.Models.Any(m => m.Id == name && m.Version is null && !_ours.TryGetValue(m, out _)))
             throw new MlosException(SmiStatus.AlreadyExists, $"a model '{name}' that is not from this repository is registered: unregister it first");
         IReadOnlyList<Model> versions;
-        try { versions = TritonModelFolder.Load(state, name, folder, config); }
+        try { versions = TritonModelFolder.Load(state, name, folder, config, unchanged); }
         catch (TextFormatException e) { throw new MlosException(SmiStatus.InvalidParam, e.Message); }
+        foreach (var v in versions) _ours.AddOrUpdate(v, this);
+        _tritonPrints[name] = prints;
         state.ModelConfigs[name] = config;
         var ignored = config.Ignored.Concat(TritonBackend.Named(config, "")?.PluginConfig(config, TritonBackend.NoDevice).Ignored ?? []).ToList();
         if (ignored.Count > 0)

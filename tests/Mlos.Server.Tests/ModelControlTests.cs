@@ -28,6 +28,17 @@ public class ModelControlTests
         return r.StatusCode;
     }
 
+    private static async Task<HttpStatusCode> InferAt(HttpClient client, string model, int version)
+    {
+        using var r = await client.PostAsync($"/v2/models/{model}/versions/{version}/infer",
+            new StringContent($$"""{"inputs":[{"name":"input","shape":[1,16],"datatype":"FP32","data":[{{Row}}]}]}""", Encoding.UTF8, "application/json"));
+        return r.StatusCode;
+    }
+
+    private static async Task<long> Successes(ServerProcess server, string model, int version) =>
+        JsonDocument.Parse(await server.Client.GetStringAsync($"/v2/models/{model}/versions/{version}/stats")).RootElement
+            .GetProperty("model_stats")[0].GetProperty("inference_stats").GetProperty("success").GetProperty("count").GetInt64();
+
     private static async Task<Dictionary<string, string>> Index(ServerProcess server)
     {
         using var r = await server.Client.PostAsync("/v2/repository/index", null);
@@ -54,6 +65,11 @@ public class ModelControlTests
         File.WriteAllText(Path.Combine(repo, "stay", "config.pbtxt"), "max_batch_size: 8\n");
         Version(repo, "steady", 1);
         Version(repo, "doomed", 1);
+        Version(repo, "grow", 1);
+        File.WriteAllText(Path.Combine(repo, "grow", "config.pbtxt"), "max_batch_size: 8\nversion_policy { all { } }\n");
+        // Our own layout (the model file in the folder itself) until the test moves it to Triton's.
+        Directory.CreateDirectory(Path.Combine(repo, "switch"));
+        File.Copy(Mlp, Path.Combine(repo, "switch", "model.onnx"));
         try
         {
             using var server = new ServerProcess(repo, "--model-repository", repo, "--model-control-mode", "poll", "--repository-poll-secs", "1");
@@ -63,11 +79,11 @@ public class ModelControlTests
             long served = 0, failed = 0;
             var failures = new System.Collections.Concurrent.ConcurrentBag<string>();
             using var stop = new CancellationTokenSource();
-            var load = Enumerable.Range(0, 4).Select(i => Task.Run(async () =>
+            var load = Enumerable.Range(0, 5).Select(i => Task.Run(async () =>
             {
                 while (!stop.IsCancellationRequested)
                 {
-                    var model = i % 2 == 0 ? "stay" : "steady";
+                    var model = i == 4 ? "switch" : i % 2 == 0 ? "stay" : "steady";
                     var code = await Infer(server.Client, model);
                     if (code == HttpStatusCode.OK) Interlocked.Increment(ref served);
                     else
@@ -96,6 +112,20 @@ public class ModelControlTests
                 var index = await Index(server);
                 return !index.ContainsKey("doomed") && index.GetValueOrDefault("newcomer") == "1:READY";
             });
+            // A new version under all {}: it loads, and version 1 serves on as it was, untouched
+            // (its statistics are not reset: a reload would have made it a new model).
+            for (int k = 0; k < 3; k++) Assert.Equal(HttpStatusCode.OK, await InferAt(server.Client, "grow", 1));
+            Version(repo, "grow", 2);
+            await Until(server, "grow version 2 served beside 1", async () => (await Index(server))["grow"] == "2:READY,1:READY");
+            Assert.Equal(3, await Successes(server, "grow", 1));
+            Assert.Equal(0, await Successes(server, "grow", 2));
+            // Our layout moved to Triton's (a version folder, no model file beside it) and back, under load.
+            File.Move(Path.Combine(repo, "switch", "model.onnx"), Path.Combine(repo, "switch.onnx"));
+            Version(repo, "switch", 3);
+            await Until(server, "switch served as version 3", async () => (await Index(server))["switch"] == "3:READY");
+            File.Move(Path.Combine(repo, "switch.onnx"), Path.Combine(repo, "switch", "model.onnx"));
+            Directory.Delete(Path.Combine(repo, "switch", "3"), recursive: true);
+            await Until(server, "switch back in our layout", async () => (await Index(server))["switch"] == "-:READY");
             // Every version folder removed: the model goes (Triton unloads it).
             Directory.Delete(Path.Combine(repo, "newcomer", "1"), recursive: true);
             await Until(server, "newcomer without versions unloaded", async () => (await Index(server)).GetValueOrDefault("newcomer") == "-:UNAVAILABLE");
@@ -114,7 +144,7 @@ public class ModelControlTests
             using var refused = await server.Client.PostAsync("/v2/repository/models/stay/unload", Admin.Empty);
             Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
             Assert.Contains("not allowed while the repository is polled", await refused.Content.ReadAsStringAsync());
-            Console.WriteLine($"poll mode: 6 changes applied, {served} requests served, {failed} failed");
+            Console.WriteLine($"poll mode: 9 changes applied, {served} requests served, {failed} failed");
         }
         finally { Directory.Delete(repo, recursive: true); }
     }
@@ -143,6 +173,40 @@ public class ModelControlTests
                 Assert.Contains("not allowed in model control mode 'none'", await refused.Content.ReadAsStringAsync());
                 Assert.Equal(HttpStatusCode.OK, await Infer(server.Client, "a"));
             }
+        }
+        finally { Directory.Delete(repo, recursive: true); }
+    }
+
+    /// <summary>
+    /// Load calls for one model that arrive together run one after another (each a reload of
+    /// what the folder holds): every one succeeds, one model per version serves, nothing is
+    /// left registered twice, and requests meanwhile are answered.
+    /// </summary>
+    [Fact]
+    public async Task Concurrent_loads_of_one_model_all_succeed_and_leave_one_model_per_version()
+    {
+        var repo = Directory.CreateTempSubdirectory("mlos-concurrent-").FullName;
+        Version(repo, "m", 1);
+        Version(repo, "m", 2);
+        File.WriteAllText(Path.Combine(repo, "m", "config.pbtxt"), "max_batch_size: 8\nversion_policy { all { } }\ninstance_group [ { count: 2 } ]\n");
+        try
+        {
+            using var server = new ServerProcess(repo, "--model-repository", repo, "--model-control-mode", "explicit");
+            var loads = Enumerable.Range(0, 6).Select(async _ =>
+            {
+                using var r = await server.Client.PostAsync("/v2/repository/models/m/load", Admin.Empty);
+                return (r.StatusCode, await r.Content.ReadAsStringAsync());
+            }).ToArray();
+            var requests = new List<HttpStatusCode>();
+            while (!loads.All(l => l.IsCompleted)) requests.Add(await Infer(server.Client, "m"));
+            foreach (var (code, body) in await Task.WhenAll(loads)) Assert.True(code == HttpStatusCode.OK, body);
+            Assert.Equal("2:READY,1:READY", (await Index(server))["m"]);
+            var models = JsonDocument.Parse(await server.Client.GetStringAsync("/models")).RootElement.GetProperty("models").EnumerateArray()
+                .Where(e => e.GetProperty("id").GetString() == "m").Select(e => e.GetProperty("version").GetString()!).Order().ToArray();
+            Assert.Equal(["1", "2"], models);
+            // Before the first load finished the model was not there (404); after it, every answer is 200.
+            Assert.All(requests.SkipWhile(c => c == HttpStatusCode.NotFound), c => Assert.Equal(HttpStatusCode.OK, c));
+            Assert.Equal(HttpStatusCode.OK, await Infer(server.Client, "m"));
         }
         finally { Directory.Delete(repo, recursive: true); }
     }

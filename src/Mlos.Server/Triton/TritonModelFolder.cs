@@ -42,10 +42,11 @@ internal static class TritonModelFolder
     /// Brings the model to what its folder holds now: every version the policy serves is loaded
     /// and checked out of reach (a version already serving keeps serving meanwhile), then all
     /// take their places at once, and versions no longer served are unregistered. Should any
-    /// version fail, none of the new ones is kept and what served before serves on. The models,
-    /// highest version first.
+    /// version fail, none of the new ones is kept and what served before serves on. A loaded
+    /// version that <paramref name="unchanged"/> says is as it was stays as it is (poll mode: a
+    /// new version folder loads that version only). The models, highest version first.
     /// </summary>
-    public static IReadOnlyList<Model> Load(ServerState state, string name, string folder, TritonModelConfig config)
+    public static IReadOnlyList<Model> Load(ServerState state, string name, string folder, TritonModelConfig config, Func<long, bool>? unchanged = null)
     {
         var source = $"{name}/{ConfigFile}";
         var onDisk = Versions(folder).ToArray();
@@ -61,11 +62,17 @@ internal static class TritonModelFolder
         }
         var named = TritonBackend.Named(config, source);
         var prepared = new List<(Model New, Model? Old)>();
+        var kept = new List<Model>();
         try
         {
             foreach (var version in served)
             {
                 var old = current.FirstOrDefault(m => m.ServedVersion == version.ToString());
+                if (old is { State: ModelState.Loaded } && unchanged?.Invoke(version) == true)
+                {
+                    kept.Add(old);
+                    continue;
+                }
                 prepared.Add((PrepareVersion(state, name, Path.Combine(folder, version.ToString()), version, named, config, source, old), old));
             }
         }
@@ -83,12 +90,13 @@ internal static class TritonModelFolder
                 throw;
             }
         }
-        foreach (var stale in current.Where(m => prepared.All(p => p.Old != m)))
+        var serving = prepared.Select(p => p.New).Concat(kept).OrderByDescending(m => m.ServedVersion, ModelVersions.Order.Instance).ToList();
+        foreach (var stale in current.Where(m => prepared.All(p => p.Old != m) && !kept.Contains(m)))
         {
-            state.Core.Retire(stale, prepared[0].New);
+            state.Core.Retire(stale, serving[0]);
             state.Log.Admin($"model '{name}' version {stale.ServedVersion} unloaded: its version policy no longer serves it");
         }
-        return prepared.Select(p => p.New).ToList();
+        return serving;
     }
 
     private static Model PrepareVersion(ServerState state, string name, string folder, long version, TritonBackend? named, TritonModelConfig config, string source, Model? replacing)
