@@ -137,6 +137,7 @@ mlos_status_t mlos_core_model_info(mlos_core_t* core, const char* model_id,
  * Triton's model-config rules, as options: "instances":N (1-64) independent instances of the
  * model, requests to the least busy; "max_rows":N at most N rows along dim 0 per request
  * (max_batch_size); "optional_inputs":["name",...] inputs a request may leave out;
+ * "shapes":{"name":[-1,16],...} whole shapes that fix the dims the plugin's specs leave free;
  * "reshape":[{"name":"x","dims":[4],"model_dims":[2,2]}] a tensor callers give and get as
  * dims while the plugin takes and gives model_dims (after dim 0 when max_rows > 0; one -1 per
  * side is worked out from the element count; mlos_core_load_model refuses one that does not

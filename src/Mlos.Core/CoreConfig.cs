@@ -54,7 +54,7 @@ public sealed record CoreConfig(IReadOnlyList<PluginConfig> Plugins, int UnloadT
 
 /// <summary>
 /// Options of a model registration: <c>{"framework":"onnx","version":"1","config":{…},
-/// "dynamic_batching":{…}|true|false,"timeout_ms":N,"instances":N,"max_rows":N,"optional_inputs":[…],"reshape":[…]}</c>. <c>config</c> reaches the plugin as
+/// "dynamic_batching":{…}|true|false,"timeout_ms":N,"instances":N,"max_rows":N,"optional_inputs":[…],"shapes":{…},"reshape":[…]}</c>. <c>config</c> reaches the plugin as
 /// <c>smi_model_metadata_t::config</c> (objects as JSON text); <c>dynamic_batching</c> is the
 /// core's (see <see cref="Batching.BatchingOptions"/>): left out, it is on where the model can batch.
 /// </summary>
@@ -72,6 +72,9 @@ public sealed record ModelOptions(string? Framework, string? Version, string? Co
     /// <summary>Inputs a request may leave out (<c>"optional_inputs"</c>, Triton's <c>optional</c>): the plugin decides what their absence means.</summary>
     public IReadOnlyList<string> OptionalInputs { get; init; } = Array.Empty<string>();
 
+    /// <summary>Declared whole shapes of tensors (<c>"shapes"</c>, Triton's config dims with the batch dimension): they fix the dims the plugin's specs leave free.</summary>
+    public IReadOnlyDictionary<string, long[]> DeclaredShapes { get; init; } = new Dictionary<string, long[]>();
+
     /// <summary>Tensors the client sees in another shape than the model (<c>"reshape"</c>, Triton's <c>reshape</c>; see <see cref="Models.TensorReshape"/>).</summary>
     public Models.TensorReshape? Reshape { get; init; }
 
@@ -83,6 +86,7 @@ public sealed record ModelOptions(string? Framework, string? Version, string? Co
         int timeout = 0, instances = 1, maxRows = 0;
         List<string> optional = [];
         JsonElement? reshape = null;
+        Dictionary<string, long[]> shapes = [];
         using var doc = JsonConfig.Parse(json, "model options");
         foreach (var field in JsonConfig.Object(doc.RootElement, "model options").EnumerateObject())
         {
@@ -109,15 +113,33 @@ public sealed record ModelOptions(string? Framework, string? Version, string? Co
                         ? [.. field.Value.EnumerateArray().Select(v => v.GetString()!)]
                         : throw new MlosException(SmiStatus.InvalidParam, "model options: 'optional_inputs' must be an array of input names");
                     break;
+                case "shapes": shapes = Shapes(field.Value); break;
                 case "reshape": reshape = field.Value; break; // read once max_rows is known: it says whether dim 0 is the batch
-                default: throw JsonConfig.UnknownKey("model options", field.Name, "framework, version, config, dynamic_batching, timeout_ms, instances, max_rows, optional_inputs, reshape");
+                default: throw JsonConfig.UnknownKey("model options", field.Name, "framework, version, config, dynamic_batching, timeout_ms, instances, max_rows, optional_inputs, shapes, reshape");
             }
         }
         return new ModelOptions(framework, version, config, batching, timeout)
         {
             Instances = instances, MaxRows = maxRows, OptionalInputs = optional.Count == 0 ? Array.Empty<string>() : optional,
             Reshape = reshape is { } r ? Models.TensorReshape.Parse(r, batched: maxRows > 0) : null,
+            DeclaredShapes = shapes,
         };
+    }
+
+    /// <summary><c>"shapes": {"name": [-1, 16], …}</c>: whole shapes, each dim >= 0 or -1.</summary>
+    private static Dictionary<string, long[]> Shapes(JsonElement value)
+    {
+        const string what = "model options: 'shapes'";
+        var shapes = new Dictionary<string, long[]>(StringComparer.Ordinal);
+        foreach (var p in JsonConfig.Object(value, what).EnumerateObject())
+        {
+            var v = p.Value;
+            shapes[p.Name] = v.ValueKind == JsonValueKind.Array && v.GetArrayLength() <= SmiVersion.MaxDims
+                             && v.EnumerateArray().All(d => d.ValueKind == JsonValueKind.Number && d.TryGetInt64(out var n) && n >= -1)
+                ? [.. v.EnumerateArray().Select(d => d.GetInt64())]
+                : throw new MlosException(SmiStatus.InvalidParam, $"{what}: '{p.Name}' must be an array of at most {SmiVersion.MaxDims} dimensions, each >= 0 or -1");
+        }
+        return shapes;
     }
 }
 

@@ -278,7 +278,7 @@ public sealed unsafe class MlosCore : IDisposable
                     throw;
                 }
             }
-            var model = new Model(modelId!, plugin, handles, path, options.Framework, options.Version, options.Batching) { TimeoutMs = options.TimeoutMs, MaxRows = options.MaxRows, OptionalInputs = options.OptionalInputs, Reshape = options.Reshape };
+            var model = new Model(modelId!, plugin, handles, path, options.Framework, options.Version, options.Batching) { TimeoutMs = options.TimeoutMs, MaxRows = options.MaxRows, OptionalInputs = options.OptionalInputs, Reshape = options.Reshape, DeclaredShapes = options.DeclaredShapes };
             lock (_registryLock)
             {
                 if (!publish) _prepared[model] = 0;

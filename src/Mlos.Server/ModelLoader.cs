@@ -72,10 +72,12 @@ internal static class ModelLoader
 /// <param name="Instances">Independent instances (sessions of its own each).</param>
 /// <param name="MaxRows">Most rows one request may carry (0: no limit).</param>
 /// <param name="OptionalInputs">Inputs a request may leave out.</param>
+/// <param name="Shapes">Declared whole shapes, which fix the dims the plugin leaves free.</param>
 /// <param name="Reshape">Tensors clients see in another shape than the model: name, the client's dims, the model's (both without the batch dimension when MaxRows &gt; 0).</param>
 /// <param name="Check">Runs once it is loaded; whatever it throws fails the load like the plugin's own errors.</param>
 internal sealed record LoadOptions(string? Framework = null, string? Config = null, string? Batching = null, string? Version = null,
     int Instances = 1, int MaxRows = 0, IReadOnlyList<string>? OptionalInputs = null,
+    IReadOnlyList<(string Name, long[] Dims)>? Shapes = null,
     IReadOnlyList<(string Name, long[] Dims, long[] ModelDims)>? Reshape = null, Action<Model>? Check = null)
 {
     public string Json()
@@ -93,6 +95,12 @@ internal sealed record LoadOptions(string? Framework = null, string? Config = nu
                 w.WriteStartArray("optional_inputs");
                 foreach (var name in optional) w.WriteStringValue(name);
                 w.WriteEndArray();
+            }
+            if (Shapes is { Count: > 0 } shapes)
+            {
+                w.WriteStartObject("shapes");
+                foreach (var (name, dims) in shapes) Dims(w, name, dims);
+                w.WriteEndObject();
             }
             if (Reshape is { Count: > 0 } reshape)
             {

@@ -90,7 +90,7 @@ public sealed class TritonRepositoryTests : IClassFixture<TritonRepositoryTests.
         var entries = JsonDocument.Parse(await r.Content.ReadAsStringAsync()).RootElement.EnumerateArray()
             .Select(e => $"{e.GetProperty("name").GetString()}:{(e.TryGetProperty("version", out var v) ? v.GetString() : "-")}:{e.GetProperty("state").GetString()}").ToArray();
         // latest {num_versions: 1} serves 2 of 1, 2 (0/, 01/ and notes/ are no versions); all {} serves 3 and 1.
-        Assert.Equal(["mlp:2:READY", "mlp_all:3:READY", "mlp_all:1:READY", "mlp_bare:1:READY", "mlp_pair:1:READY", "mlp_reshape:1:READY", "mlp_warm:1:READY", "torch_mlp:1:READY", "torch_reshape:1:READY"], entries);
+        Assert.Equal(["mlp:2:READY", "mlp_all:3:READY", "mlp_all:1:READY", "mlp_bare:1:READY", "mlp_pair:1:READY", "mlp_reshape:1:READY", "mlp_warm:1:READY", "strings_fixed:1:READY", "torch_mlp:1:READY", "torch_reshape:1:READY"], entries);
     }
 
     [Fact]
@@ -232,6 +232,27 @@ public sealed class TritonRepositoryTests : IClassFixture<TritonRepositoryTests.
         Assert.Contains($"input '{input}' has shape [{rows.Length},16]; model '{model}' expects [-1,4,4]", error.GetProperty("error").GetString());
         var (_, config) = await Get($"/v2/models/{model}/config");
         Assert.Equal([16L], Dims(config.GetProperty("input")[0].GetProperty("reshape"), "shape")[^1..]);
+    }
+
+    /// <summary>Triton's rule: the config's dims are the model's shape, fixing what the model file leaves free.</summary>
+    [Fact]
+    public async Task Config_dims_fix_the_dimensions_the_model_leaves_free()
+    {
+        var (_, metadata) = await Get("/v2/models/strings_fixed");
+        Assert.Equal([3L], Dims(metadata.GetProperty("inputs")[0], "shape"));
+        Assert.Equal([-1L], Dims(metadata.GetProperty("outputs")[0], "shape"));
+        async Task<(HttpStatusCode, JsonElement)> Strings(params string[] values)
+        {
+            var body = $$"""{"inputs":[{"name":"text","shape":[{{values.Length}}],"datatype":"BYTES","data":[{{string.Join(",", values.Select(v => $"\"{v}\""))}}]}]}""";
+            using var r = await _server.Client.PostAsync("/v2/models/strings_fixed/infer", new StringContent(body, Encoding.UTF8, "application/json"));
+            return (r.StatusCode, JsonDocument.Parse(await r.Content.ReadAsStringAsync()).RootElement.Clone());
+        }
+        var (code, answer) = await Strings("a", "bc", "d");
+        Assert.Equal(HttpStatusCode.OK, code);
+        Assert.Equal(["A", "BC", "D"], answer.GetProperty("outputs")[0].GetProperty("data").EnumerateArray().Select(v => v.GetString()!).ToArray());
+        (code, answer) = await Strings("a", "b");
+        Assert.Equal(HttpStatusCode.BadRequest, code);
+        Assert.Equal("input 'text' has shape [2]; model 'strings_fixed' expects [3] (-1: any)", answer.GetProperty("error").GetString());
     }
 
     [Fact]

@@ -16,6 +16,8 @@
 #   mlp_warm/   model_warmup: a zero sample of 4 rows and a file sample, run before ready
 #   mlp_reshape/  the ONNX MLP seen by clients as [-1,4,4] in and [-1,2,2] out (reshape),
 #               max_batch_size 8 with dynamic batching
+#   strings_fixed/  the ONNX strings model (text [n] -> upper [n]) with config dims [3]: the
+#               config fixes the model's free dimension, so a request of 2 strings is refused
 #   torch_reshape/  the TorchScript MLP the same way with max_batch_size 0: whole shapes with
 #               a free dimension on both sides ([-1,4,4] for the model's [-1,16])
 set -euo pipefail
@@ -119,5 +121,13 @@ platform: "pytorch_libtorch"
 max_batch_size: 0
 input [ { name: "INPUT__0" data_type: TYPE_FP32 dims: [ -1, 4, 4 ] reshape: { shape: [ -1, 16 ] } } ]
 output [ { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ -1, 2, 2 ] reshape: { shape: [ -1, 4 ] } } ]
+EOF
+
+version strings_fixed 1 "$here/onnx/strings.onnx" model.onnx
+cat > "$out/strings_fixed/config.pbtxt" <<'EOF'
+platform: "onnxruntime_onnx"
+max_batch_size: 0
+input [ { name: "text" data_type: TYPE_STRING dims: [ 3 ] } ]
+output [ { name: "upper" data_type: TYPE_STRING dims: [ -1 ] } ]
 EOF
 echo "wrote a Triton model repository in $out"

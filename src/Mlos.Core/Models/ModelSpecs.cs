@@ -41,10 +41,28 @@ public sealed class ModelSpecs
     /// </summary>
     internal static ModelSpecs From(SmiModelIo io, Model model)
     {
-        Spec[] inputs = Copy(io.Inputs), outputs = Copy(io.Outputs);
+        Spec[] inputs = Narrow(Copy(io.Inputs), model), outputs = Narrow(Copy(io.Outputs), model);
         if (model.Reshape is not { } reshape) return new(inputs, outputs);
         bool rules = model.Plugin.SpecsAreRules;
         return new(reshape.ToClient(model.Id, inputs, outputs, rules), reshape.ToClient(model.Id, outputs, inputs, rules));
+    }
+
+    /// <summary>
+    /// The declared shapes (model option <c>shapes</c>, Triton's config <c>dims</c>) fix what the
+    /// plugin left free: a spec [-1,-1] declared [-1,16] is checked as [-1,16]. A declared shape
+    /// that does not agree with the plugin's (another rank, another fixed size) changes nothing
+    /// here: whoever declared it checks that (Triton's config check names both).
+    /// </summary>
+    private static Spec[] Narrow(Spec[] specs, Model model)
+    {
+        if (model.DeclaredShapes.Count == 0) return specs;
+        return specs.Select(s =>
+        {
+            if (!model.DeclaredShapes.TryGetValue(s.Name, out var declared) || declared.Length != s.Shape.Length) return s;
+            for (int d = 0; d < declared.Length; d++)
+                if (declared[d] >= 0 && s.Shape[d] >= 0 && declared[d] != s.Shape[d]) return s;
+            return s with { Shape = s.Shape.Zip(declared, (m, c) => m >= 0 ? m : c).ToArray() };
+        }).ToArray();
     }
 
     private static unsafe Spec[] Copy(SmiTensorSpec[] specs) => specs.Select(s =>

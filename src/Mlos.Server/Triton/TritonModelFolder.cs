@@ -116,6 +116,9 @@ internal static class TritonModelFolder
         var options = new LoadOptions(Config: pluginConfig, Batching: Batching(config), Version: version.ToString(),
             Instances: Instances(config), MaxRows: config.MaxBatchSize ?? 0,
             OptionalInputs: config.Inputs.Where(t => t.Optional).Select(t => t.Name).ToList(),
+            // The config's dims are the rule (Triton's): they fix what the model leaves free.
+            Shapes: config.Inputs.Concat(config.Outputs).Where(t => t is { Reshape: null, Dims: not null })
+                .Select(t => (t.Name, config.MaxBatchSize is > 0 ? [-1, .. t.Dims!] : t.Dims!)).ToList(),
             Reshape: config.Inputs.Concat(config.Outputs).Where(t => t is { Reshape: not null, Dims: not null }).Select(t => (t.Name, t.Dims!, t.Reshape!)).ToList(),
             Check: model =>
             {
