@@ -90,7 +90,7 @@ public sealed class TritonRepositoryTests : IClassFixture<TritonRepositoryTests.
         var entries = JsonDocument.Parse(await r.Content.ReadAsStringAsync()).RootElement.EnumerateArray()
             .Select(e => $"{e.GetProperty("name").GetString()}:{(e.TryGetProperty("version", out var v) ? v.GetString() : "-")}:{e.GetProperty("state").GetString()}").ToArray();
         // latest {num_versions: 1} serves 2 of 1, 2 (0/, 01/ and notes/ are no versions); all {} serves 3 and 1.
-        Assert.Equal(["mlp:2:READY", "mlp_all:3:READY", "mlp_all:1:READY", "mlp_bare:1:READY", "mlp_pair:1:READY", "mlp_reshape:1:READY", "mlp_warm:1:READY", "strings_fixed:1:READY", "torch_mlp:1:READY", "torch_reshape:1:READY"], entries);
+        Assert.Equal(["add_sub:1:READY", "mlp:2:READY", "mlp_all:3:READY", "mlp_all:1:READY", "mlp_bare:1:READY", "mlp_pair:1:READY", "mlp_reshape:1:READY", "mlp_warm:1:READY", "strings_fixed:1:READY", "torch_mlp:1:READY", "torch_reshape:1:READY"], entries);
     }
 
     [Fact]
@@ -232,6 +232,55 @@ public sealed class TritonRepositoryTests : IClassFixture<TritonRepositoryTests.
         Assert.Contains($"input '{input}' has shape [{rows.Length},16]; model '{model}' expects [-1,4,4]", error.GetProperty("error").GetString());
         var (_, config) = await Get($"/v2/models/{model}/config");
         Assert.Equal([16L], Dims(config.GetProperty("input")[0].GetProperty("reshape"), "shape")[^1..]);
+    }
+
+    /// <summary>
+    /// Triton's Python backend: a model.py with TritonPythonModel, importing
+    /// triton_python_backend_utils, serves unchanged on our Python bridge (two instances, each its
+    /// own TritonPythonModel), over REST and gRPC; an error response is the request's error.
+    /// </summary>
+    [Fact]
+    public async Task A_python_backend_model_serves_unchanged_on_the_python_bridge()
+    {
+        string Body(float[] a, float[] b) =>
+            $$"""{"inputs":[{"name":"INPUT0","shape":[{{a.Length / 4}},4],"datatype":"FP32","data":[{{Row(a)}}]},{"name":"INPUT1","shape":[{{b.Length / 4}},4],"datatype":"FP32","data":[{{Row(b)}}]}]}""";
+        var answers = await Task.WhenAll(Enumerable.Range(0, 8).Select(async i =>
+        {
+            float[] a = [i, 2, 3, 4, 5, 6, 7, 8], b = [1, 1, 1, 1, 2, 2, 2, i];
+            using var r = await _server.Client.PostAsync("/v2/models/add_sub/infer", new StringContent(Body(a, b), Encoding.UTF8, "application/json"));
+            return (i, a, b, r.StatusCode, JsonDocument.Parse(await r.Content.ReadAsStringAsync()).RootElement.Clone());
+        }));
+        foreach (var (i, a, b, code, answer) in answers)
+        {
+            Assert.True(code == HttpStatusCode.OK, answer.ToString());
+            var outputs = answer.GetProperty("outputs");
+            Assert.Equal("OUTPUT0", outputs[0].GetProperty("name").GetString());
+            Assert.Equal([2L, 4], Dims(outputs[0], "shape"));
+            Assert.Equal(a.Zip(b, (x, y) => x + y), outputs[0].GetProperty("data").EnumerateArray().Select(v => v.GetSingle()));
+            Assert.Equal(a.Zip(b, (x, y) => x - y), outputs[1].GetProperty("data").EnumerateArray().Select(v => v.GetSingle()));
+        }
+        using (var bad = await _server.Client.PostAsync("/v2/models/add_sub/infer", new StringContent(Body([1, 2, 3, 4e7f], [1, 1, 1, 1]), Encoding.UTF8, "application/json")))
+        {
+            Assert.Equal(HttpStatusCode.InternalServerError, bad.StatusCode);
+            Assert.Contains("INPUT0 holds a value above 1e6", await bad.Content.ReadAsStringAsync());
+        }
+        var (_, metadata) = await Get("/v2/models/add_sub");
+        Assert.Equal(2, metadata.GetProperty("instances").GetInt32());
+        Assert.Equal([-1L, 4], Dims(metadata.GetProperty("inputs")[1], "shape"));
+
+        using var channel = _server.Grpc();
+        var client = new GRPCInferenceService.GRPCInferenceServiceClient(channel);
+        var request = new ModelInferRequest { ModelName = "add_sub" };
+        foreach (var name in new[] { "INPUT0", "INPUT1" })
+        {
+            request.Inputs.Add(new ModelInferRequest.Types.InferInputTensor { Name = name, Datatype = "FP32", Shape = { 1, 4 } });
+            request.RawInputContents.Add(Google.Protobuf.ByteString.CopyFrom(new float[] { 1, 2, 3, 4 }.SelectMany(BitConverter.GetBytes).ToArray()));
+        }
+        var reply = await client.ModelInferAsync(request);
+        Assert.Equal(["OUTPUT0", "OUTPUT1"], reply.Outputs.Select(o => o.Name));
+        Assert.Equal([2f, 4, 6, 8], Enumerable.Range(0, 4).Select(k => BitConverter.ToSingle(reply.RawOutputContents[0].Span[(4 * k)..])));
+        var config = (await client.ModelConfigAsync(new ModelConfigRequest { Name = "add_sub" })).Config;
+        Assert.Equal("python", config.Backend);
     }
 
     /// <summary>Triton's rule: the config's dims are the model's shape, fixing what the model file leaves free.</summary>

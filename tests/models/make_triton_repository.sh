@@ -18,6 +18,8 @@
 #               max_batch_size 8 with dynamic batching
 #   strings_fixed/  the ONNX strings model (text [n] -> upper [n]) with config dims [3]: the
 #               config fixes the model's free dimension, so a request of 2 strings is refused
+#   add_sub/    Triton's Python backend: 1/model.py (tests/models/triton_python/add_sub.py),
+#               OUTPUT0 = INPUT0 + INPUT1, OUTPUT1 = INPUT0 - INPUT1, FP32 [4], max_batch_size 8
 #   torch_reshape/  the TorchScript MLP the same way with max_batch_size 0: whole shapes with
 #               a free dimension on both sides ([-1,4,4] for the model's [-1,16])
 set -euo pipefail
@@ -129,5 +131,21 @@ platform: "onnxruntime_onnx"
 max_batch_size: 0
 input [ { name: "text" data_type: TYPE_STRING dims: [ 3 ] } ]
 output [ { name: "upper" data_type: TYPE_STRING dims: [ -1 ] } ]
+EOF
+
+version add_sub 1 "$here/triton_python/add_sub.py" model.py
+cat > "$out/add_sub/config.pbtxt" <<'EOF'
+name: "add_sub"
+backend: "python"
+max_batch_size: 8
+input [
+  { name: "INPUT0" data_type: TYPE_FP32 dims: [ 4 ] },
+  { name: "INPUT1" data_type: TYPE_FP32 dims: [ 4 ] }
+]
+output [
+  { name: "OUTPUT0" data_type: TYPE_FP32 dims: [ 4 ] },
+  { name: "OUTPUT1" data_type: TYPE_FP32 dims: [ 4 ] }
+]
+instance_group [ { count: 2, kind: KIND_CPU } ]
 EOF
 echo "wrote a Triton model repository in $out"

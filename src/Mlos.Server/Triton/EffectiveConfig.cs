@@ -19,17 +19,30 @@ internal static class EffectiveConfig
 
     public static ModelConfig Of(Model m, TritonModelConfig? declared)
     {
-        var d = ModelDescription.Of(m, withInfo: false);
-        var batching = m.ActiveBatching;
         var platform = ModelDescription.Platform(m);
+        return Build(m.Id, declared, ModelDescription.Of(m, withInfo: false), m.ActiveBatching, platform,
+            declared?.Backend ?? platform switch { "onnxruntime_onnx" => "onnxruntime", "pytorch_libtorch" => "pytorch", _ => m.Plugin.Id },
+            m.Instances, Path.GetFileName(m.Path));
+    }
+
+    /// <summary>
+    /// The config as its file declares it, before any model exists: what Triton's Python backend
+    /// hands a <c>TritonPythonModel</c> (<c>args["model_config"]</c>), whose file is the model.
+    /// </summary>
+    public static ModelConfig Declared(string name, TritonModelConfig declared, string backend, string file) =>
+        Build(name, declared, null, null, "", backend, TritonModelFolder.Instances(declared), file);
+
+    private static ModelConfig Build(string name, TritonModelConfig? declared, ModelDescription? d, Core.Batching.BatchingOptions? batching,
+        string platform, string backend, int instances, string? file)
+    {
         int maxBatch = declared?.MaxBatchSize ?? batching?.MaxBatchSize ?? 0;
         var config = new ModelConfig
         {
-            Name = m.Id,
+            Name = name,
             Platform = platform,
-            Backend = platform switch { "onnxruntime_onnx" => "onnxruntime", "pytorch_libtorch" => "pytorch", _ => m.Plugin.Id },
+            Backend = backend,
             MaxBatchSize = maxBatch,
-            DefaultModelFilename = declared?.DefaultModelFilename ?? Path.GetFileName(m.Path) ?? "",
+            DefaultModelFilename = declared?.DefaultModelFilename ?? file ?? "",
             VersionPolicy = Policy(declared?.Versions ?? new VersionPolicy.Latest(1)),
         };
         if (batching is not null)
@@ -42,24 +55,24 @@ internal static class EffectiveConfig
             config.DynamicBatching.PreferredBatchSize.AddRange(batching.PreferredBatchSizes);
         }
         int skip = maxBatch > 0 ? 1 : 0;
-        foreach (var t in Tensors(declared?.Inputs, d.Inputs, skip))
+        foreach (var t in Tensors(declared?.Inputs, d?.Inputs, skip))
         {
             var input = new ModelInput { Name = t.Name, DataType = DataTypeOf(t.Dtype), Optional = t.Optional };
             input.Dims.AddRange(t.Dims ?? []);
             if (t.Reshape is { } r) input.Reshape = Reshape(r);
             config.Input.Add(input);
         }
-        foreach (var t in Tensors(declared?.Outputs, d.Outputs, skip))
+        foreach (var t in Tensors(declared?.Outputs, d?.Outputs, skip))
         {
             var output = new ModelOutput { Name = t.Name, DataType = DataTypeOf(t.Dtype) };
             output.Dims.AddRange(t.Dims ?? []);
             if (t.Reshape is { } r) output.Reshape = Reshape(r);
             config.Output.Add(output);
         }
-        var groups = declared?.InstanceGroups is { Count: > 0 } given ? given : [new InstanceGroupConfig(null, m.Instances, InstanceKind.Cpu, [])];
+        var groups = declared?.InstanceGroups is { Count: > 0 } given ? given : [new InstanceGroupConfig(null, instances, InstanceKind.Cpu, [])];
         foreach (var (g, i) in groups.Select((g, i) => (g, i)))
         {
-            var group = new ModelInstanceGroup { Name = g.Name ?? $"{m.Id}_{i}", Count = g.Count, Kind = KindOf(g.Kind) };
+            var group = new ModelInstanceGroup { Name = g.Name ?? $"{name}_{i}", Count = g.Count, Kind = KindOf(g.Kind) };
             group.Gpus.AddRange(g.Gpus);
             config.InstanceGroup.Add(group);
         }

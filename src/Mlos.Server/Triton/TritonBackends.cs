@@ -15,6 +15,8 @@ internal sealed record TritonBackend(string PluginId, string Platform, string Ba
 {
     public static readonly TritonBackend Onnx = new("onnx-runtime", "onnxruntime_onnx", "onnxruntime", "model.onnx");
     public static readonly TritonBackend Torch = new("torchsharp", "pytorch_libtorch", "pytorch", "model.pt");
+    /// <summary>Triton's Python backend: a model.py with TritonPythonModel, on our Python bridge (see <see cref="TritonPython"/>).</summary>
+    public static readonly TritonBackend Python = new(TritonPython.PluginId, "", "python", "model.py");
 
     /// <summary>The backend a config names, or null when it names none (the model file decides).</summary>
     public static TritonBackend? Named(TritonModelConfig c, string source)
@@ -31,8 +33,8 @@ internal sealed record TritonBackend(string PluginId, string Platform, string Ba
             null => null,
             "onnxruntime" => Onnx,
             "pytorch" => Torch,
-            "python" => throw new TextFormatException($"{source}: backend \"python\" (a model.py with TritonPythonModel) is not served yet; MLOS serves Python models through its own Python bridge plugin"),
-            var b => throw new TextFormatException($"{source}: backend \"{b}\" is not served here (onnxruntime, pytorch)"),
+            "python" => Python,
+            var b => throw new TextFormatException($"{source}: backend \"{b}\" is not served here (onnxruntime, pytorch, python)"),
         };
         if (byPlatform is not null && byBackend is not null && byPlatform != byBackend)
             throw new TextFormatException($"{source}: platform \"{c.Platform}\" and backend \"{c.Backend}\" name different backends");
@@ -51,8 +53,9 @@ internal sealed record TritonBackend(string PluginId, string Platform, string Ba
     /// The plugin's model config for <paramref name="c"/> (a JSON object, or null when nothing is
     /// set), and the parameters that have no counterpart.
     /// </summary>
-    public (string? Json, List<string> Ignored) PluginConfig(TritonModelConfig c, int instanceGpu)
+    public (string? Json, List<string> Ignored) PluginConfig(TritonModelConfig c, int instanceGpu, string name = "")
     {
+        if (this == Python) return (TritonPython.ModelConfig(name, c), []); // the model reads the whole config, parameters included
         var ignored = new List<string>();
         var buffer = new System.Buffers.ArrayBufferWriter<byte>();
         int keys = 0;

@@ -112,7 +112,8 @@ internal static class TritonModelFolder
             throw new MlosException(SmiStatus.NotFound, $"repository model '{name}' version {version} has no {file}");
         var backend = named ?? TritonBackend.ForFile(file)
             ?? throw new MlosException(SmiStatus.InvalidParam, $"{source}: no backend serves '{file}'; name a platform or backend");
-        var (pluginConfig, _) = backend.PluginConfig(config, Device(config));
+        if (backend == TritonBackend.Python) TritonPython.EnsureBridge(state);
+        var (pluginConfig, _) = backend.PluginConfig(config, Device(config), name);
         var options = new LoadOptions(Config: pluginConfig, Batching: Batching(config), Version: version.ToString(),
             Instances: Instances(config), MaxRows: config.MaxBatchSize ?? 0,
             OptionalInputs: config.Inputs.Where(t => t.Optional).Select(t => t.Name).ToList(),
