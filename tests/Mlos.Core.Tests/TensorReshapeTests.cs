@@ -12,11 +12,12 @@ namespace Mlos.Core.Tests;
 [Collection(PluginCollection.Name)]
 public unsafe class TensorReshapeTests
 {
-    private static (MlosCore Core, Models.Model Model) Echo(string reshape)
+    /// <summary>An echo model "m" with the reshape given (and a row limit when <paramref name="maxRows"/> is set).</summary>
+    private static (MlosCore Core, Models.Model Model) Echo(string reshape, int maxRows = 0)
     {
         var core = new MlosCore();
         core.LoadPlugin(BuildTree.EchoPlugin);
-        var model = core.RegisterModel("m", "csharp-echo", null, $$"""{"dynamic_batching":false,"reshape":{{reshape}}}""");
+        var model = core.RegisterModel("m", "csharp-echo", null, $$"""{"dynamic_batching":false,"max_rows":{{maxRows}},"reshape":{{reshape}}}""");
         return (core, model);
     }
 
@@ -60,10 +61,8 @@ public unsafe class TensorReshapeTests
     [Fact]
     public void A_batched_reshape_keeps_dim_0_and_works_out_the_free_dimension()
     {
-        using var core = new MlosCore();
-        core.LoadPlugin(BuildTree.EchoPlugin);
-        var model = core.RegisterModel("m", "csharp-echo", null,
-            """{"dynamic_batching":false,"max_rows":8,"reshape":[{"name":"input_0","dims":[3],"model_dims":[3,1]},{"name":"output_0","dims":[-1],"model_dims":[3,1]}]}""");
+        var (core, model) = Echo("""[{"name":"input_0","dims":[3],"model_dims":[3,1]},{"name":"output_0","dims":[-1],"model_dims":[3,1]}]""", maxRows: 8);
+        using var _ = core;
         core.LoadModel("m");
         // The echo saw [2,3,1] (a [2,3] answer would not fit model_dims [3,1] after dim 0), and its [2,3,1] came back as [2,3].
         Assert.Equal([2L, 3], Run(core, model, [2, 3]).Shape);
