@@ -73,7 +73,10 @@ public sealed record ModelOptions(string? Framework, string? Version, string? Co
     public IReadOnlyList<string> OptionalInputs { get; init; } = Array.Empty<string>();
 
     /// <summary>Declared whole shapes of tensors (<c>"shapes"</c>, Triton's config dims with the batch dimension): they fix the dims the plugin's specs leave free.</summary>
-    public IReadOnlyDictionary<string, long[]> DeclaredShapes { get; init; } = new Dictionary<string, long[]>();
+    public IReadOnlyDictionary<string, long[]> DeclaredShapes { get; init; } = NoShapes;
+
+    /// <summary>One empty set for every model that declares none (records compare it by reference).</summary>
+    public static readonly IReadOnlyDictionary<string, long[]> NoShapes = new Dictionary<string, long[]>();
 
     /// <summary>Tensors the client sees in another shape than the model (<c>"reshape"</c>, Triton's <c>reshape</c>; see <see cref="Models.TensorReshape"/>).</summary>
     public Models.TensorReshape? Reshape { get; init; }
@@ -122,7 +125,7 @@ public sealed record ModelOptions(string? Framework, string? Version, string? Co
         {
             Instances = instances, MaxRows = maxRows, OptionalInputs = optional.Count == 0 ? Array.Empty<string>() : optional,
             Reshape = reshape is { } r ? Models.TensorReshape.Parse(r, batched: maxRows > 0) : null,
-            DeclaredShapes = shapes,
+            DeclaredShapes = shapes.Count == 0 ? NoShapes : shapes,
         };
     }
 

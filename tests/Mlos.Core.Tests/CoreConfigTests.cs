@@ -68,10 +68,22 @@ public class CoreConfigTests
     [InlineData("{", "not valid JSON")]
     [InlineData("""{"framwork":"onnx"}""", "unknown key 'framwork'")]
     [InlineData("""{"version":1}""", "'version' must be a string")]
+    [InlineData("""{"shapes":[[-1,16]]}""", "model options: 'shapes' must be a JSON object")]
+    [InlineData("""{"shapes":{"x":[-2]}}""", "'shapes': 'x' must be an array of at most 8 dimensions, each >= 0 or -1")]
+    [InlineData("""{"shapes":{"x":"16"}}""", "'shapes': 'x' must be an array")]
     public void Bad_model_options_are_refused(string json, string reason)
     {
         var e = Assert.Throws<MlosException>(() => ModelOptions.Parse(json));
         Assert.Equal(SmiStatus.InvalidParam, e.Status);
         Assert.Contains(reason, e.Message);
+    }
+
+    [Fact]
+    public void Declared_shapes_are_read_whole()
+    {
+        var options = ModelOptions.Parse("""{"shapes":{"input":[-1,16],"scalar":[]}}""");
+        Assert.Equal([-1L, 16], options.DeclaredShapes["input"]);
+        Assert.Empty(options.DeclaredShapes["scalar"]);
+        Assert.Same(ModelOptions.NoShapes, ModelOptions.Parse("{}").DeclaredShapes);
     }
 }

@@ -76,7 +76,7 @@ public sealed class Model
     public IReadOnlyList<string> OptionalInputs { get; init; } = [];
 
     /// <summary>Shapes declared for the model's tensors (whole, dim 0 included): they fix what its plugin's specs leave free (see <see cref="ModelSpecs"/>).</summary>
-    public IReadOnlyDictionary<string, long[]> DeclaredShapes { get; init; } = new Dictionary<string, long[]>();
+    public IReadOnlyDictionary<string, long[]> DeclaredShapes { get; init; } = ModelOptions.NoShapes;
 
     /// <summary>Tensors clients see in another shape than the plugin (Triton's reshape), or null.</summary>
     public TensorReshape? Reshape { get; init; }
