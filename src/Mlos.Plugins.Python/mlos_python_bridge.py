@@ -124,7 +124,11 @@ def model_info(plugin, handle):
 
 
 def describe(exc):
-    """'Type: message' for the last-error text, with the innermost user frame when there is one."""
+    """'Type: message' for the last-error text, with the innermost user frame when there is one.
+    An exception that carries its own client-facing text (mlos_plain_message, e.g. a Triton
+    model's error response) is that text alone."""
+    if getattr(exc, "mlos_plain_message", False):
+        return str(exc)
     text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
     frames = traceback.extract_tb(exc.__traceback__)
     user = [f for f in frames if not f.filename.endswith("mlos_python_bridge.py") and not f.filename.startswith("<frozen")]

@@ -143,11 +143,10 @@ internal sealed class ModelRepository(ServerState state, IReadOnlyList<string> r
         var text = new System.Text.StringBuilder();
         try
         {
-            foreach (var f in new DirectoryInfo(folder).EnumerateFiles("*", SearchOption.AllDirectories).OrderBy(f => f.FullName, StringComparer.Ordinal).Take(10_000))
-            {
-                var relative = f.FullName[folder.Length..];
-                if (include(relative)) text.Append(relative).Append('|').Append(f.Length).Append('|').Append(f.LastWriteTimeUtc.Ticks).Append('\n');
-            }
+            // Filtered before the cap: a huge version folder must not push config.pbtxt out of the shared part.
+            foreach (var f in new DirectoryInfo(folder).EnumerateFiles("*", SearchOption.AllDirectories)
+                         .Where(f => include(f.FullName[folder.Length..])).OrderBy(f => f.FullName, StringComparer.Ordinal).Take(10_000))
+                text.Append(f.FullName.AsSpan(folder.Length)).Append('|').Append(f.Length).Append('|').Append(f.LastWriteTimeUtc.Ticks).Append('\n');
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { text.Append("unreadable: ").Append(e.Message); }
         return Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text.ToString())));

@@ -69,6 +69,22 @@ public unsafe class TensorReshapeTests
         Assert.Equal([-1L, 3], model.Specs!.Inputs.Single(s => s.Name == "input_0").Shape);
     }
 
+    /// <summary>Without a row limit a reshape takes whole shapes, so dim 0 is not a batch: merging requests would mix them.</summary>
+    [Fact]
+    public void A_reshape_of_whole_shapes_is_never_batched()
+    {
+        using var core = new MlosCore();
+        core.LoadPlugin(BuildTree.EchoPlugin);
+        const string reshape = """[{"name":"input_0","dims":[-1,4],"model_dims":[4,-1]}]""";
+        core.RegisterModel("asked", "csharp-echo", null, $$"""{"dynamic_batching":{"max_batch_size":8},"reshape":{{reshape}}}""");
+        var e = Assert.Throws<MlosException>(() => core.LoadModel("asked"));
+        Assert.Equal("model 'asked': dynamic batching needs a row limit (max_rows) when tensors are reshaped: a reshape of whole shapes does not keep dim 0", e.Message);
+        var left = core.RegisterModel("default", "csharp-echo", null, $$"""{"reshape":{{reshape}}}""");
+        core.LoadModel("default");
+        Assert.Null(left.ActiveBatching);
+        Assert.Equal("it reshapes whole tensors (no row limit), so dim 0 is not a batch dimension", left.WhyNotBatched);
+    }
+
     [Fact]
     public void An_output_its_reshape_cannot_hold_is_the_plugins_breach()
     {
@@ -105,6 +121,8 @@ public unsafe class TensorReshapeTests
     [InlineData("""{"name":"x","dims":[4],"model_dims":[-2]}""", "'model_dims' must be an array of at most 8 dimensions, each >= 0 or -1, not [-2]")]
     [InlineData("""{"name":"x","dims":[4],"model_dims":[4],"shape":[4]}""", "unknown key 'shape' (known: name, dims, model_dims)")]
     [InlineData("""{"name":"x","dims":[4294967296,4294967296],"model_dims":[-1]}""", "'x' has a shape whose element count does not fit in 64 bits")]
+    [InlineData("""{"name":"x","dims":[5],"model_dims":[2,-1]}""", "'x' has 5 elements as [5], which [2,-1] cannot hold")]
+    [InlineData("""{"name":"x","dims":[1,1,1,1,1,1,1,1,1],"model_dims":[-1]}""", "'dims' must be an array of at most 8 dimensions")]
     public void Reshapes_that_cannot_be_right_are_refused_at_registration(string entry, string reason)
     {
         var e = Assert.Throws<MlosException>(() => ModelOptions.Parse($$"""{"reshape":[{{entry}}]}"""));

@@ -72,7 +72,7 @@ public sealed class ServerProcess : IDisposable
             {
                 if (Client.GetAsync(waitReady ? "/v2/health/ready" : "/v2/health/live").Result.IsSuccessStatusCode) break;
             }
-            catch (AggregateException) when (DateTime.UtcNow < deadline) { Thread.Sleep(50); continue; }
+            catch (AggregateException) { Thread.Sleep(50); } // not listening yet: the deadline below decides
             if (DateTime.UtcNow > deadline)
             {
                 _process.Kill(); // a server left running would slow every later test

@@ -262,7 +262,9 @@ public sealed class TritonRepositoryTests : IClassFixture<TritonRepositoryTests.
         using (var bad = await _server.Client.PostAsync("/v2/models/add_sub/infer", new StringContent(Body([1, 2, 3, 4e7f], [1, 1, 1, 1]), Encoding.UTF8, "application/json")))
         {
             Assert.Equal(HttpStatusCode.InternalServerError, bad.StatusCode);
-            Assert.Contains("INPUT0 holds a value above 1e6", await bad.Content.ReadAsStringAsync());
+            // The model's message alone: no exception type, no file of the server's.
+            Assert.Equal("plugin 'python-bridge' infer on model 'add_sub' failed: SMI_ERROR_RUNTIME (-5): INPUT0 holds a value above 1e6",
+                JsonDocument.Parse(await bad.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetString());
         }
         var (_, metadata) = await Get("/v2/models/add_sub");
         Assert.Equal(2, metadata.GetProperty("instances").GetInt32());
@@ -414,6 +416,14 @@ public class TritonRepositoryErrorTests
             max_batch_size: 8
             model_warmup { name: "misnamed" batch_size: 2 inputs { key: "pixels" value: { data_type: TYPE_FP32 dims: [16] zero_data: true } } }
             """, "1");
+        Model("py_env", """
+            backend: "python"
+            parameters { key: "EXECUTION_ENV_PATH" value: { string_value: "$$TRITON_MODEL_DIRECTORY/env.tar.gz" } }
+            """, "1");
+        Model("py_text", """
+            backend: "python"
+            input [{ name: "text" data_type: TYPE_STRING dims: [1] }]
+            """, "1");
         Model("both", null, "1");
         File.WriteAllText(Path.Combine(root, "both", "config.json"), "{}");
         File.WriteAllText(Path.Combine(root, "both", "config.pbtxt"), "");
@@ -438,6 +448,8 @@ public class TritonRepositoryErrorTests
                 ("warm_bad", HttpStatusCode.BadRequest, "model 'warm_bad' warm-up sample 'short file' failed: input 'input': warmup/short holds 12 bytes; dims [16] of TYPE_FP32 take 64"),
                 ("warm_wrong", HttpStatusCode.BadRequest, "model 'warm_wrong' warm-up sample 'misnamed' failed: model 'warm_wrong' has no input 'pixels' (its inputs: input)"),
                 ("both", HttpStatusCode.BadRequest, "repository model 'both' has both config.json and config.pbtxt: keep one of them"),
+                ("py_env", HttpStatusCode.BadRequest, "py_env/config.pbtxt: parameters EXECUTION_ENV_PATH (a packed Python environment) is not served"),
+                ("py_text", HttpStatusCode.BadRequest, "py_text/config.pbtxt: 'text' is TYPE_STRING, which the Python bridge does not carry"),
             })
             {
                 var (got, error) = await Load(name);

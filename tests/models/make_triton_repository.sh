@@ -18,7 +18,8 @@
 #               max_batch_size 8 with dynamic batching
 #   strings_fixed/  the ONNX strings model (text [n] -> upper [n]) with config dims [3]: the
 #               config fixes the model's free dimension, so a request of 2 strings is refused
-#   add_sub/    Triton's Python backend: 1/model.py (tests/models/triton_python/add_sub.py),
+#   add_sub/    Triton's Python backend: 1/model.py (tests/models/triton_python/add_sub.py, which
+#               imports add_sub_limits.py beside it),
 #               OUTPUT0 = INPUT0 + INPUT1, OUTPUT1 = INPUT0 - INPUT1, FP32 [4], max_batch_size 8
 #   torch_reshape/  the TorchScript MLP the same way with max_batch_size 0: whole shapes with
 #               a free dimension on both sides ([-1,4,4] for the model's [-1,16])
@@ -134,6 +135,7 @@ output [ { name: "upper" data_type: TYPE_STRING dims: [ -1 ] } ]
 EOF
 
 version add_sub 1 "$here/triton_python/add_sub.py" model.py
+cp "$here/triton_python/add_sub_limits.py" "$out/add_sub/1/"
 cat > "$out/add_sub/config.pbtxt" <<'EOF'
 name: "add_sub"
 backend: "python"

@@ -222,6 +222,14 @@ public sealed class Model
     {
         WhyNotBatched = null;
         if (Batching is null) return;
+        // A reshape of whole shapes (no row limit) may move what dim 0 means: merged requests would mix.
+        if (Reshape is { Batched: false })
+        {
+            if (!Batching.Automatic)
+                throw new MlosException(SmiStatus.InvalidParam, $"model '{Id}': dynamic batching needs a row limit (max_rows) when tensors are reshaped: a reshape of whole shapes does not keep dim 0");
+            WhyNotBatched = "it reshapes whole tensors (no row limit), so dim 0 is not a batch dimension";
+            return;
+        }
         if (Batching.Automatic)
         {
             WhyNotBatched = AutomaticBatchingRefusal();

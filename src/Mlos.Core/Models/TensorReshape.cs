@@ -58,6 +58,13 @@ public sealed class TensorReshape
                 throw new MlosException(SmiStatus.InvalidParam, $"{what}: '{name}' is reshaped twice");
             if (!Known(dims, out long a, out int freeA) || !Known(modelDims, out long b, out int freeB))
                 throw new MlosException(SmiStatus.InvalidParam, $"{what}: '{name}' has a shape whose element count does not fit in 64 bits");
+            int most = SmiVersion.MaxDims - (batched ? 1 : 0);
+            if (dims.Length > most || modelDims.Length > most)
+                throw new MlosException(SmiStatus.InvalidParam, $"{what}: '{name}' has more than {most} dimensions on a side{(batched ? " beside the batch dimension" : "")}");
+            // One side fixed, the other with a free dimension: the fixed count must divide among the rest.
+            if ((freeA < 0) != (freeB < 0) && (freeA < 0 ? (b == 0 ? a != 0 : a % b != 0) : (a == 0 ? b != 0 : b % a != 0)))
+                throw new MlosException(SmiStatus.InvalidParam,
+                    $"{what}: '{name}' has {(freeA < 0 ? a : b)} elements as [{Text(freeA < 0 ? dims : modelDims)}], which [{Text(freeA < 0 ? modelDims : dims)}] cannot hold");
             if (freeA < 0 && freeB < 0 && a != b)
                 throw new MlosException(SmiStatus.InvalidParam,
                     $"{what}: '{name}' has {a} elements as [{Text(dims)}] but {b} as [{Text(modelDims)}]; a reshape keeps the elements");
@@ -135,9 +142,17 @@ public sealed class TensorReshape
                 throw new MlosException(SmiStatus.InvalidParam, $"input '{e.Name}' {problem}");
             Relabel(ref copy[i], shape, e.ModelDims);
         }
+        nuint capacity = *numOutputs;
         SmiStatus status;
         fixed (SmiTensor* given = copy)
             status = plugin.InferCall(handle, given, numInputs, outputs, numOutputs, deadline, selection);
+        if (status == SmiStatus.BufferTooSmall)
+        {
+            // The sizes needed come back in the client's shapes too (the bytes are the same).
+            for (int i = 0; i < (int)Math.Min(capacity, *numOutputs); i++)
+                if (Find(MemoryMarshal.CreateReadOnlySpanFromNullTerminated(outputs[i].Name)) is { } e && Resolve(outputs[i].Dims, e.ModelDims, e.Dims, shape) is null)
+                    Relabel(ref outputs[i], shape, e.Dims);
+        }
         if (status != SmiStatus.Success) return status;
         int count = (int)*numOutputs;
         for (int i = 0; i < count; i++)

@@ -54,7 +54,8 @@ class TritonModelException(Exception):
 
 
 class TritonError(Exception):
-    """An error a model puts in an InferenceResponse (or raises)."""
+    """An error a model puts in an InferenceResponse (or raises): the request fails with its message alone."""
+    mlos_plain_message = True
     UNKNOWN, INTERNAL, NOT_FOUND, INVALID_ARG, UNAVAILABLE, UNSUPPORTED, ALREADY_EXISTS, CANCELLED = range(8)
 
     def __init__(self, message, code=INTERNAL):
@@ -220,7 +221,18 @@ class TritonPythonBackend:
         if spec is None or spec.loader is None:
             raise FileNotFoundError(f"{path} is not a Python file")
         module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        # Registered like any import (dataclasses and pickle look classes up there), and with its
+        # folder on the path while it runs, so that model.py can import modules beside it.
+        sys.modules[module_name] = module
+        folder = os.path.dirname(os.path.abspath(path))
+        sys.path.insert(0, folder)
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(module_name, None)
+            raise
+        finally:
+            sys.path.remove(folder)
         cls = getattr(module, "TritonPythonModel", None)
         if not isinstance(cls, type):
             raise TritonModelException(f"{path} has no class TritonPythonModel")
@@ -245,7 +257,11 @@ class TritonPythonBackend:
         if model is not None and model.instance is not None:
             instance, model.instance = model.instance, None
             if hasattr(instance, "finalize"):
-                instance.finalize()
+                # Triton unloads a model whatever its finalize() does: a failure is reported, not kept.
+                try:
+                    instance.finalize()
+                except Exception as e:  # noqa: BLE001 - any failure of the model's own code
+                    print(f"mlos_triton_python: model '{model.name}' finalize() failed: {type(e).__name__}: {e}", file=sys.stderr)
         return 0
 
     def get_model_io(self, handle):
@@ -258,7 +274,9 @@ class TritonPythonBackend:
                 dtype = t.get("data_type", "TYPE_FP32")
                 if dtype not in _KSERVE:
                     raise TritonModelException(f"{key} '{t.get('name')}' is {dtype}, which the MLOS Python bridge does not carry")
-                out.append({"name": t["name"], "dtype": _KSERVE[dtype], "shape": batch + [int(d) for d in t.get("dims", [])]})
+                # The model's own shape: a reshape is the core's to apply (clients see dims).
+                dims = t.get("reshape", {}).get("shape", t.get("dims", []))
+                out.append({"name": t["name"], "dtype": _KSERVE[dtype], "shape": batch + [int(d) for d in dims]})
             return out
         return {"inputs": specs("input"), "outputs": specs("output")}
 

@@ -101,6 +101,7 @@ internal static class TritonModelFolder
 
     private static Model PrepareVersion(ServerState state, string name, string folder, long version, TritonBackend? named, TritonModelConfig config, string source, Model? replacing)
     {
+        if (named == TritonBackend.Python) TritonPython.Check(config, source); // before any file is looked for
         var file = config.DefaultModelFilename ?? named?.DefaultFile
             ?? Directory.EnumerateFileSystemEntries(folder).Select(Path.GetFileName).Order(StringComparer.Ordinal)
                 .FirstOrDefault(f => TritonBackend.ForFile(f!) is not null)

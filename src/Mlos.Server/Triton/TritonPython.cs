@@ -36,11 +36,23 @@ internal static class TritonPython
                 File.Exists(Path.Combine(d, PluginFolders.PythonBridge)) && File.Exists(Path.Combine(d, AdapterFolder, "mlos_triton_python.py")))
                 ?? throw new MlosException(SmiStatus.NotFound,
                     $"backend \"python\" needs {PluginFolders.PythonBridge} and {AdapterFolder}/mlos_triton_python.py in a plugin folder ({string.Join(", ", state.Options.PluginDirs)})");
-            var bridge = Path.GetFullPath(Path.Combine(dir, PluginFolders.PythonBridge));
+            // The rules of every other way in: the files lie in a plugin folder (links resolved), and so does what the config names.
+            var bridge = state.InPluginFolder(Path.Combine(dir, PluginFolders.PythonBridge))
+                ?? throw new MlosException(SmiStatus.InvalidParam, $"{Path.Combine(dir, PluginFolders.PythonBridge)} links to a file outside the plugin folders");
             var config = JsonSerializer.Serialize(new BridgeConfig("mlos_triton_python", "TritonPythonBackend", Path.GetFullPath(Path.Combine(dir, AdapterFolder))), TritonPythonJson.Default.BridgeConfig);
+            state.CheckPluginConfig(bridge, config);
             var plugin = state.Core.LoadPlugin(bridge, config: config);
             state.Log.Admin($"plugin '{plugin.Id}' loaded from {bridge} for Triton's Python backend");
         }
+    }
+
+    /// <summary>What a Python-backend config asks for that the bridge cannot give, refused before any Python runs.</summary>
+    public static void Check(TritonModelConfig c, string source)
+    {
+        if (c.Parameters.Any(p => p.Key == "EXECUTION_ENV_PATH"))
+            throw new TextFormatException($"{source}: parameters EXECUTION_ENV_PATH (a packed Python environment) is not served: the bridge runs the system's CPython with its packages");
+        if (c.Inputs.Concat(c.Outputs).FirstOrDefault(t => t.Dtype == SmiDtype.Bytes) is { } text)
+            throw new TextFormatException($"{source}: '{text.Name}' is TYPE_STRING, which the Python bridge does not carry (numeric tensors only)");
     }
 
     /// <summary>The bridge's model config: the model's config.pbtxt as Triton's JSON (what <c>args["model_config"]</c> holds).</summary>
