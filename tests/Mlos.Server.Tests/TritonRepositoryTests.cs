@@ -383,6 +383,38 @@ public sealed class TritonRepositoryTests : IClassFixture<TritonRepositoryTests.
 /// <summary>Triton-layout folders that must not load, each refused with the file and the reason.</summary>
 public class TritonRepositoryErrorTests
 {
+    /// <summary>
+    /// The Python bridge serves one class: registered first for another (the guide's sample
+    /// class), it is not taken over by a Triton Python model, which is refused naming that class.
+    /// </summary>
+    [Fact]
+    public async Task A_python_model_is_refused_while_the_bridge_serves_another_class()
+    {
+        var root = Directory.CreateTempSubdirectory("mlos-triton-py-").FullName;
+        var plugins = Directory.CreateTempSubdirectory("mlos-triton-py-plugins-").FullName;
+        try
+        {
+            TritonRepositoryTests.Repository.Build(root);
+            var python = Directory.CreateDirectory(Path.Combine(plugins, "python")).FullName;
+            foreach (var file in Directory.EnumerateFiles(Path.Combine(BuildTree.Repo, "c-tests", "python"), "*.py"))
+                File.Copy(file, Path.Combine(python, Path.GetFileName(file)));
+            using var server = new ServerProcess(root, "--model-repository", root, "--model-control-mode", "explicit", "--plugin-dir", plugins);
+            var bridge = JsonSerializer.Serialize("file://" + Path.Combine(BuildTree.PluginDir, "libmlos_python_plugin.so"));
+            using (var registered = await server.Client.PostAsync("/plugins/register", new StringContent(
+                       $$$"""{"endpoint":{{{bridge}}},"config":{"module":"my_python_plugin","class":"MyPythonPlugin","path":{{{JsonSerializer.Serialize(python)}}}}}""", Encoding.UTF8, "application/json")))
+                Assert.Equal(HttpStatusCode.OK, registered.StatusCode);
+            using var load = await server.Client.PostAsync("/v2/repository/models/add_sub/load", Admin.Empty);
+            Assert.Equal(HttpStatusCode.Conflict, load.StatusCode);
+            Assert.Contains("backend \"python\" needs the Python bridge serving Triton's Python models, but plugin 'python-bridge' is registered for 'My Python ML Plugin'",
+                JsonDocument.Parse(await load.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetString());
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+            Directory.Delete(plugins, recursive: true);
+        }
+    }
+
     [Fact]
     public async Task Bad_folders_fail_their_own_load_with_the_reason_and_the_rest_serve()
     {

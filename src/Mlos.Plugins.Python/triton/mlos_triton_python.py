@@ -173,8 +173,8 @@ _KSERVE = {"TYPE_BOOL": "BOOL", "TYPE_UINT8": "UINT8", "TYPE_UINT16": "UINT16", 
 class _Model:
     """One registered instance: its config and, once loaded, its TritonPythonModel."""
 
-    def __init__(self, name, version, path, config):
-        self.name, self.version, self.path, self.config = name, version, path, config
+    def __init__(self, name, version, path, config, index):
+        self.name, self.version, self.path, self.config, self.index = name, version, path, config, index
         self.instance = None
 
 
@@ -202,8 +202,11 @@ class TritonPythonBackend:
             return -1  # SMI_ERROR_INVALID_PARAM: the server always passes one
         path = metadata.get("path") or ""
         version = os.path.basename(os.path.dirname(path))
+        name = metadata.get("name") or config.get("name", "")
         with self._lock:
-            self._models[handle] = _Model(metadata.get("name") or config.get("name", ""), version, path, config)
+            # Instances of one model version are registered one after another: each is numbered, as Triton names them.
+            index = sum(1 for m in self._models.values() if m.name == name and m.version == version)
+            self._models[handle] = _Model(name, version, path, config, index)
         return 0
 
     def unregister_model(self, handle):
@@ -241,7 +244,7 @@ class TritonPythonBackend:
         args = {
             "model_config": json.dumps(model.config),
             "model_instance_kind": "CPU",
-            "model_instance_name": f"{model.name}_0",
+            "model_instance_name": f"{model.name}_{model.index}",
             "model_instance_device_id": "0",
             "model_repository": repository,
             "model_version": model.version,
