@@ -121,7 +121,7 @@ public sealed unsafe class MlosCore : IDisposable
             Plugin plugin;
             try
             {
-                plugin = new Plugin(pluginId, library.Path.Text, library, library.Descriptor) { AdminTimeoutMs = UnloadTimeoutMs };
+                plugin = new Plugin(pluginId, library.Path.Text, new InProcessBoundary(library)) { AdminTimeoutMs = UnloadTimeoutMs };
                 if (deferInitialize) plugin.DeferInitialize(config);
                 else plugin.Initialize(config);
             }
@@ -709,7 +709,7 @@ public sealed unsafe class MlosCore : IDisposable
         foreach (var plugin in _plugins.Values)
         {
             plugin.Cleanup();
-            plugin.Library.Release();
+            plugin.Close();
         }
         _plugins.Clear();
     }

@@ -4,31 +4,23 @@ using Mlos.Smi.Sdk;
 namespace Mlos.Core.Plugins;
 
 /// <summary>
-/// A plugin the core has loaded and initialised: its function tables, copied once at load, and
-/// the lock that serialises calls into it when it does not declare SMI_CAP_THREAD_SAFE.
-/// Every call into plugin code goes through here.
+/// A plugin the core has loaded and initialised: its entries (a <see cref="PluginBoundary"/>,
+/// wherever the plugin runs), the checks of everything they answer, and the lock that serialises
+/// calls into it when it does not declare SMI_CAP_THREAD_SAFE. Every call into plugin code goes
+/// through here.
 /// </summary>
 public sealed unsafe class Plugin
 {
-    private readonly SmiPluginInterface _api;
-    private readonly SmiPluginInterface11 _v11;
-    private readonly SmiPluginInterface12 _v12;
-    private readonly SmiPluginInterface13 _v13;
+    private readonly PluginBoundary _boundary;
     private readonly PluginGate? _serial;
 
-    internal Plugin(string id, string path, PluginLibrary library, SmiPlugin* descriptor)
+    internal Plugin(string id, string path, PluginBoundary boundary)
     {
         Id = id;
         Path = path;
-        Library = library;
-        _api = descriptor->Interface;
-        SmiVersion = descriptor->SmiVersion;
-        // The 1.1 block exists only in plugins built against SMI >= 1.1: reading it from an
-        // older plugin would read past the end of its descriptor.
-        if (Smi.Abi.SmiVersion.GetMinor(SmiVersion) >= 1) _v11 = descriptor->V11;
-        if (Smi.Abi.SmiVersion.GetMinor(SmiVersion) >= 2) _v12 = descriptor->V12;
-        if (Smi.Abi.SmiVersion.GetMinor(SmiVersion) >= 3) _v13 = descriptor->V13;
-        NativeId = PluginText.Read(descriptor->PluginId) ?? "";
+        _boundary = boundary;
+        SmiVersion = boundary.SmiVersion;
+        NativeId = boundary.NativeId;
         ReadInfo();
         _serial = IsThreadSafe ? null : new PluginGate();
     }
@@ -40,12 +32,12 @@ public sealed unsafe class Plugin
     public string Version { get; private set; } = "";
     public string Frameworks { get; private set; } = "";
     public uint SmiVersion { get; }
-    public SmiCapabilities Capabilities => _v11.Capabilities;
+    public SmiCapabilities Capabilities => _boundary.Capabilities;
     public bool IsThreadSafe => Capabilities.HasFlag(SmiCapabilities.ThreadSafe);
-    public bool HasTypedInfer => _v11.Infer != null;
-    public bool HasModelIo => _v11.GetModelIo != null;
+    public bool HasTypedInfer => _boundary.Has(PluginEntries.Infer);
+    public bool HasModelIo => _boundary.Has(PluginEntries.GetModelIo);
     /// <summary>Whether the plugin takes a deadline with typed infer (SMI 1.2), which a model's <c>timeout_ms</c> needs.</summary>
-    public bool HasDeadlineInfer => _v12.InferWithDeadline != null;
+    public bool HasDeadlineInfer => _boundary.Has(PluginEntries.InferWithDeadline);
     /// <summary>
     /// Whether requests are refused when they do not fit the model's specs: for plugins built
     /// against SMI 1.3 or later that do not declare SMI_CAP_ANY_INPUTS. An older plugin could not
@@ -54,8 +46,10 @@ public sealed unsafe class Plugin
     public bool SpecsAreRules => Smi.Abi.SmiVersion.GetMinor(SmiVersion) >= 3 && !Capabilities.HasFlag(SmiCapabilities.AnyInputs);
 
     /// <summary>Whether the plugin computes only requested outputs (SMI 1.3 infer_selected); without it the core drops the others.</summary>
-    public bool HasSelectedInfer => _v13.InferSelected != null;
-    internal PluginLibrary Library { get; }
+    public bool HasSelectedInfer => _boundary.Has(PluginEntries.InferSelected);
+
+    /// <summary>Lets the plugin go after cleanup (see <see cref="PluginBoundary.Close"/>).</summary>
+    internal void Close() => _boundary.Close();
 
     /// <summary>
     /// How long an admin call (register, load, unload, model info…) waits for the gate of a
@@ -98,7 +92,7 @@ public sealed unsafe class Plugin
         try
         {
             SmiStatus status;
-            using (Serial("initialize")) status = _api.Initialize(c);
+            using (Serial("initialize")) status = _boundary.Initialize(c);
             Check(status, "initialize");
         }
         finally { System.Runtime.InteropServices.NativeMemory.Free(c); }
@@ -108,19 +102,20 @@ public sealed unsafe class Plugin
 
     private void ReadInfo()
     {
-        Name = PluginText.Read(_api.GetPluginName()) ?? Id;
-        Version = PluginText.Read(_api.GetPluginVersion()) ?? "";
-        Frameworks = _api.GetSupportedFrameworks != null ? PluginText.Read(_api.GetSupportedFrameworks()) ?? "" : "";
+        var (name, version, frameworks) = _boundary.Describe();
+        Name = name ?? Id;
+        Version = version ?? "";
+        Frameworks = frameworks ?? "";
     }
 
     /// <summary>Calls cleanup if the plugin has one; failures are reported, not thrown.</summary>
     internal string? Cleanup()
     {
-        if (_api.Cleanup == null || !IsInitialized) return null; // never initialized: nothing to clean up
+        if (!_boundary.Has(PluginEntries.Cleanup) || !IsInitialized) return null; // never initialized: nothing to clean up
         SmiStatus status;
         try
         {
-            using (Serial("cleanup")) status = _api.Cleanup();
+            using (Serial("cleanup")) status = _boundary.Cleanup();
         }
         catch (MlosException e) { return e.Message; }
         return status == SmiStatus.Success ? null : Failure(status, "cleanup").Message;
@@ -130,52 +125,52 @@ public sealed unsafe class Plugin
     {
         nint handle = 0;
         SmiStatus status;
-        using (Serial("register_model")) status = _api.RegisterModel(metadata, &handle);
+        using (Serial("register_model")) status = _boundary.RegisterModel(metadata, &handle);
         Check(status, "register_model");
         return handle;
     }
 
     internal void Unregister(nint handle)
     {
-        if (_api.UnregisterModel == null) return; // optional: nothing to forget
+        if (!_boundary.Has(PluginEntries.UnregisterModel)) return; // optional: nothing to forget
         SmiStatus status;
-        using (Serial("unregister_model")) status = _api.UnregisterModel(handle);
+        using (Serial("unregister_model")) status = _boundary.UnregisterModel(handle);
         Check(status, "unregister_model");
     }
 
     internal void Load(nint handle, NativePath? path)
     {
-        if (_api.LoadModel == null) return; // optional: the plugin needs no load step
+        if (!_boundary.Has(PluginEntries.LoadModel)) return; // optional: the plugin needs no load step
         fixed (byte* p = path?.Terminated)
         {
             SmiStatus status;
-            using (Serial("load_model")) status = _api.LoadModel(handle, p);
+            using (Serial("load_model")) status = _boundary.LoadModel(handle, p);
             Check(status, "load_model");
         }
     }
 
     internal void Unload(nint handle)
     {
-        if (_api.UnloadModel == null) return;
+        if (!_boundary.Has(PluginEntries.UnloadModel)) return;
         SmiStatus status;
-        using (Serial("unload_model")) status = _api.UnloadModel(handle);
+        using (Serial("unload_model")) status = _boundary.UnloadModel(handle);
         Check(status, "unload_model");
     }
 
     internal void Allocate(nint handle, SmiResourceReq* requirements, nuint count)
     {
-        if (_api.AllocateResources == null)
+        if (!_boundary.Has(PluginEntries.AllocateResources))
             throw new MlosException(SmiStatus.NotSupported, $"plugin '{Id}' does not take resource requests");
         SmiStatus status;
-        using (Serial("allocate_resources")) status = _api.AllocateResources(handle, requirements, count);
+        using (Serial("allocate_resources")) status = _boundary.AllocateResources(handle, requirements, count);
         Check(status, "allocate_resources");
     }
 
     internal void Deallocate(nint handle)
     {
-        if (_api.DeallocateResources == null) return; // optional: nothing was taken
+        if (!_boundary.Has(PluginEntries.DeallocateResources)) return; // optional: nothing was taken
         SmiStatus status;
-        using (Serial("deallocate_resources")) status = _api.DeallocateResources(handle);
+        using (Serial("deallocate_resources")) status = _boundary.DeallocateResources(handle);
         Check(status, "deallocate_resources");
     }
 
@@ -184,7 +179,7 @@ public sealed unsafe class Plugin
 
     internal string? ModelInfo(nint handle)
     {
-        if (_api.GetModelInfo == null) return null;
+        if (!_boundary.Has(PluginEntries.GetModelInfo)) return null;
         nuint size = 4096;
         for (int attempt = 0; ; attempt++)
         {
@@ -193,7 +188,7 @@ public sealed unsafe class Plugin
             nuint n = size;
             fixed (byte* b = buffer)
             {
-                using (Serial("get_model_info")) status = _api.GetModelInfo(handle, b, &n);
+                using (Serial("get_model_info")) status = _boundary.GetModelInfo(handle, b, &n);
             }
             if (status == SmiStatus.Success)
             {
@@ -214,7 +209,7 @@ public sealed unsafe class Plugin
 
     internal SmiModelIo? ModelIo(nint handle)
     {
-        if (_v11.GetModelIo == null) return null;
+        if (!_boundary.Has(PluginEntries.GetModelIo)) return null;
         nuint nIn = 0, nOut = 0;
         for (int attempt = 0; ; attempt++)
         {
@@ -227,7 +222,7 @@ public sealed unsafe class Plugin
             fixed (SmiTensorSpec* i = inputs)
             fixed (SmiTensorSpec* o = outputs)
             {
-                using (Serial("get_model_io")) status = _v11.GetModelIo(handle, i, &nIn, o, &nOut);
+                using (Serial("get_model_io")) status = _boundary.GetModelIo(handle, i, &nIn, o, &nOut);
             }
             if (status == SmiStatus.Success && nIn <= capIn && nOut <= capOut)
             {
@@ -268,7 +263,7 @@ public sealed unsafe class Plugin
     internal SmiStatus InferenceCall(nint handle, void* input, nuint inputSize, void* output, nuint* outputSize)
     {
         nuint capacity = *outputSize;
-        var status = _api.Inference(handle, input, inputSize, output, outputSize);
+        var status = _boundary.Inference(handle, input, inputSize, output, outputSize);
         if (status == SmiStatus.Success && *outputSize > capacity)
             throw PluginAnswers.Broke(Id, "inference", $"it reported {*outputSize} output bytes for a buffer of {capacity}");
         return status;
@@ -290,11 +285,12 @@ public sealed unsafe class Plugin
         PluginAnswers.Record(outputs, lent);
         if (!selection.IsAll && PluginAnswers.HasCallerBuffers(lent))
             throw new MlosException(SmiStatus.InvalidParam, "requested outputs need empty output slots (the plugin allocates them)");
-        var status = !selection.IsAll && _v13.InferSelected != null
-            ? _v13.InferSelected(handle, inputs, numInputs, selection.Names, (nuint)selection.Count, outputs, &count, deadline)
+        bool selects = !selection.IsAll && HasSelectedInfer;
+        var status = selects
+            ? _boundary.InferSelected(handle, inputs, numInputs, selection.Names, (nuint)selection.Count, outputs, &count, deadline)
             : deadline != 0
-                ? _v12.InferWithDeadline(handle, inputs, numInputs, outputs, &count, deadline)
-                : _v11.Infer(handle, inputs, numInputs, outputs, &count);
+                ? _boundary.InferWithDeadline(handle, inputs, numInputs, outputs, &count, deadline)
+                : _boundary.Infer(handle, inputs, numInputs, outputs, &count);
         if (status != SmiStatus.Success)
         {
             PluginAnswers.ReleaseLeftovers(outputs, lent);
@@ -302,7 +298,7 @@ public sealed unsafe class Plugin
             return status;
         }
         if (PluginAnswers.CheckOutputs(Id, outputs, count, lent) is { } breach) throw breach;
-        if (!selection.IsAll) count = PluginAnswers.KeepSelected(Id, outputs, count, selection, strict: _v13.InferSelected != null);
+        if (!selection.IsAll) count = PluginAnswers.KeepSelected(Id, outputs, count, selection, strict: selects);
         *numOutputs = count;
         return status;
     }
@@ -313,7 +309,7 @@ public sealed unsafe class Plugin
     /// </summary>
     internal MlosException Failure(SmiStatus status, string entry)
     {
-        string? detail = _v11.GetLastError != null ? PluginText.Read(_v11.GetLastError()) : null;
+        string? detail = _boundary.LastError();
         var known = PluginAnswers.Known(status);
         var text = known == status
             ? $"plugin '{Id}' {entry} failed: {MlosException.Describe(status)}"
