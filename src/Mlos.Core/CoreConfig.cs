@@ -136,11 +136,7 @@ public sealed record ModelOptions(string? Framework, string? Version, string? Co
         var shapes = new Dictionary<string, long[]>(StringComparer.Ordinal);
         foreach (var p in JsonConfig.Object(value, what).EnumerateObject())
         {
-            var v = p.Value;
-            shapes[p.Name] = v.ValueKind == JsonValueKind.Array && v.GetArrayLength() <= SmiVersion.MaxDims
-                             && v.EnumerateArray().All(d => d.ValueKind == JsonValueKind.Number && d.TryGetInt64(out var n) && n >= -1)
-                ? [.. v.EnumerateArray().Select(d => d.GetInt64())]
-                : throw new MlosException(SmiStatus.InvalidParam, $"{what}: '{p.Name}' must be an array of at most {SmiVersion.MaxDims} dimensions, each >= 0 or -1");
+            shapes[p.Name] = JsonConfig.Dims(p, what);
         }
         return shapes;
     }
@@ -181,6 +177,16 @@ internal static class JsonConfig
     {
         try { return e.GetString()!; }
         catch (InvalidOperationException) { throw new MlosException(SmiStatus.InvalidParam, $"{what} holds a lone UTF-16 surrogate escape, which is not text"); }
+    }
+
+    /// <summary>A shape: an array of at most SMI_MAX_DIMS dimensions, each >= 0 or -1 (free).</summary>
+    public static long[] Dims(JsonProperty p, string what)
+    {
+        var v = p.Value;
+        return v.ValueKind == JsonValueKind.Array && v.GetArrayLength() <= SmiVersion.MaxDims
+               && v.EnumerateArray().All(d => d.ValueKind == JsonValueKind.Number && d.TryGetInt64(out var n) && n >= -1)
+            ? [.. v.EnumerateArray().Select(d => d.GetInt64())]
+            : throw new MlosException(SmiStatus.InvalidParam, $"{what}: '{p.Name}' must be an array of at most {SmiVersion.MaxDims} dimensions, each >= 0 or -1, not {v.GetRawText()}");
     }
 
     public static MlosException UnknownKey(string what, string key, string known) =>

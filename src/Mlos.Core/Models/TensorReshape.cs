@@ -74,11 +74,7 @@ public sealed class TensorReshape
 
         static long[] Shape(JsonProperty p)
         {
-            var v = p.Value;
-            long[] dims = v.ValueKind == JsonValueKind.Array && v.GetArrayLength() <= SmiVersion.MaxDims
-                          && v.EnumerateArray().All(d => d.ValueKind == JsonValueKind.Number && d.TryGetInt64(out var n) && n >= -1)
-                ? [.. v.EnumerateArray().Select(d => d.GetInt64())]
-                : throw new MlosException(SmiStatus.InvalidParam, $"{what}: '{p.Name}' must be an array of at most {SmiVersion.MaxDims} dimensions, each >= 0 or -1, not {v.GetRawText()}");
+            var dims = JsonConfig.Dims(p, what);
             if (dims.Count(d => d < 0) > 1)
                 throw new MlosException(SmiStatus.InvalidParam, $"{what}: '{p.Name}' [{Text(dims)}] has more than one free dimension, so the other side's cannot be worked out");
             return dims;
