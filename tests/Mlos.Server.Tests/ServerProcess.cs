@@ -38,8 +38,7 @@ public sealed class ServerProcess : IDisposable
 
     private void Start(bool waitReady, string modelRoot, string[] extra)
     {
-        Port = FreePort();
-        GrpcPort = FreePort();
+        (Port, GrpcPort) = FreePorts();
         var server = BuildTree.Require(Path.Combine(BuildTree.Dir, "mlos_core"));
         var info = new ProcessStartInfo(server)
         {
@@ -130,11 +129,14 @@ public sealed class ServerProcess : IDisposable
         _process.Dispose();
     }
 
-    private static int FreePort()
+    /// <summary>Two free ports, both held while the second is picked: one released first could be handed out again as the other.</summary>
+    private static (int Http, int Grpc) FreePorts()
     {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
+        using var http = new TcpListener(IPAddress.Loopback, 0);
+        using var grpc = new TcpListener(IPAddress.Loopback, 0);
+        http.Start();
+        grpc.Start();
+        return (((IPEndPoint)http.LocalEndpoint).Port, ((IPEndPoint)grpc.LocalEndpoint).Port);
     }
 }
 
