@@ -32,6 +32,8 @@
  *   hang=1               inference and infer wait until hostile_release_hang() (20 s at most)
  *   delay_us=N           inference and infer sleep N microseconds first
  *   register_sleep_ms=N  register_model sleeps N ms first
+ *   crash=KIND           inference and infer end the process, for plugin isolation (#16): segv (a
+ *                        write through NULL), abort, exit (exit(0) from inside the call)
  *   reenter=infer:ID     inference calls the host's mlos_core_inference on model ID, and writes
  *                        the inner status (int32) then the inner last error (text, NUL) as output
  *   reenter=unload:ID    the same with mlos_core_unload_model(ID)
@@ -62,6 +64,7 @@
 typedef enum { BAD_NONE, BAD_NAME, BAD_DTYPE, BAD_NDIM, BAD_BYTES, BAD_NORELEASE } bad_kind_t;
 typedef enum { IO_HONEST, IO_HUGE, IO_GROW } io_kind_t;
 typedef enum { REENTER_NONE, REENTER_INFER, REENTER_UNLOAD } reenter_kind_t;
+typedef enum { CRASH_NONE, CRASH_SEGV, CRASH_ABORT, CRASH_EXIT } crash_kind_t;
 
 typedef struct {
     char* name;
@@ -74,6 +77,7 @@ typedef struct {
     bad_kind_t bad;
     reenter_kind_t reenter;
     char reenter_target[128];
+    crash_kind_t crash;
 } model_t;
 
 /* One plugin-allocated output. Never freed: a second release must find it to be counted. */
@@ -163,6 +167,20 @@ static void parse_config(model_t* m, const char* config) {
     m->bad = parse_bad(word);
     config_word(config, "reenter", word, sizeof word);
     parse_reenter(m, word);
+    config_word(config, "crash", word, sizeof word);
+    m->crash = strcmp(word, "segv") == 0 ? CRASH_SEGV : strcmp(word, "abort") == 0 ? CRASH_ABORT
+             : strcmp(word, "exit") == 0 ? CRASH_EXIT : CRASH_NONE;
+}
+
+/* Ends the process as the model's crash keyword says (a plugin bug the core must survive). */
+static void crash_as_told(const model_t* m) {
+    volatile int* nowhere = NULL;
+    switch (m->crash) {
+    case CRASH_SEGV: *nowhere = 1; break;
+    case CRASH_ABORT: abort();
+    case CRASH_EXIT: exit(0);
+    case CRASH_NONE: break;
+    }
 }
 
 /* ---------------------------------------------------------------- live handles */
@@ -405,6 +423,7 @@ static int misbehave(model_t* m, long* counter, smi_status_t* status) {
     (*counter)++;
     if (!m->loaded) g_stats.unloaded_calls++;
     pthread_mutex_unlock(&g_lock);
+    crash_as_told(m);
     if (m->hang) wait_for_release();
     if (m->delay_us > 0) usleep((useconds_t)m->delay_us);
     if (m->status == 0) return 0;

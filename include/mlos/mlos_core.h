@@ -79,8 +79,9 @@ const char* mlos_core_last_error(void);
 
 /**
  * Creates a core. config_json may be NULL or "" (no plugins) or
- * {"plugins":[{"path":"build/plugins/libmlos_echo_plugin.so","id":"echo","config":{...}}],
- *  "unload_timeout_ms":30000}.
+ * {"plugins":[{"path":"build/plugins/libmlos_echo_plugin.so","id":"echo","config":{...},
+ *  "isolation":"process","shared_memory_mb":2048}],"unload_timeout_ms":30000,
+ *  "default_isolation":"none"} (isolation: see mlos_core_load_plugin_with_options).
  * Malformed JSON or an unknown key fails with SMI_ERROR_INVALID_PARAM.
  */
 mlos_status_t mlos_core_create(const char* config_json, mlos_core_t** core);
@@ -103,6 +104,20 @@ mlos_status_t mlos_core_destroy(mlos_core_t* core);
  */
 mlos_status_t mlos_core_load_plugin(mlos_core_t* core, const char* path,
                                     const char* plugin_id, const char* config);
+
+/**
+ * mlos_core_load_plugin with options_json (NULL or {"isolation":"process"|"none",
+ * "shared_memory_mb":N}). "process" runs the plugin in a mlos_plugin_host process of its own
+ * (found beside libmlos_core.so, or at $MLOS_PLUGIN_HOST): smi_plugin_init and every entry run
+ * there, tensor data crosses in shared memory, and a crash of the plugin fails only the calls it
+ * was running (SMI_ERROR_BUSY, naming the signal) instead of this process. "shared_memory_mb"
+ * bounds one call's request plus answer (default 2048). Left out, isolation is the core's
+ * default: "default_isolation" of the mlos_core_create config, else $MLOS_DEFAULT_ISOLATION,
+ * else "none". A plugin that calls back into the core cannot be isolated.
+ */
+mlos_status_t mlos_core_load_plugin_with_options(mlos_core_t* core, const char* path,
+                                                 const char* plugin_id, const char* config,
+                                                 const char* options_json);
 
 /** Loaded plugins as JSON: {"status":"success","plugins":[{"id","name","version",...}],"total":N}. */
 mlos_status_t mlos_core_list_plugins(mlos_core_t* core, char* json, size_t* json_size);

@@ -60,6 +60,18 @@ public static unsafe class CoreExports
         catch (Exception e) { return Fail(e); }
     }
 
+    [UnmanagedCallersOnly(EntryPoint = "mlos_core_load_plugin_with_options")]
+    public static SmiStatus LoadPluginWithOptions(nint core, byte* path, byte* pluginId, byte* config, byte* options)
+    {
+        try
+        {
+            var parsed = Mlos.Core.Isolation.IsolationOptions.Parse(Utf8.Read(options), "plugin options");
+            CoreHandles.Get(core).LoadPluginAt(NativePath.FromC(path) ?? throw Null("path"), Id(pluginId, "plugin_id"), Utf8.Read(config), options: parsed);
+            return SmiStatus.Success;
+        }
+        catch (Exception e) { return Fail(e); }
+    }
+
     [UnmanagedCallersOnly(EntryPoint = "mlos_core_list_plugins")]
     public static SmiStatus ListPlugins(nint core, byte* json, nuint* jsonSize)
     {

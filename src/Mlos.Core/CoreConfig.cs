@@ -4,14 +4,14 @@ using Mlos.Smi.Abi;
 namespace Mlos.Core;
 
 /// <summary>A plugin to load when a core is created.</summary>
-public sealed record PluginConfig(string Path, string? Id, string? Config);
+public sealed record PluginConfig(string Path, string? Id, string? Config, Isolation.IsolationOptions? Options = null);
 
 /// <summary>
 /// The JSON given to <c>mlos_core_create</c>:
-/// <c>{"plugins":[{"path":"build/plugins/x.so","id":"x","config":{…}}],"unload_timeout_ms":30000}</c>.
+/// <c>{"plugins":[{"path":"build/plugins/x.so","id":"x","config":{…},"isolation":"process"}],"unload_timeout_ms":30000,"default_isolation":"none"}</c>.
 /// Every key is optional; unknown keys are errors, so a typo is reported instead of silently ignored.
 /// </summary>
-public sealed record CoreConfig(IReadOnlyList<PluginConfig> Plugins, int UnloadTimeoutMs = CoreConfig.DefaultUnloadTimeoutMs)
+public sealed record CoreConfig(IReadOnlyList<PluginConfig> Plugins, int UnloadTimeoutMs = CoreConfig.DefaultUnloadTimeoutMs, Isolation.PluginIsolation? DefaultIsolation = null)
 {
     public const int DefaultUnloadTimeoutMs = 30_000;
 
@@ -20,6 +20,7 @@ public sealed record CoreConfig(IReadOnlyList<PluginConfig> Plugins, int UnloadT
         if (string.IsNullOrWhiteSpace(json)) return new CoreConfig([]);
         var plugins = new List<PluginConfig>();
         int unloadTimeout = DefaultUnloadTimeoutMs;
+        Isolation.PluginIsolation? defaultIsolation = null;
         using var doc = JsonConfig.Parse(json, "core config");
         foreach (var property in JsonConfig.Object(doc.RootElement, "core config").EnumerateObject())
         {
@@ -29,12 +30,18 @@ public sealed record CoreConfig(IReadOnlyList<PluginConfig> Plugins, int UnloadT
                     : throw new MlosException(SmiStatus.InvalidParam, "core config: 'unload_timeout_ms' must be an integer from 0 to 2147483647");
                 continue;
             }
-            if (property.Name != "plugins") throw JsonConfig.UnknownKey("core config", property.Name, "plugins, unload_timeout_ms");
+            if (property.Name == "default_isolation")
+            {
+                defaultIsolation = Isolation.IsolationOptions.ParseIsolation(property.Value.ValueKind == JsonValueKind.String ? property.Value.GetString() : null, "core config 'default_isolation'");
+                continue;
+            }
+            if (property.Name != "plugins") throw JsonConfig.UnknownKey("core config", property.Name, "plugins, unload_timeout_ms, default_isolation");
             if (property.Value.ValueKind != JsonValueKind.Array)
                 throw new MlosException(SmiStatus.InvalidParam, "core config: 'plugins' must be an array");
             foreach (var entry in property.Value.EnumerateArray())
             {
                 string? path = null, id = null, config = null;
+                var options = Isolation.IsolationOptions.Default;
                 foreach (var field in JsonConfig.Object(entry, "core config plugin").EnumerateObject())
                 {
                     switch (field.Name)
@@ -42,13 +49,16 @@ public sealed record CoreConfig(IReadOnlyList<PluginConfig> Plugins, int UnloadT
                         case "path": path = JsonConfig.String(field, "core config plugin"); break;
                         case "id": id = JsonConfig.String(field, "core config plugin"); break;
                         case "config": config = JsonConfig.Text(field.Value); break;
-                        default: throw JsonConfig.UnknownKey("core config plugin", field.Name, "path, id, config");
+                        default:
+                            if (!Isolation.IsolationOptions.TryRead(field, "core config plugin", ref options))
+                                throw JsonConfig.UnknownKey("core config plugin", field.Name, "path, id, config, " + Isolation.IsolationOptions.Keys);
+                            break;
                     }
                 }
-                plugins.Add(new PluginConfig(path ?? throw new MlosException(SmiStatus.InvalidParam, "core config: a plugin entry has no 'path'"), id, config));
+                plugins.Add(new PluginConfig(path ?? throw new MlosException(SmiStatus.InvalidParam, "core config: a plugin entry has no 'path'"), id, config, options));
             }
         }
-        return new CoreConfig(plugins, unloadTimeout);
+        return new CoreConfig(plugins, unloadTimeout, defaultIsolation);
     }
 }
 

@@ -72,16 +72,22 @@ public sealed unsafe class MlosCore : IDisposable
     /// </summary>
     public int UnloadTimeoutMs { get; init; } = CoreConfig.DefaultUnloadTimeoutMs;
 
+    /// <summary>
+    /// Where a plugin runs when its load does not say (<see cref="Isolation.IsolationOptions.Isolation"/>):
+    /// config <c>default_isolation</c>, else <c>MLOS_DEFAULT_ISOLATION</c>, else in process.
+    /// </summary>
+    public Isolation.PluginIsolation DefaultIsolation { get; init; } = Isolation.IsolationOptions.EnvironmentDefault();
+
     public MlosCore() => _modelsBySpan = _models.GetAlternateLookup<ReadOnlySpan<char>>();
 
     /// <summary>A core set up from a JSON config (see <see cref="CoreConfig"/>); null or empty means none.</summary>
     public static MlosCore Create(string? configJson)
     {
         var config = CoreConfig.Parse(configJson);
-        var core = new MlosCore { UnloadTimeoutMs = config.UnloadTimeoutMs };
+        var core = new MlosCore { UnloadTimeoutMs = config.UnloadTimeoutMs, DefaultIsolation = config.DefaultIsolation ?? Isolation.IsolationOptions.EnvironmentDefault() };
         try
         {
-            foreach (var p in config.Plugins) core.LoadPlugin(p.Path, p.Id, p.Config);
+            foreach (var p in config.Plugins) core.LoadPlugin(p.Path, p.Id, p.Config, options: p.Options);
             return core;
         }
         catch
@@ -102,14 +108,15 @@ public sealed unsafe class MlosCore : IDisposable
     /// With <paramref name="deferInitialize"/>, initialize waits for the first model registered
     /// with the plugin (a framework is loaded only when a model needs it).
     /// </summary>
-    public Plugin LoadPlugin(string? path, string? id = null, string? config = null, bool deferInitialize = false) =>
-        LoadPluginAt(NativePath.FromString(path), id, config, deferInitialize);
+    public Plugin LoadPlugin(string? path, string? id = null, string? config = null, bool deferInitialize = false, Isolation.IsolationOptions? options = null) =>
+        LoadPluginAt(NativePath.FromString(path), id, config, deferInitialize, options);
 
     /// <summary><see cref="LoadPlugin"/> with the path as the bytes the C API was given.</summary>
-    public Plugin LoadPluginAt(NativePath? path, string? id = null, string? config = null, bool deferInitialize = false)
+    public Plugin LoadPluginAt(NativePath? path, string? id = null, string? config = null, bool deferInitialize = false, Isolation.IsolationOptions? options = null)
     {
         PluginCalls.RefuseReentry("load_plugin");
         ThrowIfDisposed();
+        if ((options?.Isolation ?? DefaultIsolation) == Isolation.PluginIsolation.Process) return LoadIsolated(path, id, config, deferInitialize, options ?? Isolation.IsolationOptions.Default);
         var library = PluginLibrary.Open(path);
         var pluginId = id ?? PluginText.Read(library.Descriptor->PluginId)!;
         CheckId(pluginId, "plugin id");
@@ -128,6 +135,46 @@ public sealed unsafe class MlosCore : IDisposable
             catch
             {
                 library.Release();
+                throw;
+            }
+            lock (_registryLock) _plugins[pluginId] = plugin;
+            return plugin;
+        }
+        finally { Unreserve("plugin:" + pluginId); }
+    }
+
+    /// <summary>
+    /// <see cref="LoadPluginAt"/> for a plugin in a host process of its own: the plugin's code,
+    /// smi_plugin_init included, never runs in this process.
+    /// </summary>
+    private Plugin LoadIsolated(NativePath? path, string? id, string? config, bool deferInitialize, Isolation.IsolationOptions options)
+    {
+        if (id is not null) CheckId(id, "plugin id");
+        var boundary = Isolation.IsolatedBoundary.Start(path, id, options);
+        var pluginId = id ?? boundary.NativeId;
+        try
+        {
+            CheckId(pluginId, "plugin id");
+            Reserve("plugin:" + pluginId, () => _plugins.ContainsKey(pluginId)
+                ? new MlosException(SmiStatus.AlreadyExists, $"a plugin with id '{pluginId}' is already loaded") : null);
+        }
+        catch
+        {
+            boundary.Close();
+            throw;
+        }
+        try
+        {
+            Plugin plugin;
+            try
+            {
+                plugin = new Plugin(pluginId, boundary.Path, boundary) { AdminTimeoutMs = UnloadTimeoutMs };
+                if (deferInitialize) plugin.DeferInitialize(config);
+                else plugin.Initialize(config);
+            }
+            catch
+            {
+                boundary.Close();
                 throw;
             }
             lock (_registryLock) _plugins[pluginId] = plugin;

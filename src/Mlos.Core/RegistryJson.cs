@@ -33,6 +33,10 @@ public static class RegistryJson
                 if (flag != SmiCapabilities.None && p.Capabilities.HasFlag(flag)) w.WriteStringValue(CapabilityName(flag));
             w.WriteEndArray();
             w.WriteNumber("models", models.Count(m => m.Plugin == p));
+            w.WriteString("isolation", Isolation.IsolationOptions.Name(p.Isolation));
+            if (p.HostPid is { } pid) w.WriteNumber("pid", pid);
+            w.WriteBoolean("alive", p.IsAlive);
+            if (p.Exit is { } exit) w.WriteString("last_failure", exit);
             w.WriteEndObject();
         }
         w.WriteEndArray();

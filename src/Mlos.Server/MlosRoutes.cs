@@ -51,7 +51,7 @@ internal static class MlosRoutes
             var path = state.PluginPath(Text(root, "endpoint"));
             var config = Text(root, "config");
             state.CheckPluginConfig(path, config);
-            var plugin = state.Core.LoadPlugin(path, Text(root, "id"), config);
+            var plugin = state.Core.LoadPlugin(path, Text(root, "id"), config, options: Mlos.Core.Isolation.IsolationOptions.Among(root, "plugin registration"));
             state.Log.Admin($"plugin '{plugin.Id}' loaded from {path}");
             await Responses.Json(http, 200, w =>
             {

@@ -13,7 +13,7 @@ namespace Mlos.Core.Tests;
 [Collection(PluginCollection.Name)]
 public unsafe class LazyInitTests
 {
-    private static string Fixture(string name) => BuildTree.Require(Path.Combine(BuildTree.Dir, "c-tests", "plugins", name));
+    private static string Fixture(string name) => BuildTree.FixturePlugin(name);
 
     /// <summary>The counters of c-tests/plugins/hostile_plugin.h, up to the ones read here.</summary>
     [StructLayout(LayoutKind.Sequential)]

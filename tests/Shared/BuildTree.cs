@@ -12,6 +12,12 @@ internal static class BuildTree
     public static string EchoPlugin => Require(Path.Combine(Dir, "plugins", "libmlos_echo_plugin.so"));
     public static string GuidePlugin => Require(Path.Combine(Dir, "c-tests", "plugins", "libmlos_guide_plugin.so"));
 
+    /// <summary>A fixture plugin of c-tests/plugins (hostile, guide…), as the build put it.</summary>
+    public static string FixturePlugin(string name) => Require(Path.Combine(Dir, "c-tests", "plugins", name));
+
+    /// <summary>The plugin host executable isolated plugins run in.</summary>
+    public static string PluginHost => Require(Path.Combine(Dir, "mlos_plugin_host"));
+
     public static string GoPlugin => Require(Path.Combine(Dir, "c-tests", "plugins", "libmlos_go_plugin.so"));
 
     /// <summary>The repository (the build folder's parent).</summary>

@@ -48,6 +48,15 @@ public sealed unsafe class Plugin
     /// <summary>Whether the plugin computes only requested outputs (SMI 1.3 infer_selected); without it the core drops the others.</summary>
     public bool HasSelectedInfer => _boundary.Has(PluginEntries.InferSelected);
 
+    /// <summary>Where the plugin's code runs.</summary>
+    public Isolation.PluginIsolation Isolation => _boundary is Isolation.IsolatedBoundary ? Mlos.Core.Isolation.PluginIsolation.Process : Mlos.Core.Isolation.PluginIsolation.None;
+    /// <summary>The pid of the plugin's host process (isolation "process"), null in process.</summary>
+    public int? HostPid => _boundary.HostPid;
+    /// <summary>Whether the plugin can take calls: false once its host process has died.</summary>
+    public bool IsAlive => _boundary.IsAlive;
+    /// <summary>How its host process ended, null while it serves.</summary>
+    public string? Exit => _boundary.Exit;
+
     /// <summary>Lets the plugin go after cleanup (see <see cref="PluginBoundary.Close"/>).</summary>
     internal void Close() => _boundary.Close();
 

@@ -1,0 +1,88 @@
+using System.Text.Json;
+using Mlos.Smi.Abi;
+
+namespace Mlos.Core.Isolation;
+
+/// <summary>Where a plugin's code runs.</summary>
+public enum PluginIsolation
+{
+    /// <summary>In the core's process: the fastest path, and one crash takes the core down.</summary>
+    None,
+    /// <summary>In a <c>mlos_plugin_host</c> process of its own, over a socket and shared memory.</summary>
+    Process,
+}
+
+/// <summary>
+/// How a plugin is loaded, beside its path, id and config: one parser for the core config's
+/// plugin entries, the server's register body and the C API's options string. An isolation left
+/// out is the core's default (<see cref="MlosCore.DefaultIsolation"/>).
+/// </summary>
+public sealed record IsolationOptions(PluginIsolation? Isolation = null, ulong SharedMemoryBytes = IsolationOptions.DefaultSharedMemoryBytes)
+{
+    /// <summary>Largest request plus answer one call may put in shared memory by default (2 GiB, file pages touched only as used).</summary>
+    public const ulong DefaultSharedMemoryBytes = 2UL << 30;
+    /// <summary>Largest <c>shared_memory_mb</c>: frame offsets are 32-bit.</summary>
+    public const int MaxSharedMemoryMb = 4095;
+
+    public static readonly IsolationOptions Default = new();
+
+    /// <summary>The keys this record reads, for "unknown key" messages of the objects that embed them.</summary>
+    public const string Keys = "isolation, shared_memory_mb";
+
+    /// <summary>Reads one of <see cref="Keys"/> into <paramref name="options"/>; false for a key that is not one.</summary>
+    public static bool TryRead(JsonProperty field, string what, ref IsolationOptions options)
+    {
+        switch (field.Name)
+        {
+            case "isolation":
+                options = options with { Isolation = ParseIsolation(field.Value.ValueKind == JsonValueKind.String ? field.Value.GetString() : null, what) };
+                return true;
+            case "shared_memory_mb":
+                if (field.Value.ValueKind != JsonValueKind.Number || !field.Value.TryGetInt32(out int mb) || mb < 1 || mb > MaxSharedMemoryMb)
+                    throw new MlosException(SmiStatus.InvalidParam, $"{what}: 'shared_memory_mb' must be a whole number from 1 to {MaxSharedMemoryMb}");
+                options = options with { SharedMemoryBytes = (ulong)mb << 20 };
+                return true;
+            default:
+                return false;
+        }
+    }
+
+    /// <summary>The options among the fields of <paramref name="body"/> (a request body with keys of its own too).</summary>
+    public static IsolationOptions Among(JsonElement body, string what)
+    {
+        var options = Default;
+        if (body.ValueKind == JsonValueKind.Object)
+            foreach (var field in body.EnumerateObject()) TryRead(field, what, ref options);
+        return options;
+    }
+
+    /// <summary>The options of a JSON object holding only <see cref="Keys"/> (the C API's options); null or blank: the defaults.</summary>
+    public static IsolationOptions Parse(string? json, string what)
+    {
+        if (string.IsNullOrWhiteSpace(json)) return Default;
+        using var doc = JsonConfig.Parse(json, what);
+        var options = Default;
+        foreach (var field in JsonConfig.Object(doc.RootElement, what).EnumerateObject())
+            if (!TryRead(field, what, ref options)) throw JsonConfig.UnknownKey(what, field.Name, Keys);
+        return options;
+    }
+
+    public static PluginIsolation ParseIsolation(string? text, string what) => text switch
+    {
+        "none" => PluginIsolation.None,
+        "process" => PluginIsolation.Process,
+        _ => throw new MlosException(SmiStatus.InvalidParam, $"{what}: 'isolation' must be \"process\" or \"none\""),
+    };
+
+    /// <summary>
+    /// The default isolation before any config says otherwise: <c>MLOS_DEFAULT_ISOLATION</c>
+    /// ("process" or "none") when set, so that a whole test suite can run either way; else none.
+    /// </summary>
+    public static PluginIsolation EnvironmentDefault()
+    {
+        var set = Environment.GetEnvironmentVariable("MLOS_DEFAULT_ISOLATION");
+        return string.IsNullOrEmpty(set) ? PluginIsolation.None : ParseIsolation(set, "MLOS_DEFAULT_ISOLATION");
+    }
+
+    public static string Name(PluginIsolation isolation) => isolation == PluginIsolation.Process ? "process" : "none";
+}
