@@ -54,8 +54,17 @@ internal static class KServeRoutes
         }));
         app.MapGet("/v2/health/live", (HttpContext http) => Responses.Guard(http, state, () => Responses.Json(http, 200, w => w.WriteBoolean("live", true))));
         // Not ready (503) while the models given at start still load.
+        // A plugin whose host process died is named: its models answer not ready, the others serve.
         app.MapGet("/v2/health/ready", (HttpContext http) => Responses.Guard(http, state, () =>
-            Responses.Json(http, state.Started ? 200 : 503, w => w.WriteBoolean("ready", state.Started))));
+            Responses.Json(http, state.Started ? 200 : 503, w =>
+            {
+                w.WriteBoolean("ready", state.Started);
+                var down = state.Core.Plugins.Where(p => !p.IsAlive).ToArray();
+                if (down.Length == 0) return;
+                w.WriteStartArray("plugins_down");
+                foreach (var p in down) w.WriteStringValue(p.Id);
+                w.WriteEndArray();
+            })));
         app.MapGet("/v2", (HttpContext http) => Responses.Guard(http, state, () => Responses.Json(http, 200, w =>
         {
             w.WriteString("name", ServerName);
@@ -108,7 +117,7 @@ internal static class KServeRoutes
     {
         {
             var model = state.Core.GetModel(PathIds.Segment(http, name, 2), version);
-            bool ready = model.State == ModelState.Loaded;
+            bool ready = model.IsReady;
             return Responses.Json(http, ready ? 200 : 400, w =>
             {
                 w.WriteString("name", model.Id);

@@ -27,7 +27,7 @@ internal sealed class RepositoryControl(ServerState state, ModelRepository? repo
             }
             foreach (var m in models[n])
             {
-                bool ready = m.State == ModelState.Loaded;
+                bool ready = m.IsReady;
                 if (!readyOnly || ready) entries.Add(new Entry(n, m.Version, ready));
             }
         }

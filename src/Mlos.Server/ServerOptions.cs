@@ -6,6 +6,8 @@ internal sealed record ServerOptions
     public int Port { get; init; } = 8080;
     public string Host { get; init; } = "127.0.0.1";
     public List<string> PluginDirs { get; init; } = [];
+    /// <summary>Where plugins run when their registration does not say (<c>--isolation</c>); null: the core's default.</summary>
+    public Mlos.Core.Isolation.PluginIsolation? Isolation { get; init; }
     public string ModelRoot { get; init; } = ".";
     public long MaxBodyBytes { get; init; } = 64L << 20;
     public List<(string Id, string Path)> Models { get; init; } = [];
@@ -44,7 +46,7 @@ internal sealed record ServerOptions
                                 "grpc_port","grpc":bool,"grpc_max_message_mb","socket",
                                 "grpc_socket",
                                 "allow_shared_memory":bool,
-                                "plugin_dirs":[],"model_root","model_repository":DIR|[DIR…],
+                                "plugin_dirs":[],"isolation","model_root","model_repository":DIR|[DIR…],
                                 "model_control_mode","load_model":[],"repository_poll_secs",
                                 "admin_token",
                                 "max_body_mb","max_queue","max_models","max_connections",
@@ -68,6 +70,10 @@ internal sealed record ServerOptions
               --host ADDRESS    address to listen on (default 127.0.0.1)
               --plugin-dir DIR  folder to load plugins from, repeatable (default: the plugins/
                                 folder beside mlos_core, and ./plugins)
+              --isolation process|none
+                                where plugins run when their registration does not say:
+                                "process" puts each in a mlos_plugin_host process of its own
+                                (a crash fails only its calls), "none" in this process (default)
               --model-root DIR  model paths must resolve inside it (default: the working folder)
               --max-body-mb N   largest request body accepted (default 64)
               --model-repository DIR
@@ -133,6 +139,7 @@ internal sealed record ServerOptions
                 case "--grpc-socket": o = o with { GrpcSocket = Value() }; break;
                 case "--allow-shared-memory": o = o with { AllowSharedMemory = true }; break;
                 case "--plugin-dir": dirs.Add(Value()); break;
+                case "--isolation": o = o with { Isolation = ParseIsolation(Value(), option) }; break;
                 case "--model-root": o = o with { ModelRoot = Value() }; break;
                 case "--max-body-mb":
                     o = o with { MaxBodyBytes = long.TryParse(Value(), out var mb) && Megabytes(mb) > 0 ? Megabytes(mb) : throw new ArgumentException($"bad size: {args[i]}") };
@@ -204,6 +211,7 @@ internal sealed record ServerOptions
                         "grpc_socket" => o with { GrpcSocket = p.Value.GetString() },
                         "allow_shared_memory" => o with { AllowSharedMemory = p.Value.GetBoolean() },
                         "model_root" => o with { ModelRoot = p.Value.GetString()! },
+                        "isolation" => o with { Isolation = ParseIsolation(Text(p.Value), $"config {path}: isolation") },
                         "model_repository" => o with { ModelRepositories = p.Value.ValueKind == System.Text.Json.JsonValueKind.Array
                             ? p.Value.EnumerateArray().Select(d => Text(d)).ToList() : [Text(p.Value)] },
                         "model_control_mode" => o with { ModelControl = Mode(p.Value.GetString()!) },
@@ -250,6 +258,12 @@ internal sealed record ServerOptions
 
     private static int Positive(string value, string option) =>
         int.TryParse(value, out var n) && n > 0 ? n : throw new ArgumentException($"{option} needs a positive integer, not '{value}'");
+
+    private static Mlos.Core.Isolation.PluginIsolation ParseIsolation(string value, string what)
+    {
+        try { return Mlos.Core.Isolation.IsolationOptions.ParseIsolation(value, what); }
+        catch (Mlos.Core.MlosException e) { throw new ArgumentException(e.Message); }
+    }
 
     private static ModelControlMode Mode(string value) => value switch
     {

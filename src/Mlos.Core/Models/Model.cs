@@ -169,6 +169,9 @@ public sealed class Model
 
     public ModelState State => (ModelState)Volatile.Read(ref _state);
 
+    /// <summary>Whether the model can answer now: loaded, and its plugin running (an isolated plugin's host may have died).</summary>
+    public bool IsReady => State == ModelState.Loaded && Plugin.IsAlive;
+
     /// <summary>
     /// Longest a typed request may take from the moment the core takes it (queueing included),
     /// in ms; 0 for no bound. Passed to the plugin as a deadline (SMI 1.2), which stops the run.

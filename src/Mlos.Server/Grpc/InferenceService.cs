@@ -24,7 +24,7 @@ internal sealed class InferenceService(ServerState state, RepositoryControl repo
     public Task<ModelReadyResponse> ModelReady(ModelReadyRequest request, ServerCallContext context) =>
         GrpcFailures.Run(context, state, () =>
         {
-            try { return new ModelReadyResponse { Ready = Model(request.Name, request.Version).State == ModelState.Loaded }; }
+            try { return new ModelReadyResponse { Ready = Model(request.Name, request.Version).IsReady }; }
             catch (MlosException e) when (e.Status == SmiStatus.NotFound) { return new ModelReadyResponse { Ready = false }; }
         });
 
