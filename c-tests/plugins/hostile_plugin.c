@@ -34,6 +34,9 @@
  *   register_sleep_ms=N  register_model sleeps N ms first
  *   crash=KIND           inference and infer end the process, for plugin isolation (#16): segv (a
  *                        write through NULL), abort, exit (exit(0) from inside the call)
+ *   grab_mb=N            inference and infer allocate and touch up to N MiB in 16 MiB blocks first,
+ *                        and abort() when an allocation fails (as C++'s operator new ends a
+ *                        program); the blocks are freed when it does not
  *   reenter=infer:ID     inference calls the host's mlos_core_inference on model ID, and writes
  *                        the inner status (int32) then the inner last error (text, NUL) as output
  *   reenter=unload:ID    the same with mlos_core_unload_model(ID)
@@ -78,6 +81,7 @@ typedef struct {
     reenter_kind_t reenter;
     char reenter_target[128];
     crash_kind_t crash;
+    long grab_mb;
 } model_t;
 
 /* One plugin-allocated output. Never freed: a second release must find it to be counted. */
@@ -167,9 +171,27 @@ static void parse_config(model_t* m, const char* config) {
     m->bad = parse_bad(word);
     config_word(config, "reenter", word, sizeof word);
     parse_reenter(m, word);
+    m->grab_mb = config_long(config, "grab_mb", 0);
     config_word(config, "crash", word, sizeof word);
     m->crash = strcmp(word, "segv") == 0 ? CRASH_SEGV : strcmp(word, "abort") == 0 ? CRASH_ABORT
              : strcmp(word, "exit") == 0 ? CRASH_EXIT : CRASH_NONE;
+}
+
+/* Allocates grab_mb MiB (touched, so really resident) and frees it; aborts when malloc fails. */
+static void grab_as_told(const model_t* m) {
+    enum { BLOCK = 16 << 20 };
+    long blocks = m->grab_mb / 16, i;
+    void** held;
+    if (blocks <= 0) return;
+    held = (void**)calloc((size_t)blocks, sizeof *held);
+    if (held == NULL) abort();
+    for (i = 0; i < blocks; i++) {
+        held[i] = malloc(BLOCK);
+        if (held[i] == NULL) abort();
+        memset(held[i], 0x5a, BLOCK);
+    }
+    for (i = 0; i < blocks; i++) free(held[i]);
+    free(held);
 }
 
 /* Ends the process as the model's crash keyword says (a plugin bug the core must survive). */
@@ -337,7 +359,8 @@ static smi_status_t hostile_model_info(smi_model_handle_t handle, char* info, si
     char text[512];
     size_t need;
     if (m == NULL) return dead();
-    need = (size_t)snprintf(text, sizeof text, "{\"name\":\"%s\",\"hostile\":true}", m->name) + 1;
+    need = (size_t)snprintf(text, sizeof text, "{\"name\":\"%s\",\"hostile\":true,\"loaded\":%s}", m->name,
+                            m->loaded ? "true" : "false") + 1;
     leave(m);
     if (info == NULL || *info_size < need) {
         *info_size = need;
@@ -424,6 +447,7 @@ static int misbehave(model_t* m, long* counter, smi_status_t* status) {
     if (!m->loaded) g_stats.unloaded_calls++;
     pthread_mutex_unlock(&g_lock);
     crash_as_told(m);
+    grab_as_told(m);
     if (m->hang) wait_for_release();
     if (m->delay_us > 0) usleep((useconds_t)m->delay_us);
     if (m->status == 0) return 0;

@@ -26,8 +26,7 @@ public sealed record CoreConfig(IReadOnlyList<PluginConfig> Plugins, int UnloadT
         {
             if (property.Name == "unload_timeout_ms")
             {
-                unloadTimeout = property.Value.ValueKind == JsonValueKind.Number && property.Value.TryGetInt32(out var ms) && ms >= 0 ? ms
-                    : throw new MlosException(SmiStatus.InvalidParam, "core config: 'unload_timeout_ms' must be an integer from 0 to 2147483647");
+                unloadTimeout = JsonConfig.NonNegative(property, "core config");
                 continue;
             }
             if (property.Name == "default_isolation")
@@ -198,6 +197,11 @@ internal static class JsonConfig
             ? [.. v.EnumerateArray().Select(d => d.GetInt64())]
             : throw new MlosException(SmiStatus.InvalidParam, $"{what}: '{p.Name}' must be an array of at most {SmiVersion.MaxDims} dimensions, each >= 0 or -1, not {v.GetRawText()}");
     }
+
+    /// <summary>A whole number from 0 to int.MaxValue, or the error naming the key.</summary>
+    public static int NonNegative(JsonProperty p, string what) =>
+        p.Value.ValueKind == JsonValueKind.Number && p.Value.TryGetInt32(out var n) && n >= 0 ? n
+        : throw new MlosException(SmiStatus.InvalidParam, $"{what}: '{p.Name}' must be an integer from 0 to 2147483647");
 
     public static MlosException UnknownKey(string what, string key, string known) =>
         new(SmiStatus.InvalidParam, $"{what}: unknown key '{key}' (known: {known})");

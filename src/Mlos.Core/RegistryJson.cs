@@ -34,9 +34,19 @@ public static class RegistryJson
             w.WriteEndArray();
             w.WriteNumber("models", models.Count(m => m.Plugin == p));
             w.WriteString("isolation", Isolation.IsolationOptions.Name(p.Isolation));
-            if (p.HostPid is { } pid) w.WriteNumber("pid", pid);
             w.WriteBoolean("alive", p.IsAlive);
-            if (p.Exit is { } exit) w.WriteString("last_failure", exit);
+            if (p.Host is { } host)
+            {
+                w.WriteNumber("pid", host.Pid);
+                w.WriteString("host_state", host.State);
+                w.WriteNumber("restarts", host.Restarts);
+                w.WriteNumber("crashes", host.Crashes);
+                if (host.LastFailure is { } failure)
+                {
+                    w.WriteString("last_failure", failure);
+                    w.WriteString("last_failure_at", host.LastFailureAt!.Value.ToString("O"));
+                }
+            }
             w.WriteEndObject();
         }
         w.WriteEndArray();

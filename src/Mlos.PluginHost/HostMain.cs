@@ -12,8 +12,11 @@ internal static unsafe class HostMain
 {
     private const int ControlSocket = 3, ControlRegion = 4;
 
-    /// <summary>Stack of a thread that runs plugin calls: frameworks (libtorch, CPython) recurse deeply.</summary>
-    private const int CallStackBytes = 16 << 20;
+    /// <summary>
+    /// Stack of a thread that runs plugin calls: frameworks (libtorch, CPython) recurse deeply. As
+    /// much as a native thread gets by default; memory_limit_mb counts it (a private mapping).
+    /// </summary>
+    private const int CallStackBytes = 8 << 20;
 
     public static int Run(string[] args)
     {
@@ -29,7 +32,8 @@ internal static unsafe class HostMain
         var path = request.Text(out int pathLength);
         var pluginId = request.String() ?? "";
         ulong limit = request.U64();
-        var served = Open(control, path, pathLength, pluginId, open);
+        ulong memoryLimit = request.U64();
+        var served = Open(control, path, pathLength, pluginId, open, memoryLimit);
         if (served is null) return WaitForCoreToGo(control);
 
         // Every later frame on the first channel hands over one more channel.
@@ -54,11 +58,14 @@ internal static unsafe class HostMain
     }
 
     /// <summary>Opens the plugin and answers the core's open request with its description, or why it did not open.</summary>
-    private static HostCalls? Open(WireChannel control, byte* path, int pathLength, string pluginId, in WireFrame open)
+    private static HostCalls? Open(WireChannel control, byte* path, int pathLength, string pluginId, in WireFrame open, ulong memoryLimit)
     {
         var w = new WireWriter(control.Region, Align(open.Offset + (ulong)open.Length));
         try
         {
+            // Before the plugin's code runs (its static initialisers allocate too).
+            if (memoryLimit > 0 && Rlimit.LimitData(memoryLimit) is var errno and not 0)
+                throw new MlosException(SmiStatus.Runtime, $"cannot limit the plugin host's memory to {memoryLimit >> 20} MiB (errno {errno})");
             var library = PluginLibrary.Open(path == null ? null : NativePath.From(new ReadOnlySpan<byte>(path, pathLength)));
             var boundary = new InProcessBoundary(library);
             w.Text((string?)null); // no error

@@ -199,7 +199,7 @@ public unsafe class IsolatedPluginTests
     public void A_crash_fails_the_call_it_ran_with_its_cause_and_leaves_this_process_serving(string crash, string message)
     {
         using var core = new MlosCore();
-        var plugin = core.LoadPlugin(Hostile, options: Isolated);
+        var plugin = core.LoadPlugin(Hostile, options: Isolated with { Restart = new RestartPolicy(Max: 0) });
         int pid = plugin.HostPid!.Value;
         var healthy = core.RegisterModel("ok", "hostile", null);
         core.LoadModel("ok");
@@ -212,11 +212,152 @@ public unsafe class IsolatedPluginTests
         Assert.Equal(message, e.Message);
         Assert.False(plugin.IsAlive);
         Assert.False(Running(pid));
-        Assert.Contains(message.Replace(" while running model 'crash'", ""), plugin.Exit);
+        var state = plugin.Host!;
+        Assert.Equal("down", state.State);
+        Assert.Equal(message.Replace(" while running model 'crash'", ""), state.LastFailure);
+        Assert.Equal(1, state.Crashes);
 
         var after = Assert.Throws<MlosException>(() => RunFloats(core, healthy, Ramp(4), 2));
         Assert.Equal(SmiStatus.Busy, after.Status);
-        Assert.StartsWith("plugin 'hostile' is not running", after.Message);
+        Assert.Equal($"plugin 'hostile' is down: its host died once within 60 s, more than its restart policy allows (last: {state.LastFailure})", after.Message);
+    }
+
+    private static void WaitServing(Mlos.Core.Plugins.Plugin plugin, int restarts)
+    {
+        var waited = Stopwatch.StartNew();
+        while (!(plugin.IsAlive && plugin.Host!.Restarts >= restarts))
+        {
+            Assert.True(waited.ElapsedMilliseconds < 20_000, $"not back after 20 s: {plugin.Host}");
+            Thread.Sleep(5);
+        }
+    }
+
+    private static string Info(Model model) => model.Plugin.ModelInfo(model.Handle)!;
+
+    [Fact]
+    public void A_host_that_died_comes_back_with_its_models_registered_and_loaded_again()
+    {
+        using var core = new MlosCore();
+        var plugin = core.LoadPlugin(Hostile, options: Isolated);
+        var loaded = core.RegisterModel("ok", "hostile", null);
+        core.LoadModel("ok");
+        var registered = core.RegisterModel("idle", "hostile", null);
+        var crashing = core.RegisterModel("crash", "hostile", null, """{"config":"crash=segv"}""");
+        core.LoadModel("crash");
+        int first = plugin.HostPid!.Value;
+
+        var e = Assert.Throws<MlosException>(() => RunFloats(core, crashing, Ramp(4), 2));
+        Assert.Equal("SIGSEGV in plugin 'hostile' while running model 'crash'", e.Message);
+        Assert.False(loaded.IsReady);
+        WaitServing(plugin, restarts: 1);
+
+        Assert.NotEqual(first, plugin.HostPid);
+        Assert.True(loaded.IsReady);
+        Assert.Equal(Ramp(4), RunFloats(core, loaded, Ramp(4), 2).Outputs[0]);
+        Assert.Contains("\"loaded\":true", Info(loaded));
+        Assert.Contains("\"loaded\":false", Info(registered)); // registered again, and not loaded: as it was
+        var state = plugin.Host!;
+        Assert.Equal(("serving", 1, 1), (state.State, state.Restarts, state.Crashes));
+        Assert.Equal("SIGSEGV in plugin 'hostile'", state.LastFailure);
+        core.UnloadModel("ok");
+        core.UnregisterModel("idle");
+    }
+
+    [Fact]
+    public void More_crashes_in_the_window_than_the_policy_allows_leave_the_plugin_down()
+    {
+        using var core = new MlosCore();
+        var plugin = core.LoadPlugin(Hostile, options: Isolated with { Restart = new RestartPolicy(Max: 2, BackoffMs: 1) });
+        var crashing = core.RegisterModel("crash", "hostile", null, """{"config":"crash=abort"}""");
+        core.LoadModel("crash");
+        for (int restart = 1; restart <= 2; restart++)
+        {
+            Assert.Throws<MlosException>(() => RunFloats(core, crashing, Ramp(4), 2));
+            WaitServing(plugin, restart);
+        }
+        Assert.Throws<MlosException>(() => RunFloats(core, crashing, Ramp(4), 2));
+        Thread.Sleep(200); // no third restart comes
+        Assert.Equal(("down", 2, 3), (plugin.Host!.State, plugin.Host.Restarts, plugin.Host.Crashes));
+        Assert.Contains("died 3 times within 60 s", Assert.Throws<MlosException>(() => RunFloats(core, crashing, Ramp(4), 2)).Message);
+    }
+
+    [Fact]
+    public void A_call_past_call_timeout_ms_fails_with_timeout_and_its_host_is_replaced()
+    {
+        using var core = new MlosCore();
+        var plugin = core.LoadPlugin(Hostile, options: Isolated with { CallTimeoutMs = 300, Restart = new RestartPolicy(BackoffMs: 1) });
+        var hang = core.RegisterModel("hang", "hostile", null, """{"config":"hang=1"}""");
+        core.LoadModel("hang");
+        var ok = core.RegisterModel("ok", "hostile", null);
+        core.LoadModel("ok");
+        var took = Stopwatch.StartNew();
+        var e = Assert.Throws<MlosException>(() => RunFloats(core, hang, Ramp(4), 2));
+        Assert.Equal(SmiStatus.Timeout, e.Status);
+        Assert.Equal("plugin 'hostile' ran past its call_timeout_ms of 300 while running model 'hang': its host process was stopped", e.Message);
+        Assert.InRange(took.ElapsedMilliseconds, 250, 15_000);
+        WaitServing(plugin, restarts: 1);
+        Assert.Equal("plugin 'hostile' was stopped (it ran past its call_timeout_ms of 300 while running model 'hang')", plugin.Host!.LastFailure);
+        Assert.Equal(Ramp(4), RunFloats(core, ok, Ramp(4), 2).Outputs[0]);
+    }
+
+    [Fact]
+    public void A_host_past_memory_limit_mb_fails_its_allocation_and_dies_without_touching_this_process()
+    {
+        using var core = new MlosCore();
+        var plugin = core.LoadPlugin(Hostile, options: Isolated with { MemoryLimitMb = 256, Restart = new RestartPolicy(BackoffMs: 1) });
+        var greedy = core.RegisterModel("greedy", "hostile", null, """{"config":"grab_mb=1024"}""");
+        core.LoadModel("greedy");
+        var modest = core.RegisterModel("modest", "hostile", null, """{"config":"grab_mb=96"}""");
+        core.LoadModel("modest");
+        Assert.Equal(Ramp(4), RunFloats(core, modest, Ramp(4), 2).Outputs[0]); // under the limit: served
+        var e = Assert.Throws<MlosException>(() => RunFloats(core, greedy, Ramp(4), 2));
+        Assert.Equal("SIGABRT in plugin 'hostile' while running model 'greedy'", e.Message);
+        WaitServing(plugin, restarts: 1);
+        Assert.Equal(Ramp(4), RunFloats(core, modest, Ramp(4), 2).Outputs[0]);
+    }
+
+    private static int OpenDescriptors() => Directory.GetFiles("/proc/self/fd").Length;
+
+    /// <summary>Plugin host processes whose parent is this process (live or not yet reaped).</summary>
+    private static int HostChildren() => Directory.GetDirectories("/proc")
+        .Select(Path.GetFileName)
+        .Where(n => int.TryParse(n, out _))
+        .Count(pid =>
+        {
+            try
+            {
+                var stat = File.ReadAllText($"/proc/{pid}/stat");
+                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                return stat.Contains("(mlos_plugin_hos") && fields[1] == Environment.ProcessId.ToString();
+            }
+            catch (IOException) { return false; }
+        });
+
+    [Fact]
+    public void A_hundred_crash_restart_cycles_leave_no_processes_descriptors_or_memory_behind()
+    {
+        using var core = new MlosCore();
+        var plugin = core.LoadPlugin(Hostile, options: Isolated with { Restart = new RestartPolicy(Max: 1000, BackoffMs: 0) });
+        var ok = core.RegisterModel("ok", "hostile", null);
+        core.LoadModel("ok");
+        var crashing = core.RegisterModel("crash", "hostile", null, """{"config":"crash=segv"}""");
+        core.LoadModel("crash");
+        void Cycle(int n)
+        {
+            Assert.Throws<MlosException>(() => RunFloats(core, crashing, Ramp(4), 2));
+            WaitServing(plugin, n);
+            Assert.Equal(Ramp(4), RunFloats(core, ok, Ramp(4), 2).Outputs[0]);
+        }
+        for (int i = 1; i <= 10; i++) Cycle(i); // warm: JIT, pools, the first channels
+        GC.Collect();
+        int fds = OpenDescriptors();
+        long rss = Environment.WorkingSet;
+        for (int i = 11; i <= 110; i++) Cycle(i);
+        GC.Collect();
+        Assert.Equal(1, HostChildren());
+        Assert.InRange(OpenDescriptors(), fds - 4, fds + 4);
+        Assert.InRange(Environment.WorkingSet - rss, long.MinValue, 16L << 20);
+        Assert.Equal((110, 110), (plugin.Host!.Restarts, plugin.Host.Crashes));
     }
 
     [Fact]
@@ -255,6 +396,7 @@ public unsafe class IsolatedPluginTests
             var e = Assert.IsType<MlosException>(failure);
             Assert.Equal(SmiStatus.Busy, e.Status);
             Assert.Equal("SIGKILL in plugin 'hostile' while running model 'hang'", e.Message);
+            Assert.Equal("SIGKILL in plugin 'hostile'", plugin.Host!.LastFailure);
 
             Assert.Equal(values, new ReadOnlySpan<float>(ot[0].Data, 6).ToArray());
             Assert.Equal(values, new ReadOnlySpan<float>(ot[1].Data, 6).ToArray());

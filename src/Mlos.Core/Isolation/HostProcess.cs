@@ -22,14 +22,17 @@ internal sealed unsafe class HostProcess : IDisposable
     private readonly SemaphoreSlim _lanes = new(MaxLanes, MaxLanes);
     private readonly ManualResetEventSlim _exited = new();
     private readonly ulong _sharedLimit;
+    private readonly Action<HostProcess>? _onExit;
     private volatile string? _exit;
+    private volatile string? _killedBecause;
     private volatile bool _disposed;
 
-    private HostProcess(int pid, WireChannel control, ulong sharedLimit)
+    private HostProcess(int pid, WireChannel control, ulong sharedLimit, Action<HostProcess>? onExit)
     {
         Pid = pid;
         _control = control;
         _sharedLimit = sharedLimit;
+        _onExit = onExit;
         var watcher = new Thread(Watch) { IsBackground = true, Name = $"mlos-host-{pid}" };
         watcher.Start();
     }
@@ -41,8 +44,14 @@ internal sealed unsafe class HostProcess : IDisposable
 
     public bool IsAlive => _exit is null;
 
-    /// <summary>Starts a host for the plugin at <paramref name="path"/> and waits until it says whether the plugin opened.</summary>
-    public static (HostProcess Host, WireFrame Ready) Start(string hostPath, NativePath path, string pluginId, ulong sharedLimit)
+    /// <summary>Whether the core let the host go (<see cref="Stop"/>), as opposed to its dying.</summary>
+    public bool IsStopping => _disposed;
+
+    /// <summary>
+    /// Starts a host for the plugin at <paramref name="path"/> and waits until it says whether the
+    /// plugin opened. <paramref name="onExit"/> runs on the watcher thread once the process has ended.
+    /// </summary>
+    public static (HostProcess Host, WireFrame Ready) Start(string hostPath, NativePath path, string pluginId, ulong sharedLimit, ulong memoryLimit, Action<HostProcess>? onExit)
     {
         var (core, child) = UnixSocket.Pair();
         SharedRegion? region = null;
@@ -62,13 +71,14 @@ internal sealed unsafe class HostProcess : IDisposable
         }
         finally { UnixSocket.Close(child); }
 
-        var host = new HostProcess(pid, control, sharedLimit);
+        var host = new HostProcess(pid, control, sharedLimit, onExit);
         try
         {
             var w = new WireWriter(region, 0);
             w.Bytes(path.Terminated.AsSpan(0, path.Terminated.Length - 1));
             w.Text(pluginId);
             w.U64(sharedLimit);
+            w.U64(memoryLimit);
             if (!control.Send(WireOp.Open, 0, w.Length) || !control.Receive(out var frame) || frame.Op != WireOp.Ready)
                 throw host.Gone(pluginId, "while opening it");
             return (host, frame);
@@ -85,9 +95,24 @@ internal sealed unsafe class HostProcess : IDisposable
 
     private void Watch()
     {
-        _exit = Spawn.WaitForExit(Pid);
+        var how = Spawn.WaitForExit(Pid);
+        _exit = _killedBecause is { } why ? $"stopped ({why})" : how;
         _exited.Set();
         while (_idle.TryPop(out var lane)) lane.Dispose();
+        lock (_controlLock) _control.Dispose(); // a dead host's descriptors go now, not when the plugin is unloaded
+        _onExit?.Invoke(this);
+    }
+
+    private int _exitClaimed;
+
+    /// <summary>True for the first caller only: who handles this host's death.</summary>
+    public bool ClaimExit() => Interlocked.Exchange(ref _exitClaimed, 1) == 0;
+
+    /// <summary>Kills the host for <paramref name="reason"/>, which its exit then gives as the cause.</summary>
+    public void Kill(string reason)
+    {
+        _killedBecause ??= reason;
+        Spawn.Kill(Pid, Spawn.SIGKILL);
     }
 
     /// <summary>
@@ -106,6 +131,7 @@ internal sealed unsafe class HostProcess : IDisposable
     {
         null => $"plugin '{pluginId}' closed its channel {during}",
         { } e when e.StartsWith("SIG", StringComparison.Ordinal) => $"{e} in plugin '{pluginId}' {during}",
+        { } e when e.StartsWith("stopped", StringComparison.Ordinal) => $"plugin '{pluginId}' was {e} {during}",
         { } e => $"plugin '{pluginId}' exited ({e}) {during}",
     };
 
@@ -132,7 +158,7 @@ internal sealed unsafe class HostProcess : IDisposable
             region = SharedRegion.Create(_sharedLimit);
             var frame = new WireFrame { Op = WireOp.Lane, RegionSize = region.Size };
             bool sent;
-            lock (_controlLock) sent = UnixSocket.SendWithFds(_control.Socket, &frame, WireFrame.Size, child, region.Fd);
+            lock (_controlLock) sent = _control.Socket >= 0 && UnixSocket.SendWithFds(_control.Socket, &frame, WireFrame.Size, child, region.Fd);
             if (!sent) throw new MlosException(SmiStatus.Busy, "the plugin host is not running");
             return new WireChannel(core, region);
         }
@@ -168,7 +194,8 @@ internal sealed unsafe class HostProcess : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
-        lock (_controlLock) UnixSocket.Shutdown(_control.Socket, 2);
+        lock (_controlLock)
+            if (_control.Socket >= 0) UnixSocket.Shutdown(_control.Socket, 2);
         while (_idle.TryPop(out var lane)) lane.Dispose();
         if (!_exited.Wait(graceMs))
         {

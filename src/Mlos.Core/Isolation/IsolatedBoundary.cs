@@ -17,20 +17,27 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
 {
     [ThreadStatic] private static string? t_lastError;
 
-    private readonly HostProcess _host;
+    private readonly HostSupervisor _supervisor;
     private readonly string _pluginId;
     private readonly ConcurrentDictionary<nint, RemoteModel> _models = new();
     private long _nextHandle;
+    /// <summary>The config initialize succeeded with (null bytes: none), replayed to a restarted host; null until then.</summary>
+    private volatile Holder? _initialized;
 
-    private IsolatedBoundary(HostProcess host, string pluginId, uint smiVersion, SmiCapabilities capabilities, PluginEntries entries, string nativeId, string path)
+    private sealed record Holder(byte[]? Config);
+
+    private IsolatedBoundary(HostSupervisor supervisor, string pluginId)
     {
-        _host = host;
+        _supervisor = supervisor;
         _pluginId = pluginId;
-        SmiVersion = smiVersion;
-        Capabilities = capabilities;
-        Entries = entries;
-        NativeId = nativeId;
-        Path = path;
+        supervisor.PluginId = pluginId;
+        supervisor.Replay = Replay;
+        var plugin = supervisor.Plugin;
+        SmiVersion = plugin.SmiVersion;
+        Capabilities = plugin.Capabilities;
+        Entries = plugin.Entries;
+        NativeId = plugin.NativeId;
+        Path = plugin.Path;
     }
 
     public override uint SmiVersion { get; }
@@ -39,9 +46,8 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
     public override PluginEntries Entries { get; }
     /// <summary>The plugin file as the host opened it (absolute).</summary>
     public string Path { get; }
-    public override int? HostPid => _host.Pid;
-    public override bool IsAlive => _host.IsAlive;
-    public override string? Exit => _host.IsAlive ? null : _host.Describe(_pluginId, "").TrimEnd();
+    public override bool IsAlive => _supervisor.IsServing;
+    public override HostState? Host => _supervisor.State;
 
     /// <summary>
     /// Starts a host for <paramref name="path"/> and opens the plugin there with the core's loader
@@ -52,46 +58,50 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
     {
         if (path is null || path.Text.Trim().Length == 0)
             throw new MlosException(SmiStatus.InvalidParam, "plugin path must not be empty");
-        var (host, frame) = HostProcess.Start(HostExecutable.Find(), path.Absolute(), pluginId ?? "", options.SharedMemoryBytes);
-        try
-        {
-            var ready = host.ReadyMessage(frame);
-            var message = ready.String();
-            if (frame.Flags.HasFlag(WireFlags.HostFailure))
-                throw new MlosException(PluginAnswers.Known((SmiStatus)frame.Status), message ?? "the plugin host could not open the plugin");
-            uint version = ready.U32();
-            var capabilities = (SmiCapabilities)ready.U64();
-            var entries = (PluginEntries)ready.U32();
-            var nativeId = ready.String() ?? "";
-            var opened = ready.String() ?? path.Text;
-            return new IsolatedBoundary(host, pluginId ?? nativeId, version, capabilities, entries, nativeId, opened);
-        }
-        catch
-        {
-            host.Dispose();
-            throw;
-        }
+        var supervisor = HostSupervisor.Start(path.Absolute(), pluginId, options);
+        return new IsolatedBoundary(supervisor, pluginId ?? supervisor.Plugin.NativeId);
     }
 
-    // ---- one call: a channel, a request, the answer ----
+    // ---- one call: a channel of the current host, a request, the answer ----
 
-    private WireChannel Begin()
+    /// <summary>The host a call runs on and the channel it took there.</summary>
+    private readonly struct Call(HostProcess host, WireChannel lane)
     {
-        if (!_host.IsAlive) throw new MlosException(SmiStatus.Busy, $"plugin '{_pluginId}' is not running: {_host.Describe(_pluginId, "").TrimEnd()}");
-        return _host.Rent();
+        public readonly HostProcess Host = host;
+        public readonly WireChannel Lane = lane;
+        public void Return() => Host.Return(Lane);
+    }
+
+    private Call Begin() => Begin(null);
+
+    /// <summary>A channel of <paramref name="host"/> (a restarted host being brought back), or of the current host when it serves.</summary>
+    private Call Begin(HostProcess? host)
+    {
+        if (host is null)
+        {
+            if (_supervisor.Refusal() is { } refused) throw refused;
+            host = _supervisor.Current;
+        }
+        return new Call(host, host.Rent());
     }
 
     /// <summary>
-    /// Sends the request written at the start of the region and waits for the answer. The channel
-    /// stays the caller's on return; on a throw it has been given back (or closed, when the host
-    /// did not answer). The plugin's message, if any, becomes this thread's last error.
+    /// Sends the request written at the start of the region and waits for the answer (at most
+    /// <paramref name="timeoutMs"/>, 0: no limit; past it the host is killed). The channel stays
+    /// the caller's on return; on a throw it has been given back (or closed, when the host did not
+    /// answer). The plugin's message, if any, becomes this thread's last error.
     /// </summary>
-    private WireReader Exchange(WireChannel lane, WireOp op, uint length, string during, out SmiStatus status)
+    private WireReader Exchange(Call call, WireOp op, uint length, string during, out SmiStatus status, int timeoutMs = 0)
     {
-        if (!lane.Send(op, 0, length) || !lane.Receive(out var frame) || frame.Op != op)
+        var lane = call.Lane;
+        WireFrame frame = default;
+        bool timedOut = false;
+        if (!lane.Send(op, 0, length) || !lane.Receive(out frame, timeoutMs, out timedOut) || frame.Op != op)
         {
-            _host.Discard(lane);
-            throw _host.Gone(_pluginId, during);
+            call.Host.Discard(lane);
+            if (!timedOut) throw call.Host.Gone(_pluginId, during);
+            call.Host.Kill($"it ran past its call_timeout_ms of {timeoutMs} {during}");
+            throw new MlosException(SmiStatus.Timeout, $"plugin '{_pluginId}' ran past its call_timeout_ms of {timeoutMs} {during}: its host process was stopped");
         }
         try
         {
@@ -105,29 +115,29 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
         }
         catch
         {
-            _host.Return(lane);
+            call.Return();
             throw;
         }
     }
 
     /// <summary>An entry with a status only: the request written by <paramref name="write"/>, nothing read back but the status.</summary>
-    private SmiStatus Simple(WireOp op, string during, WriteRequest write, ReadAnswer? read = null)
+    private SmiStatus Simple(WireOp op, string during, WriteRequest write, ReadAnswer? read = null, HostProcess? on = null)
     {
-        var lane = Begin();
-        var w = new WireWriter(lane.Region, 0);
+        var call = Begin(on);
+        var w = new WireWriter(call.Lane.Region, 0);
         try { write(ref w); }
         catch
         {
-            _host.Return(lane);
+            call.Return();
             throw;
         }
-        var r = Exchange(lane, op, w.Length, during, out var status);
+        var r = Exchange(call, op, w.Length, during, out var status);
         try
         {
             if (status == SmiStatus.Success) read?.Invoke(ref r);
             return status;
         }
-        finally { _host.Return(lane); }
+        finally { call.Return(); }
     }
 
     private delegate void WriteRequest(ref WireWriter w);
@@ -137,6 +147,44 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
         _models.TryGetValue(handle, out var m) ? m : throw new MlosException(SmiStatus.InvalidParam, $"plugin '{_pluginId}' has no model with handle {handle}");
 
     private static string During(RemoteModel m, string entry) => $"during {entry} of model '{m.Name}'";
+
+    /// <summary>
+    /// Brings a restarted host to where the last one was: initialize with the config that
+    /// succeeded, every registered model registered again (its new handle kept) and loaded again
+    /// where it was loaded. Any failure fails the restart (the supervisor counts it).
+    /// </summary>
+    private void Replay(HostProcess host)
+    {
+        void Must(SmiStatus status, string what)
+        {
+            if (status != SmiStatus.Success)
+                throw new MlosException(PluginAnswers.Known(status), $"{what} failed again: {MlosException.Describe(status)}{(t_lastError is { } e ? ": " + e : "")}");
+        }
+        if (_initialized is { } init)
+            Must(Simple(WireOp.Initialize, "during initialize", (ref WireWriter w) => Bytes(ref w, init.Config), on: host), "initialize");
+        foreach (var model in _models.Values)
+        {
+            var m = model.Registered;
+            ulong handle = 0;
+            Must(Simple(WireOp.Register, $"during register_model of model '{model.Name}'", (ref WireWriter w) =>
+            {
+                Bytes(ref w, m.Name); Bytes(ref w, m.Framework); Bytes(ref w, m.Version); Bytes(ref w, m.Path); Bytes(ref w, m.Config);
+            }, (ref WireReader r) => handle = r.U64(), host), $"register_model of model '{model.Name}'");
+            model.HostHandle = handle;
+            if (model.Loaded is { } loaded)
+                Must(Simple(WireOp.Load, During(model, "load_model"), (ref WireWriter w) => { w.U64(handle); Bytes(ref w, loaded.Path); }, on: host),
+                    $"load_model of model '{model.Name}'");
+        }
+    }
+
+    private static void Bytes(ref WireWriter w, byte[]? text)
+    {
+        if (text is null) w.Text((byte*)null);
+        else w.Bytes(text);
+    }
+
+    private static byte[]? Copy(byte* text) =>
+        text == null ? null : System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpanFromNullTerminated(text).ToArray();
 
     // ---- the entries ----
 
@@ -149,8 +197,12 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
 
     public override string? LastError() => t_lastError;
 
-    public override SmiStatus Initialize(byte* config) =>
-        Simple(WireOp.Initialize, "during initialize", (ref WireWriter w) => w.Text(config));
+    public override SmiStatus Initialize(byte* config)
+    {
+        var status = Simple(WireOp.Initialize, "during initialize", (ref WireWriter w) => w.Text(config));
+        if (status == SmiStatus.Success) _initialized = new Holder(Copy(config));
+        return status;
+    }
 
     public override SmiStatus Cleanup() => Release(() => Simple(WireOp.Cleanup, "during cleanup", static (ref WireWriter w) => { }));
 
@@ -160,9 +212,9 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
     /// </summary>
     private SmiStatus Release(Func<SmiStatus> call)
     {
-        if (!_host.IsAlive) return SmiStatus.Success;
+        if (!_supervisor.IsServing) return SmiStatus.Success;
         try { return call(); }
-        catch (MlosException) when (!_host.IsAlive) { return SmiStatus.Success; }
+        catch (MlosException) when (!_supervisor.IsServing) { return SmiStatus.Success; }
     }
 
     public override SmiStatus RegisterModel(SmiModelMetadata* metadata, nint* handle)
@@ -180,7 +232,7 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
         }, (ref WireReader r) => hostHandle = r.U64());
         if (status != SmiStatus.Success) return status;
         nint ours = (nint)Interlocked.Increment(ref _nextHandle);
-        _models[ours] = new RemoteModel(hostHandle, name);
+        _models[ours] = new RemoteModel(hostHandle, name, new RemoteModel.Registration(Copy(m.Name), Copy(m.Framework), Copy(m.Version), Copy(m.Path), Copy(m.Config)));
         *handle = ours;
         return status;
     }
@@ -189,6 +241,7 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
     {
         var model = Model(handle);
         var status = Release(() => Simple(WireOp.Unregister, During(model, "unregister_model"), (ref WireWriter w) => w.U64(model.HostHandle)));
+        // Its names go with it, as a plugin in process frees them (they are valid while the model is registered).
         if (status == SmiStatus.Success && _models.TryRemove(handle, out var gone)) gone.Dispose();
         return status;
     }
@@ -196,13 +249,17 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
     public override SmiStatus LoadModel(nint handle, byte* path)
     {
         var model = Model(handle);
-        return Simple(WireOp.Load, During(model, "load_model"), (ref WireWriter w) => { w.U64(model.HostHandle); w.Text(path); });
+        var status = Simple(WireOp.Load, During(model, "load_model"), (ref WireWriter w) => { w.U64(model.HostHandle); w.Text(path); });
+        if (status == SmiStatus.Success) model.Loaded = new RemoteModel.LoadState(Copy(path));
+        return status;
     }
 
     public override SmiStatus UnloadModel(nint handle)
     {
         var model = Model(handle);
-        return Release(() => Simple(WireOp.Unload, During(model, "unload_model"), (ref WireWriter w) => w.U64(model.HostHandle)));
+        var status = Release(() => Simple(WireOp.Unload, During(model, "unload_model"), (ref WireWriter w) => w.U64(model.HostHandle)));
+        if (status == SmiStatus.Success) model.Loaded = null;
+        return status;
     }
 
     public override SmiStatus AllocateResources(nint handle, SmiResourceReq* requirements, nuint count)
@@ -233,11 +290,11 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
     {
         var model = Model(handle);
         ulong capacity = *size;
-        var lane = Begin();
-        var w = new WireWriter(lane.Region, 0);
+        var call = Begin();
+        var w = new WireWriter(call.Lane.Region, 0);
         w.U64(model.HostHandle);
         w.U64(capacity);
-        var r = Exchange(lane, WireOp.ModelInfo, w.Length, During(model, "get_model_info"), out var status);
+        var r = Exchange(call, WireOp.ModelInfo, w.Length, During(model, "get_model_info"), out var status);
         try
         {
             ulong n = r.U64(), at = r.U64();
@@ -246,19 +303,19 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
             *size = (nuint)n;
             return status;
         }
-        finally { _host.Return(lane); }
+        finally { call.Return(); }
     }
 
     public override SmiStatus GetModelIo(nint handle, SmiTensorSpec* inputs, nuint* numInputs, SmiTensorSpec* outputs, nuint* numOutputs)
     {
         var model = Model(handle);
         ulong capIn = *numInputs, capOut = *numOutputs;
-        var lane = Begin();
-        var w = new WireWriter(lane.Region, 0);
+        var call = Begin();
+        var w = new WireWriter(call.Lane.Region, 0);
         w.U64(model.HostHandle);
         w.U64(capIn);
         w.U64(capOut);
-        var r = Exchange(lane, WireOp.ModelIo, w.Length, During(model, "get_model_io"), out var status);
+        var r = Exchange(call, WireOp.ModelIo, w.Length, During(model, "get_model_io"), out var status);
         try
         {
             ulong nIn = r.U64(), nOut = r.U64();
@@ -272,7 +329,7 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
             *numOutputs = (nuint)nOut;
             return status;
         }
-        finally { _host.Return(lane); }
+        finally { call.Return(); }
     }
 
     private static void ReadSpecs(ref WireReader r, RemoteModel model, SmiTensorSpec* specs, ulong count)
@@ -291,24 +348,24 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
     {
         var model = Model(handle);
         ulong capacity = *outputSize;
-        var lane = Begin();
+        var call = Begin();
         WireReader r;
         SmiStatus status;
         bool sent = false;
         try
         {
-            var w = new WireWriter(lane.Region, 0);
+            var w = new WireWriter(call.Lane.Region, 0);
             w.U64(model.HostHandle);
             w.U64(capacity);
             w.U64(inputSize);
             ulong blob = w.Blob(inputSize);
             if (inputSize > 0) Buffer.MemoryCopy(input, w.At(blob), inputSize, inputSize);
             sent = true;
-            r = Exchange(lane, WireOp.Inference, w.Length, $"while running model '{model.Name}'", out status);
+            r = Exchange(call, WireOp.Inference, w.Length, $"while running model '{model.Name}'", out status, _supervisor.Options.CallTimeoutMs);
         }
         catch when (!sent)
         {
-            _host.Return(lane); // the request never went: the channel is as it was
+            call.Return(); // the request never went: the channel is as it was
             throw;
         }
         try
@@ -319,7 +376,7 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
             *outputSize = (nuint)n;
             return status;
         }
-        finally { _host.Return(lane); }
+        finally { call.Return(); }
     }
 
     public override SmiStatus Infer(nint handle, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs) =>
@@ -335,13 +392,13 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
     {
         var model = Model(handle);
         uint capacity = (uint)Math.Min(*numOutputs, (nuint)PluginAnswers.MaxTensors);
-        var lane = Begin();
+        var call = Begin();
         WireReader r;
         SmiStatus status;
         bool sent = false;
         try
         {
-            var w = new WireWriter(lane.Region, 0);
+            var w = new WireWriter(call.Lane.Region, 0);
             ulong scratch = 64;
             uint lent = 0;
             for (uint i = 0; i < capacity; i++)
@@ -372,19 +429,19 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
                 if (t->ByteSize > 0) Buffer.MemoryCopy(t->Data, w.At(blob), t->ByteSize, t->ByteSize);
             }
             sent = true;
-            r = Exchange(lane, WireOp.Infer, w.Length, $"while running model '{model.Name}'", out status);
+            r = Exchange(call, WireOp.Infer, w.Length, $"while running model '{model.Name}'", out status, _supervisor.Options.CallTimeoutMs);
         }
         catch when (!sent)
         {
-            _host.Return(lane); // the request never went: the channel is as it was
+            call.Return(); // the request never went: the channel is as it was
             throw;
         }
         return status == SmiStatus.Success
-            ? ReadOutputs(ref r, lane, model, outputs, numOutputs, capacity)
-            : ReadFailure(ref r, lane, outputs, numOutputs, capacity, status);
+            ? ReadOutputs(ref r, call, model, outputs, numOutputs, capacity)
+            : ReadFailure(ref r, call, outputs, numOutputs, capacity, status);
     }
 
-    private SmiStatus ReadFailure(ref WireReader r, WireChannel lane, SmiTensor* outputs, nuint* numOutputs, uint capacity, SmiStatus status)
+    private static SmiStatus ReadFailure(ref WireReader r, in Call call, SmiTensor* outputs, nuint* numOutputs, uint capacity, SmiStatus status)
     {
         try
         {
@@ -399,7 +456,7 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
             *numOutputs = (nuint)count;
             return status;
         }
-        finally { _host.Return(lane); }
+        finally { call.Return(); }
     }
 
     /// <summary>
@@ -407,9 +464,9 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
     /// plugin allocated stays in the region, lent until released (<see cref="OutputLease"/>).
     /// A count past the capacity is passed on unread, for <see cref="Plugin"/> to call a breach.
     /// </summary>
-    private SmiStatus ReadOutputs(ref WireReader r, WireChannel lane, RemoteModel model, SmiTensor* outputs, nuint* numOutputs, uint capacity)
+    private static SmiStatus ReadOutputs(ref WireReader r, in Call call, RemoteModel model, SmiTensor* outputs, nuint* numOutputs, uint capacity)
     {
-        var lease = new OutputLease(_host, lane);
+        var lease = new OutputLease(call.Host, call.Lane);
         int made = 0;
         try
         {
@@ -471,7 +528,7 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
 
     public override void Close()
     {
-        _host.Stop();
+        _supervisor.Stop();
         foreach (var m in _models.Values) m.Dispose();
         _models.Clear();
     }

@@ -19,6 +19,21 @@ public enum PluginIsolation
 /// </summary>
 public sealed record IsolationOptions(PluginIsolation? Isolation = null, ulong SharedMemoryBytes = IsolationOptions.DefaultSharedMemoryBytes)
 {
+    /// <summary>
+    /// <c>call_timeout_ms</c>: longest an inference call may run in the plugin host before the core
+    /// stops the host (SIGKILL) and fails the call with TIMEOUT; 0 (the default): no limit.
+    /// </summary>
+    public int CallTimeoutMs { get; init; }
+
+    /// <summary>
+    /// <c>memory_limit_mb</c>: the host's data segment limit (RLIMIT_DATA: heap and private
+    /// writable mappings); an allocation past it fails in the plugin. 0 (the default): none.
+    /// </summary>
+    public int MemoryLimitMb { get; init; }
+
+    /// <summary><c>restart</c>: how a host that died is started again.</summary>
+    public RestartPolicy Restart { get; init; } = RestartPolicy.Default;
+
     /// <summary>Largest request plus answer one call may put in shared memory by default (2 GiB, file pages touched only as used).</summary>
     public const ulong DefaultSharedMemoryBytes = 2UL << 30;
     /// <summary>Largest <c>shared_memory_mb</c>: frame offsets are 32-bit.</summary>
@@ -27,7 +42,7 @@ public sealed record IsolationOptions(PluginIsolation? Isolation = null, ulong S
     public static readonly IsolationOptions Default = new();
 
     /// <summary>The keys this record reads, for "unknown key" messages of the objects that embed them.</summary>
-    public const string Keys = "isolation, shared_memory_mb";
+    public const string Keys = "isolation, shared_memory_mb, call_timeout_ms, memory_limit_mb, restart";
 
     /// <summary>Reads one of <see cref="Keys"/> into <paramref name="options"/>; false for a key that is not one.</summary>
     public static bool TryRead(JsonProperty field, string what, ref IsolationOptions options)
@@ -41,6 +56,18 @@ public sealed record IsolationOptions(PluginIsolation? Isolation = null, ulong S
                 if (field.Value.ValueKind != JsonValueKind.Number || !field.Value.TryGetInt32(out int mb) || mb < 1 || mb > MaxSharedMemoryMb)
                     throw new MlosException(SmiStatus.InvalidParam, $"{what}: 'shared_memory_mb' must be a whole number from 1 to {MaxSharedMemoryMb}");
                 options = options with { SharedMemoryBytes = (ulong)mb << 20 };
+                return true;
+            case "call_timeout_ms":
+                options = options with { CallTimeoutMs = JsonConfig.NonNegative(field, what) };
+                return true;
+            case "memory_limit_mb":
+                int limit = JsonConfig.NonNegative(field, what);
+                if (limit is > 0 and < 64)
+                    throw new MlosException(SmiStatus.InvalidParam, $"{what}: 'memory_limit_mb' must be 0 (none) or at least 64: the host's own runtime needs that much");
+                options = options with { MemoryLimitMb = limit };
+                return true;
+            case "restart":
+                options = options with { Restart = RestartPolicy.Parse(field.Value, $"{what} restart") };
                 return true;
             default:
                 return false;

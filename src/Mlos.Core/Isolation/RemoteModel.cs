@@ -8,16 +8,27 @@ namespace Mlos.Core.Isolation;
 /// valid while the model is registered, so the core keeps one copy of each here (its own memory:
 /// the host's cannot be trusted to stay put) and frees them when the model is unregistered.
 /// </summary>
-internal sealed unsafe class RemoteModel(ulong hostHandle, string name) : IDisposable
+internal sealed unsafe class RemoteModel(ulong hostHandle, string name, RemoteModel.Registration registration) : IDisposable
 {
+    /// <summary>What register_model was given, kept to register the model again with a restarted host.</summary>
+    public sealed record Registration(byte[]? Name, byte[]? Framework, byte[]? Version, byte[]? Path, byte[]? Config);
+
     /// <summary>More distinct names than any model has: past it, the host is making them up.</summary>
     public const int MaxNames = 4096;
 
     private readonly Dictionary<string, nint> _names = new(StringComparer.Ordinal);
     private readonly Lock _lock = new();
 
-    public ulong HostHandle { get; } = hostHandle;
+    /// <summary>The handle the host's plugin gave the model (a restarted host gives another).</summary>
+    public ulong HostHandle { get => Volatile.Read(ref _hostHandle); set => Volatile.Write(ref _hostHandle, value); }
+    private ulong _hostHandle = hostHandle;
     public string Name { get; } = name;
+    public Registration Registered { get; } = registration;
+
+    /// <summary>The path load_model was given while the model is loaded (null bytes: loaded without one); null when not loaded.</summary>
+    public volatile LoadState? Loaded;
+
+    public sealed record LoadState(byte[]? Path);
 
     /// <summary>The core's copy of <paramref name="name"/> as a C string.</summary>
     public byte* Intern(ReadOnlySpan<byte> name)

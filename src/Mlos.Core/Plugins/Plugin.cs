@@ -50,12 +50,12 @@ public sealed unsafe class Plugin
 
     /// <summary>Where the plugin's code runs.</summary>
     public Isolation.PluginIsolation Isolation => _boundary is Isolation.IsolatedBoundary ? Mlos.Core.Isolation.PluginIsolation.Process : Mlos.Core.Isolation.PluginIsolation.None;
-    /// <summary>The pid of the plugin's host process (isolation "process"), null in process.</summary>
-    public int? HostPid => _boundary.HostPid;
-    /// <summary>Whether the plugin can take calls: false once its host process has died.</summary>
+    /// <summary>Whether the plugin can take calls: false while its host process is dead (restarting, or down for good).</summary>
     public bool IsAlive => _boundary.IsAlive;
-    /// <summary>How its host process ended, null while it serves.</summary>
-    public string? Exit => _boundary.Exit;
+    /// <summary>Its host process (isolation "process"): pid, state, restarts, last failure; null in process.</summary>
+    public Isolation.HostState? Host => _boundary.Host;
+    /// <summary>The pid of the plugin's host process, null in process.</summary>
+    public int? HostPid => Host?.Pid;
 
     /// <summary>Lets the plugin go after cleanup (see <see cref="PluginBoundary.Close"/>).</summary>
     internal void Close() => _boundary.Close();

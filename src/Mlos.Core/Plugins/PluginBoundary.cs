@@ -65,14 +65,11 @@ internal abstract unsafe class PluginBoundary
     public abstract SmiStatus InferWithDeadline(nint handle, SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadline);
     public abstract SmiStatus InferSelected(nint handle, SmiTensor* inputs, nuint numInputs, byte** names, nuint numNames, SmiTensor* outputs, nuint* numOutputs, ulong deadline);
 
-    /// <summary>The pid of the process the plugin runs in when that is not this one.</summary>
-    public virtual int? HostPid => null;
-
-    /// <summary>Whether the plugin can take calls (a plugin host that died cannot).</summary>
+    /// <summary>Whether the plugin can take calls (a plugin host that died, and is not back yet, cannot).</summary>
     public virtual bool IsAlive => true;
 
-    /// <summary>How the plugin's process ended ("SIGSEGV in plugin 'x'"), null while it serves.</summary>
-    public virtual string? Exit => null;
+    /// <summary>Where the plugin's process stands when it is not this one; null in process.</summary>
+    public virtual Isolation.HostState? Host => null;
 
     /// <summary>Lets the plugin go once the core is done with it (its library becomes free for another core).</summary>
     public abstract void Close();

@@ -39,6 +39,35 @@ internal static unsafe partial class UnixSocket
     [LibraryImport(LibC, EntryPoint = "shutdown")]
     public static partial int Shutdown(int fd, int how);
 
+    [LibraryImport(LibC, EntryPoint = "poll", SetLastError = true)]
+    private static partial int Poll(PollFd* fds, nuint count, int timeoutMs);
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct PollFd
+    {
+        public int Fd;
+        public short Events, Revents;
+    }
+
+    /// <summary>
+    /// Waits until <paramref name="fd"/> has something to read (or its peer is gone) for at most
+    /// <paramref name="timeoutMs"/>; false when the time ran out first.
+    /// </summary>
+    public static bool WaitReadable(int fd, int timeoutMs)
+    {
+        const short POLLIN = 1;
+        long deadline = Environment.TickCount64 + timeoutMs;
+        while (true)
+        {
+            var p = new PollFd { Fd = fd, Events = POLLIN };
+            int left = (int)Math.Max(0, deadline - Environment.TickCount64);
+            int r = Poll(&p, 1, left);
+            if (r > 0) return true;
+            if (r == 0) return false;
+            if (Marshal.GetLastPInvokeError() != EINTR) return true; // let the read report it
+        }
+    }
+
     [StructLayout(LayoutKind.Sequential)]
     private struct IoVec
     {

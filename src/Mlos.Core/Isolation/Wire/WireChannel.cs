@@ -25,6 +25,18 @@ internal sealed unsafe class WireChannel : IDisposable
         return UnixSocket.WriteAll(Socket, &frame, WireFrame.Size);
     }
 
+    /// <summary>
+    /// <see cref="Receive(out WireFrame)"/> waiting at most <paramref name="timeoutMs"/> (0: no limit);
+    /// <paramref name="timedOut"/> says the time ran out (the frame may still come: the channel is spoilt).
+    /// </summary>
+    public bool Receive(out WireFrame frame, int timeoutMs, out bool timedOut)
+    {
+        timedOut = timeoutMs > 0 && !UnixSocket.WaitReadable(Socket, timeoutMs);
+        if (!timedOut) return Receive(out frame);
+        frame = default;
+        return false;
+    }
+
     /// <summary>Waits for the next frame and follows a growth of the region it reports; false when the peer is gone.</summary>
     public bool Receive(out WireFrame frame)
     {
