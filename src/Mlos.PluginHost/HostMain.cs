@@ -29,6 +29,13 @@ internal static unsafe class HostMain
         if (!control.Receive(out var open) || open.Op != WireOp.Open) return 1; // the core went before it asked
 
         var request = control.Reader(open);
+        if (request.U32() is var version and not WireProtocol.Version)
+        {
+            var w = new WireWriter(control.Region, Align(open.Offset + (ulong)open.Length));
+            w.Text($"this mlos_plugin_host speaks protocol {WireProtocol.Version}, the core {version}: use the one built with it");
+            control.Send(WireOp.Ready, w.Start, w.Length, (int)SmiStatus.VersionMismatch, WireFlags.HostFailure);
+            return WaitForCoreToGo(control);
+        }
         var path = request.Text(out int pathLength);
         var pluginId = request.String() ?? "";
         ulong limit = request.U64();

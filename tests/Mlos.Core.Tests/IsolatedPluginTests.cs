@@ -468,4 +468,44 @@ public unsafe class IsolatedPluginTests
         Assert.Contains("'isolation' must be \"process\" or \"none\"", e.Message);
         Assert.Throws<MlosException>(() => MlosCore.Create($$"""{"plugins":[{"path":"{{Hostile}}","shared_memory_mb":0}]}"""));
     }
+
+    [Fact]
+    public void Healthy_models_of_another_isolated_plugin_never_fail_while_a_neighbour_crashes_over_and_over()
+    {
+        // The same library twice, in two hosts (in process it could be loaded once only).
+        using var core = new MlosCore();
+        var bad = core.LoadPlugin(Hostile, "bad", options: Isolated with { Restart = new RestartPolicy(Max: 1000, BackoffMs: 0) });
+        core.LoadPlugin(Hostile, "good", options: Isolated);
+        var crashing = core.RegisterModel("crash", "bad", null, """{"config":"crash=segv"}""");
+        core.LoadModel("crash");
+        var healthy = Enumerable.Range(0, 4).Select(i => core.RegisterModel($"ok{i}", "good", null)).ToArray();
+        foreach (var m in healthy) core.LoadModel(m.Id);
+
+        using var stop = new CancellationTokenSource();
+        int served = 0;
+        var errors = new Exception?[8];
+        var threads = Enumerable.Range(0, 8).Select(t => new Thread(() =>
+        {
+            errors[t] = Record(() =>
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    var values = Ramp(8 + t);
+                    Assert.Equal(values, RunFloats(core, healthy[t % 4], values, 1).Outputs[0]);
+                    Interlocked.Increment(ref served);
+                }
+            });
+        })).ToArray();
+        foreach (var th in threads) th.Start();
+        for (int crash = 1; crash <= 20; crash++)
+        {
+            var e = Assert.Throws<MlosException>(() => RunFloats(core, crashing, Ramp(4), 2));
+            Assert.Equal("SIGSEGV in plugin 'bad' while running model 'crash'", e.Message);
+            WaitServing(bad, crash);
+        }
+        stop.Cancel();
+        foreach (var th in threads) th.Join();
+        Assert.All(errors, Assert.Null);
+        Assert.True(served > 100, $"only {served} requests were served meanwhile");
+    }
 }

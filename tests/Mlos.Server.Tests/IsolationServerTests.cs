@@ -108,4 +108,32 @@ public class IsolationServerTests
         }
         finally { Directory.Delete(repo, recursive: true); }
     }
+
+    [Fact]
+    public async Task Hosts_end_when_the_server_is_killed_with_sigkill_and_when_it_stops_with_sigterm()
+    {
+        var repo = Repository(("ok", ""));
+        try
+        {
+            foreach (var signal in new[] { "KILL", "TERM" })
+            {
+                using var server = new ServerProcess(repo, "--model-repository", repo, "--isolation", "process",
+                    "--plugin-dir", Path.Combine(BuildTree.Dir, "c-tests", "plugins"));
+                var pids = JsonDocument.Parse(await server.Client.GetStringAsync("/plugins")).RootElement.GetProperty("plugins")
+                    .EnumerateArray().Select(p => p.GetProperty("pid").GetInt32()).ToArray();
+                Assert.True(pids.Length >= 2, "every plugin has a host");
+                Assert.All(pids, pid => Assert.True(Directory.Exists($"/proc/{pid}")));
+                System.Diagnostics.Process.Start("kill", [$"-{signal}", server.Pid.ToString()])!.WaitForExit();
+                Assert.NotNull(server.WaitForExit(TimeSpan.FromSeconds(30)));
+                var deadline = DateTime.UtcNow.AddSeconds(10);
+                // Orphaned hosts are reparented and reaped by init: gone from /proc once they exit.
+                while (pids.Any(pid => Directory.Exists($"/proc/{pid}") && !File.ReadAllText($"/proc/{pid}/stat").Contains(") Z ")))
+                {
+                    Assert.True(DateTime.UtcNow < deadline, $"hosts still running 10 s after SIG{signal}: {string.Join(", ", pids.Where(pid => Directory.Exists($"/proc/{pid}")))}");
+                    await Task.Delay(20);
+                }
+            }
+        }
+        finally { Directory.Delete(repo, recursive: true); }
+    }
 }

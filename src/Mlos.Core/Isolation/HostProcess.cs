@@ -75,6 +75,7 @@ internal sealed unsafe class HostProcess : IDisposable
         try
         {
             var w = new WireWriter(region, 0);
+            w.U32(WireProtocol.Version);
             w.Bytes(path.Terminated.AsSpan(0, path.Terminated.Length - 1));
             w.Text(pluginId);
             w.U64(sharedLimit);

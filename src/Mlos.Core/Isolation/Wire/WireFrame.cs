@@ -2,6 +2,16 @@ using System.Runtime.InteropServices;
 
 namespace Mlos.Core.Isolation.Wire;
 
+/// <summary>
+/// The version of this protocol, the first word of the open request: a host from another build
+/// (the core and mlos_plugin_host are shipped together, but a PATH or MLOS_PLUGIN_HOST can mix
+/// them) refuses to serve instead of misreading every message.
+/// </summary>
+internal static class WireProtocol
+{
+    public const uint Version = 1;
+}
+
 /// <summary>What a frame asks for (or answers: a reply carries the op it answers).</summary>
 internal enum WireOp : ushort
 {
