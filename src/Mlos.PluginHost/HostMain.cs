@@ -50,7 +50,7 @@ internal static unsafe class HostMain
             WireFrame frame;
             if (!UnixSocket.ReceiveWithFds(control.Socket, &frame, WireFrame.Size, out int socket, out int region)) break;
             WireChannel lane;
-            try { lane = new WireChannel(socket, SharedRegion.Open(region, limit)); }
+            try { lane = new WireChannel(socket, SharedRegion.Open(region, limit), WireSide.Host); }
             catch (MlosException e)
             {
                 Console.Error.WriteLine($"mlos_plugin_host ({pluginId}): {e.Message}");

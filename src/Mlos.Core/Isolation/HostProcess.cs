@@ -19,6 +19,8 @@ internal sealed unsafe class HostProcess : IDisposable
     private readonly WireChannel _control;
     private readonly Lock _controlLock = new();
     private readonly ConcurrentStack<WireChannel> _idle = new();
+    /// <summary>Channels rented out (a call on them, or outputs lent from them): woken when the host dies.</summary>
+    private readonly ConcurrentDictionary<WireChannel, byte> _rented = new();
     private readonly SemaphoreSlim _lanes = new(MaxLanes, MaxLanes);
     private readonly ManualResetEventSlim _exited = new();
     private readonly ulong _sharedLimit;
@@ -99,6 +101,7 @@ internal sealed unsafe class HostProcess : IDisposable
         var how = Spawn.WaitForExit(Pid);
         _exit = _killedBecause is { } why ? $"stopped ({why})" : how;
         _exited.Set();
+        foreach (var busy in _rented.Keys) Doorbell.WakeCore(busy.Region);
         while (_idle.TryPop(out var lane)) lane.Dispose();
         lock (_controlLock) _control.Dispose(); // a dead host's descriptors go now, not when the plugin is unloaded
         _onExit?.Invoke(this);
@@ -141,8 +144,13 @@ internal sealed unsafe class HostProcess : IDisposable
     {
         if (!_lanes.Wait(TimeSpan.FromSeconds(30)))
             throw new MlosException(SmiStatus.Busy, $"all {MaxLanes} channels to the plugin host are in use");
-        if (_idle.TryPop(out var lane)) return lane;
-        try { return Open(); }
+        try
+        {
+            if (!_idle.TryPop(out var lane)) lane = Open();
+            _rented[lane] = 0;
+            if (_exit is not null) Doorbell.WakeCore(lane.Region); // died meanwhile: the watcher may have looked already
+            return lane;
+        }
         catch
         {
             _lanes.Release();
@@ -161,7 +169,7 @@ internal sealed unsafe class HostProcess : IDisposable
             bool sent;
             lock (_controlLock) sent = _control.Socket >= 0 && UnixSocket.SendWithFds(_control.Socket, &frame, WireFrame.Size, child, region.Fd);
             if (!sent) throw new MlosException(SmiStatus.Busy, "the plugin host is not running");
-            return new WireChannel(core, region);
+            return new WireChannel(core, region, WireSide.Core);
         }
         catch
         {
@@ -175,6 +183,7 @@ internal sealed unsafe class HostProcess : IDisposable
     /// <summary>Gives a channel back after its call (and the outputs lent from its region) are done; a dead host's are closed.</summary>
     public void Return(WireChannel lane)
     {
+        _rented.TryRemove(lane, out _);
         if (_exit is null && !_disposed) _idle.Push(lane);
         else lane.Dispose();
         _lanes.Release();
@@ -183,6 +192,7 @@ internal sealed unsafe class HostProcess : IDisposable
     /// <summary>A channel whose call went wrong midway (the host did not answer): never reused.</summary>
     public void Discard(WireChannel lane)
     {
+        _rented.TryRemove(lane, out _);
         lane.Dispose();
         _lanes.Release();
     }

@@ -86,7 +86,7 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
     }
 
     /// <summary>
-    /// Sends the request written at the start of the region and waits for the answer (at most
+    /// Sends the request written at the channel's <see cref="WireChannel.MessageStart"/> and waits for the answer (at most
     /// <paramref name="timeoutMs"/>, 0: no limit; past it the host is killed). The channel stays
     /// the caller's on return; on a throw it has been given back (or closed, when the host did not
     /// answer). The plugin's message, if any, becomes this thread's last error.
@@ -96,7 +96,7 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
         var lane = call.Lane;
         WireFrame frame = default;
         bool timedOut = false;
-        if (!lane.Send(op, 0, length) || !lane.Receive(out frame, timeoutMs, out timedOut) || frame.Op != op)
+        if (!lane.Send(op, lane.MessageStart, length) || !lane.Receive(out frame, timeoutMs, out timedOut) || frame.Op != op)
         {
             call.Host.Discard(lane);
             if (!timedOut) throw call.Host.Gone(_pluginId, during);
@@ -124,7 +124,7 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
     private SmiStatus Simple(WireOp op, string during, WriteRequest write, ReadAnswer? read = null, HostProcess? on = null)
     {
         var call = Begin(on);
-        var w = new WireWriter(call.Lane.Region, 0);
+        var w = new WireWriter(call.Lane.Region, call.Lane.MessageStart);
         try { write(ref w); }
         catch
         {
@@ -291,7 +291,7 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
         var model = Model(handle);
         ulong capacity = *size;
         var call = Begin();
-        var w = new WireWriter(call.Lane.Region, 0);
+        var w = new WireWriter(call.Lane.Region, call.Lane.MessageStart);
         w.U64(model.HostHandle);
         w.U64(capacity);
         var r = Exchange(call, WireOp.ModelInfo, w.Length, During(model, "get_model_info"), out var status);
@@ -311,7 +311,7 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
         var model = Model(handle);
         ulong capIn = *numInputs, capOut = *numOutputs;
         var call = Begin();
-        var w = new WireWriter(call.Lane.Region, 0);
+        var w = new WireWriter(call.Lane.Region, call.Lane.MessageStart);
         w.U64(model.HostHandle);
         w.U64(capIn);
         w.U64(capOut);
@@ -354,7 +354,7 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
         bool sent = false;
         try
         {
-            var w = new WireWriter(call.Lane.Region, 0);
+            var w = new WireWriter(call.Lane.Region, call.Lane.MessageStart);
             w.U64(model.HostHandle);
             w.U64(capacity);
             w.U64(inputSize);
@@ -398,7 +398,7 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
         bool sent = false;
         try
         {
-            var w = new WireWriter(call.Lane.Region, 0);
+            var w = new WireWriter(call.Lane.Region, call.Lane.MessageStart);
             ulong scratch = 64;
             uint lent = 0;
             for (uint i = 0; i < capacity; i++)

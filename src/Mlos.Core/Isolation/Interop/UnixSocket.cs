@@ -68,6 +68,15 @@ internal static unsafe partial class UnixSocket
         }
     }
 
+    /// <summary>Whether the peer of <paramref name="fd"/> has closed its end (end of stream or hang-up waiting), without blocking.</summary>
+    public static bool PeerClosed(int fd)
+    {
+        const short POLLIN = 1, POLLERR = 8, POLLHUP = 16;
+        var p = new PollFd { Fd = fd, Events = POLLIN };
+        // Nothing is ever written to a doorbell channel's socket: readable means end of stream.
+        return Poll(&p, 1, 0) > 0 && (p.Revents & (POLLIN | POLLERR | POLLHUP)) != 0;
+    }
+
     [StructLayout(LayoutKind.Sequential)]
     private struct IoVec
     {
