@@ -25,6 +25,9 @@ internal static unsafe class HostMain
             Console.Error.WriteLine("mlos_plugin_host is started by mlos_core (or libmlos_core) for a plugin with \"isolation\": \"process\"; it takes no arguments");
             return 2;
         }
+        // A program the plugin runs must not inherit the channel (it would outlive this host on it).
+        UnixSocket.SetCloseOnExec(ControlSocket);
+        UnixSocket.SetCloseOnExec(ControlRegion);
         using var control = new WireChannel(ControlSocket, SharedRegion.Open(ControlRegion, SharedRegion.InitialSize));
         if (!control.Receive(out var open) || open.Op != WireOp.Open) return 1; // the core went before it asked
 

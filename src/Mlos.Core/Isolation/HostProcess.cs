@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Mlos.Core.Isolation.Interop;
 using Mlos.Core.Isolation.Wire;
+using Mlos.Core.Plugins;
 using Mlos.Smi.Abi;
 
 namespace Mlos.Core.Isolation;
@@ -25,6 +26,7 @@ internal sealed unsafe class HostProcess : IDisposable
     private readonly ManualResetEventSlim _exited = new();
     private readonly ulong _sharedLimit;
     private readonly Action<HostProcess>? _onExit;
+    private readonly Func<bool> _isAlive;
     private volatile string? _exit;
     private volatile string? _killedBecause;
     private volatile bool _disposed;
@@ -35,6 +37,7 @@ internal sealed unsafe class HostProcess : IDisposable
         _control = control;
         _sharedLimit = sharedLimit;
         _onExit = onExit;
+        _isAlive = () => _exit is null;
         var watcher = new Thread(Watch) { IsBackground = true, Name = $"mlos-host-{pid}" };
         watcher.Start();
     }
@@ -49,11 +52,15 @@ internal sealed unsafe class HostProcess : IDisposable
     /// <summary>Whether the core let the host go (<see cref="Stop"/>), as opposed to its dying.</summary>
     public bool IsStopping => _disposed;
 
+    /// <summary>Longest a new host may take to open its plugin (dlopen, smi_plugin_init) before it is killed.</summary>
+    public const int OpenTimeoutMs = 120_000;
+
     /// <summary>
     /// Starts a host for the plugin at <paramref name="path"/> and waits until it says whether the
-    /// plugin opened. <paramref name="onExit"/> runs on the watcher thread once the process has ended.
+    /// plugin opened: its description, or the loader's error thrown. <paramref name="onExit"/> runs
+    /// on the watcher thread once the process has ended.
     /// </summary>
-    public static (HostProcess Host, WireFrame Ready) Start(string hostPath, NativePath path, string pluginId, ulong sharedLimit, ulong memoryLimit, Action<HostProcess>? onExit)
+    public static (HostProcess Host, HostedPlugin Plugin) Start(string hostPath, NativePath path, string pluginId, ulong sharedLimit, ulong memoryLimit, Action<HostProcess>? onExit)
     {
         var (core, child) = UnixSocket.Pair();
         SharedRegion? region = null;
@@ -82,41 +89,64 @@ internal sealed unsafe class HostProcess : IDisposable
             w.Text(pluginId);
             w.U64(sharedLimit);
             w.U64(memoryLimit);
-            if (!control.Send(WireOp.Open, 0, w.Length) || !control.Receive(out var frame) || frame.Op != WireOp.Ready)
-                throw host.Gone(pluginId, "while opening it");
-            return (host, frame);
+            if (!control.Send(WireOp.Open, 0, w.Length)) throw host.Gone(pluginId, "while opening it");
+            // Waited for in slices: a host that died (its socket possibly kept open by a child it
+            // forked) or hangs in the plugin's initialisers must not hold the core forever.
+            long deadline = Environment.TickCount64 + OpenTimeoutMs;
+            while (!UnixSocket.WaitReadable(control.Socket, 20))
+            {
+                if (!host.IsAlive) throw host.Gone(pluginId, "while opening it");
+                if (Environment.TickCount64 > deadline)
+                {
+                    host.Kill($"it took more than {OpenTimeoutMs / 1000} s to open the plugin");
+                    throw new MlosException(SmiStatus.Timeout, $"plugin '{pluginId}' took more than {OpenTimeoutMs / 1000} s to open in its host process");
+                }
+            }
+            if (!control.Receive(out var frame) || frame.Op != WireOp.Ready) throw host.Gone(pluginId, "while opening it");
+            // Read here, while only this thread uses the channel (the watcher never closes it).
+            var ready = control.Reader(frame);
+            var message = ready.String();
+            if (frame.Flags.HasFlag(WireFlags.HostFailure))
+                throw new MlosException(WireStatus.OfHostFailure(frame.Status), message ?? "the plugin host could not open the plugin");
+            var plugin = new HostedPlugin(ready.U32(), (SmiCapabilities)ready.U64(), (PluginEntries)ready.U32(), ready.String() ?? "", ready.String() ?? path.Text);
+            return (host, plugin);
         }
         catch
         {
-            host.Dispose();
+            host.Stop();
             throw;
         }
     }
 
-    /// <summary>The message of the host's answer to its open request.</summary>
-    public WireReader ReadyMessage(WireFrame ready) => _control.Reader(ready);
-
     private void Watch()
     {
+        Spawn.WaitUntilEnded(Pid);
+        lock (_killLock) _ended = true; // no kill from here on: the pid is about to be free for reuse
         var how = Spawn.WaitForExit(Pid);
         _exit = _killedBecause is { } why ? $"stopped ({why})" : how;
         _exited.Set();
         foreach (var busy in _rented.Keys) Doorbell.WakeCore(busy.Region);
         while (_idle.TryPop(out var lane)) lane.Dispose();
-        lock (_controlLock) _control.Dispose(); // a dead host's descriptors go now, not when the plugin is unloaded
         _onExit?.Invoke(this);
     }
+
+    private readonly Lock _killLock = new();
+    private bool _ended;
 
     private int _exitClaimed;
 
     /// <summary>True for the first caller only: who handles this host's death.</summary>
     public bool ClaimExit() => Interlocked.Exchange(ref _exitClaimed, 1) == 0;
 
-    /// <summary>Kills the host for <paramref name="reason"/>, which its exit then gives as the cause.</summary>
+    /// <summary>Kills the host for <paramref name="reason"/>, which its exit then gives as the cause; nothing once it has ended.</summary>
     public void Kill(string reason)
     {
-        _killedBecause ??= reason;
-        Spawn.Kill(Pid, Spawn.SIGKILL);
+        lock (_killLock)
+        {
+            if (_ended) return;
+            _killedBecause ??= reason;
+            Spawn.Kill(Pid, Spawn.SIGKILL);
+        }
     }
 
     /// <summary>
@@ -169,7 +199,7 @@ internal sealed unsafe class HostProcess : IDisposable
             bool sent;
             lock (_controlLock) sent = _control.Socket >= 0 && UnixSocket.SendWithFds(_control.Socket, &frame, WireFrame.Size, child, region.Fd);
             if (!sent) throw new MlosException(SmiStatus.Busy, "the plugin host is not running");
-            return new WireChannel(core, region, WireSide.Core);
+            return new WireChannel(core, region, WireSide.Core) { PeerAlive = _isAlive };
         }
         catch
         {
@@ -184,7 +214,12 @@ internal sealed unsafe class HostProcess : IDisposable
     public void Return(WireChannel lane)
     {
         _rented.TryRemove(lane, out _);
-        if (_exit is null && !_disposed) _idle.Push(lane);
+        if (_exit is null && !_disposed)
+        {
+            _idle.Push(lane);
+            // The host may have died (or been let go) meanwhile, its idle channels closed already.
+            if (_exit is not null || _disposed) while (_idle.TryPop(out var idle)) idle.Dispose();
+        }
         else lane.Dispose();
         _lanes.Release();
     }
@@ -210,7 +245,7 @@ internal sealed unsafe class HostProcess : IDisposable
         while (_idle.TryPop(out var lane)) lane.Dispose();
         if (!_exited.Wait(graceMs))
         {
-            Spawn.Kill(Pid, Spawn.SIGKILL);
+            Kill($"it did not exit within {graceMs} ms of being let go");
             _exited.Wait(graceMs);
         }
         lock (_controlLock) _control.Dispose();

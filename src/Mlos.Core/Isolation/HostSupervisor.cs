@@ -38,8 +38,11 @@ internal sealed class HostSupervisor
         _current = null!;
     }
 
-    /// <summary>Brings a restarted host back to where the last one was; throws when it cannot.</summary>
-    public Action<HostProcess>? Replay { get; set; }
+    /// <summary>
+    /// Brings a restarted host back to where the last one was, then calls the publish action it is
+    /// given (which makes the host the current one); throws when it cannot.
+    /// </summary>
+    public Action<HostProcess, Action>? Replay { get; set; }
 
     public HostedPlugin Plugin { get; private set; } = null!;
     public IsolationOptions Options => _options;
@@ -68,24 +71,8 @@ internal sealed class HostSupervisor
     /// <summary>Names the plugin in messages once its id is known (the plugin's own id when none was given).</summary>
     public string PluginId { get; set; } = "";
 
-    private (HostProcess, HostedPlugin) Open()
-    {
-        var (host, frame) = HostProcess.Start(_hostPath, _path, _pluginId, _options.SharedMemoryBytes, (ulong)_options.MemoryLimitMb << 20, Exited);
-        try
-        {
-            var ready = host.ReadyMessage(frame);
-            var message = ready.String();
-            if (frame.Flags.HasFlag(WireFlags.HostFailure))
-                throw new MlosException(PluginAnswers.Known((SmiStatus)frame.Status), message ?? "the plugin host could not open the plugin");
-            var plugin = new HostedPlugin(ready.U32(), (SmiCapabilities)ready.U64(), (PluginEntries)ready.U32(), ready.String() ?? "", ready.String() ?? _path.Text);
-            return (host, plugin);
-        }
-        catch
-        {
-            host.Stop();
-            throw;
-        }
-    }
+    private (HostProcess, HostedPlugin) Open() =>
+        HostProcess.Start(_hostPath, _path, _pluginId, _options.SharedMemoryBytes, (ulong)_options.MemoryLimitMb << 20, Exited);
 
     /// <summary>Why no call can start now, or null when the host serves.</summary>
     public MlosException? Refusal()
@@ -112,6 +99,7 @@ internal sealed class HostSupervisor
         // Only the current host's death counts, once (the watcher and a check after publishing a
         // host may both see it); a restart attempt that fails reports itself.
         if (host.IsStopping || host != _current || !host.ClaimExit()) return;
+        host.Stop(); // its descriptors and idle channels go now; lent ones when given back
         Failed(host.Describe(PluginId, "").TrimEnd());
     }
 
@@ -148,17 +136,24 @@ internal sealed class HostSupervisor
             (fresh, var plugin) = Open();
             if (plugin with { Path = Plugin.Path } != Plugin)
                 throw new MlosException(SmiStatus.VersionMismatch, $"the plugin file changed since it was loaded (SMI {Smi.Abi.SmiVersion.Format(plugin.SmiVersion)}, id '{plugin.NativeId}')");
-            Replay?.Invoke(fresh);
-            lock (_lock)
+            bool published = false;
+            void Publish()
             {
-                if (_closed)
+                lock (_lock)
                 {
-                    fresh.Stop();
-                    return;
+                    if (_closed) return;
+                    _current = fresh;
+                    _restarts++;
+                    _state = "serving";
+                    published = true;
                 }
-                _current = fresh;
-                _restarts++;
-                _state = "serving";
+            }
+            if (Replay is { } replay) replay(fresh, Publish);
+            else Publish();
+            if (!published)
+            {
+                fresh.Stop(); // unloaded meanwhile
+                return;
             }
             if (!fresh.IsAlive) Exited(fresh); // died as it was published: its watcher may have looked too early
         }

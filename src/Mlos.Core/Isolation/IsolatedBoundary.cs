@@ -21,6 +21,8 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
     private readonly string _pluginId;
     private readonly ConcurrentDictionary<nint, RemoteModel> _models = new();
     private long _nextHandle;
+    /// <summary>Orders what a restart replays against the calls that change models (register, load, unload, unregister).</summary>
+    private readonly Lock _stateLock = new();
     /// <summary>The config initialize succeeded with (null bytes: none), replayed to a restarted host; null until then.</summary>
     private volatile Holder? _initialized;
 
@@ -108,7 +110,7 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
             var r = lane.Reader(frame);
             var message = r.String();
             if (frame.Flags.HasFlag(WireFlags.HostFailure))
-                throw new MlosException(PluginAnswers.Known((SmiStatus)frame.Status), message ?? $"the plugin host failed {during}");
+                throw new MlosException(WireStatus.OfHostFailure(frame.Status), message ?? $"the plugin host failed {during}");
             t_lastError = message;
             status = (SmiStatus)frame.Status;
             return r;
@@ -153,7 +155,16 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
     /// succeeded, every registered model registered again (its new handle kept) and loaded again
     /// where it was loaded. Any failure fails the restart (the supervisor counts it).
     /// </summary>
-    private void Replay(HostProcess host)
+    private void Replay(HostProcess host, Action publish)
+    {
+        lock (_stateLock)
+        {
+            ReplayTo(host);
+            publish(); // before the lock goes: a change made from now on goes to this host
+        }
+    }
+
+    private void ReplayTo(HostProcess host)
     {
         void Must(SmiStatus status, string what)
         {
@@ -204,24 +215,39 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
         return status;
     }
 
-    public override SmiStatus Cleanup() => Release(() => Simple(WireOp.Cleanup, "during cleanup", static (ref WireWriter w) => { }));
+    public override SmiStatus Cleanup() => GiveBack(() => Simple(WireOp.Cleanup, "during cleanup", static (ref WireWriter w) => { }));
 
     /// <summary>
-    /// An entry that gives something back (cleanup, unregister, unload, deallocate): a host that is
-    /// gone has given everything back already, so it succeeds, and the core can let go cleanly.
+    /// An entry that gives something back (cleanup, deallocate): a host that is gone has given
+    /// everything back already, so it succeeds, and the core can let go cleanly.
     /// </summary>
-    private SmiStatus Release(Func<SmiStatus> call)
+    private SmiStatus GiveBack(Func<SmiStatus> call)
     {
         if (!_supervisor.IsServing) return SmiStatus.Success;
         try { return call(); }
         catch (MlosException) when (!_supervisor.IsServing) { return SmiStatus.Success; }
     }
 
+    /// <summary>
+    /// The host a model-changing call goes to, checked to serve: the change is recorded (under
+    /// <see cref="_stateLock"/>) only if that host is still the current one, so a restart's replay
+    /// and the record never miss each other (see <see cref="Replay"/>).
+    /// </summary>
+    private HostProcess Serving()
+    {
+        if (_supervisor.Refusal() is { } refused) throw refused;
+        return _supervisor.Current;
+    }
+
+    private MlosException RestartedDuring(string what) =>
+        new(SmiStatus.Busy, $"plugin '{_pluginId}' restarted during {what}; try again");
+
     public override SmiStatus RegisterModel(SmiModelMetadata* metadata, nint* handle)
     {
         var m = *metadata;
         ulong hostHandle = 0;
         string name = Mlos.Smi.Sdk.Utf8.Read(m.Name) ?? "";
+        var host = Serving();
         var status = Simple(WireOp.Register, $"during register_model of model '{name}'", (ref WireWriter w) =>
         {
             w.Text(m.Name);
@@ -229,37 +255,81 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
             w.Text(m.Version);
             w.Text(m.Path);
             w.Text(m.Config);
-        }, (ref WireReader r) => hostHandle = r.U64());
+        }, (ref WireReader r) => hostHandle = r.U64(), host);
         if (status != SmiStatus.Success) return status;
-        nint ours = (nint)Interlocked.Increment(ref _nextHandle);
-        _models[ours] = new RemoteModel(hostHandle, name, new RemoteModel.Registration(Copy(m.Name), Copy(m.Framework), Copy(m.Version), Copy(m.Path), Copy(m.Config)));
-        *handle = ours;
+        lock (_stateLock)
+        {
+            if (host != _supervisor.Current) throw RestartedDuring($"register_model of model '{name}'");
+            nint ours = (nint)Interlocked.Increment(ref _nextHandle);
+            _models[ours] = new RemoteModel(hostHandle, name, new RemoteModel.Registration(Copy(m.Name), Copy(m.Framework), Copy(m.Version), Copy(m.Path), Copy(m.Config)));
+            *handle = ours;
+        }
         return status;
     }
 
     public override SmiStatus UnregisterModel(nint handle)
     {
         var model = Model(handle);
-        var status = Release(() => Simple(WireOp.Unregister, During(model, "unregister_model"), (ref WireWriter w) => w.U64(model.HostHandle)));
-        // Its names go with it, as a plugin in process frees them (they are valid while the model is registered).
-        if (status == SmiStatus.Success && _models.TryRemove(handle, out var gone)) gone.Dispose();
+        var status = Release(model, "unregister_model", WireOp.Unregister, () =>
+        {
+            // Its names go with it, as a plugin in process frees them (they are valid while the model is registered).
+            if (_models.TryRemove(handle, out var gone)) gone.Dispose();
+        });
         return status;
     }
 
     public override SmiStatus LoadModel(nint handle, byte* path)
     {
         var model = Model(handle);
-        var status = Simple(WireOp.Load, During(model, "load_model"), (ref WireWriter w) => { w.U64(model.HostHandle); w.Text(path); });
-        if (status == SmiStatus.Success) model.Loaded = new RemoteModel.LoadState(Copy(path));
+        var host = Serving();
+        var status = Simple(WireOp.Load, During(model, "load_model"), (ref WireWriter w) => { w.U64(model.HostHandle); w.Text(path); }, on: host);
+        if (status != SmiStatus.Success) return status;
+        lock (_stateLock)
+        {
+            if (host != _supervisor.Current) throw RestartedDuring($"load_model of model '{model.Name}'");
+            model.Loaded = new RemoteModel.LoadState(Copy(path));
+        }
         return status;
     }
 
     public override SmiStatus UnloadModel(nint handle)
     {
         var model = Model(handle);
-        var status = Release(() => Simple(WireOp.Unload, During(model, "unload_model"), (ref WireWriter w) => w.U64(model.HostHandle)));
-        if (status == SmiStatus.Success) model.Loaded = null;
-        return status;
+        return Release(model, "unload_model", WireOp.Unload, () => model.Loaded = null);
+    }
+
+    /// <summary>
+    /// Unload or unregister: sent to the host that serves, and recorded. A host that is not serving
+    /// has let everything go already: recorded only. Should a restart have replayed the model on a
+    /// new host meanwhile, the call goes to that one too.
+    /// </summary>
+    private SmiStatus Release(RemoteModel model, string entry, WireOp op, Action record)
+    {
+        for (int attempt = 0; ; attempt++)
+        {
+            HostProcess host;
+            lock (_stateLock)
+            {
+                if (!_supervisor.IsServing)
+                {
+                    record();
+                    return SmiStatus.Success;
+                }
+                host = _supervisor.Current;
+            }
+            SmiStatus status;
+            try { status = Simple(op, During(model, entry), (ref WireWriter w) => w.U64(model.HostHandle), on: host); }
+            catch (MlosException) when (!host.IsAlive) { status = SmiStatus.Success; }
+            if (status != SmiStatus.Success) return status;
+            lock (_stateLock)
+            {
+                if (host == _supervisor.Current || attempt > 0)
+                {
+                    record();
+                    return status;
+                }
+            }
+        }
     }
 
     public override SmiStatus AllocateResources(nint handle, SmiResourceReq* requirements, nuint count)
@@ -283,7 +353,7 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
     public override SmiStatus DeallocateResources(nint handle)
     {
         var model = Model(handle);
-        return Release(() => Simple(WireOp.Deallocate, During(model, "deallocate_resources"), (ref WireWriter w) => w.U64(model.HostHandle)));
+        return GiveBack(() => Simple(WireOp.Deallocate, During(model, "deallocate_resources"), (ref WireWriter w) => w.U64(model.HostHandle)));
     }
 
     public override SmiStatus GetModelInfo(nint handle, byte* json, nuint* size)
@@ -520,7 +590,7 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
         catch
         {
             for (int i = 0; i < made; i++)
-                if (outputs[i].Release != null) { outputs[i].Release(&outputs[i]); outputs[i].Release = null; }
+                if (lease.Owns(&outputs[i])) { outputs[i].Release(&outputs[i]); outputs[i].Release = null; }
             throw;
         }
         finally { lease.Done(); }

@@ -32,6 +32,9 @@ internal sealed unsafe class OutputLease
         t->ReleaseContext = (void*)GCHandle.ToIntPtr(_self);
     }
 
+    /// <summary>Whether <paramref name="t"/> is an output this lease lent (not a caller's buffer with a release of its own).</summary>
+    public bool Owns(SmiTensor* t) => t->Release != null && t->ReleaseContext == (void*)GCHandle.ToIntPtr(_self); // the handle is this lease's alone
+
     /// <summary>Drops the call's hold: with no output lent, the channel goes back now.</summary>
     public void Done() => Drop();
 

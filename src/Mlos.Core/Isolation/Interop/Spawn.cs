@@ -29,6 +29,9 @@ internal static unsafe partial class Spawn
     [LibraryImport(LibC, EntryPoint = "waitpid", SetLastError = true)]
     private static partial int WaitPid(int pid, int* status, int options);
 
+    [LibraryImport(LibC, EntryPoint = "waitid", SetLastError = true)]
+    private static partial int WaitId(int idType, int id, byte* info, int options);
+
     [LibraryImport(LibC, EntryPoint = "kill")]
     public static partial int Kill(int pid, int signal);
 
@@ -86,7 +89,21 @@ internal static unsafe partial class Spawn
         return p;
     }
 
-    /// <summary>Waits for <paramref name="pid"/> to end and says how it did ("exit status 3", "SIGSEGV").</summary>
+    /// <summary>
+    /// Waits for <paramref name="pid"/> to end without reaping it: until <see cref="WaitForExit"/>
+    /// collects it, the pid stays a zombie's and cannot name another process, so a kill meanwhile
+    /// can only reach the host.
+    /// </summary>
+    public static void WaitUntilEnded(int pid)
+    {
+        const int P_PID = 1, WEXITED = 4, WNOWAIT = 0x01000000;
+        byte* info = stackalloc byte[128]; // siginfo_t
+        int r;
+        do r = WaitId(P_PID, pid, info, WEXITED | WNOWAIT);
+        while (r < 0 && Marshal.GetLastPInvokeError() == EINTR);
+    }
+
+    /// <summary>Waits for <paramref name="pid"/> to end, reaps it and says how it ended ("exit status 3", "SIGSEGV").</summary>
     public static string WaitForExit(int pid)
     {
         int status, r;

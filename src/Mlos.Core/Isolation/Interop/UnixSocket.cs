@@ -124,6 +124,13 @@ internal static unsafe partial class UnixSocket
         return copy;
     }
 
+    /// <summary>Marks <paramref name="fd"/> close-on-exec (a descriptor placed by dup2 loses the mark).</summary>
+    public static void SetCloseOnExec(int fd)
+    {
+        const int F_SETFD = 2, FD_CLOEXEC = 1;
+        Fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
+
     /// <summary>Reads exactly <paramref name="count"/> bytes; false at end of stream or on an error (the peer is gone).</summary>
     public static bool ReadExactly(int fd, void* buffer, int count)
     {

@@ -52,10 +52,11 @@ internal static unsafe class Doorbell
 
     /// <summary>
     /// Waits until the peer's sequence word moves past <paramref name="seen"/> (then updated) and
-    /// reads its frame; or until the peer's end of <paramref name="socket"/> closes, or
+    /// reads its frame; or until the peer's end of <paramref name="socket"/> closes (or
+    /// <paramref name="peerAlive"/> says it died), or
     /// <paramref name="timeoutMs"/> (0: none) passes.
     /// </summary>
-    public static Outcome Wait(SharedRegion region, WireSide me, ref uint seen, int socket, int timeoutMs, out WireFrame frame)
+    public static Outcome Wait(SharedRegion region, WireSide me, ref uint seen, int socket, Func<bool>? peerAlive, int timeoutMs, out WireFrame frame)
     {
         uint* seq = Word(region, me == WireSide.Core ? ReplySeq : RequestSeq);
         uint* waiting = Word(region, me == WireSide.Core ? CoreWaiting : HostWaiting);
@@ -68,7 +69,7 @@ internal static unsafe class Doorbell
                 do
                 {
                     if (Volatile.Read(ref *seq) != seen) return Take(region, me, seq, ref seen, out frame);
-                    System.Runtime.Intrinsics.X86.X86Base.Pause();
+                    Thread.SpinWait(1);
                 }
                 while (Stopwatch.GetTimestamp() < until);
             }
@@ -90,7 +91,7 @@ internal static unsafe class Doorbell
             Volatile.Write(ref *(int*)waiting, 0);
             if (Volatile.Read(ref *seq) != seen) return Take(region, me, seq, ref seen, out frame);
             frame = default;
-            if (UnixSocket.PeerClosed(socket)) return Outcome.PeerGone;
+            if (UnixSocket.PeerClosed(socket) || peerAlive?.Invoke() == false) return Outcome.PeerGone;
             if (Stopwatch.GetTimestamp() >= deadline) return Outcome.TimedOut;
         }
     }

@@ -26,6 +26,12 @@ internal sealed unsafe class WireChannel : IDisposable
     public int Socket { get; private set; }
     public SharedRegion Region { get; }
 
+    /// <summary>
+    /// Whether the peer lives, for a waiting end that cannot trust the socket alone: a child the
+    /// host forked may hold the host's end open after the host died.
+    /// </summary>
+    public Func<bool>? PeerAlive { get; init; }
+
     /// <summary>Where a message may start: after the doorbell on a call channel.</summary>
     public ulong MessageStart => _doorbell is null ? 0 : Doorbell.HeaderBytes;
 
@@ -51,7 +57,7 @@ internal sealed unsafe class WireChannel : IDisposable
         timedOut = false;
         if (_doorbell is { } side)
         {
-            var outcome = Doorbell.Wait(Region, side, ref _seen, Socket, timeoutMs, out frame);
+            var outcome = Doorbell.Wait(Region, side, ref _seen, Socket, PeerAlive, timeoutMs, out frame);
             timedOut = outcome == Doorbell.Outcome.TimedOut;
             if (outcome != Doorbell.Outcome.Frame) return false;
             Region.Follow(frame.RegionSize);

@@ -12,6 +12,14 @@ internal static class WireProtocol
     public const uint Version = 1;
 }
 
+/// <summary>The status a reply frame carries, as the core passes it on.</summary>
+internal static class WireStatus
+{
+    /// <summary>A host's own failure: an SMI status, RUNTIME for anything else (success included: a failure cannot be one).</summary>
+    public static Smi.Abi.SmiStatus OfHostFailure(int status) =>
+        status == 0 ? Smi.Abi.SmiStatus.Runtime : Plugins.PluginAnswers.Known((Smi.Abi.SmiStatus)status);
+}
+
 /// <summary>What a frame asks for (or answers: a reply carries the op it answers).</summary>
 internal enum WireOp : ushort
 {
