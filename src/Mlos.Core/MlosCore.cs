@@ -150,8 +150,11 @@ public sealed unsafe class MlosCore : IDisposable
     private Plugin LoadIsolated(NativePath? path, string? id, string? config, bool deferInitialize, Isolation.IsolationOptions options)
     {
         if (id is not null) CheckId(id, "plugin id");
-        var boundary = Isolation.IsolatedBoundary.Start(path, id, options);
+        PluginBoundary boundary = options.Instances > 1
+            ? Isolation.InstancePool.Start(path, id, options, options.Instances)
+            : Isolation.IsolatedBoundary.Start(path, id, options);
         var pluginId = id ?? boundary.NativeId;
+        var pluginPath = boundary is Isolation.InstancePool pool ? pool.Path : ((Isolation.IsolatedBoundary)boundary).Path;
         try
         {
             CheckId(pluginId, "plugin id");
@@ -168,7 +171,7 @@ public sealed unsafe class MlosCore : IDisposable
             Plugin plugin;
             try
             {
-                plugin = new Plugin(pluginId, boundary.Path, boundary) { AdminTimeoutMs = UnloadTimeoutMs };
+                plugin = new Plugin(pluginId, pluginPath, boundary) { AdminTimeoutMs = UnloadTimeoutMs };
                 if (deferInitialize) plugin.DeferInitialize(config);
                 else plugin.Initialize(config);
             }

@@ -46,6 +46,9 @@ public static class RegistryJson
                     w.WriteString("last_failure", failure);
                     w.WriteString("last_failure_at", host.LastFailureAt!.Value.ToString("O"));
                 }
+                w.WriteStartArray("pids");
+                foreach (var h in p.Hosts!) w.WriteNumberValue(h.Pid);
+                w.WriteEndArray();
             }
             w.WriteEndObject();
         }

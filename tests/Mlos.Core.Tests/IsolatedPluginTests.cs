@@ -508,4 +508,36 @@ public unsafe class IsolatedPluginTests
         Assert.All(errors, Assert.Null);
         Assert.True(served > 100, $"only {served} requests were served meanwhile");
     }
+
+    [Fact]
+    public void Instances_start_that_many_hosts_and_one_crashing_leaves_the_others_serving()
+    {
+        var serial = BuildTree.FixturePlugin("libmlos_hostile_serial_plugin.so");
+        using var core = new MlosCore();
+        var plugin = core.LoadPlugin(serial, options: Isolated with { Instances = 3, Restart = new RestartPolicy(BackoffMs: 2000) });
+        Assert.Equal(3, plugin.Hosts!.Select(h => h.Pid).Distinct().Count());
+        Assert.True(plugin.IsThreadSafe); // the pool runs one call at a time per instance itself
+        var ok = core.RegisterModel("ok", "hostile-serial", null);
+        core.LoadModel("ok");
+        var crashing = core.RegisterModel("crash", "hostile-serial", null, """{"config":"crash=segv"}""");
+        core.LoadModel("crash");
+        Assert.All(Enumerable.Range(0, 3).Select(_ => Info(ok)), i => Assert.Contains("\"loaded\":true", i));
+
+        var e = Assert.Throws<MlosException>(() => RunFloats(core, crashing, Ramp(4), 2));
+        Assert.Equal("SIGSEGV in plugin 'hostile-serial' while running model 'crash'", e.Message);
+        Assert.Equal("degraded", plugin.Host!.State);
+        Assert.True(ok.IsReady);
+        var errors = new Exception?[6];
+        var threads = Enumerable.Range(0, 6).Select(t => new Thread(() => errors[t] = Record(() =>
+        {
+            for (int i = 0; i < 50; i++) Assert.Equal(Ramp(6 + t), RunFloats(core, ok, Ramp(6 + t), 1).Outputs[1]);
+        }))).ToArray();
+        foreach (var th in threads) th.Start();
+        foreach (var th in threads) th.Join();
+        Assert.All(errors, Assert.Null);
+        WaitServing(plugin, restarts: 1);
+        Assert.Equal("serving", plugin.Host!.State);
+        core.UnloadModel("ok");
+        core.UnregisterModel("ok");
+    }
 }

@@ -31,6 +31,14 @@ public sealed record IsolationOptions(PluginIsolation? Isolation = null, ulong S
     /// </summary>
     public int MemoryLimitMb { get; init; }
 
+    /// <summary>
+    /// <c>instances</c>: host processes of the plugin (1 to <see cref="MaxInstances"/>, default 1);
+    /// calls spread over them, one at a time each for a plugin that is not thread-safe.
+    /// </summary>
+    public int Instances { get; init; } = 1;
+
+    public const int MaxInstances = 64;
+
     /// <summary><c>restart</c>: how a host that died is started again.</summary>
     public RestartPolicy Restart { get; init; } = RestartPolicy.Default;
 
@@ -42,7 +50,7 @@ public sealed record IsolationOptions(PluginIsolation? Isolation = null, ulong S
     public static readonly IsolationOptions Default = new();
 
     /// <summary>The keys this record reads, for "unknown key" messages of the objects that embed them.</summary>
-    public const string Keys = "isolation, shared_memory_mb, call_timeout_ms, memory_limit_mb, restart";
+    public const string Keys = "isolation, instances, shared_memory_mb, call_timeout_ms, memory_limit_mb, restart";
 
     /// <summary>Reads one of <see cref="Keys"/> into <paramref name="options"/>; false for a key that is not one.</summary>
     public static bool TryRead(JsonProperty field, string what, ref IsolationOptions options)
@@ -56,6 +64,12 @@ public sealed record IsolationOptions(PluginIsolation? Isolation = null, ulong S
                 if (field.Value.ValueKind != JsonValueKind.Number || !field.Value.TryGetInt32(out int mb) || mb < 1 || mb > MaxSharedMemoryMb)
                     throw new MlosException(SmiStatus.InvalidParam, $"{what}: 'shared_memory_mb' must be a whole number from 1 to {MaxSharedMemoryMb}");
                 options = options with { SharedMemoryBytes = (ulong)mb << 20 };
+                return true;
+            case "instances":
+                int n = JsonConfig.NonNegative(field, what);
+                if (n is < 1 or > MaxInstances)
+                    throw new MlosException(SmiStatus.InvalidParam, $"{what}: 'instances' must be a whole number from 1 to {MaxInstances}");
+                options = options with { Instances = n };
                 return true;
             case "call_timeout_ms":
                 options = options with { CallTimeoutMs = JsonConfig.NonNegative(field, what) };

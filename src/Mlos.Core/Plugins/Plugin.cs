@@ -49,13 +49,15 @@ public sealed unsafe class Plugin
     public bool HasSelectedInfer => _boundary.Has(PluginEntries.InferSelected);
 
     /// <summary>Where the plugin's code runs.</summary>
-    public Isolation.PluginIsolation Isolation => _boundary is Isolation.IsolatedBoundary ? Mlos.Core.Isolation.PluginIsolation.Process : Mlos.Core.Isolation.PluginIsolation.None;
+    public Isolation.PluginIsolation Isolation => _boundary.Host is null ? Mlos.Core.Isolation.PluginIsolation.None : Mlos.Core.Isolation.PluginIsolation.Process;
     /// <summary>Whether the plugin can take calls: false while its host process is dead (restarting, or down for good).</summary>
     public bool IsAlive => _boundary.IsAlive;
     /// <summary>Its host process (isolation "process"): pid, state, restarts, last failure; null in process.</summary>
     public Isolation.HostState? Host => _boundary.Host;
     /// <summary>The pid of the plugin's host process, null in process.</summary>
     public int? HostPid => Host?.Pid;
+    /// <summary>Every host process (several with <c>instances</c>), null in process.</summary>
+    public IReadOnlyList<Isolation.HostState>? Hosts => _boundary.Hosts;
 
     /// <summary>Lets the plugin go after cleanup (see <see cref="PluginBoundary.Close"/>).</summary>
     internal void Close() => _boundary.Close();

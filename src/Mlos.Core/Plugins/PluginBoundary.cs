@@ -71,6 +71,9 @@ internal abstract unsafe class PluginBoundary
     /// <summary>Where the plugin's process stands when it is not this one; null in process.</summary>
     public virtual Isolation.HostState? Host => null;
 
+    /// <summary>Every host process of the plugin (several with <c>instances</c>), null in process.</summary>
+    public virtual IReadOnlyList<Isolation.HostState>? Hosts => Host is { } h ? [h] : null;
+
     /// <summary>Lets the plugin go once the core is done with it (its library becomes free for another core).</summary>
     public abstract void Close();
 }
