@@ -33,6 +33,7 @@ void mlos_api_load(mlos_api_t* api, const char* build_dir) {
     MLOS_RESOLVE(api, create, "mlos_core_create");
     MLOS_RESOLVE(api, destroy, "mlos_core_destroy");
     MLOS_RESOLVE(api, load_plugin, "mlos_core_load_plugin");
+    MLOS_RESOLVE(api, load_plugin_with_options, "mlos_core_load_plugin_with_options");
     MLOS_RESOLVE(api, list_plugins, "mlos_core_list_plugins");
     MLOS_RESOLVE(api, list_models, "mlos_core_list_models");
     MLOS_RESOLVE(api, model_info, "mlos_core_model_info");

@@ -22,6 +22,7 @@ typedef struct {
     __typeof__(&mlos_core_create) create;
     __typeof__(&mlos_core_destroy) destroy;
     __typeof__(&mlos_core_load_plugin) load_plugin;
+    __typeof__(&mlos_core_load_plugin_with_options) load_plugin_with_options;
     __typeof__(&mlos_core_list_plugins) list_plugins;
     __typeof__(&mlos_core_list_models) list_models;
     __typeof__(&mlos_core_model_info) model_info;

@@ -4,6 +4,10 @@
 // 64 KiB. Prints each pair's ratio, and each language's cost through the core as a ratio to the
 // guide's C echo through the same core (all measured in this run).
 //
+// Then the cost of isolation (#16): the C# echo plugin loaded a second time with "isolation":
+// "process" (a mlos_plugin_host of its own), through the same core, at 64 B, 64 KiB and 4 MiB:
+// the time it adds per call against the same plugin in process.
+//
 // The guide's plugin printf()s on every call; stdout goes to /dev/null while measuring, so
 // both sides pay that same cost. The C# echo plugin has no such cost and shows the core's
 // overhead more sharply.
@@ -32,6 +36,7 @@ struct Target {
     const char* plugin_path;  // relative to the build dir
     const char* plugin_id;
     std::string config = "bench";
+    const char* options = nullptr;  // load options ({"isolation":"process"}): no direct baseline then
     smi_plugin_t* plugin = nullptr;
     smi_model_handle_t handle = nullptr;
 };
@@ -43,16 +48,20 @@ Target g_go{"go-echo", "c-tests/plugins/libmlos_go_plugin.so", "go-example"};
 Target g_python{"python-echo", "plugins/libmlos_python_plugin.so", "python-bridge",
                 "{\"module\": \"my_python_plugin\", \"class\": \"MyPythonPlugin\", \"path\": \"" MLOS_SOURCE_DIR "/c-tests/python\"}"};
 std::vector<Target*> g_targets{&g_guide, &g_csharp, &g_go, &g_python};
+Target g_isolated{"csharp-echo-isolated", "plugins/libmlos_echo_plugin.so", "csharp-echo-isolated", "bench", "{\"isolation\":\"process\"}"};
 
 void Setup(Target& t) {
     std::string path = g_build + "/" + t.plugin_path;
     const char* plugin_id = t.plugin_id;
-    if (g_api.load_plugin(g_core, path.c_str(), nullptr, t.config.c_str()) != SMI_SUCCESS ||
+    int loaded = t.options ? g_api.load_plugin_with_options(g_core, path.c_str(), plugin_id, t.config.c_str(), t.options)
+                           : g_api.load_plugin(g_core, path.c_str(), nullptr, t.config.c_str());
+    if (loaded != SMI_SUCCESS ||
         g_api.register_model(g_core, t.model, plugin_id, nullptr, nullptr) != SMI_SUCCESS ||
         g_api.load_model(g_core, t.model) != SMI_SUCCESS) {
         std::fprintf(stderr, "setup of %s failed: %s\n", t.model, g_api.last_error());
         std::exit(2);
     }
+    if (t.options) return; // in another process: nothing to call directly
     // The direct baseline: the same library (dlopen returns the core's handle) and its own
     // model handle, registered and loaded the way the core does it.
     void* lib = dlopen(path.c_str(), RTLD_NOW);
@@ -117,12 +126,17 @@ int main(int argc, char** argv) {
     };
     g_targets.erase(std::remove_if(g_targets.begin(), g_targets.end(), missing), g_targets.end());
     for (Target* t : g_targets) Setup(*t);
+    bool isolation = !missing(&g_isolated) && access((g_build + "/mlos_plugin_host").c_str(), X_OK) == 0;
+    if (isolation) Setup(g_isolated);
 
     for (Target* t : g_targets) {
         std::string name = t->model;
         benchmark::RegisterBenchmark((name + "/direct").c_str(), Direct, t)->Arg(64)->Arg(64 << 10);
         benchmark::RegisterBenchmark((name + "/core").c_str(), ThroughCore, t)->Arg(64)->Arg(64 << 10);
     }
+    if (isolation)
+        for (Target* t : {&g_csharp, &g_isolated})
+            benchmark::RegisterBenchmark((std::string(t->model) + "/sizes").c_str(), ThroughCore, t)->Arg(64)->Arg(64 << 10)->Arg(4 << 20);
     argc--;
     argv++;
     benchmark::Initialize(&argc, argv);
@@ -158,6 +172,19 @@ int main(int argc, char** argv) {
         double own = reporter.ns[std::string(t->model) + "/core/64"], c = reporter.ns[std::string(g_guide.model) + "/core/64"];
         std::printf("RATIO\tPlugin language (echo 64 B via core / C echo via core)\t%s\t%.1f ns\t%.1f ns\t%.3f\t\n", t->model, own, c,
                     c > 0 ? own / c : 0.0);
+    }
+    if (isolation) {
+        std::printf("\nIsolation: the C# echo plugin in a host process vs in process, through the same core\n");
+        std::printf("%10s %14s %14s %12s\n", "payload", "in process ns", "isolated ns", "added us");
+        for (const char* size : {"64", "65536", "4194304"}) {
+            double in = reporter.ns["csharp-echo/sizes/" + std::string(size)], iso = reporter.ns["csharp-echo-isolated/sizes/" + std::string(size)];
+            std::printf("%10s %14.1f %14.1f %12.2f\n", size, in, iso, (iso - in) / 1000);
+            if (std::string(size) == "64")
+                std::printf("RATIO\tIsolation cost (added per call / 15 us limit)\tC# echo via C API, 64 B\t%.2f us added\t15 us (limit)\t%.3f\t<= 1\n",
+                            (iso - in) / 1000, (iso - in) / 15000);
+            std::printf("RATIO\tIsolation (isolated / in process, echo via C API)\tC# echo, %s B\t%.1f ns\t%.1f ns\t%.3f\t\n", size, iso, in,
+                        in > 0 ? iso / in : 0.0);
+        }
     }
     std::printf("\nPer-call cost by plugin language, through the same core, as a ratio to the guide's C echo\n");
     std::printf("%-14s %10s %12s %14s\n", "plugin", "payload", "core ns", "vs C echo");

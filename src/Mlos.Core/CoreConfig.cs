@@ -54,7 +54,8 @@ public sealed record CoreConfig(IReadOnlyList<PluginConfig> Plugins, int UnloadT
                             break;
                     }
                 }
-                plugins.Add(new PluginConfig(path ?? throw new MlosException(SmiStatus.InvalidParam, "core config: a plugin entry has no 'path'"), id, config, options));
+                plugins.Add(new PluginConfig(path ?? throw new MlosException(SmiStatus.InvalidParam, "core config: a plugin entry has no 'path'"), id, config,
+                    ReferenceEquals(options, Isolation.IsolationOptions.Default) ? null : options));
             }
         }
         return new CoreConfig(plugins, unloadTimeout, defaultIsolation);

@@ -124,10 +124,12 @@ internal sealed unsafe class HostProcess : IDisposable
         lock (_killLock) _ended = true; // no kill from here on: the pid is about to be free for reuse
         var how = Spawn.WaitForExit(Pid);
         _exit = _killedBecause is { } why ? $"stopped ({why})" : how;
-        _exited.Set();
         foreach (var busy in _rented.Keys) Doorbell.WakeCore(busy.Region);
         while (_idle.TryPop(out var lane)) lane.Dispose();
-        _onExit?.Invoke(this);
+        // The supervisor first (its state then says restarting or down), then the calls that wait
+        // in Gone: what they report and what /plugins shows agree.
+        try { _onExit?.Invoke(this); }
+        finally { _exited.Set(); }
     }
 
     private readonly Lock _killLock = new();
@@ -243,7 +245,7 @@ internal sealed unsafe class HostProcess : IDisposable
         lock (_controlLock)
             if (_control.Socket >= 0) UnixSocket.Shutdown(_control.Socket, 2);
         while (_idle.TryPop(out var lane)) lane.Dispose();
-        if (!_exited.Wait(graceMs))
+        if (!Volatile.Read(ref _ended) && !_exited.Wait(graceMs))
         {
             Kill($"it did not exit within {graceMs} ms of being let go");
             _exited.Wait(graceMs);
