@@ -119,33 +119,16 @@ public sealed unsafe class MlosCore : IDisposable
         if ((options?.Isolation ?? DefaultIsolation) == Isolation.PluginIsolation.Process) return LoadIsolated(path, id, config, deferInitialize, options ?? Isolation.IsolationOptions.Default);
         var library = PluginLibrary.Open(path);
         var pluginId = id ?? PluginText.Read(library.Descriptor->PluginId)!;
-        CheckId(pluginId, "plugin id");
-        Reserve("plugin:" + pluginId, () => _plugins.ContainsKey(pluginId)
-            ? new MlosException(SmiStatus.AlreadyExists, $"a plugin with id '{pluginId}' is already loaded") : null);
-        try
+        return Install(pluginId, library.Path.Text, config, deferInitialize, () =>
         {
             library.Claim(pluginId);
-            Plugin plugin;
-            try
-            {
-                plugin = new Plugin(pluginId, library.Path.Text, new InProcessBoundary(library)) { AdminTimeoutMs = UnloadTimeoutMs };
-                if (deferInitialize) plugin.DeferInitialize(config);
-                else plugin.Initialize(config);
-            }
-            catch
-            {
-                library.Release();
-                throw;
-            }
-            lock (_registryLock) _plugins[pluginId] = plugin;
-            return plugin;
-        }
-        finally { Unreserve("plugin:" + pluginId); }
+            return new InProcessBoundary(library);
+        });
     }
 
     /// <summary>
-    /// <see cref="LoadPluginAt"/> for a plugin in a host process of its own: the plugin's code,
-    /// smi_plugin_init included, never runs in this process.
+    /// <see cref="LoadPluginAt"/> for a plugin in a host process (or several, with instances) of
+    /// its own: the plugin's code, smi_plugin_init included, never runs in this process.
     /// </summary>
     private Plugin LoadIsolated(NativePath? path, string? id, string? config, bool deferInitialize, Isolation.IsolationOptions options)
     {
@@ -153,8 +136,17 @@ public sealed unsafe class MlosCore : IDisposable
         PluginBoundary boundary = options.Instances > 1
             ? Isolation.InstancePool.Start(path, id, options, options.Instances)
             : Isolation.IsolatedBoundary.Start(path, id, options);
-        var pluginId = id ?? boundary.NativeId;
         var pluginPath = boundary is Isolation.InstancePool pool ? pool.Path : ((Isolation.IsolatedBoundary)boundary).Path;
+        return Install(id ?? boundary.NativeId, pluginPath, config, deferInitialize, () => boundary, abandon: boundary.Close);
+    }
+
+    /// <summary>
+    /// Makes a plugin of the boundary <paramref name="open"/> gives, under <paramref name="pluginId"/>,
+    /// and initializes it (or defers that). On a failure the boundary is closed; one that fails
+    /// before <paramref name="open"/> runs calls <paramref name="abandon"/> (a boundary made already).
+    /// </summary>
+    private Plugin Install(string pluginId, string path, string? config, bool deferInitialize, Func<PluginBoundary> open, Action? abandon = null)
+    {
         try
         {
             CheckId(pluginId, "plugin id");
@@ -163,15 +155,22 @@ public sealed unsafe class MlosCore : IDisposable
         }
         catch
         {
-            boundary.Close();
+            abandon?.Invoke();
             throw;
         }
         try
         {
+            PluginBoundary boundary;
+            try { boundary = open(); }
+            catch
+            {
+                abandon?.Invoke();
+                throw;
+            }
             Plugin plugin;
             try
             {
-                plugin = new Plugin(pluginId, pluginPath, boundary) { AdminTimeoutMs = UnloadTimeoutMs };
+                plugin = new Plugin(pluginId, path, boundary) { AdminTimeoutMs = UnloadTimeoutMs };
                 if (deferInitialize) plugin.DeferInitialize(config);
                 else plugin.Initialize(config);
             }

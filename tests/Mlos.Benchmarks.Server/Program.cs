@@ -14,6 +14,8 @@
 //            own, started with --allow-shared-memory), one C# client both ways;
 //   outputs  requested-output selection on a 12-output model: one output vs all, REST binary and
 //            gRPC, answer bytes and throughput (a C# client);
+//   isolation the MLP over KServe v2 binary on the ONNX plugin in a host process of its own vs in
+//            process (#16);
 // plus managed bytes allocated per request on the binary paths (mlos_core's /stats). Load comes
 // from wrk (64 connections unless a row says otherwise), h2load for gRPC, and a C# client
 // (ClientLoad) where neither can make the requests; each figure that matters is a ratio.
@@ -21,7 +23,7 @@
 //   dotnet run -c Release --project tests/Mlos.Benchmarks.Server -- <build-dir> [node_modules-dir] [--only SECTION[,SECTION…]]
 using Mlos.Benchmarks.Server;
 
-string[] sections = ["startup", "threads", "ceiling", "peer", "mlp256", "batching", "grpc", "shm", "outputs"];
+string[] sections = ["startup", "threads", "ceiling", "peer", "mlp256", "batching", "grpc", "shm", "outputs", "isolation"];
 var positional = new List<string>();
 var only = new HashSet<string>();
 for (int i = 0; i < args.Length; i++)
@@ -51,7 +53,7 @@ Console.WriteLine($"HTTP benchmarks on {Environment.ProcessorCount} cores, {Date
 
 if (Selected("startup")) await Startup.Demo(build, repo);
 if (Selected("threads")) await Startup.ThousandModels(build, repo, bodies);
-if (!new[] { "ceiling", "peer", "mlp256", "batching", "grpc", "shm", "outputs" }.Any(Selected)) return 0;
+if (!new[] { "ceiling", "peer", "mlp256", "batching", "grpc", "shm", "outputs", "isolation" }.Any(Selected)) return 0;
 
 // --- mlos_core for the load runs: start-up and idle memory, then the models the runs use.
 var root = Directory.CreateDirectory(Path.Combine(work, "models")).FullName;
@@ -136,6 +138,8 @@ if (Selected("outputs"))
     if (File.Exists(manyOutputs)) await OutputSelection.Run(server);
     else Console.WriteLine($"  (no {manyOutputs}: tests/bench/make_bench_models.py makes it; the outputs section is skipped)");
 }
+// --- Isolation: the ONNX plugin in a plugin host vs in process.
+if (Selected("isolation")) await Isolation.Run(server, build, bodies);
 return 0;
 
 static async Task<byte[]> Post(HttpClient http, string path, string bodyFile, int headerLength)

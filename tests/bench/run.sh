@@ -8,7 +8,7 @@
 #
 # One section of the server benchmarks, against the current build (no rebuild, no RESULTS.md):
 #   dotnet run -c Release --project tests/Mlos.Benchmarks.Server -- build build/bench/node/node_modules --only mlp256
-# (sections: startup, threads, ceiling, peer, mlp256, batching, grpc, shm, outputs; comma-separate
+# (sections: startup, threads, ceiling, peer, mlp256, batching, grpc, shm, outputs, isolation; comma-separate
 # several; grpc, shm and outputs need the benchmark models below and h2load).
 #
 # The benchmarks print tab-separated lines, collected into build/bench/results.tsv:

@@ -365,15 +365,7 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
         w.U64(model.HostHandle);
         w.U64(capacity);
         var r = Exchange(call, WireOp.ModelInfo, w.Length, During(model, "get_model_info"), out var status);
-        try
-        {
-            ulong n = r.U64(), at = r.U64();
-            if (status == SmiStatus.Success && n <= capacity && n > 0)
-                Buffer.MemoryCopy(r.Data(at, n), json, capacity, n);
-            *size = (nuint)n;
-            return status;
-        }
-        finally { call.Return(); }
+        return CopyOut(ref r, call, status, json, size);
     }
 
     public override SmiStatus GetModelIo(nint handle, SmiTensorSpec* inputs, nuint* numInputs, SmiTensorSpec* outputs, nuint* numOutputs)
@@ -438,12 +430,22 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
             call.Return(); // the request never went: the channel is as it was
             throw;
         }
+        return CopyOut(ref r, call, status, output, outputSize);
+    }
+
+    /// <summary>
+    /// An answer of bytes the host wrote into the region (untyped output, model info): copied to
+    /// the caller's buffer of *<paramref name="size"/> bytes when it fits and the call succeeded;
+    /// *<paramref name="size"/> becomes what the plugin reported, for the checks above to judge.
+    /// </summary>
+    private static SmiStatus CopyOut(ref WireReader r, Call call, SmiStatus status, void* buffer, nuint* size)
+    {
         try
         {
-            ulong n = r.U64(), at = r.U64();
+            ulong capacity = *size, n = r.U64(), at = r.U64();
             if (status == SmiStatus.Success && n <= capacity && n > 0)
-                Buffer.MemoryCopy(r.Data(at, n), output, capacity, n);
-            *outputSize = (nuint)n;
+                Buffer.MemoryCopy(r.Data(at, n), buffer, capacity, n);
+            *size = (nuint)n;
             return status;
         }
         finally { call.Return(); }
