@@ -144,9 +144,13 @@ internal sealed class ModelRepository(ServerState state, IReadOnlyList<string> r
         try
         {
             // Filtered before the cap: a huge version folder must not push config.pbtxt out of the shared part.
-            foreach (var f in new DirectoryInfo(folder).EnumerateFiles("*", SearchOption.AllDirectories)
+            // Folders count too, empty ones included: a version folder emptied and then removed
+            // (a recursive delete seen half done) changes the layout, not any file.
+            foreach (var f in new DirectoryInfo(folder).EnumerateFileSystemInfos("*", SearchOption.AllDirectories)
                          .Where(f => include(f.FullName[folder.Length..])).OrderBy(f => f.FullName, StringComparer.Ordinal).Take(10_000))
-                text.Append(f.FullName.AsSpan(folder.Length)).Append('|').Append(f.Length).Append('|').Append(f.LastWriteTimeUtc.Ticks).Append('\n');
+                if (f is FileInfo file)
+                    text.Append(f.FullName.AsSpan(folder.Length)).Append('|').Append(file.Length).Append('|').Append(f.LastWriteTimeUtc.Ticks).Append('\n');
+                else text.Append(f.FullName.AsSpan(folder.Length)).Append("/\n");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { text.Append("unreadable: ").Append(e.Message); }
         return Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text.ToString())));
@@ -164,10 +168,13 @@ internal sealed class ModelRepository(ServerState state, IReadOnlyList<string> r
     private static TritonPrints PrintTriton(string folder)
     {
         var versions = TritonModelFolder.Versions(folder).ToDictionary(v => v, v => Fingerprint(Path.Combine(folder, v.ToString()), _ => true));
-        // A path under a version folder starts "/<digits>/".
+        // A version folder is "/<digits>", a path under it starts "/<digits>/".
         var shared = Fingerprint(folder, relative =>
-            relative.IndexOf('/', 1) is var end and > 1 && long.TryParse(relative.AsSpan(1, end - 1), System.Globalization.NumberStyles.None, null, out var v)
-                ? !versions.ContainsKey(v) : true);
+        {
+            int end = relative.IndexOf('/', 1);
+            var first = end > 1 ? relative.AsSpan(1, end - 1) : relative.AsSpan(1);
+            return !long.TryParse(first, System.Globalization.NumberStyles.None, null, out var v) || !versions.ContainsKey(v);
+        });
         return new TritonPrints(shared, versions);
     }
 

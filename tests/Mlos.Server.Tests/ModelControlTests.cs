@@ -252,4 +252,30 @@ public class ModelControlTests
         Assert.NotEqual(0, p.ExitCode);
         Assert.Contains(message, await errors);
     }
+
+    /// <summary>
+    /// A recursive delete seen half done: a scan between the removal of a version folder's files
+    /// and of the folder itself finds an empty version folder (which does not load); the folder's
+    /// removal must still count as a change, or the model stays as that scan left it.
+    /// </summary>
+    [Fact]
+    public async Task Poll_mode_sees_an_empty_version_folder_go()
+    {
+        var repo = Directory.CreateTempSubdirectory("mlos-poll-empty-").FullName;
+        Directory.CreateDirectory(Path.Combine(repo, "m"));
+        File.Copy(Mlp, Path.Combine(repo, "m", "model.onnx"));
+        try
+        {
+            using var server = new ServerProcess(repo, "--model-repository", repo, "--model-control-mode", "poll", "--repository-poll-secs", "1");
+            Assert.Equal("-:READY", (await Index(server))["m"]);
+            int Loads() => server.Output.Split('\n').Count(l => l.Contains("model 'm' reloaded"));
+            int before = Loads();
+            Directory.CreateDirectory(Path.Combine(repo, "m", "3"));
+            server.OutputOnce("version 3 holds no model file");
+            Directory.Delete(Path.Combine(repo, "m", "3"));
+            await Until(server, "m reloaded in our layout once its empty version folder is gone", () => Task.FromResult(Loads() > before));
+            Assert.Equal("-:READY", (await Index(server))["m"]);
+        }
+        finally { Directory.Delete(repo, recursive: true); }
+    }
 }
