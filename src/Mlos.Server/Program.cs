@@ -63,6 +63,7 @@ var app = builder.Build();
 var log = new ServerLog(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("mlos_core"));
 
 var core = new MlosCore { MaxModels = options.MaxModels, DefaultIsolation = options.Isolation ?? Mlos.Core.Isolation.IsolationOptions.EnvironmentDefault() };
+ServerMetrics.Watch(core);
 var state = built = new ServerState(core, options, log);
 var repository = options.ModelRepositories.Count > 0 ? new ModelRepository(state, options.ModelRepositories) : null;
 control = new RepositoryControl(state, repository);

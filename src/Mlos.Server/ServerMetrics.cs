@@ -27,6 +27,23 @@ internal static class ServerMetrics
     private static readonly Histogram<long> s_batch = s_meter.CreateHistogram<long>("mlos_batch_size", description: "Requests in the dynamic batch each request ran in, by model");
     private static readonly long[] BatchBuckets = [1, 2, 4, 8, 16, 32, 64, 128, 256];
 
+    // Isolated plugins' host processes (#16), read from the core when /metrics is scraped.
+    private static Mlos.Core.MlosCore? s_core;
+    private static readonly ObservableCounter<long> s_hostCrashes = s_meter.CreateObservableCounter("mlos_plugin_host_crashes",
+        () => Hosts(h => h.Crashes), description: "Deaths of an isolated plugin's host processes (signal, exit, call_timeout_ms)");
+    private static readonly ObservableCounter<long> s_hostRestarts = s_meter.CreateObservableCounter("mlos_plugin_host_restarts",
+        () => Hosts(h => h.Restarts), description: "Restarts of an isolated plugin's host processes");
+    private static readonly ObservableGauge<long> s_pluginUp = s_meter.CreateObservableGauge("mlos_plugin_up",
+        () => s_core?.Plugins.Select(p => new Measurement<long>(p.IsAlive ? 1 : 0, new KeyValuePair<string, object?>("plugin", p.Id))) ?? [],
+        description: "1 while a plugin can take calls (an isolated one whose host is dead: 0)");
+
+    /// <summary>Lets the plugin instruments read <paramref name="core"/>'s plugins.</summary>
+    public static void Watch(Mlos.Core.MlosCore core) => s_core = core;
+
+    private static IEnumerable<Measurement<long>> Hosts(Func<Mlos.Core.Isolation.HostState, int> value) =>
+        s_core?.Plugins.Where(p => p.Host is not null)
+            .Select(p => new Measurement<long>(value(p.Host!), new KeyValuePair<string, object?>("plugin", p.Id))) ?? [];
+
     public static void AddTo(IServiceCollection services) =>
         services.AddOpenTelemetry()
             // Without a resource the exporter labels everything unknown_service:<process name>.

@@ -74,6 +74,9 @@ public class IsolationServerTests
             Assert.Contains("SIGSEGV", hostile.GetProperty("last_failure").GetString());
             using (var after = await server.Client.PostAsync("/v2/models/ok/infer", Json(Input)))
                 Assert.Equal(HttpStatusCode.ServiceUnavailable, after.StatusCode);
+            var metrics = await server.Client.GetStringAsync("/metrics");
+            Assert.Matches("mlos_plugin_host_crashes_total\\{[^}]*plugin=\"hostile\"[^}]*\\} 1", metrics);
+            Assert.Matches("mlos_plugin_up\\{[^}]*plugin=\"hostile\"[^}]*\\} 0", metrics);
 
             // Another isolated plugin in the same server answers as before.
             var echo = PluginEntry(await server.Client.GetStringAsync("/plugins"), "csharp-echo");
