@@ -16,8 +16,11 @@ internal sealed unsafe class RemoteModel(ulong hostHandle, string name, RemoteMo
     /// <summary>More distinct names than any model has: past it, the host is making them up.</summary>
     public const int MaxNames = 4096;
 
-    private readonly Dictionary<string, nint> _names = new(StringComparer.Ordinal);
+    /// <summary>The names copied so far, replaced (never changed) under <see cref="_lock"/>: read without a lock on every call.</summary>
+    private volatile Copied[] _names = [];
     private readonly Lock _lock = new();
+
+    private sealed record Copied(byte[] Bytes, nint Copy);
 
     /// <summary>The handle the host's plugin gave the model (a restarted host gives another).</summary>
     public ulong HostHandle { get => Volatile.Read(ref _hostHandle); set => Volatile.Write(ref _hostHandle, value); }
@@ -30,29 +33,40 @@ internal sealed unsafe class RemoteModel(ulong hostHandle, string name, RemoteMo
 
     public sealed record LoadState(byte[]? Path);
 
-    /// <summary>The core's copy of <paramref name="name"/> as a C string.</summary>
+    /// <summary>
+    /// The core's copy of <paramref name="name"/> as a C string. A model has a few names and each
+    /// call answers with the same ones: found by comparing bytes, with no allocation per call.
+    /// </summary>
     public byte* Intern(ReadOnlySpan<byte> name)
     {
-        var key = System.Text.Encoding.Latin1.GetString(name); // one char per byte: any byte string is its own key
+        if (Find(_names, name) is { } known) return (byte*)known;
         lock (_lock)
         {
-            if (_names.TryGetValue(key, out var known)) return (byte*)known;
-            if (_names.Count >= MaxNames)
+            var names = _names;
+            if (Find(names, name) is { } raced) return (byte*)raced;
+            if (names.Length >= MaxNames)
                 throw Wire.WireReader.Malformed($"model '{Name}' has more than {MaxNames} distinct tensor names");
             var copy = (byte*)NativeMemory.Alloc((nuint)name.Length + 1);
             name.CopyTo(new Span<byte>(copy, name.Length));
             copy[name.Length] = 0;
-            _names[key] = (nint)copy;
+            _names = [.. names, new Copied(name.ToArray(), (nint)copy)];
             return copy;
         }
+    }
+
+    private static nint? Find(Copied[] names, ReadOnlySpan<byte> name)
+    {
+        foreach (var n in names)
+            if (name.SequenceEqual(n.Bytes)) return n.Copy;
+        return null;
     }
 
     public void Dispose()
     {
         lock (_lock)
         {
-            foreach (var p in _names.Values) NativeMemory.Free((void*)p);
-            _names.Clear();
+            foreach (var n in _names) NativeMemory.Free((void*)n.Copy);
+            _names = [];
         }
     }
 }
