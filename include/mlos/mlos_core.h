@@ -95,8 +95,9 @@ mlos_status_t mlos_core_create(const char* config_json, mlos_core_t** core);
 mlos_status_t mlos_core_destroy(mlos_core_t* core);
 
 /**
- * dlopen()s a plugin, calls smi_plugin_init, checks it and calls initialize(config).
- * plugin_id: NULL for the plugin's own plugin_id. config: passed to initialize (may be NULL).
+ * dlopen()s a plugin, calls smi_plugin_init, checks it and calls initialize(config), here or in
+ * a host process of its own, as the core's default isolation says (see
+ * mlos_core_load_plugin_with_options). plugin_id: NULL for the plugin's own plugin_id. config: passed to initialize (may be NULL).
  * Fails with NOT_FOUND (no file, or no smi_plugin_init export), VERSION_MISMATCH (other
  * SMI major), INVALID_PARAM (a required entry is NULL; the path is a directory, FIFO, device
  * or anything but a regular file, which is never opened; not a loadable library),
@@ -106,14 +107,17 @@ mlos_status_t mlos_core_load_plugin(mlos_core_t* core, const char* path,
                                     const char* plugin_id, const char* config);
 
 /**
- * mlos_core_load_plugin with options_json (NULL or {"isolation":"process"|"none",
+ * mlos_core_load_plugin with options_json (NULL or {"isolation":"process"|"none"|"auto",
  * "shared_memory_mb":N}). "process" runs the plugin in a mlos_plugin_host process of its own
  * (found beside libmlos_core.so, or at $MLOS_PLUGIN_HOST): smi_plugin_init and every entry run
  * there, tensor data crosses in shared memory, and a crash of the plugin fails only the calls it
  * was running (SMI_ERROR_BUSY, naming the signal) instead of this process. "shared_memory_mb"
  * bounds one call's request plus answer (default 2048). Left out, isolation is the core's
  * default: "default_isolation" of the mlos_core_create config, else $MLOS_DEFAULT_ISOLATION,
- * else "none". A plugin that calls back into the core cannot be isolated.
+ * else "auto": in process for the first-party C# plugins (by file name: libmlos_onnx_plugin.so,
+ * libmlos_torch_plugin.so, libmlos_echo_plugin.so), in a host of its own for every other plugin,
+ * the Python bridge included; mlos_core_load_plugin follows the same default. A plugin that
+ * calls back into the core cannot be isolated: load it with "isolation":"none".
  */
 mlos_status_t mlos_core_load_plugin_with_options(mlos_core_t* core, const char* path,
                                                  const char* plugin_id, const char* config,

@@ -64,7 +64,7 @@ public sealed record CoreConfig(IReadOnlyList<PluginConfig> Plugins, int UnloadT
 
 /// <summary>
 /// Options of a model registration: <c>{"framework":"onnx","version":"1","config":{…},
-/// "dynamic_batching":{…}|true|false,"timeout_ms":N,"instances":N,"max_rows":N,"optional_inputs":[…],"shapes":{…},"reshape":[…]}</c>. <c>config</c> reaches the plugin as
+/// "dynamic_batching":{…}|true|false,"timeout_ms":N,"call_timeout_ms":N,"instances":N,"max_rows":N,"optional_inputs":[…],"shapes":{…},"reshape":[…]}</c>. <c>config</c> reaches the plugin as
 /// <c>smi_model_metadata_t::config</c> (objects as JSON text); <c>dynamic_batching</c> is the
 /// core's (see <see cref="Batching.BatchingOptions"/>): left out, it is on where the model can batch.
 /// </summary>
@@ -91,12 +91,19 @@ public sealed record ModelOptions(string? Framework, string? Version, string? Co
     /// <summary>Tensors the client sees in another shape than the model (<c>"reshape"</c>, Triton's <c>reshape</c>; see <see cref="Models.TensorReshape"/>).</summary>
     public Models.TensorReshape? Reshape { get; init; }
 
+    /// <summary>
+    /// <c>"call_timeout_ms"</c>: longest an inference call of this model may run in its plugin's host
+    /// process before the core stops the host (over the plugin's own <c>call_timeout_ms</c>); 0:
+    /// the plugin's. Only for an isolated plugin: a call in this process cannot be stopped.
+    /// </summary>
+    public int CallTimeoutMs { get; init; }
+
     public static ModelOptions Parse(string? json)
     {
         var batching = Mlos.Core.Batching.BatchingOptions.Default;
         if (string.IsNullOrWhiteSpace(json)) return new ModelOptions(null, null, null, batching);
         string? framework = null, version = null, config = null;
-        int timeout = 0, instances = 1, maxRows = 0;
+        int timeout = 0, instances = 1, maxRows = 0, callTimeout = 0;
         List<string> optional = [];
         JsonElement? reshape = null;
         Dictionary<string, long[]> shapes = [];
@@ -112,6 +119,7 @@ public sealed record ModelOptions(string? Framework, string? Version, string? Co
                     timeout = field.Value.ValueKind == JsonValueKind.Number && field.Value.TryGetInt32(out var ms) && ms > 0 ? ms
                         : throw new MlosException(SmiStatus.InvalidParam, "model options: 'timeout_ms' must be an integer from 1 to 2147483647");
                     break;
+                case "call_timeout_ms": callTimeout = JsonConfig.NonNegative(field, "model options"); break;
                 case "dynamic_batching": batching = Mlos.Core.Batching.BatchingOptions.Parse(field.Value); break;
                 case "instances":
                     instances = field.Value.ValueKind == JsonValueKind.Number && field.Value.TryGetInt32(out var n) && n is >= 1 and <= MaxInstances ? n
@@ -128,12 +136,12 @@ public sealed record ModelOptions(string? Framework, string? Version, string? Co
                     break;
                 case "shapes": shapes = Shapes(field.Value); break;
                 case "reshape": reshape = field.Value; break; // read once max_rows is known: it says whether dim 0 is the batch
-                default: throw JsonConfig.UnknownKey("model options", field.Name, "framework, version, config, dynamic_batching, timeout_ms, instances, max_rows, optional_inputs, shapes, reshape");
+                default: throw JsonConfig.UnknownKey("model options", field.Name, "framework, version, config, dynamic_batching, timeout_ms, call_timeout_ms, instances, max_rows, optional_inputs, shapes, reshape");
             }
         }
         return new ModelOptions(framework, version, config, batching, timeout)
         {
-            Instances = instances, MaxRows = maxRows, OptionalInputs = optional.Count == 0 ? Array.Empty<string>() : optional,
+            Instances = instances, MaxRows = maxRows, CallTimeoutMs = callTimeout, OptionalInputs = optional.Count == 0 ? Array.Empty<string>() : optional,
             Reshape = reshape is { } r ? Models.TensorReshape.Parse(r, batched: maxRows > 0) : null,
             DeclaredShapes = shapes.Count == 0 ? NoShapes : shapes,
         };

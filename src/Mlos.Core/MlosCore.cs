@@ -74,7 +74,8 @@ public sealed unsafe class MlosCore : IDisposable
 
     /// <summary>
     /// Where a plugin runs when its load does not say (<see cref="Isolation.IsolationOptions.Isolation"/>):
-    /// config <c>default_isolation</c>, else <c>MLOS_DEFAULT_ISOLATION</c>, else in process.
+    /// config <c>default_isolation</c>, else <c>MLOS_DEFAULT_ISOLATION</c>, else
+    /// <see cref="Isolation.PluginIsolation.Auto"/> (in process for the first-party C# plugins only).
     /// </summary>
     public Isolation.PluginIsolation DefaultIsolation { get; init; } = Isolation.IsolationOptions.EnvironmentDefault();
 
@@ -116,7 +117,8 @@ public sealed unsafe class MlosCore : IDisposable
     {
         PluginCalls.RefuseReentry("load_plugin");
         ThrowIfDisposed();
-        if ((options?.Isolation ?? DefaultIsolation) == Isolation.PluginIsolation.Process) return LoadIsolated(path, id, config, deferInitialize, options ?? Isolation.IsolationOptions.Default);
+        if (Isolation.IsolationOptions.Resolve(options?.Isolation ?? DefaultIsolation, path) == Isolation.PluginIsolation.Process)
+            return LoadIsolated(path, id, config, deferInitialize, options ?? Isolation.IsolationOptions.Default);
         var library = PluginLibrary.Open(path);
         var pluginId = id ?? PluginText.Read(library.Descriptor->PluginId)!;
         return Install(pluginId, library.Path.Text, config, deferInitialize, () =>
@@ -302,6 +304,8 @@ public sealed unsafe class MlosCore : IDisposable
                 return new MlosException(SmiStatus.InvalidState, $"{MaxModels} models are registered, the most this core takes: unregister one first");
             if (options.TimeoutMs > 0 && !plugin.HasDeadlineInfer)
                 return new MlosException(SmiStatus.NotSupported, $"model '{modelId}': timeout_ms needs a plugin that can stop a run at a deadline (SMI 1.2 infer_with_deadline), which plugin '{plugin.Id}' (SMI {SmiVersion.Format(plugin.SmiVersion)}) lacks");
+            if (options.CallTimeoutMs > 0 && plugin.Isolation != Isolation.PluginIsolation.Process)
+                return new MlosException(SmiStatus.NotSupported, $"model '{modelId}': call_timeout_ms needs a plugin in a host process of its own (\"isolation\": \"process\"), and plugin '{plugin.Id}' runs in this one, where a running call cannot be stopped");
             if (options.Batching is { Automatic: false } && !plugin.HasTypedInfer)
                 return new MlosException(SmiStatus.NotSupported, $"model '{modelId}': dynamic batching needs typed infer, which plugin '{plugin.Id}' lacks");
             return null;
@@ -315,7 +319,11 @@ public sealed unsafe class MlosCore : IDisposable
                 int made = 0;
                 try
                 {
-                    for (; made < handles.Length; made++) handles[made] = plugin.Register(metadata.Pointer);
+                    for (; made < handles.Length; made++)
+                    {
+                        handles[made] = plugin.Register(metadata.Pointer);
+                        if (options.CallTimeoutMs > 0) plugin.LimitCalls(handles[made], options.CallTimeoutMs);
+                    }
                 }
                 catch
                 {

@@ -70,7 +70,7 @@ internal static class MlosRoutes
             var path = state.ModelPath(Text(root, "path") ?? Text(root, "model_path"));
             var pluginId = Text(root, "plugin_id") ?? state.PluginFor(path);
             var model = ModelLoader.RegisterAndLoad(state, id, pluginId, path,
-                new LoadOptions(Text(root, "framework"), Text(root, "config"), JsonValue(root, "dynamic_batching")));
+                new LoadOptions(Text(root, "framework"), Text(root, "config"), JsonValue(root, "dynamic_batching"), CallTimeout: JsonValue(root, "call_timeout_ms")));
             await Responses.Json(http, 200, w =>
             {
                 w.WriteString("status", "success");

@@ -78,7 +78,8 @@ internal static class ModelLoader
 internal sealed record LoadOptions(string? Framework = null, string? Config = null, string? Batching = null, string? Version = null,
     int Instances = 1, int MaxRows = 0, IReadOnlyList<string>? OptionalInputs = null,
     IReadOnlyList<(string Name, long[] Dims)>? Shapes = null,
-    IReadOnlyList<(string Name, long[] Dims, long[] ModelDims)>? Reshape = null, Action<Model>? Check = null)
+    IReadOnlyList<(string Name, long[] Dims, long[] ModelDims)>? Reshape = null, Action<Model>? Check = null,
+    string? CallTimeout = null)
 {
     public string Json()
     {
@@ -125,6 +126,11 @@ internal sealed record LoadOptions(string? Framework = null, string? Config = nu
             {
                 w.WritePropertyName("dynamic_batching");
                 ModelLoader.RawJson(w, "dynamic_batching", Batching);
+            }
+            if (CallTimeout is not null) // checked by the core's model options, the one rule for it
+            {
+                w.WritePropertyName("call_timeout_ms");
+                ModelLoader.RawJson(w, "call_timeout_ms", CallTimeout);
             }
             w.WriteEndObject();
         }

@@ -70,10 +70,13 @@ internal sealed record ServerOptions
               --host ADDRESS    address to listen on (default 127.0.0.1)
               --plugin-dir DIR  folder to load plugins from, repeatable (default: the plugins/
                                 folder beside mlos_core, and ./plugins)
-              --isolation process|none
+              --isolation process|none|auto
                                 where plugins run when their registration does not say:
                                 "process" puts each in a mlos_plugin_host process of its own
-                                (a crash fails only its calls), "none" in this process (default)
+                                (a crash fails only its calls), "none" in this process; "auto"
+                                (default): in process for the first-party C# plugins (ONNX
+                                Runtime, TorchSharp, echo), in a host for every other one and
+                                the Python bridge
               --model-root DIR  model paths must resolve inside it (default: the working folder)
               --max-body-mb N   largest request body accepted (default 64)
               --model-repository DIR

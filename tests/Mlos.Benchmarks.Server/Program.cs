@@ -16,6 +16,8 @@
 //            gRPC, answer bytes and throughput (a C# client);
 //   isolation the MLP over KServe v2 binary on the ONNX plugin in a host process of its own vs in
 //            process (#16);
+//   python   a CPU-bound Python model on the bridge: 2 isolated instances vs in process (#16, a
+//            server of its own);
 // plus managed bytes allocated per request on the binary paths (mlos_core's /stats). Load comes
 // from wrk (64 connections unless a row says otherwise), h2load for gRPC, and a C# client
 // (ClientLoad) where neither can make the requests; each figure that matters is a ratio.
@@ -23,7 +25,7 @@
 //   dotnet run -c Release --project tests/Mlos.Benchmarks.Server -- <build-dir> [node_modules-dir] [--only SECTION[,SECTION…]]
 using Mlos.Benchmarks.Server;
 
-string[] sections = ["startup", "threads", "ceiling", "peer", "mlp256", "batching", "grpc", "shm", "outputs", "isolation"];
+string[] sections = ["startup", "threads", "ceiling", "peer", "mlp256", "batching", "grpc", "shm", "outputs", "isolation", "python"];
 var positional = new List<string>();
 var only = new HashSet<string>();
 for (int i = 0; i < args.Length; i++)
@@ -53,6 +55,7 @@ Console.WriteLine($"HTTP benchmarks on {Environment.ProcessorCount} cores, {Date
 
 if (Selected("startup")) await Startup.Demo(build, repo);
 if (Selected("threads")) await Startup.ThousandModels(build, repo, bodies);
+if (Selected("python")) await PythonInstances.Run(build, bodies);
 if (!new[] { "ceiling", "peer", "mlp256", "batching", "grpc", "shm", "outputs", "isolation" }.Any(Selected)) return 0;
 
 // --- mlos_core for the load runs: start-up and idle memory, then the models the runs use.

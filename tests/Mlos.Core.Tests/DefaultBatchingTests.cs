@@ -157,7 +157,8 @@ public unsafe partial class DefaultBatchingTests
                 def infer(self, handle, inputs):
                     return {"tid": np.full((inputs["x"].shape[0], 1), threading.get_native_id(), dtype=np.int64)}
             """);
-        using var core = new MlosCore();
+        // In process: the answer is the thread the model ran on, compared with the caller's.
+        using var core = new MlosCore { DefaultIsolation = Mlos.Core.Isolation.PluginIsolation.None };
         whoami.LoadInto(core);
         var model = core.RegisterModel("who", "python-bridge", null, """{"dynamic_batching":true}""");
         core.LoadModel("who");

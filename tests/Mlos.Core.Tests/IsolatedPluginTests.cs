@@ -18,8 +18,6 @@ public unsafe class IsolatedPluginTests
 {
     private static readonly IsolationOptions Isolated = new(PluginIsolation.Process);
 
-    static IsolatedPluginTests() => Environment.SetEnvironmentVariable("MLOS_PLUGIN_HOST", BuildTree.PluginHost);
-
     private static string Hostile => BuildTree.FixturePlugin("libmlos_hostile_plugin.so");
 
     /// <summary>Typed infer of one FP32 [rows, cols] input "x" (the hostile plugin's default model copies it to y0 and y1).</summary>
@@ -301,6 +299,34 @@ public unsafe class IsolatedPluginTests
     }
 
     [Fact]
+    public void A_models_own_call_timeout_ms_stops_its_calls_only_and_survives_a_restart()
+    {
+        using var core = new MlosCore();
+        // The plugin sets no limit; one model does, the other runs slow calls unbounded.
+        var plugin = core.LoadPlugin(Hostile, options: Isolated with { Restart = new RestartPolicy(BackoffMs: 1) });
+        var hang = core.RegisterModel("hang", "hostile", null, """{"config":"hang=1","call_timeout_ms":300}""");
+        core.LoadModel("hang");
+        var slow = core.RegisterModel("slow", "hostile", null, """{"config":"delay_us=700000"}""");
+        core.LoadModel("slow");
+        Assert.Equal(Ramp(4), RunFloats(core, slow, Ramp(4), 2).Outputs[0]); // 0.7 s, past the other model's limit
+        for (int round = 1; round <= 2; round++) // the second time through a restarted host: the limit was replayed
+        {
+            var e = Assert.Throws<MlosException>(() => RunFloats(core, hang, Ramp(4), 2));
+            Assert.Equal(SmiStatus.Timeout, e.Status);
+            Assert.Equal("plugin 'hostile' ran past its call_timeout_ms of 300 while running model 'hang': its host process was stopped", e.Message);
+            WaitServing(plugin, restarts: round);
+        }
+        Assert.Equal(Ramp(4), RunFloats(core, slow, Ramp(4), 2).Outputs[0]);
+
+        // In process nothing could stop a running call: refused at registration, said why.
+        core.LoadPlugin(BuildTree.FixturePlugin("libmlos_hostile_serial_plugin.so"), "serial", options: new(PluginIsolation.None));
+        var refused = Assert.Throws<MlosException>(() => core.RegisterModel("m", "serial", null, """{"call_timeout_ms":300}"""));
+        Assert.Equal(SmiStatus.NotSupported, refused.Status);
+        Assert.Contains("call_timeout_ms needs a plugin in a host process of its own", refused.Message);
+        Assert.Throws<MlosException>(() => core.RegisterModel("m", "hostile", null, """{"call_timeout_ms":-1}"""));
+    }
+
+    [Fact]
     public void A_host_past_memory_limit_mb_fails_its_allocation_and_dies_without_touching_this_process()
     {
         using var core = new MlosCore();
@@ -465,8 +491,43 @@ public unsafe class IsolatedPluginTests
             Assert.Equal(PluginIsolation.Process, core.GetPlugin("hostile").Isolation);
         var e = Assert.Throws<MlosException>(() => MlosCore.Create($$"""{"plugins":[{"path":"{{Hostile}}","isolation":"proces"}]}"""));
         Assert.Equal(SmiStatus.InvalidParam, e.Status);
-        Assert.Contains("'isolation' must be \"process\" or \"none\"", e.Message);
+        Assert.Contains("'isolation' must be \"process\", \"none\" or \"auto\"", e.Message);
         Assert.Throws<MlosException>(() => MlosCore.Create($$"""{"plugins":[{"path":"{{Hostile}}","shared_memory_mb":0}]}"""));
+    }
+
+    [Fact]
+    public void By_default_every_plugin_but_the_first_party_CSharp_ones_runs_in_a_host_of_its_own()
+    {
+        // The core's own default, unless this run set another (the suites can run all one way).
+        if (string.IsNullOrEmpty(Environment.GetEnvironmentVariable("MLOS_DEFAULT_ISOLATION")))
+            using (var plain = new MlosCore()) Assert.Equal(PluginIsolation.Auto, plain.DefaultIsolation);
+        using (var core = new MlosCore { DefaultIsolation = PluginIsolation.Auto })
+        {
+            // Third-party native code (C, Go) and the Python bridge: a host each.
+            Assert.Equal(PluginIsolation.Process, core.LoadPlugin(Hostile).Isolation);
+            Assert.Equal(PluginIsolation.Process, core.LoadPlugin(BuildTree.GuidePlugin, "guide").Isolation);
+            Assert.Equal(PluginIsolation.Process, core.LoadPlugin(BuildTree.GoPlugin, "go").Isolation);
+            var bridge = core.LoadPlugin(Path.Combine(BuildTree.PluginDir, "libmlos_python_plugin.so"), "python", deferInitialize: true);
+            Assert.Equal(PluginIsolation.Process, bridge.Isolation);
+            Assert.NotEqual(Environment.ProcessId, bridge.HostPid);
+            // The first-party C# plugins: in process, the fast path.
+            Assert.Equal(PluginIsolation.None, core.LoadPlugin(BuildTree.EchoPlugin).Isolation);
+            Assert.Equal(PluginIsolation.None, core.LoadPlugin(Path.Combine(BuildTree.PluginDir, "libmlos_onnx_plugin.so"), deferInitialize: true).Isolation);
+            // Asked for explicitly, either way wins over the rule.
+            Assert.Equal(PluginIsolation.None, core.LoadPlugin(BuildTree.FixturePlugin("libmlos_hostile_serial_plugin.so"), "serial", options: new(PluginIsolation.None)).Isolation);
+            Assert.Equal(PluginIsolation.Process, core.LoadPlugin(BuildTree.EchoPlugin, "echo-isolated", options: Isolated).Isolation);
+            var listed = System.Text.Encoding.UTF8.GetString(RegistryJson.Plugins(core));
+            Assert.Contains("\"id\":\"guide\"", listed);
+            Assert.DoesNotContain("\"isolation\":\"auto\"", listed); // a plugin says where it runs
+        }
+        // A config may name the rule, or turn it off for every plugin it does not set.
+        using (var core = MlosCore.Create($$"""{"default_isolation":"none","plugins":[{"path":"{{Hostile}}"}]}"""))
+            Assert.Equal(PluginIsolation.None, core.GetPlugin("hostile").Isolation);
+        using (var core = MlosCore.Create($$"""{"default_isolation":"auto","plugins":[{"path":"{{Hostile}}"},{"path":"{{BuildTree.EchoPlugin}}","isolation":"auto"}]}"""))
+        {
+            Assert.Equal(PluginIsolation.Process, core.GetPlugin("hostile").Isolation);
+            Assert.Equal(PluginIsolation.None, core.GetPlugin("csharp-echo").Isolation);
+        }
     }
 
     [Fact]

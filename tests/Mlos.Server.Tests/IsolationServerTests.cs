@@ -100,14 +100,21 @@ public class IsolationServerTests
             {
                 Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
                 var message = JsonDocument.Parse(await bad.Content.ReadAsStringAsync()).RootElement.GetProperty("message").GetString();
-                Assert.Equal("plugin registration: 'isolation' must be \"process\" or \"none\"", message);
+                Assert.Equal("plugin registration: 'isolation' must be \"process\", \"none\" or \"auto\"", message);
             }
-            using var ok = await server.Client.PostAsync("/plugins/register", Json($$"""{"endpoint":"{{guide}}","id":"g","isolation":"process"}"""));
+            using var ok = await server.Client.PostAsync("/plugins/register", Json($$"""{"endpoint":"{{guide}}","id":"g","isolation":"none"}"""));
             Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+            var onnx = Path.Combine(BuildTree.PluginDir, "libmlos_onnx_plugin.so");
+            using var isolatedOnnx = await server.Client.PostAsync("/plugins/register", Json($$"""{"endpoint":"{{onnx}}","id":"onnx-isolated","isolation":"process"}"""));
+            Assert.Equal(HttpStatusCode.OK, isolatedOnnx.StatusCode);
             var plugins = await server.Client.GetStringAsync("/plugins");
-            Assert.Equal("process", PluginEntry(plugins, "g").GetProperty("isolation").GetString());
-            Assert.Equal("none", PluginEntry(plugins, "hostile").GetProperty("isolation").GetString());
-            Assert.False(PluginEntry(plugins, "hostile").TryGetProperty("pid", out _));
+            Assert.Equal("none", PluginEntry(plugins, "g").GetProperty("isolation").GetString());
+            Assert.False(PluginEntry(plugins, "g").TryGetProperty("pid", out _));
+            Assert.Equal("process", PluginEntry(plugins, "onnx-isolated").GetProperty("isolation").GetString());
+            // Loaded from the plugin folder at start with nothing said: the default ("auto")
+            // puts a plugin that is not first-party C# in a host of its own.
+            Assert.Equal("process", PluginEntry(plugins, "hostile").GetProperty("isolation").GetString());
+            Assert.True(PluginEntry(plugins, "hostile").GetProperty("pid").GetInt32() > 0);
         }
         finally { Directory.Delete(repo, recursive: true); }
     }

@@ -55,6 +55,13 @@ internal sealed unsafe class InstancePool : PluginBoundary
     public override PluginEntries Entries => First.Entries;
     public override bool IsAlive => _instances.Any(i => i.IsAlive);
 
+    public override bool LimitCalls(nint handle, int timeoutMs)
+    {
+        var handles = Handles(handle);
+        for (int i = 0; i < _instances.Length; i++) _instances[i].LimitCalls(handles[i], timeoutMs);
+        return true;
+    }
+
     public override HostState? Host
     {
         get

@@ -148,6 +148,15 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
     private RemoteModel Model(nint handle) =>
         _models.TryGetValue(handle, out var m) ? m : throw new MlosException(SmiStatus.InvalidParam, $"plugin '{_pluginId}' has no model with handle {handle}");
 
+    public override bool LimitCalls(nint handle, int timeoutMs)
+    {
+        Model(handle).CallTimeoutMs = timeoutMs;
+        return true;
+    }
+
+    /// <summary>How long an inference call of <paramref name="model"/> may run: its own limit, else the plugin's (0: none).</summary>
+    private int CallTimeout(RemoteModel model) => model.CallTimeoutMs > 0 ? model.CallTimeoutMs : _supervisor.Options.CallTimeoutMs;
+
     private static string During(RemoteModel m, string entry) => $"during {entry} of model '{m.Name}'";
 
     /// <summary>
@@ -423,7 +432,7 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
             ulong blob = w.Blob(inputSize);
             if (inputSize > 0) Buffer.MemoryCopy(input, w.At(blob), inputSize, inputSize);
             sent = true;
-            r = Exchange(call, WireOp.Inference, w.Length, $"while running model '{model.Name}'", out status, _supervisor.Options.CallTimeoutMs);
+            r = Exchange(call, WireOp.Inference, w.Length, $"while running model '{model.Name}'", out status, CallTimeout(model));
         }
         catch when (!sent)
         {
@@ -501,7 +510,7 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
                 if (t->ByteSize > 0) Buffer.MemoryCopy(t->Data, w.At(blob), t->ByteSize, t->ByteSize);
             }
             sent = true;
-            r = Exchange(call, WireOp.Infer, w.Length, $"while running model '{model.Name}'", out status, _supervisor.Options.CallTimeoutMs);
+            r = Exchange(call, WireOp.Infer, w.Length, $"while running model '{model.Name}'", out status, CallTimeout(model));
         }
         catch when (!sent)
         {

@@ -10,6 +10,13 @@ public enum PluginIsolation
     None,
     /// <summary>In a <c>mlos_plugin_host</c> process of its own, over a socket and shared memory.</summary>
     Process,
+    /// <summary>
+    /// The default rule: <see cref="None"/> for the first-party C# plugins (ONNX Runtime,
+    /// TorchSharp, echo: the fast path, and code this project ships and tests), <see cref="Process"/>
+    /// for every other plugin, the Python bridge included (CPython runs whatever extension
+    /// modules a model imports). Resolved by <see cref="IsolationOptions.Resolve"/> at load.
+    /// </summary>
+    Auto,
 }
 
 /// <summary>
@@ -112,18 +119,47 @@ public sealed record IsolationOptions(PluginIsolation? Isolation = null, ulong S
     {
         "none" => PluginIsolation.None,
         "process" => PluginIsolation.Process,
-        _ => throw new MlosException(SmiStatus.InvalidParam, $"{what}: 'isolation' must be \"process\" or \"none\""),
+        "auto" => PluginIsolation.Auto,
+        _ => throw new MlosException(SmiStatus.InvalidParam, $"{what}: 'isolation' must be \"process\", \"none\" or \"auto\""),
     };
 
     /// <summary>
     /// The default isolation before any config says otherwise: <c>MLOS_DEFAULT_ISOLATION</c>
-    /// ("process" or "none") when set, so that a whole test suite can run either way; else none.
+    /// ("process", "none" or "auto") when set, so that a whole test suite can run either way;
+    /// else <see cref="PluginIsolation.Auto"/>.
     /// </summary>
     public static PluginIsolation EnvironmentDefault()
     {
         var set = Environment.GetEnvironmentVariable("MLOS_DEFAULT_ISOLATION");
-        return string.IsNullOrEmpty(set) ? PluginIsolation.None : ParseIsolation(set, "MLOS_DEFAULT_ISOLATION");
+        return string.IsNullOrEmpty(set) ? PluginIsolation.Auto : ParseIsolation(set, "MLOS_DEFAULT_ISOLATION");
     }
 
-    public static string Name(PluginIsolation isolation) => isolation == PluginIsolation.Process ? "process" : "none";
+    /// <summary>
+    /// File names of the first-party C# plugins, which <see cref="PluginIsolation.Auto"/> runs in
+    /// process. The name is all that can be known before the plugin's code runs: opening the
+    /// library to ask it would run its constructors here. Whoever names a file chooses the plugin
+    /// anyway, so a name is no weaker than a path; "process" set explicitly isolates these too.
+    /// </summary>
+    private static readonly byte[][] s_inProcessByDefault =
+        ["libmlos_onnx_plugin.so"u8.ToArray(), "libmlos_torch_plugin.so"u8.ToArray(), "libmlos_echo_plugin.so"u8.ToArray()];
+
+    /// <summary>Where a plugin at <paramref name="path"/> runs under <paramref name="isolation"/>: Auto made None or Process.</summary>
+    public static PluginIsolation Resolve(PluginIsolation isolation, NativePath? path)
+    {
+        if (isolation != PluginIsolation.Auto) return isolation;
+        // No path is refused by the loader: no host is started just to say so.
+        if (path is null) return PluginIsolation.None;
+        var bytes = path.Bytes;
+        var name = bytes[(bytes.LastIndexOf((byte)'/') + 1)..];
+        foreach (var firstParty in s_inProcessByDefault)
+            if (name.SequenceEqual(firstParty)) return PluginIsolation.None;
+        return PluginIsolation.Process;
+    }
+
+    public static string Name(PluginIsolation isolation) => isolation switch
+    {
+        PluginIsolation.Process => "process",
+        PluginIsolation.Auto => "auto",
+        _ => "none",
+    };
 }

@@ -28,6 +28,9 @@ internal sealed unsafe class RemoteModel(ulong hostHandle, string name, RemoteMo
     public string Name { get; } = name;
     public Registration Registered { get; } = registration;
 
+    /// <summary>The model's own <c>call_timeout_ms</c> (kept across restarts); 0: the plugin's.</summary>
+    public int CallTimeoutMs { get; set; }
+
     /// <summary>The path load_model was given while the model is loaded (null bytes: loaded without one); null when not loaded.</summary>
     public volatile LoadState? Loaded;
 

@@ -132,6 +132,9 @@ public sealed unsafe class Plugin
         return status == SmiStatus.Success ? null : Failure(status, "cleanup").Message;
     }
 
+    /// <summary>A model's own <c>call_timeout_ms</c> (see <see cref="PluginBoundary.LimitCalls"/>); false in process.</summary>
+    internal bool LimitCalls(nint handle, int timeoutMs) => _boundary.LimitCalls(handle, timeoutMs);
+
     internal nint Register(SmiModelMetadata* metadata)
     {
         nint handle = 0;

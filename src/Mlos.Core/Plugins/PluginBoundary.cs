@@ -68,6 +68,13 @@ internal abstract unsafe class PluginBoundary
     /// <summary>Whether the plugin can take calls (a plugin host that died, and is not back yet, cannot).</summary>
     public virtual bool IsAlive => true;
 
+    /// <summary>
+    /// Sets how long an inference call on the model of <paramref name="handle"/> may run before
+    /// the boundary stops the plugin's process (a model's <c>call_timeout_ms</c>, over the
+    /// plugin's); false in process, where a running call cannot be stopped.
+    /// </summary>
+    public virtual bool LimitCalls(nint handle, int timeoutMs) => false;
+
     /// <summary>Where the plugin's process stands when it is not this one; null in process.</summary>
     public virtual Isolation.HostState? Host => null;
 

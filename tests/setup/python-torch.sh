@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs Debian's python3-torch (1.13) when /usr/bin/python3 cannot import torch: the test
+# that serves a TorchScript model on the TorchSharp plugin beside a Python class importing torch
+# (#16, TorchBesidePythonTorchTests) needs both libtorch builds. ctest runs this as the setup of
+# the python_torch fixture; about a minute on a fresh machine, nothing once installed.
+set -euo pipefail
+if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+  echo "python3-torch: present ($(/usr/bin/python3 -c 'import torch; print(torch.__version__)'))"
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "python3-torch is missing and this is not root: run 'apt-get install --no-install-recommends python3-torch' as root" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get install -y -q --no-install-recommends python3-torch >/dev/null || { apt-get update -q >/dev/null; apt-get install -y -q --no-install-recommends python3-torch >/dev/null; }
+/usr/bin/python3 -c 'import torch; print("python3-torch: installed", torch.__version__)'
