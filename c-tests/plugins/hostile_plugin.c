@@ -34,6 +34,8 @@
  *   register_sleep_ms=N  register_model sleeps N ms first
  *   crash=KIND           inference and infer end the process, for plugin isolation (#16): segv (a
  *                        write through NULL), abort, exit (exit(0) from inside the call)
+ *   overrun=N            inference echoes, then writes N bytes past the end of the output buffer it
+ *                        was given (a buffer overrun: only ever run isolated)
  *   grab_mb=N            inference and infer allocate and touch up to N MiB in 16 MiB blocks first,
  *                        and abort() when an allocation fails (as C++'s operator new ends a
  *                        program); the blocks are freed when it does not
@@ -82,6 +84,8 @@ typedef struct {
     char reenter_target[128];
     crash_kind_t crash;
     long grab_mb;
+    long overrun;
+    unsigned long long allocated; /* the amounts of the last allocate_resources, 0 after deallocate; under g_lock */
 } model_t;
 
 /* One plugin-allocated output. Never freed: a second release must find it to be counted. */
@@ -172,6 +176,7 @@ static void parse_config(model_t* m, const char* config) {
     config_word(config, "reenter", word, sizeof word);
     parse_reenter(m, word);
     m->grab_mb = config_long(config, "grab_mb", 0);
+    m->overrun = config_long(config, "overrun", 0);
     config_word(config, "crash", word, sizeof word);
     m->crash = strcmp(word, "segv") == 0 ? CRASH_SEGV : strcmp(word, "abort") == 0 ? CRASH_ABORT
              : strcmp(word, "exit") == 0 ? CRASH_EXIT : CRASH_NONE;
@@ -346,8 +351,13 @@ static smi_status_t hostile_unload(smi_model_handle_t handle) { return set_loade
 
 static smi_status_t hostile_allocate(smi_model_handle_t handle, const smi_resource_req_t* requirements, size_t count) {
     model_t* m = enter(handle);
-    (void)requirements; (void)count;
+    unsigned long long total = 0;
+    size_t i;
     if (m == NULL) return dead();
+    for (i = 0; requirements != NULL && i < count; i++) total += requirements[i].amount;
+    pthread_mutex_lock(&g_lock);
+    m->allocated = total; /* model info reports it: a restarted host must be given it again */
+    pthread_mutex_unlock(&g_lock);
     leave(m);
     return SMI_SUCCESS;
 }
@@ -359,8 +369,10 @@ static smi_status_t hostile_model_info(smi_model_handle_t handle, char* info, si
     char text[512];
     size_t need;
     if (m == NULL) return dead();
-    need = (size_t)snprintf(text, sizeof text, "{\"name\":\"%s\",\"hostile\":true,\"loaded\":%s}", m->name,
-                            m->loaded ? "true" : "false") + 1;
+    pthread_mutex_lock(&g_lock);
+    need = (size_t)snprintf(text, sizeof text, "{\"name\":\"%s\",\"hostile\":true,\"loaded\":%s,\"allocated\":%llu}", m->name,
+                            m->loaded ? "true" : "false", m->allocated) + 1;
+    pthread_mutex_unlock(&g_lock);
     leave(m);
     if (info == NULL || *info_size < need) {
         *info_size = need;
@@ -483,12 +495,14 @@ static smi_status_t reenter(const model_t* m, void* output, size_t* output_size)
 }
 
 static smi_status_t echo_bytes(const model_t* m, const void* input, size_t input_size, void* output, size_t* output_size) {
+    size_t capacity = *output_size;
     if (*output_size < input_size) {
         size_t given = *output_size;
         *output_size = input_size;
         return fail(SMI_ERROR_BUFFER_TOO_SMALL, "hostile: %zu bytes needed, %zu given", input_size, given);
     }
     if (input_size) memcpy(output, input, input_size);
+    if (m->overrun > 0) memset((char*)output + capacity, 0xee, (size_t)m->overrun);
     *output_size = m->lie_output_size >= 0 ? (size_t)m->lie_output_size : input_size;
     return SMI_SUCCESS;
 }

@@ -298,6 +298,73 @@ public unsafe class IsolatedPluginTests
         Assert.Equal(Ramp(4), RunFloats(core, ok, Ramp(4), 2).Outputs[0]);
     }
 
+    /// <summary>Untyped inference of <paramref name="input"/> into a buffer of its size: the bytes that came back.</summary>
+    private static byte[] Echo(MlosCore core, Model model, byte[] input)
+    {
+        var output = new byte[input.Length];
+        nuint size = (nuint)output.Length;
+        fixed (byte* i = input)
+        fixed (byte* o = output)
+            core.Inference(model, i, (nuint)input.Length, o, &size);
+        return output[..(int)size];
+    }
+
+    [Fact]
+    public void A_plugin_that_writes_past_its_output_buffer_harms_only_its_own_host()
+    {
+        using var core = new MlosCore();
+        var plugin = core.LoadPlugin(Hostile, options: Isolated with { SharedMemoryBytes = 64UL << 20, Restart = new RestartPolicy(BackoffMs: 1) });
+        var ok = core.RegisterModel("ok", "hostile", null);
+        core.LoadModel("ok");
+        var input = Enumerable.Range(0, 4096).Select(i => (byte)(i * 7)).ToArray();
+        // A little past the end lands in the host's shared memory: the answer is still exactly
+        // the bytes the plugin said it wrote, and nothing else of this process was touched.
+        var nudge = core.RegisterModel("nudge", "hostile", null, """{"config":"overrun=512"}""");
+        core.LoadModel("nudge");
+        for (int i = 0; i < 50; i++) Assert.Equal(input, Echo(core, nudge, input));
+        // Far past it (256 MiB) runs off the host's mappings: the host dies, the call fails
+        // naming the signal, and the plugin comes back to serve.
+        var far = core.RegisterModel("far", "hostile", null, """{"config":"overrun=268435456"}""");
+        core.LoadModel("far");
+        var e = Assert.Throws<MlosException>(() => Echo(core, far, input));
+        Assert.Equal(SmiStatus.Busy, e.Status);
+        Assert.Matches("^SIG(SEGV|BUS) in plugin 'hostile' while running model 'far'$", e.Message);
+        WaitServing(plugin, restarts: 1);
+        Assert.Equal(input, Echo(core, ok, input));
+        Assert.Equal(input, Echo(core, nudge, input));
+    }
+
+    [Fact]
+    public void Resources_a_model_holds_are_allocated_again_on_a_restarted_host_and_given_back_ones_are_not()
+    {
+        using var core = new MlosCore();
+        var plugin = core.LoadPlugin(Hostile, options: Isolated with { Restart = new RestartPolicy(BackoffMs: 1) });
+        var held = core.RegisterModel("held", "hostile", null);
+        core.LoadModel("held");
+        var early = core.RegisterModel("early", "hostile", null); // allocated before its load
+        var crashing = core.RegisterModel("crash", "hostile", null, """{"config":"crash=segv"}""");
+        core.LoadModel("crash");
+        var threads = new SmiResourceReq { Type = SmiResourceType.CpuThreads, DeviceId = 0, Amount = 3 };
+        var memory = new SmiResourceReq { Type = SmiResourceType.Memory, DeviceId = 0, Amount = 4096 };
+        var both = stackalloc SmiResourceReq[] { threads, memory };
+        core.AllocateResources("held", both, 2);
+        core.AllocateResources("early", &threads, 1);
+        core.LoadModel("early");
+        Assert.Contains("\"allocated\":4099", Info(held));
+
+        Assert.Throws<MlosException>(() => RunFloats(core, crashing, Ramp(4), 2));
+        WaitServing(plugin, restarts: 1);
+        Assert.Contains("\"allocated\":4099", Info(held));
+        Assert.Contains("\"loaded\":true,\"allocated\":3", Info(early));
+
+        core.DeallocateResources("held");
+        Assert.Contains("\"allocated\":0", Info(held));
+        Assert.Throws<MlosException>(() => RunFloats(core, crashing, Ramp(4), 2));
+        WaitServing(plugin, restarts: 2);
+        Assert.Contains("\"allocated\":0", Info(held)); // given back: not asked for again
+        Assert.Contains("\"allocated\":3", Info(early));
+    }
+
     [Fact]
     public void A_models_own_call_timeout_ms_stops_its_calls_only_and_survives_a_restart()
     {
@@ -344,6 +411,12 @@ public unsafe class IsolatedPluginTests
 
     private static int OpenDescriptors() => Directory.GetFiles("/proc/self/fd").Length;
 
+    /// <summary>
+    /// Shared-memory mappings of this process: the channels' regions are memfds (never names in
+    /// /dev/shm, so nothing there can outlive a crash), mapped once per channel.
+    /// </summary>
+    private static int MemfdMappings() => File.ReadLines("/proc/self/maps").Count(l => l.Contains("/memfd:mlos-plugin-host", StringComparison.Ordinal));
+
     /// <summary>Plugin host processes whose parent is this process (live or not yet reaped).</summary>
     private static int HostChildren() => Directory.GetDirectories("/proc")
         .Select(Path.GetFileName)
@@ -376,12 +449,14 @@ public unsafe class IsolatedPluginTests
         }
         for (int i = 1; i <= 10; i++) Cycle(i); // warm: JIT, pools, the first channels
         GC.Collect();
-        int fds = OpenDescriptors();
+        int fds = OpenDescriptors(), mappings = MemfdMappings();
         long rss = Environment.WorkingSet;
         for (int i = 11; i <= 110; i++) Cycle(i);
         GC.Collect();
         Assert.Equal(1, HostChildren());
         Assert.InRange(OpenDescriptors(), fds - 4, fds + 4);
+        Assert.True(mappings > 0, "the channels' regions are mapped as memfd:mlos-plugin-host");
+        Assert.InRange(MemfdMappings(), mappings - 4, mappings + 4);
         Assert.InRange(Environment.WorkingSet - rss, long.MinValue, 16L << 20);
         Assert.Equal((110, 110), (plugin.Host!.Restarts, plugin.Host.Crashes));
     }

@@ -161,8 +161,9 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
 
     /// <summary>
     /// Brings a restarted host to where the last one was: initialize with the config that
-    /// succeeded, every registered model registered again (its new handle kept) and loaded again
-    /// where it was loaded. Any failure fails the restart (the supervisor counts it).
+    /// succeeded, every registered model registered again (its new handle kept), loaded again
+    /// where it was loaded, and given the resources it held (before or after the load, as they
+    /// were). Any failure fails the restart (the supervisor counts it).
     /// </summary>
     private void Replay(HostProcess host, Action publish)
     {
@@ -191,9 +192,14 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
                 Bytes(ref w, m.Name); Bytes(ref w, m.Framework); Bytes(ref w, m.Version); Bytes(ref w, m.Path); Bytes(ref w, m.Config);
             }, (ref WireReader r) => handle = r.U64(), host), $"register_model of model '{model.Name}'");
             model.HostHandle = handle;
+            var allocated = model.Allocated;
+            void Allocate() => Must(Simple(WireOp.Allocate, During(model, "allocate_resources"),
+                (ref WireWriter w) => WriteAllocation(ref w, handle, allocated!.Requirements), on: host), $"allocate_resources of model '{model.Name}'");
+            if (allocated is { AfterLoad: false }) Allocate();
             if (model.Loaded is { } loaded)
                 Must(Simple(WireOp.Load, During(model, "load_model"), (ref WireWriter w) => { w.U64(handle); Bytes(ref w, loaded.Path); }, on: host),
                     $"load_model of model '{model.Name}'");
+            if (allocated is { AfterLoad: true }) Allocate();
         }
     }
 
@@ -346,23 +352,35 @@ internal sealed unsafe class IsolatedBoundary : PluginBoundary
         var model = Model(handle);
         if (count > (nuint)PluginAnswers.MaxTensors)
             throw new MlosException(SmiStatus.InvalidParam, $"at most {PluginAnswers.MaxTensors} resource requirements are taken");
-        return Simple(WireOp.Allocate, During(model, "allocate_resources"), (ref WireWriter w) =>
+        var given = new ReadOnlySpan<SmiResourceReq>(requirements, (int)count).ToArray(); // kept for a restart
+        var host = Serving();
+        var status = Simple(WireOp.Allocate, During(model, "allocate_resources"), (ref WireWriter w) => WriteAllocation(ref w, model.HostHandle, given), on: host);
+        if (status != SmiStatus.Success) return status;
+        lock (_stateLock)
         {
-            w.U64(model.HostHandle);
-            w.U32((uint)count);
-            for (nuint i = 0; i < count; i++)
-            {
-                w.U32((uint)requirements[i].Type);
-                w.I32(requirements[i].DeviceId);
-                w.U64(requirements[i].Amount);
-            }
-        });
+            if (host != _supervisor.Current) throw RestartedDuring($"allocate_resources of model '{model.Name}'");
+            model.Allocated = new RemoteModel.Allocation(given, AfterLoad: model.Loaded is not null);
+        }
+        return status;
+    }
+
+    private static void WriteAllocation(ref WireWriter w, ulong hostHandle, SmiResourceReq[] requirements)
+    {
+        w.U64(hostHandle);
+        w.U32((uint)requirements.Length);
+        foreach (var r in requirements)
+        {
+            w.U32((uint)r.Type);
+            w.I32(r.DeviceId);
+            w.U64(r.Amount);
+        }
     }
 
     public override SmiStatus DeallocateResources(nint handle)
     {
         var model = Model(handle);
-        return GiveBack(() => Simple(WireOp.Deallocate, During(model, "deallocate_resources"), (ref WireWriter w) => w.U64(model.HostHandle)));
+        // A host that is gone has given everything back already: recorded only.
+        return Release(model, "deallocate_resources", WireOp.Deallocate, () => model.Allocated = null);
     }
 
     public override SmiStatus GetModelInfo(nint handle, byte* json, nuint* size)

@@ -36,6 +36,12 @@ internal sealed unsafe class RemoteModel(ulong hostHandle, string name, RemoteMo
 
     public sealed record LoadState(byte[]? Path);
 
+    /// <summary>What allocate_resources last succeeded with, while held (null after deallocate or before any).</summary>
+    public volatile Allocation? Allocated;
+
+    /// <summary>Requirements as given, and whether the model was loaded then (a restart replays them in that order).</summary>
+    public sealed record Allocation(Mlos.Smi.Abi.SmiResourceReq[] Requirements, bool AfterLoad);
+
     /// <summary>
     /// The core's copy of <paramref name="name"/> as a C string. A model has a few names and each
     /// call answers with the same ones: found by comparing bytes, with no allocation per call.
