@@ -704,7 +704,7 @@ public sealed unsafe class MlosCore : IDisposable
         if (!model.Plugin.HasTypedInfer)
             throw new MlosException(SmiStatus.NotSupported,
                 $"plugin '{model.Plugin.Id}' (SMI {SmiVersion.Format(model.Plugin.SmiVersion)}) has no typed infer entry; use untyped inference");
-        var call = new InferCall(inputs, numInputs, outputs, numOutputs, deadline, selection);
+        var call = new InferCall(inputs, numInputs, outputs, numOutputs, deadline, selection, model.RowsOf(inputs, numInputs));
         var status = model.RunRequest(ref call);
         if (status != SmiStatus.Success) throw model.Plugin.Failure(status, $"infer on model '{model.Id}'");
         return new Batching.InferTiming(0, 1);

@@ -60,8 +60,7 @@ public static class RegistryJson
     /// The statistics extension's answer, <c>{"model_stats":[{"name","version","last_inference",
     /// "inference_count","execution_count","inference_stats":{"success","fail","queue",
     /// "compute_input","compute_infer","compute_output"},"batch_stats":[…]}]}</c>, each duration a
-    /// <c>{"count","ns"}</c> pair (Triton's field names). Inputs and outputs are handed to plugins in
-    /// place, so compute_input and compute_output count the executions with no time of their own.
+    /// <c>{"count","ns"}</c> pair (Triton's field names; counts and times as <see cref="ModelStatistics"/> defines them).
     /// </summary>
     public static byte[] Statistics(IEnumerable<Model> models) => Write(w =>
     {
@@ -84,13 +83,13 @@ public static class RegistryJson
             Duration(w, "compute_output", s.ComputeOutput);
             w.WriteEndObject();
             w.WriteStartArray("batch_stats");
-            foreach (var (size, infer) in s.Batches)
+            foreach (var b in s.Batches)
             {
                 w.WriteStartObject();
-                w.WriteNumber("batch_size", size);
-                Duration(w, "compute_input", ModelStatistics.Snapshot.InPlace(infer));
-                Duration(w, "compute_infer", infer);
-                Duration(w, "compute_output", ModelStatistics.Snapshot.InPlace(infer));
+                w.WriteNumber("batch_size", b.BatchSize);
+                Duration(w, "compute_input", b.ComputeInput);
+                Duration(w, "compute_infer", b.ComputeInfer);
+                Duration(w, "compute_output", b.ComputeOutput);
                 w.WriteEndObject();
             }
             w.WriteEndArray();

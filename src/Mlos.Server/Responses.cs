@@ -125,6 +125,11 @@ internal static class Responses
     {
         switch (e)
         {
+            // The protocol's "unavailable": a model there but not loaded (or unloading) may serve
+            // later, as gRPC's UNAVAILABLE says; the MLOS routes keep their 409.
+            case MlosException { Status: SmiStatus.InvalidState } m when IsOpenInferenceRoute(http.Request.Path)
+                                                                        && !http.Request.Path.StartsWithSegments("/v2/repository", StringComparison.Ordinal):
+                return (StatusCodes.Status503ServiceUnavailable, m.Message);
             case MlosException m: return (StatusCode(m.Status), m.Message);
             case AdminException a: return (a.Status, a.Message);
             case JsonException j: return (400, $"the request body is not valid JSON: {j.Message}");

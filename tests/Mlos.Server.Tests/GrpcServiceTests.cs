@@ -187,8 +187,9 @@ public sealed class GrpcServiceTests : IClassFixture<GrpcServiceTests.Server>
     [InlineData("strings", "strings.ref")]
     public async Task Rest_json_rest_binary_grpc_raw_and_grpc_typed_give_identical_bytes(string model, string refFile)
     {
-        // FP16 has no typed field: the typed request sends it raw... which the protocol forbids
-        // mixing, so the typed run leaves that input out and the model that needs it is run raw only.
+        // FP16 has no typed field and the protocol forbids mixing typed with raw, so a model that
+        // needs an FP16 input runs raw only here (Typed_contents_of_every_datatype_… sends the
+        // other datatypes typed).
         var inputs = Reference(refFile).Where(t => t.Role == "in").ToArray();
         var grpcRaw = Outputs(await Client.ModelInferAsync(Raw(model, inputs)));
 
@@ -209,6 +210,67 @@ public sealed class GrpcServiceTests : IClassFixture<GrpcServiceTests.Server>
         }
         var grpcTyped = Outputs(await Client.ModelInferAsync(typed));
         foreach (var (name, bytes) in grpcRaw) Assert.Equal(bytes, grpcTyped[name]);
+    }
+
+    /// <summary>
+    /// Typed contents of every datatype that has a contents field, each at its extremes: the
+    /// dtypes fixture cannot be sent typed (it needs an FP16 input, which has no typed field, and
+    /// the protocol forbids mixing typed with raw), so the same tensors go to a Python model that
+    /// echoes each input, on a server of its own. Typed and raw requests must get the same bytes,
+    /// and both the bytes the reference holds.
+    /// </summary>
+    [Fact]
+    public async Task Typed_contents_of_every_datatype_answer_what_raw_contents_do()
+    {
+        var inputs = Reference("dtypes.ref").Where(t => t.Role == "in" && t.Dtype != "FP16").ToArray();
+        Assert.Equal(11, inputs.Length); // BOOL, INT8-64, UINT8-64, FP32, FP64
+        var root = Directory.CreateTempSubdirectory("mlos-typed-").FullName;
+        try
+        {
+            var module = Directory.CreateDirectory(Path.Combine(root, "plugins", "python")).FullName;
+            var io = string.Join(",", inputs.Select(t => $"(\"{t.Name[3..]}\", \"{t.Dtype}\")"));
+            File.WriteAllText(Path.Combine(module, "echo_all.py"), $$"""
+                import numpy as np
+                TENSORS = [{{io}}]
+                class EchoAll:
+                    def get_model_io(self, handle):
+                        return {"inputs": [{"name": "in_" + n, "dtype": d, "shape": [4]} for n, d in TENSORS],
+                                "outputs": [{"name": "out_" + n, "dtype": d, "shape": [4]} for n, d in TENSORS]}
+                    def inference(self, handle, data):
+                        return data
+                    def infer(self, handle, inputs):
+                        return {"out_" + n: np.array(inputs["in_" + n]) for n, _ in TENSORS}
+                """);
+            File.WriteAllText(Path.Combine(root, "echo_all.model"), "");
+            using var server = new ServerProcess(root, "--plugin-dir", Path.Combine(root, "plugins"));
+            var bridge = Path.Combine(BuildTree.PluginDir, "libmlos_python_plugin.so");
+            var config = $$"""{"module":"echo_all","class":"EchoAll","path":"{{module}}"}""";
+            using (var r = await server.Client.PostAsync("/plugins/register", new StringContent(
+                       $$"""{"endpoint":"{{bridge}}","id":"echo-all","config":{{config}}}""", Encoding.UTF8, "application/json")))
+                Assert.True(r.IsSuccessStatusCode, await r.Content.ReadAsStringAsync());
+            using (var r = await server.Client.PostAsync("/models/register", new StringContent(
+                       """{"model_id":"echo-all","plugin_id":"echo-all","path":"echo_all.model"}""", Encoding.UTF8, "application/json")))
+                Assert.True(r.IsSuccessStatusCode, await r.Content.ReadAsStringAsync());
+            using var channel = server.Grpc();
+            var client = new GRPCInferenceService.GRPCInferenceServiceClient(channel);
+
+            var typed = new ModelInferRequest { ModelName = "echo-all" };
+            foreach (var t in inputs)
+            {
+                var input = Input(t);
+                input.Contents = Typed(t);
+                typed.Inputs.Add(input);
+            }
+            var fromTyped = Outputs(await client.ModelInferAsync(typed));
+            var fromRaw = Outputs(await client.ModelInferAsync(Raw("echo-all", inputs)));
+            foreach (var t in inputs)
+            {
+                var name = "out_" + t.Name[3..];
+                Assert.Equal(RawBytes(t), fromTyped[name]);
+                Assert.Equal(RawBytes(t), fromRaw[name]);
+            }
+        }
+        finally { Directory.Delete(root, recursive: true); }
     }
 
     private async Task<Dictionary<string, byte[]>> RestBinary(string model, RefTensor[] inputs)
@@ -563,6 +625,16 @@ public sealed class GrpcRepositoryTests
                 var client = new GRPCInferenceService.GRPCInferenceServiceClient(channel);
                 var e = await Assert.ThrowsAsync<RpcException>(() => client.ServerLiveAsync(new ServerLiveRequest()).ResponseAsync);
                 Assert.Equal(StatusCode.Unavailable, e.StatusCode);
+            }
+            // -g, the original MLOS Core's short form, says the port as --grpc-port does (the later one wins).
+            using (var pick = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0))
+            {
+                pick.Start();
+                int grpcPort = ((IPEndPoint)pick.LocalEndpoint).Port;
+                pick.Stop();
+                using var server = new ServerProcess(root, "-g", grpcPort.ToString());
+                using var channel = global::Grpc.Net.Client.GrpcChannel.ForAddress($"http://127.0.0.1:{grpcPort}");
+                Assert.True((await new GRPCInferenceService.GRPCInferenceServiceClient(channel).ServerLiveAsync(new ServerLiveRequest())).Live);
             }
             using var taken = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
             taken.Start();

@@ -158,6 +158,17 @@ public sealed class OpenInferenceConformanceTests : IClassFixture<OpenInferenceC
         Assert.True(after.GetProperty("inference_stats").GetProperty("success").GetProperty("ns").GetInt64() > 0);
         Assert.True(after.GetProperty("last_inference").GetInt64() > 1_700_000_000_000);
 
+        // An inference is a row, as Triton counts them: one request of 3 rows to a model that
+        // batches is 3 inferences in one execution of batch size 3.
+        var one = await Stats("mlp");
+        var rows = string.Join(",", Enumerable.Range(0, 48));
+        Assert.Equal(HttpStatusCode.OK, (await Post("/v2/models/mlp/infer", $$"""{"inputs":[{"name":"input","shape":[3,16],"datatype":"FP32","data":[{{rows}}]}]}""")).Code);
+        var three = await Stats("mlp");
+        Assert.Equal(3, three.GetProperty("inference_count").GetInt64() - one.GetProperty("inference_count").GetInt64());
+        Assert.Equal(1, three.GetProperty("execution_count").GetInt64() - one.GetProperty("execution_count").GetInt64());
+        Assert.Equal(1, Count(three, "success") - Count(one, "success"));
+        Assert.Contains(three.GetProperty("batch_stats").EnumerateArray(), b => b.GetProperty("batch_size").GetInt32() == 3);
+
         // Many at once on a batched model: executions fall behind requests.
         JsonElement stats = default;
         for (int round = 0; round < 20; round++)
@@ -166,10 +177,20 @@ public sealed class OpenInferenceConformanceTests : IClassFixture<OpenInferenceC
                 """{"inputs":[{"name":"input","shape":[1,16],"datatype":"FP32","data":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]}]}""")));
             Assert.All(answers, a => Assert.Equal(HttpStatusCode.OK, a.Code));
             stats = await Stats("mlp");
-            if (stats.GetProperty("execution_count").GetInt64() < stats.GetProperty("inference_count").GetInt64()) break;
+            // Fewer executions than requests: some were merged (inferences count rows, so the 3-row request above already outnumbers its execution).
+            if (stats.GetProperty("execution_count").GetInt64() < Count(stats, "success")) break;
         }
+        Assert.True(stats.GetProperty("execution_count").GetInt64() < Count(stats, "success"), stats.ToString());
         Assert.True(stats.GetProperty("execution_count").GetInt64() < stats.GetProperty("inference_count").GetInt64(), stats.ToString());
         Assert.Contains(stats.GetProperty("batch_stats").EnumerateArray(), b => b.GetProperty("batch_size").GetInt32() > 1);
+        // Merged batches: the core's gather of inputs and split of outputs are compute_input and
+        // compute_output, waiting for the batch is queue; each counts what it should.
+        long Ns(string what) => stats.GetProperty("inference_stats").GetProperty(what).GetProperty("ns").GetInt64();
+        Assert.True(Ns("compute_input") > 0 && Ns("compute_output") > 0 && Ns("queue") > 0, stats.ToString());
+        Assert.Equal(stats.GetProperty("execution_count").GetInt64(), Count(stats, "compute_input"));
+        Assert.Equal(stats.GetProperty("execution_count").GetInt64(), Count(stats, "compute_infer"));
+        Assert.Equal(Count(stats, "success"), Count(stats, "queue"));
+        Assert.True(Ns("compute_infer") > Ns("compute_input"), stats.ToString());
 
         using var all = JsonDocument.Parse(await _http.GetStringAsync("/v2/models/stats"));
         Assert.Equal(2, all.RootElement.GetProperty("model_stats").GetArrayLength());

@@ -471,6 +471,11 @@ public class ModelRepositoryTests
             Assert.Equal("UNAVAILABLE", (await Index())["mlp"]);
             var refused = await server.Client.PostAsync("/models/mlp/inference", new StringContent("""{"input":[[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]]}"""));
             Assert.Equal(HttpStatusCode.Conflict, refused.StatusCode);
+            // The protocol's routes say "unavailable" (503, as gRPC's UNAVAILABLE): it may serve later.
+            var unavailable = await server.Client.PostAsync("/v2/models/mlp/infer", new StringContent(
+                """{"inputs":[{"name":"input","shape":[1,16],"datatype":"FP32","data":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]}]}""", Encoding.UTF8, "application/json"));
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, unavailable.StatusCode);
+            Assert.Contains("not loaded", JsonDocument.Parse(await unavailable.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetString());
             Assert.Equal(HttpStatusCode.OK, (await server.Client.PostAsync("/v2/repository/models/mlp/load", Admin.Empty)).StatusCode);
             Assert.Equal("READY", (await Index())["mlp"]);
             var ok = await server.Client.PostAsync("/models/mlp/inference", new StringContent("""{"input":[[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]]}"""));

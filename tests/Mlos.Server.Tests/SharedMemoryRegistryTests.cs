@@ -1,6 +1,8 @@
 using System.Net;
 using System.Text;
 using System.Text.Json;
+using Grpc.Core;
+using Mlos.Server.Grpc.Protocol;
 
 namespace Mlos.Server.Tests;
 
@@ -276,6 +278,15 @@ public class SharedMemoryGateTests
             Assert.Equal(HttpStatusCode.NotImplemented, one.StatusCode);
             using var unregister = await server.Client.PostAsync("/v2/systemsharedmemory/unregister", null);
             Assert.Equal(HttpStatusCode.NotImplemented, unregister.StatusCode);
+            // The same gate for the gRPC RPCs: UNIMPLEMENTED, naming the flag.
+            using var channel = server.Grpc();
+            var grpc = new GRPCInferenceService.GRPCInferenceServiceClient(channel);
+            var e = await Assert.ThrowsAsync<RpcException>(() => grpc.SystemSharedMemoryRegisterAsync(
+                new SystemSharedMemoryRegisterRequest { Name = "r", Key = shm.Key, ByteSize = 16 }).ResponseAsync);
+            Assert.Equal(StatusCode.Unimplemented, e.StatusCode);
+            Assert.Contains("--allow-shared-memory", e.Status.Detail);
+            e = await Assert.ThrowsAsync<RpcException>(() => grpc.SystemSharedMemoryStatusAsync(new SystemSharedMemoryStatusRequest()).ResponseAsync);
+            Assert.Equal(StatusCode.Unimplemented, e.StatusCode);
             Assert.False(shm.HeldBy(server.Pid));
         }
         finally { Directory.Delete(root, recursive: true); }
@@ -306,6 +317,21 @@ public class SharedMemoryGateTests
             // Reads need no token, as the other status routes.
             Assert.Equal(HttpStatusCode.OK, (await server.Client.GetAsync("/v2/systemsharedmemory/region/r/status")).StatusCode);
             Assert.Equal(HttpStatusCode.OK, await Send("/v2/systemsharedmemory/unregister", "Bearer s3cret-token"));
+
+            // The gRPC RPCs take the token as "authorization" metadata, by the same rule.
+            using var channel = server.Grpc();
+            var grpc = new GRPCInferenceService.GRPCInferenceServiceClient(channel);
+            var request = new SystemSharedMemoryRegisterRequest { Name = "g", Key = shm.Key, ByteSize = 16 };
+            var e = await Assert.ThrowsAsync<RpcException>(() => grpc.SystemSharedMemoryRegisterAsync(request).ResponseAsync);
+            Assert.Equal(StatusCode.Unauthenticated, e.StatusCode);
+            e = await Assert.ThrowsAsync<RpcException>(() => grpc.SystemSharedMemoryRegisterAsync(request, new Metadata { { "authorization", "Bearer wrong-token" } }).ResponseAsync);
+            Assert.Equal(StatusCode.PermissionDenied, e.StatusCode);
+            var admin = new Metadata { { "authorization", "Bearer s3cret-token" } };
+            await grpc.SystemSharedMemoryRegisterAsync(request, admin);
+            e = await Assert.ThrowsAsync<RpcException>(() => grpc.SystemSharedMemoryUnregisterAsync(new SystemSharedMemoryUnregisterRequest { Name = "g" }).ResponseAsync);
+            Assert.Equal(StatusCode.Unauthenticated, e.StatusCode);
+            Assert.Single((await grpc.SystemSharedMemoryStatusAsync(new SystemSharedMemoryStatusRequest())).Regions); // reads need none
+            await grpc.SystemSharedMemoryUnregisterAsync(new SystemSharedMemoryUnregisterRequest { Name = "g" }, admin);
         }
         finally { Directory.Delete(root, recursive: true); }
     }

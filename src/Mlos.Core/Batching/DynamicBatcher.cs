@@ -225,7 +225,7 @@ internal sealed unsafe class DynamicBatcher : IThreadPoolWorkItem
     /// <summary>A request outside any batch: one that cannot merge, or one of a batch rerun request by request.</summary>
     private void RunAlone(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadline, in OutputSelection selection)
     {
-        var call = new InferCall(inputs, numInputs, outputs, numOutputs, deadline, selection);
+        var call = new InferCall(inputs, numInputs, outputs, numOutputs, deadline, selection, _model.RowsOf(inputs, numInputs));
         var status = _model.Run(ref call, _instance);
         if (status != SmiStatus.Success) throw _model.Plugin.Failure(status, $"infer on model '{_model.Id}'");
     }
@@ -233,7 +233,7 @@ internal sealed unsafe class DynamicBatcher : IThreadPoolWorkItem
     /// <summary><see cref="RunAlone"/> for a request that never queued: counted as a request of its own.</summary>
     private void RunUnqueued(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadline, in OutputSelection selection)
     {
-        var call = new InferCall(inputs, numInputs, outputs, numOutputs, deadline, selection);
+        var call = new InferCall(inputs, numInputs, outputs, numOutputs, deadline, selection, _model.RowsOf(inputs, numInputs));
         var status = _model.RunRequest(ref call);
         if (status != SmiStatus.Success) throw _model.Plugin.Failure(status, $"infer on model '{_model.Id}'");
     }
@@ -275,7 +275,7 @@ internal sealed unsafe class DynamicBatcher : IThreadPoolWorkItem
         {
             // Started is this batch's (a request that never reached Execute keeps an older one).
             long queued = r.Started >= r.Enqueued ? r.Started - r.Enqueued : 0;
-            _model.Statistics.Batched(r.Failure is null, done - r.Enqueued, queued, done);
+            _model.Statistics.Batched(r.Failure is null, done - r.Enqueued, queued, done, r.Rows);
             r.Complete();
         }
         _batch.Clear();
@@ -330,14 +330,16 @@ internal sealed unsafe class DynamicBatcher : IThreadPoolWorkItem
     private bool RunMerged(long totalRows)
     {
         var assembler = _assembler ??= new BatchAssembler();
+        long gather = Stopwatch.GetTimestamp();
         assembler.Merge(_batch, totalRows);
+        _model.Statistics.InputsGathered(totalRows, Stopwatch.GetTimestamp() - gather);
         nuint count = BatchAssembler.MaxOutputs;
         // All requests of a model share its timeout: the oldest one's deadline is the batch's.
         ulong deadline = 0;
         foreach (var r in _batch)
             if (r.Deadline != 0 && (deadline == 0 || r.Deadline < deadline)) deadline = r.Deadline;
         // Requests merge only with the same selection (BatchRequest.SameSignature): the first's is the batch's.
-        var call = new InferCall(assembler.Inputs, (nuint)_batch[0].NumInputs, assembler.Outputs, &count, deadline, _batch[0].Selection, _batch.Count);
+        var call = new InferCall(assembler.Inputs, (nuint)_batch[0].NumInputs, assembler.Outputs, &count, deadline, _batch[0].Selection, totalRows);
         SmiStatus status;
         try { status = _model.Run(ref call, _instance); }
         catch (MlosException e)
@@ -366,12 +368,13 @@ internal sealed unsafe class DynamicBatcher : IThreadPoolWorkItem
                 return false;
             }
             if (status != SmiStatus.Success || !assembler.Splittable((int)count, totalRows)) return false;
-            long row = 0;
+            long row = 0, split = Stopwatch.GetTimestamp();
             foreach (var r in _batch)
             {
                 assembler.Split(r, (int)count, row, totalRows);
                 row += r.Rows;
             }
+            _model.Statistics.OutputsSplit(totalRows, Stopwatch.GetTimestamp() - split);
             return true;
         }
         finally { assembler.ReleaseOutputs(status == SmiStatus.Success ? (int)count : 0); }

@@ -24,8 +24,8 @@ internal interface IModelCall
     /// <summary>CLOCK_MONOTONIC ns by which the call must be answered; 0 for none.</summary>
     ulong Deadline { get; }
 
-    /// <summary>Requests the call runs at once (a merged batch's size, else 1), for <see cref="ModelStatistics"/>.</summary>
-    int Requests { get; }
+    /// <summary>Inferences the call runs at once, for <see cref="ModelStatistics"/>: its rows (see <see cref="Model.RowsOf"/>; a merged batch's total).</summary>
+    long Rows { get; }
 }
 
 /// <summary>
@@ -346,11 +346,18 @@ public sealed class Model
     /// Runs <paramref name="call"/> if the model is loaded and keeps unload away meanwhile.
     /// Generic over a struct so that each call site compiles to a direct call.
     /// </summary>
+    /// <summary>
+    /// Inferences a typed request holds, as Triton counts them: its rows along dim 0 where the
+    /// model batches along it (<see cref="MaxRows"/>, or a batcher), else one.
+    /// </summary>
+    internal unsafe long RowsOf(SmiTensor* inputs, nuint numInputs) =>
+        (MaxRows > 0 || _batchers is not null) && numInputs > 0 && inputs[0].NDim > 0 && inputs[0].Shape[0] > 1 ? inputs[0].Shape[0] : 1;
+
     internal SmiStatus Run<TCall>(ref TCall call, int instance = -1) where TCall : struct, IModelCall
     {
         long start = System.Diagnostics.Stopwatch.GetTimestamp();
         var status = RunOnHandle(ref call, instance < 0 ? PickInstance() : instance);
-        Statistics.Execution(call.Requests, System.Diagnostics.Stopwatch.GetTimestamp() - start); // it ran (a refusal throws)
+        Statistics.Execution(call.Rows, System.Diagnostics.Stopwatch.GetTimestamp() - start); // it ran (a refusal throws)
         return status;
     }
 
@@ -366,11 +373,11 @@ public sealed class Model
         catch
         {
             long failed = System.Diagnostics.Stopwatch.GetTimestamp();
-            Statistics.Alone(false, failed - start, failed);
+            Statistics.Alone(false, failed - start, failed, call.Rows);
             throw;
         }
         long end = System.Diagnostics.Stopwatch.GetTimestamp();
-        Statistics.Alone(status == SmiStatus.Success, end - start, end);
+        Statistics.Alone(status == SmiStatus.Success, end - start, end, call.Rows);
         return status;
     }
 

@@ -6,7 +6,7 @@ namespace Mlos.Server.Grpc;
 /// <summary>
 /// A model's <see cref="Core.Models.ModelStatistics"/> as the protocol's <c>ModelStatistics</c>
 /// message: the numbers the REST statistics route writes (RegistryJson.Statistics), field for
-/// field (compute_input and compute_output as the snapshot defines them).
+/// field.
 /// </summary>
 internal static class GrpcStatistics
 {
@@ -32,13 +32,13 @@ internal static class GrpcStatistics
                 CacheMiss = new StatisticDuration(),
             },
         };
-        foreach (var (size, infer) in s.Batches)
+        foreach (var b in s.Batches)
             answer.BatchStats.Add(new InferBatchStatistics
             {
-                BatchSize = (ulong)size,
-                ComputeInput = Duration(Core.Models.ModelStatistics.Snapshot.InPlace(infer)),
-                ComputeInfer = Duration(infer),
-                ComputeOutput = Duration(Core.Models.ModelStatistics.Snapshot.InPlace(infer)),
+                BatchSize = (ulong)b.BatchSize,
+                ComputeInput = Duration(b.ComputeInput),
+                ComputeInfer = Duration(b.ComputeInfer),
+                ComputeOutput = Duration(b.ComputeOutput),
             });
         return answer;
     }
