@@ -26,42 +26,9 @@ public sealed class GrpcServiceTests : IClassFixture<GrpcServiceTests.Server>
 
     public GrpcServiceTests(Server server) => _server = server;
 
-    /// <summary>One tensor of a fixture's .ref file: "in|out name DTYPE rank dims… values…".</summary>
-    private sealed record RefTensor(string Role, string Name, string Dtype, long[] Shape, string[] Values);
+    private static RefTensor[] Reference(string file) => RefTensor.Read(file);
 
-    private static RefTensor[] Reference(string file) => File.ReadAllLines(Path.Combine(BuildTree.Models("onnx"), file))
-        .Where(l => !l.StartsWith('#') && l.Length > 0).Select(l =>
-        {
-            var p = l.Split(' ');
-            int rank = int.Parse(p[3]);
-            return new RefTensor(p[0], p[1], p[2], p[4..(4 + rank)].Select(long.Parse).ToArray(), p[(4 + rank)..]);
-        }).ToArray();
-
-    /// <summary>A reference tensor's values as the bytes the tensor holds (BYTES values are hex).</summary>
-    private static byte[] RawBytes(RefTensor t)
-    {
-        var bytes = new List<byte>();
-        foreach (var v in t.Values)
-        {
-            var inv = CultureInfo.InvariantCulture;
-            bytes.AddRange(t.Dtype switch
-            {
-                "BOOL" or "UINT8" => [byte.Parse(v, inv)],
-                "INT8" => [(byte)sbyte.Parse(v, inv)],
-                "INT16" => BitConverter.GetBytes(short.Parse(v, inv)),
-                "UINT16" or "FP16" => BitConverter.GetBytes(ushort.Parse(v, inv)),
-                "INT32" => BitConverter.GetBytes(int.Parse(v, inv)),
-                "UINT32" => BitConverter.GetBytes(uint.Parse(v, inv)),
-                "INT64" => BitConverter.GetBytes(long.Parse(v, inv)),
-                "UINT64" => BitConverter.GetBytes(ulong.Parse(v, inv)),
-                "FP32" => BitConverter.GetBytes(float.Parse(v, inv)),
-                "FP64" => BitConverter.GetBytes(double.Parse(v, inv)),
-                "BYTES" => [.. BitConverter.GetBytes(Convert.FromHexString(v).Length), .. Convert.FromHexString(v)],
-                _ => throw new ArgumentException(t.Dtype),
-            });
-        }
-        return bytes.ToArray();
-    }
+    private static byte[] RawBytes(RefTensor t) => t.Bytes();
 
     /// <summary>The same values in the typed contents field of their datatype.</summary>
     private static InferTensorContents Typed(RefTensor t)

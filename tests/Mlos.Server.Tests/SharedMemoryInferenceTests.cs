@@ -16,7 +16,8 @@ namespace Mlos.Server.Tests;
 /// </summary>
 public sealed class SharedMemoryInferenceTests : IClassFixture<SharedMemoryInferenceTests.Server>
 {
-    public sealed class Server() : GrpcServer([("multi", "multi_io.onnx"), ("strings", "strings.onnx")], "--allow-shared-memory");
+    public sealed class Server() : GrpcServer(
+        [("multi", "multi_io.onnx"), ("strings", "strings.onnx"), ("mlp", "mlp.onnx"), ("dtypes", "dtypes.onnx")], "--allow-shared-memory");
 
     private readonly Server _server;
     private HttpClient Http => _server.Process.Client;
@@ -56,6 +57,73 @@ public sealed class SharedMemoryInferenceTests : IClassFixture<SharedMemoryInfer
              "parameters":{"binary_data_output":true}}
             """);
         return BinaryInfer.Post(Http, "multi", head, [.. IdBytes, .. FeatureBytes]);
+    }
+
+    /// <summary>
+    /// Every ONNX fixture's reference inputs through shared memory (REST): each input at its own
+    /// offset of one region, each output into its own offset of another; the bytes written there
+    /// are REST binary's (which the gRPC tests hold to gRPC raw, typed and REST JSON).
+    /// </summary>
+    [Theory]
+    [InlineData("dtypes", "dtypes.ref")]
+    [InlineData("multi", "multi_io.ref")]
+    [InlineData("mlp", "mlp.ref")]
+    [InlineData("strings", "strings.ref")]
+    public async Task Every_fixture_answers_rest_binarys_bytes_through_shared_memory(string model, string refFile)
+    {
+        var tensors = RefTensor.Read(refFile);
+        var inputs = tensors.Where(t => t.Role == "in").ToArray();
+        var header = System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, object>
+        {
+            ["inputs"] = inputs.Select(t => new Dictionary<string, object>
+            {
+                ["name"] = t.Name, ["shape"] = t.Shape, ["datatype"] = t.Dtype,
+                ["parameters"] = new Dictionary<string, object> { ["binary_data_size"] = t.Bytes().Length },
+            }).ToArray(),
+            ["parameters"] = new Dictionary<string, object> { ["binary_data_output"] = true },
+        });
+        var reference = await BinaryInfer.Post(Http, model, Encoding.UTF8.GetBytes(header), inputs.SelectMany(t => t.Bytes()).ToArray());
+
+        using var input = new ShmObject(1 << 16);
+        using var output = new ShmObject(1 << 16);
+        string region = $"all-{model}";
+        var json = new StringBuilder("{\"inputs\":[");
+        long at = 0;
+        foreach (var t in inputs)
+        {
+            var bytes = t.Bytes();
+            Write(input, at, bytes);
+            json.Append($$$"""{"name":"{{{t.Name}}}","shape":[{{{string.Join(",", t.Shape)}}}],"datatype":"{{{t.Dtype}}}","parameters":{"shared_memory_region":"{{{region}}}-in","shared_memory_byte_size":{{{bytes.Length}}},"shared_memory_offset":{{{at}}}}},""");
+            at += (bytes.Length + 63) / 64 * 64 + 64; // apart, and not aligned to each other's ends
+        }
+        json.Length--;
+        json.Append("],\"outputs\":[");
+        var placed = new Dictionary<string, (long Offset, int Size)>();
+        at = 8;
+        foreach (var (name, bytes) in reference)
+        {
+            placed[name] = (at, bytes.Length);
+            json.Append($$$"""{"name":"{{{name}}}","parameters":{"shared_memory_region":"{{{region}}}-out","shared_memory_byte_size":{{{bytes.Length}}},"shared_memory_offset":{{{at}}}}},""");
+            at += bytes.Length + 72;
+        }
+        json.Length--;
+        json.Append("]}");
+        await Register(region + "-in", input, 1 << 16);
+        await Register(region + "-out", output, 1 << 16);
+        try
+        {
+            using var r = await Http.PostAsync($"/v2/models/{model}/infer", new StringContent(json.ToString(), Encoding.UTF8, "application/json"));
+            var text = await r.Content.ReadAsStringAsync();
+            Assert.True(r.StatusCode == HttpStatusCode.OK, text);
+            Assert.Equal(reference.Count, placed.Count);
+            foreach (var (name, (offset, size)) in placed)
+                Assert.Equal(reference[name], Read(output, offset, size));
+        }
+        finally
+        {
+            await Unregister(region + "-in");
+            await Unregister(region + "-out");
+        }
     }
 
     [Fact]
