@@ -117,10 +117,7 @@ public sealed class GrpcServiceTests : IClassFixture<GrpcServiceTests.Server>
     }
 
     [Theory]
-    [InlineData("dtypes", "dtypes.ref")]
-    [InlineData("multi", "multi_io.ref")]
-    [InlineData("mlp", "mlp.ref")]
-    [InlineData("strings", "strings.ref")]
+    [MemberData(nameof(RefTensor.Fixtures), MemberType = typeof(RefTensor))]
     public async Task Raw_contents_answer_the_reference_bit_for_bit(string model, string refFile)
     {
         var reference = Reference(refFile);
@@ -148,10 +145,7 @@ public sealed class GrpcServiceTests : IClassFixture<GrpcServiceTests.Server>
     }
 
     [Theory]
-    [InlineData("dtypes", "dtypes.ref")]
-    [InlineData("multi", "multi_io.ref")]
-    [InlineData("mlp", "mlp.ref")]
-    [InlineData("strings", "strings.ref")]
+    [MemberData(nameof(RefTensor.Fixtures), MemberType = typeof(RefTensor))]
     public async Task Rest_json_rest_binary_grpc_raw_and_grpc_typed_give_identical_bytes(string model, string refFile)
     {
         // FP16 has no typed field and the protocol forbids mixing typed with raw, so a model that
@@ -240,19 +234,7 @@ public sealed class GrpcServiceTests : IClassFixture<GrpcServiceTests.Server>
         finally { Directory.Delete(root, recursive: true); }
     }
 
-    private async Task<Dictionary<string, byte[]>> RestBinary(string model, RefTensor[] inputs)
-    {
-        var header = JsonSerializer.Serialize(new Dictionary<string, object>
-        {
-            ["inputs"] = inputs.Select(t => new Dictionary<string, object>
-            {
-                ["name"] = t.Name, ["shape"] = t.Shape, ["datatype"] = t.Dtype,
-                ["parameters"] = new Dictionary<string, object> { ["binary_data_size"] = RawBytes(t).Length },
-            }).ToArray(),
-            ["parameters"] = new Dictionary<string, object> { ["binary_data_output"] = true },
-        });
-        return await BinaryInfer.Post(_server.Process.Client, model, Encoding.UTF8.GetBytes(header), inputs.SelectMany(RawBytes).ToArray());
-    }
+    private Task<Dictionary<string, byte[]>> RestBinary(string model, RefTensor[] inputs) => BinaryInfer.Post(_server.Process.Client, model, inputs);
 
     /// <summary>JSON in and out; outputs turned back into tensor bytes (FP16 and BYTES travel only as binary there, and are left out).</summary>
     private async Task<Dictionary<string, byte[]>> RestJson(string model, RefTensor[] inputs)

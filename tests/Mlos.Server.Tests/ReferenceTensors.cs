@@ -6,6 +6,12 @@ namespace Mlos.Server.Tests;
 /// <summary>One tensor of an ONNX fixture's .ref file: "in|out name DTYPE rank dims… values…".</summary>
 public sealed record RefTensor(string Role, string Name, string Dtype, long[] Shape, string[] Values)
 {
+    /// <summary>The ONNX fixtures the door-to-door tests serve, as (model id, .ref file), for [MemberData].</summary>
+    public static TheoryData<string, string> Fixtures => new()
+    {
+        { "dtypes", "dtypes.ref" }, { "multi", "multi_io.ref" }, { "mlp", "mlp.ref" }, { "strings", "strings.ref" },
+    };
+
     /// <summary>The tensors of a .ref file made by tests/models/make_onnx_fixtures.py.</summary>
     public static RefTensor[] Read(string file) => File.ReadAllLines(Path.Combine(BuildTree.Models("onnx"), file))
         .Where(l => !l.StartsWith('#') && l.Length > 0).Select(l =>

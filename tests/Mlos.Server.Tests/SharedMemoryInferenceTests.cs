@@ -65,24 +65,12 @@ public sealed class SharedMemoryInferenceTests : IClassFixture<SharedMemoryInfer
     /// are REST binary's (which the gRPC tests hold to gRPC raw, typed and REST JSON).
     /// </summary>
     [Theory]
-    [InlineData("dtypes", "dtypes.ref")]
-    [InlineData("multi", "multi_io.ref")]
-    [InlineData("mlp", "mlp.ref")]
-    [InlineData("strings", "strings.ref")]
+    [MemberData(nameof(RefTensor.Fixtures), MemberType = typeof(RefTensor))]
     public async Task Every_fixture_answers_rest_binarys_bytes_through_shared_memory(string model, string refFile)
     {
         var tensors = RefTensor.Read(refFile);
         var inputs = tensors.Where(t => t.Role == "in").ToArray();
-        var header = System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, object>
-        {
-            ["inputs"] = inputs.Select(t => new Dictionary<string, object>
-            {
-                ["name"] = t.Name, ["shape"] = t.Shape, ["datatype"] = t.Dtype,
-                ["parameters"] = new Dictionary<string, object> { ["binary_data_size"] = t.Bytes().Length },
-            }).ToArray(),
-            ["parameters"] = new Dictionary<string, object> { ["binary_data_output"] = true },
-        });
-        var reference = await BinaryInfer.Post(Http, model, Encoding.UTF8.GetBytes(header), inputs.SelectMany(t => t.Bytes()).ToArray());
+        var reference = await BinaryInfer.Post(Http, model, inputs);
 
         using var input = new ShmObject(1 << 16);
         using var output = new ShmObject(1 << 16);
