@@ -53,8 +53,10 @@ Target g_isolated{"csharp-echo-isolated", "plugins/libmlos_echo_plugin.so", "csh
 void Setup(Target& t) {
     std::string path = g_build + "/" + t.plugin_path;
     const char* plugin_id = t.plugin_id;
-    int loaded = t.options ? g_api.load_plugin_with_options(g_core, path.c_str(), plugin_id, t.config.c_str(), t.options)
-                           : g_api.load_plugin(g_core, path.c_str(), nullptr, t.config.c_str());
+    // The dispatch rows measure the core in process: said explicitly, since the default isolation
+    // would put the guide, Go and Python plugins in host processes of their own.
+    int loaded = g_api.load_plugin_with_options(g_core, path.c_str(), t.options ? plugin_id : nullptr, t.config.c_str(),
+                                                t.options ? t.options : "{\"isolation\":\"none\"}");
     if (loaded != SMI_SUCCESS ||
         g_api.register_model(g_core, t.model, plugin_id, nullptr, nullptr) != SMI_SUCCESS ||
         g_api.load_model(g_core, t.model) != SMI_SUCCESS) {

@@ -69,7 +69,8 @@ internal sealed record ServerOptions
                                 with this server's rights)
               --host ADDRESS    address to listen on (default 127.0.0.1)
               --plugin-dir DIR  folder to load plugins from, repeatable (default: the plugins/
-                                folder beside mlos_core, and ./plugins)
+                                folder beside mlos_core, ../lib/mlos/plugins from it (an
+                                installed tree), and ./plugins)
               --isolation process|none|auto
                                 where plugins run when their registration does not say:
                                 "process" puts each in a mlos_plugin_host process of its own
@@ -182,8 +183,9 @@ internal sealed record ServerOptions
             throw new ArgumentException($"--model-control-mode {o.ModelControl.ToString().ToLowerInvariant()} needs a --model-repository");
         if (o.LoadModels.Count > 0 && o.ModelControl != ModelControlMode.Explicit)
             throw new ArgumentException("--load-model needs --model-control-mode explicit (in the other modes every model is loaded at start)");
-        if (dirs.Count == 0)
-            dirs.AddRange([Path.Combine(AppContext.BaseDirectory, "plugins"), Path.GetFullPath("plugins")]);
+        if (dirs.Count == 0) // the build tree's build/plugins, an installed tree's lib/mlos/plugins, ./plugins
+            dirs.AddRange([Path.Combine(AppContext.BaseDirectory, "plugins"), Path.Combine(AppContext.BaseDirectory, "..", "lib", "mlos", "plugins"),
+                Path.GetFullPath("plugins")]);
         return o with { PluginDirs = dirs.Select(Path.GetFullPath).Distinct().ToList() };
     }
 
