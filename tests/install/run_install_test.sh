@@ -33,14 +33,14 @@ for f in bin/mlos_core bin/mlos_plugin_host lib/libmlos_core.so \
   [ -e "$prefix/$f" ] || { echo "FAIL: the install has no $f"; exit 1; }
 done
 [ -x "$prefix/bin/mlos_core" ] && [ -x "$prefix/bin/mlos_plugin_host" ] || { echo "FAIL: bin/ not executable"; exit 1; }
-readelf -d "$prefix/lib/libmlos_core.so" | grep -q 'SONAME.*\[libmlos_core.so\]' || { echo "FAIL: libmlos_core.so has no soname"; exit 1; }
+grep -q 'SONAME.*\[libmlos_core.so\]' <<<"$(readelf -d "$prefix/lib/libmlos_core.so")" || { echo "FAIL: libmlos_core.so has no soname"; exit 1; }
 echo "layout: ok ($(du -sh "$prefix" | cut -f1))"
 
 # find_package, from a copy of the consumer project (no path back into the source tree).
 cp -r "$src/tests/install" "$work/consumer-src"
 cmake -S "$work/consumer-src" -B "$work/consumer" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$work/consumer" >/dev/null
-readelf -d "$work/consumer/cmake_host" | grep -q 'NEEDED.*\[libmlos_core.so\]' || { echo "FAIL: cmake_host does not need libmlos_core.so by name"; exit 1; }
+grep -q 'NEEDED.*\[libmlos_core.so\]' <<<"$(readelf -d "$work/consumer/cmake_host")" || { echo "FAIL: cmake_host does not need libmlos_core.so by name"; exit 1; }
 (cd / && "$work/consumer/cmake_host" "$prefix")
 
 # pkg-config
@@ -66,6 +66,6 @@ answer=$(curl -sf "http://127.0.0.1:$port/v2/models/demo/infer" -H 'Content-Type
   -d '{"inputs":[{"name":"input","shape":[1,16],"datatype":"FP32","data":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]}]}') \
   || { cat "$work/server.log"; echo "FAIL: the installed server did not answer"; exit 1; }
 grep -q '"name":"output"' <<<"$answer" || { echo "FAIL: answer $answer"; exit 1; }
-curl -sf "http://127.0.0.1:$port/plugins" | grep -q '"onnx-runtime"' || { echo "FAIL: the server did not find its plugins"; exit 1; }
+grep -q '"onnx-runtime"' <<<"$(curl -sf "http://127.0.0.1:$port/plugins")" || { echo "FAIL: the server did not find its plugins"; exit 1; }
 echo "installed server: ok"
 echo "install test: passed"
