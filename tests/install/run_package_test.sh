@@ -9,14 +9,7 @@
 set -euo pipefail
 build=$1
 version=$2
-work=$(mktemp -d "${TMPDIR:-/tmp}/mlos-package-XXXXXX")
-server=
-cleanup() {
-  [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "$0")/common.sh" package
 
 start=$(date +%s)
 (cd "$work" && cpack --config "$build/CPackConfig.cmake" -B "$work/out" >/dev/null)
@@ -61,7 +54,7 @@ echo ".tar.gz: $(wc -l <<<"$listed") entries"
 dpkg-deb -x "$deb" "$work/root"
 mkdir -p "$work/repo/demo/1"
 cp "$work/root/usr/share/mlos/models/mlp.onnx" "$work/repo/demo/1/model.onnx"
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 /usr/bin/python3 - "$work/root/usr/share/mlos/config.json" "$work/config.json" "$port" "$work/repo" <<'PY'
 import json, sys
 config = json.load(open(sys.argv[1]))
@@ -69,16 +62,6 @@ assert config["model_repository"] == "/var/lib/mlos/models", config
 config.update(http_port=int(sys.argv[3]), grpc=False, model_repository=sys.argv[4])
 json.dump(config, open(sys.argv[2], "w"))
 PY
-(cd / && exec "$work/root/usr/bin/mlos_core" -c "$work/config.json") >"$work/server.log" 2>&1 &
-server=$!
-for _ in $(seq 1 300); do
-  curl -sf "http://127.0.0.1:$port/v2/health/ready" >/dev/null 2>&1 && break
-  kill -0 "$server" 2>/dev/null || { cat "$work/server.log"; fail "the packaged server exited"; }
-  sleep 0.1
-done
-answer=$(curl -sf "http://127.0.0.1:$port/v2/models/demo/infer" -H 'Content-Type: application/json' \
-  -d '{"inputs":[{"name":"input","shape":[1,16],"datatype":"FP32","data":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]}]}') \
-  || { cat "$work/server.log"; fail "the packaged server did not answer"; }
-grep -q '"name":"output"' <<<"$answer" || fail "answer $answer"
+serve_demo "$port" "$work/root/usr/bin/mlos_core" -c "$work/config.json"
 echo "unpacked .deb: its server serves the demo model from a repository"
 echo "package test: passed"
