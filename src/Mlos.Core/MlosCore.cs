@@ -117,8 +117,11 @@ public sealed unsafe class MlosCore : IDisposable
     {
         PluginCalls.RefuseReentry("load_plugin");
         ThrowIfDisposed();
-        if (Isolation.IsolationOptions.Resolve(options?.Isolation ?? DefaultIsolation, path) == Isolation.PluginIsolation.Process)
+        if (Isolation.IsolationOptions.Resolve(options, DefaultIsolation, path) == Isolation.PluginIsolation.Process)
+        {
+            PluginLibrary.CheckFile(path); // the same answers as in process, and no host started to give them
             return LoadIsolated(path, id, config, deferInitialize, options ?? Isolation.IsolationOptions.Default);
+        }
         var library = PluginLibrary.Open(path);
         var pluginId = id ?? PluginText.Read(library.Descriptor->PluginId)!;
         return Install(pluginId, library.Path.Text, config, deferInitialize, () =>
@@ -319,10 +322,11 @@ public sealed unsafe class MlosCore : IDisposable
                 int made = 0;
                 try
                 {
-                    for (; made < handles.Length; made++)
+                    while (made < handles.Length)
                     {
                         handles[made] = plugin.Register(metadata.Pointer);
-                        if (options.CallTimeoutMs > 0) plugin.LimitCalls(handles[made], options.CallTimeoutMs);
+                        made++; // registered: unregistered below should anything after fail
+                        if (options.CallTimeoutMs > 0) plugin.LimitCalls(handles[made - 1], options.CallTimeoutMs);
                     }
                 }
                 catch

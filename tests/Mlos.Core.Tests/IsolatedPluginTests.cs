@@ -594,6 +594,20 @@ public unsafe class IsolatedPluginTests
             var listed = System.Text.Encoding.UTF8.GetString(RegistryJson.Plugins(core));
             Assert.Contains("\"id\":\"guide\"", listed);
             Assert.DoesNotContain("\"isolation\":\"auto\"", listed); // a plugin says where it runs
+            // Settings only a host has ask for one, even of a first-party plugin...
+            var pooled = core.LoadPlugin(BuildTree.EchoPlugin, "echo-pooled", options: IsolationOptions.Parse("""{"instances":2}""", "options"));
+            Assert.Equal((PluginIsolation.Process, 2), (pooled.Isolation, pooled.Hosts!.Count));
+            // ...and cannot be had in process: refused, not dropped.
+            var refused = Assert.Throws<MlosException>(() => core.LoadPlugin(BuildTree.EchoPlugin, "echo-timed",
+                options: IsolationOptions.Parse("""{"isolation":"none","call_timeout_ms":100}""", "options")));
+            Assert.Equal(SmiStatus.InvalidParam, refused.Status);
+            Assert.Contains("need \"isolation\": \"process\"", refused.Message);
+            // A path that is no plugin is refused as in process, without a host started for it.
+            int hosts = HostChildren();
+            var missing = Assert.Throws<MlosException>(() => core.LoadPlugin(Path.Combine(BuildTree.Dir, "no-such-plugin.so")));
+            Assert.Equal(SmiStatus.NotFound, missing.Status);
+            Assert.Equal(SmiStatus.InvalidParam, Assert.Throws<MlosException>(() => core.LoadPlugin(BuildTree.Dir)).Status);
+            Assert.Equal(hosts, HostChildren());
         }
         // A config may name the rule, or turn it off for every plugin it does not set.
         using (var core = MlosCore.Create($$"""{"default_isolation":"none","plugins":[{"path":"{{Hostile}}"}]}"""))

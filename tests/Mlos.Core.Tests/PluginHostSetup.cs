@@ -11,5 +11,11 @@ namespace Mlos.Core.Tests;
 internal static class PluginHostSetup
 {
     [ModuleInitializer]
-    internal static void PointAtTheBuildsHost() => Environment.SetEnvironmentVariable("MLOS_PLUGIN_HOST", BuildTree.PluginHost);
+    internal static void PointAtTheBuildsHost()
+    {
+        // A host set by whoever runs the tests wins; a build without one fails the tests that need it, with the path.
+        if (!string.IsNullOrEmpty(Environment.GetEnvironmentVariable("MLOS_PLUGIN_HOST"))) return;
+        var host = Path.Combine(BuildTree.Dir, "mlos_plugin_host");
+        if (File.Exists(host)) Environment.SetEnvironmentVariable("MLOS_PLUGIN_HOST", host);
+    }
 }

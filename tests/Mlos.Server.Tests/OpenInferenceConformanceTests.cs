@@ -184,13 +184,17 @@ public sealed class OpenInferenceConformanceTests : IClassFixture<OpenInferenceC
         Assert.True(stats.GetProperty("execution_count").GetInt64() < stats.GetProperty("inference_count").GetInt64(), stats.ToString());
         Assert.Contains(stats.GetProperty("batch_stats").EnumerateArray(), b => b.GetProperty("batch_size").GetInt32() > 1);
         // Merged batches: the core's gather of inputs and split of outputs are compute_input and
-        // compute_output, waiting for the batch is queue; each counts what it should.
+        // compute_output, waiting for the batch is queue. As in Triton, inference_stats count
+        // requests (each with its execution's times) and batch_stats count executions by rows.
         long Ns(string what) => stats.GetProperty("inference_stats").GetProperty(what).GetProperty("ns").GetInt64();
         Assert.True(Ns("compute_input") > 0 && Ns("compute_output") > 0 && Ns("queue") > 0, stats.ToString());
-        Assert.Equal(stats.GetProperty("execution_count").GetInt64(), Count(stats, "compute_input"));
-        Assert.Equal(stats.GetProperty("execution_count").GetInt64(), Count(stats, "compute_infer"));
-        Assert.Equal(Count(stats, "success"), Count(stats, "queue"));
         Assert.True(Ns("compute_infer") > Ns("compute_input"), stats.ToString());
+        foreach (var what in new[] { "queue", "compute_input", "compute_infer", "compute_output" })
+            Assert.Equal(Count(stats, "success"), Count(stats, what));
+        var executions = stats.GetProperty("batch_stats").EnumerateArray()
+            .Select(b => (Size: b.GetProperty("batch_size").GetInt64(), Count: b.GetProperty("compute_infer").GetProperty("count").GetInt64())).ToArray();
+        Assert.Equal(stats.GetProperty("execution_count").GetInt64(), executions.Sum(b => b.Count));
+        Assert.Equal(stats.GetProperty("inference_count").GetInt64(), executions.Sum(b => b.Size * b.Count)); // every request here succeeded
 
         using var all = JsonDocument.Parse(await _http.GetStringAsync("/v2/models/stats"));
         Assert.Equal(2, all.RootElement.GetProperty("model_stats").GetArrayLength());

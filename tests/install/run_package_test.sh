@@ -26,7 +26,10 @@ field() { dpkg-deb -f "$deb" "$1"; }
 for dep in libc6 libgcc-s1 libstdc++6; do
   grep -qw "$dep" <<<"$(field Depends)" || fail "Depends lacks $dep: $(field Depends)"
 done
-dpkg-deb -I "$deb" postinst >/dev/null || fail "no postinst"
+for script in postinst prerm postrm; do
+  dpkg-deb -I "$deb" "$script" >/dev/null || fail "no $script"
+  sh -n <(dpkg-deb -I "$deb" "$script") || fail "$script does not parse"
+done
 
 files=$(dpkg-deb -c "$deb" | awk '{print $6}')
 for f in ./usr/bin/mlos_core ./usr/bin/mlos_plugin_host ./usr/lib/libmlos_core.so \

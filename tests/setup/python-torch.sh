@@ -8,10 +8,12 @@ if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
   echo "python3-torch: present ($(/usr/bin/python3 -c 'import torch; print(torch.__version__)'))"
   exit 0
 fi
-if [ "$(id -u)" -ne 0 ]; then
-  echo "python3-torch is missing and this is not root: run 'apt-get install --no-install-recommends python3-torch' as root" >&2
-  exit 1
-fi
+# Not installed, the one test that needs it fails and says so; the other tests still run (a
+# failed fixture setup would keep all of dotnet_tests from running).
+warn() { echo "WARNING: $* (TorchBesidePythonTorchTests will fail)" >&2; exit 0; }
+[ "$(id -u)" -eq 0 ] || warn "python3-torch is missing and this is not root: run 'apt-get install --no-install-recommends python3-torch' as root"
 export DEBIAN_FRONTEND=noninteractive
-apt-get install -y -q --no-install-recommends python3-torch >/dev/null || { apt-get update -q >/dev/null; apt-get install -y -q --no-install-recommends python3-torch >/dev/null; }
-/usr/bin/python3 -c 'import torch; print("python3-torch: installed", torch.__version__)'
+apt-get install -y -q --no-install-recommends python3-torch >/dev/null 2>&1 \
+  || { apt-get update -q >/dev/null 2>&1; apt-get install -y -q --no-install-recommends python3-torch >/dev/null 2>&1; } \
+  || warn "apt-get could not install python3-torch"
+/usr/bin/python3 -c 'import torch; print("python3-torch: installed", torch.__version__)' || warn "python3-torch installed but torch does not import"

@@ -74,6 +74,8 @@ internal sealed unsafe class BatchRequest : System.Threading.Tasks.Sources.IValu
     public long Enqueued;
     public long Started;
     public int BatchSize;
+    /// <summary>The times of the execution that ran this request (its statistics), set when it succeeds.</summary>
+    public Models.ModelStatistics.ExecutionTimes Times;
     public MlosException? Failure;
     /// <summary>Set once the request has its outputs or its failure: later errors of the batch leave it alone.</summary>
     public bool Answered;
@@ -116,6 +118,7 @@ internal sealed unsafe class BatchRequest : System.Threading.Tasks.Sources.IValu
         Failure = null;
         Answered = false;
         BatchSize = 1;
+        Times = default;
         return true;
     }
 

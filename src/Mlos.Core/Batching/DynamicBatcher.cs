@@ -223,11 +223,14 @@ internal sealed unsafe class DynamicBatcher : IThreadPoolWorkItem
     }
 
     /// <summary>A request outside any batch: one that cannot merge, or one of a batch rerun request by request.</summary>
-    private void RunAlone(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadline, in OutputSelection selection)
+    private Models.ModelStatistics.ExecutionTimes RunAlone(SmiTensor* inputs, nuint numInputs, SmiTensor* outputs, nuint* numOutputs, ulong deadline, in OutputSelection selection)
     {
         var call = new InferCall(inputs, numInputs, outputs, numOutputs, deadline, selection, _model.RowsOf(inputs, numInputs));
-        var status = _model.Run(ref call, _instance);
+        var status = _model.Run(ref call, _instance, out long ticks);
         if (status != SmiStatus.Success) throw _model.Plugin.Failure(status, $"infer on model '{_model.Id}'");
+        var times = new Models.ModelStatistics.ExecutionTimes(0, ticks, 0);
+        _model.Statistics.Execution(call.Rows, times);
+        return times;
     }
 
     /// <summary><see cref="RunAlone"/> for a request that never queued: counted as a request of its own.</summary>
@@ -275,7 +278,7 @@ internal sealed unsafe class DynamicBatcher : IThreadPoolWorkItem
         {
             // Started is this batch's (a request that never reached Execute keeps an older one).
             long queued = r.Started >= r.Enqueued ? r.Started - r.Enqueued : 0;
-            _model.Statistics.Batched(r.Failure is null, done - r.Enqueued, queued, done, r.Rows);
+            _model.Statistics.Batched(r.Failure is null, done - r.Enqueued, queued, done, r.Rows, r.Times);
             r.Complete();
         }
         _batch.Clear();
@@ -332,7 +335,7 @@ internal sealed unsafe class DynamicBatcher : IThreadPoolWorkItem
         var assembler = _assembler ??= new BatchAssembler();
         long gather = Stopwatch.GetTimestamp();
         assembler.Merge(_batch, totalRows);
-        _model.Statistics.InputsGathered(totalRows, Stopwatch.GetTimestamp() - gather);
+        long input = Stopwatch.GetTimestamp() - gather;
         nuint count = BatchAssembler.MaxOutputs;
         // All requests of a model share its timeout: the oldest one's deadline is the batch's.
         ulong deadline = 0;
@@ -341,7 +344,8 @@ internal sealed unsafe class DynamicBatcher : IThreadPoolWorkItem
         // Requests merge only with the same selection (BatchRequest.SameSignature): the first's is the batch's.
         var call = new InferCall(assembler.Inputs, (nuint)_batch[0].NumInputs, assembler.Outputs, &count, deadline, _batch[0].Selection, totalRows);
         SmiStatus status;
-        try { status = _model.Run(ref call, _instance); }
+        long compute;
+        try { status = _model.Run(ref call, _instance, out compute); }
         catch (MlosException e)
         {
             foreach (var r in _batch)
@@ -374,7 +378,9 @@ internal sealed unsafe class DynamicBatcher : IThreadPoolWorkItem
                 assembler.Split(r, (int)count, row, totalRows);
                 row += r.Rows;
             }
-            _model.Statistics.OutputsSplit(totalRows, Stopwatch.GetTimestamp() - split);
+            var times = new Models.ModelStatistics.ExecutionTimes(input, compute, Stopwatch.GetTimestamp() - split);
+            _model.Statistics.Execution(totalRows, times);
+            foreach (var r in _batch) r.Times = times;
             return true;
         }
         finally { assembler.ReleaseOutputs(status == SmiStatus.Success ? (int)count : 0); }
@@ -382,7 +388,7 @@ internal sealed unsafe class DynamicBatcher : IThreadPoolWorkItem
 
     private void RunOwn(BatchRequest r)
     {
-        try { RunAlone(r.Inputs, (nuint)r.NumInputs, r.Outputs, r.NumOutputs, r.Deadline, r.Selection); }
+        try { r.Times = RunAlone(r.Inputs, (nuint)r.NumInputs, r.Outputs, r.NumOutputs, r.Deadline, r.Selection); }
         catch (MlosException e) { r.Failure = e; }
         r.Answered = true;
     }

@@ -143,6 +143,26 @@ public sealed record IsolationOptions(PluginIsolation? Isolation = null, ulong S
     private static readonly byte[][] s_inProcessByDefault =
         ["libmlos_onnx_plugin.so"u8.ToArray(), "libmlos_torch_plugin.so"u8.ToArray(), "libmlos_echo_plugin.so"u8.ToArray()];
 
+    /// <summary>Whether an option that only a host process has is set (instances, limits, restart, shared memory).</summary>
+    public bool AsksForAHost => Instances != 1 || CallTimeoutMs > 0 || MemoryLimitMb > 0 || Restart != RestartPolicy.Default || SharedMemoryBytes != DefaultSharedMemoryBytes;
+
+    /// <summary>
+    /// Where a plugin at <paramref name="path"/> runs: its options' isolation, else the core's
+    /// <paramref name="fallback"/>, with Auto made None or Process. Options that only a host has
+    /// make Auto a Process (asking for instances or a call timeout asks for a host), and are
+    /// refused with an explicit "none", where they could not be honoured.
+    /// </summary>
+    public static PluginIsolation Resolve(IsolationOptions? options, PluginIsolation fallback, NativePath? path)
+    {
+        var isolation = options?.Isolation ?? fallback;
+        bool host = options?.AsksForAHost == true;
+        if (isolation == PluginIsolation.None && host)
+            throw new MlosException(SmiStatus.InvalidParam,
+                "instances, call_timeout_ms, memory_limit_mb, restart and shared_memory_mb are settings of a plugin host: they need \"isolation\": \"process\" (or \"auto\"), not \"none\"");
+        if (isolation == PluginIsolation.Auto && host) return PluginIsolation.Process;
+        return Resolve(isolation, path);
+    }
+
     /// <summary>Where a plugin at <paramref name="path"/> runs under <paramref name="isolation"/>: Auto made None or Process.</summary>
     public static PluginIsolation Resolve(PluginIsolation isolation, NativePath? path)
     {

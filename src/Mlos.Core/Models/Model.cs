@@ -210,9 +210,18 @@ public sealed class Model
     /// <summary>The specs its plugin gave at load (null when it gives none, or while not loaded): what requests are checked against.</summary>
     public ModelSpecs? Specs { get; private set; }
 
-    internal void CacheSpecs() => Specs = ModelSpecs.Read(this);
+    internal void CacheSpecs()
+    {
+        var specs = ModelSpecs.Read(this);
+        Specs = specs;
+        _freeDim0 = specs is { Inputs.Length: > 0 } && Array.TrueForAll(specs.Inputs, s => s.Shape.Length > 0 && s.Shape[0] < 0);
+    }
 
-    internal void ForgetSpecs() => Specs = null;
+    internal void ForgetSpecs()
+    {
+        Specs = null;
+        _freeDim0 = false;
+    }
 
     /// <summary>
     /// Starts batching after load. Merging along dim 0 is only right for a model that says every
@@ -348,16 +357,23 @@ public sealed class Model
     /// </summary>
     /// <summary>
     /// Inferences a typed request holds, as Triton counts them: its rows along dim 0 where the
-    /// model batches along it (<see cref="MaxRows"/>, or a batcher), else one.
+    /// model has a batch dimension (<see cref="MaxRows"/>, Triton's max_batch_size, or every
+    /// input's dim 0 left free by its specs), else one. Whether batching is on does not matter.
     /// </summary>
     internal unsafe long RowsOf(SmiTensor* inputs, nuint numInputs) =>
-        (MaxRows > 0 || _batchers is not null) && numInputs > 0 && inputs[0].NDim > 0 && inputs[0].Shape[0] > 1 ? inputs[0].Shape[0] : 1;
+        HasBatchDimension && numInputs > 0 && inputs[0].NDim > 0 && inputs[0].Shape[0] > 1 ? inputs[0].Shape[0] : 1;
 
-    internal SmiStatus Run<TCall>(ref TCall call, int instance = -1) where TCall : struct, IModelCall
+    private bool HasBatchDimension => MaxRows > 0 || _freeDim0;
+
+    /// <summary>Every input's dim 0 is free in the cached specs (worked out once, with them).</summary>
+    private volatile bool _freeDim0;
+
+    /// <summary>A call of the batcher (its statistics are the batcher's to count): its status, and the plugin call's time in <paramref name="ticks"/>.</summary>
+    internal SmiStatus Run<TCall>(ref TCall call, int instance, out long ticks) where TCall : struct, IModelCall
     {
         long start = System.Diagnostics.Stopwatch.GetTimestamp();
         var status = RunOnHandle(ref call, instance < 0 ? PickInstance() : instance);
-        Statistics.Execution(call.Rows, System.Diagnostics.Stopwatch.GetTimestamp() - start); // it ran (a refusal throws)
+        ticks = System.Diagnostics.Stopwatch.GetTimestamp() - start;
         return status;
     }
 

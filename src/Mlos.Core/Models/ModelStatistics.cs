@@ -7,11 +7,12 @@ namespace Mlos.Core.Models;
 /// A model's cumulative inference statistics, as the Open Inference Protocol's statistics
 /// extension (and Triton) reports them: requests that succeeded and failed with their total
 /// time, time queued for a batch, time in the plugin, and executions (plugin calls) against
-/// inferences, so that batching shows as execution_count &lt; inference_count. As in Triton an
-/// inference is a row: a request of 8 rows to a model that batches along dim 0 counts 8, and
-/// batch_stats are keyed by an execution's rows. Counted in the core, so every front door
-/// (HTTP, C API) adds to the same numbers. Lock-free counters; a reader sees each one whole,
-/// not all of them at one instant.
+/// inferences, so that batching shows as execution_count &lt; inference_count. Triton's
+/// definitions: an inference is a row (a request of 8 rows to a model with a batch dimension
+/// counts 8); execution_count and batch_stats count successful executions, batch_stats keyed by
+/// an execution's rows; inference_stats count successful requests, each adding the times of the
+/// execution that ran it. Counted in the core, so every front door (HTTP, C API) adds to the
+/// same numbers. Lock-free counters; a reader sees each one whole, not all of them at one instant.
 ///
 /// A request that is its own execution (no batcher: the C API's echo path is ~150 ns) costs two
 /// atomic adds and a store: its counts and times are kept apart from batched ones and the totals
@@ -23,11 +24,11 @@ public sealed class ModelStatistics
     private long _aloneOk, _aloneOkTicks, _aloneFail, _aloneFailTicks, _extraRows;
     // Those of other than one row: in their own buckets, taken out of batch size 1 when read.
     private long _manyRowsAlone, _manyRowsAloneTicks;
-    // Requests through the batcher, and the executions (plugin calls) that ran them.
+    // Requests through the batcher, with the times of the executions that ran them (per request).
     private long _batchedOk, _batchedOkTicks, _batchedFail, _batchedFailTicks, _queueTicks, _batchedRows;
+    private long _requestInputTicks, _requestComputeTicks, _requestOutputTicks;
+    // The batcher's successful executions (plugin calls); a request alone is one of its own.
     private long _executions, _computeTicks;
-    // A merged batch's input gather and output split (compute_input, compute_output).
-    private long _inputTicks, _outputTicks;
     // Requests the core refused before any execution (they do not fit the model's specs).
     private long _refused;
     private long _lastInference;
@@ -51,21 +52,21 @@ public sealed class ModelStatistics
         {
             Interlocked.Increment(ref _aloneOk);
             Interlocked.Add(ref _aloneOkTicks, ticks);
+            if (rows != 1)
+            {
+                // Kept apart from the one-row fast path, whose executions are read as batch size 1.
+                Interlocked.Add(ref _extraRows, rows - 1);
+                var bucket = Bucket(rows);
+                Interlocked.Increment(ref bucket.Count);
+                Interlocked.Add(ref bucket.Ticks, ticks);
+                Interlocked.Increment(ref _manyRowsAlone);
+                Interlocked.Add(ref _manyRowsAloneTicks, ticks);
+            }
         }
         else
         {
             Interlocked.Increment(ref _aloneFail);
             Interlocked.Add(ref _aloneFailTicks, ticks);
-        }
-        if (rows != 1)
-        {
-            // Kept apart from the one-row fast path: its executions are read as batch size 1.
-            if (ok) Interlocked.Add(ref _extraRows, rows - 1);
-            var bucket = Bucket(rows);
-            Interlocked.Increment(ref bucket.Count);
-            Interlocked.Add(ref bucket.Ticks, ticks);
-            Interlocked.Increment(ref _manyRowsAlone);
-            Interlocked.Add(ref _manyRowsAloneTicks, ticks);
         }
         Volatile.Write(ref _lastInference, end); // a monotonic stamp; wall time only when read
     }
@@ -75,9 +76,10 @@ public sealed class ModelStatistics
 
     /// <summary>
     /// A request of <paramref name="rows"/> answered through the batcher: <paramref name="totalTicks"/>
-    /// from the core taking it, <paramref name="queueTicks"/> of them waiting.
+    /// from the core taking it, <paramref name="queueTicks"/> of them waiting, and the gather,
+    /// plugin call and split of the execution that ran it.
     /// </summary>
-    internal void Batched(bool ok, long totalTicks, long queueTicks, long end, long rows)
+    internal void Batched(bool ok, long totalTicks, long queueTicks, long end, long rows, in ExecutionTimes times)
     {
         if (ok)
         {
@@ -85,6 +87,9 @@ public sealed class ModelStatistics
             Interlocked.Add(ref _batchedOkTicks, totalTicks);
             Interlocked.Add(ref _queueTicks, queueTicks);
             Interlocked.Add(ref _batchedRows, rows);
+            Interlocked.Add(ref _requestInputTicks, times.Input);
+            Interlocked.Add(ref _requestComputeTicks, times.Compute);
+            Interlocked.Add(ref _requestOutputTicks, times.Output);
         }
         else
         {
@@ -94,28 +99,19 @@ public sealed class ModelStatistics
         Volatile.Write(ref _lastInference, end);
     }
 
-    /// <summary>One plugin call of the batcher that ran <paramref name="rows"/> rows together in <paramref name="ticks"/>.</summary>
-    internal void Execution(long rows, long ticks)
+    /// <summary>Stopwatch ticks of one execution: gathering a merged batch's inputs, the plugin call, splitting its outputs.</summary>
+    internal readonly record struct ExecutionTimes(long Input, long Compute, long Output);
+
+    /// <summary>One successful plugin call of the batcher that ran <paramref name="rows"/> rows together, with its times.</summary>
+    internal void Execution(long rows, in ExecutionTimes times)
     {
         Interlocked.Increment(ref _executions);
-        Interlocked.Add(ref _computeTicks, ticks);
+        Interlocked.Add(ref _computeTicks, times.Compute);
         var bucket = Bucket(rows);
         Interlocked.Increment(ref bucket.Count);
-        Interlocked.Add(ref bucket.Ticks, ticks);
-    }
-
-    /// <summary>A merged batch of <paramref name="rows"/>: <paramref name="ticks"/> gathering its requests' inputs into one set (compute_input).</summary>
-    internal void InputsGathered(long rows, long ticks)
-    {
-        Interlocked.Add(ref _inputTicks, ticks);
-        Interlocked.Add(ref Bucket(rows).InputTicks, ticks);
-    }
-
-    /// <summary>A merged batch of <paramref name="rows"/>: <paramref name="ticks"/> handing each request its rows of the outputs (compute_output).</summary>
-    internal void OutputsSplit(long rows, long ticks)
-    {
-        Interlocked.Add(ref _outputTicks, ticks);
-        Interlocked.Add(ref Bucket(rows).OutputTicks, ticks);
+        Interlocked.Add(ref bucket.Ticks, times.Compute);
+        if (times.Input != 0) Interlocked.Add(ref bucket.InputTicks, times.Input);
+        if (times.Output != 0) Interlocked.Add(ref bucket.OutputTicks, times.Output);
     }
 
     private BatchCounter Bucket(long size)
@@ -131,9 +127,9 @@ public sealed class ModelStatistics
     public readonly record struct BatchStats(long BatchSize, Duration ComputeInput, Duration ComputeInfer, Duration ComputeOutput);
 
     /// <summary>
-    /// The numbers as they are now. compute_input and compute_output count every execution; their
-    /// time is what the core spends on tensors around the plugin call, which is none for a request
-    /// alone (its tensors reach the plugin in place) and the gather and split of a merged batch.
+    /// The numbers as they are now. compute_input and compute_output are what the core spends on
+    /// tensors around the plugin call: none for a request alone (its tensors reach the plugin in
+    /// place), the gather and split of a merged batch.
     /// </summary>
     public readonly record struct Snapshot(
         long LastInferenceMs, long InferenceCount, long ExecutionCount,
@@ -143,10 +139,12 @@ public sealed class ModelStatistics
 
     public Snapshot Read()
     {
+        // Writers count a request alone first and its rows' bucket after: read in the other order,
+        // so that the one-row share below is never short.
+        long manyRows = Volatile.Read(ref _manyRowsAlone), manyRowsTicks = Volatile.Read(ref _manyRowsAloneTicks);
         long aloneOk = Volatile.Read(ref _aloneOk), aloneFail = Volatile.Read(ref _aloneFail);
         long aloneOkTicks = Volatile.Read(ref _aloneOkTicks), aloneFailTicks = Volatile.Read(ref _aloneFailTicks);
         long batchedOk = Volatile.Read(ref _batchedOk);
-        long alone = aloneOk + aloneFail, aloneTicks = aloneOkTicks + aloneFailTicks;
         long last = Volatile.Read(ref _lastInference);
         long lastMs = last == 0 ? 0 : DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - (long)Stopwatch.GetElapsedTime(last).TotalMilliseconds;
         var batches = new List<BatchStats>();
@@ -162,22 +160,22 @@ public sealed class ModelStatistics
             batches.Add(new BatchStats(size, new Duration(count, Ns(input)), new Duration(count, Ns(ticks)), new Duration(count, Ns(output))));
         }
         // The one-row requests alone are a batch of one each (counted without a bucket).
-        long oneRow = alone - Volatile.Read(ref _manyRowsAlone), oneRowTicks = aloneTicks - Volatile.Read(ref _manyRowsAloneTicks);
+        long oneRow = Math.Max(0, aloneOk - manyRows), oneRowTicks = Math.Max(0, aloneOkTicks - manyRowsTicks);
         for (int size = 0; size <= SmallBatches; size++)
             Add(size, Volatile.Read(ref _small[size]), size == 1 ? oneRow : 0, size == 1 ? oneRowTicks : 0);
         foreach (var (size, b) in _large.OrderBy(x => x.Key)) Add(size, b, 0, 0);
-        long success = aloneOk + batchedOk, executions = alone + Volatile.Read(ref _executions);
+        long success = aloneOk + batchedOk;
         return new Snapshot(
             lastMs,
             aloneOk + Volatile.Read(ref _extraRows) + Volatile.Read(ref _batchedRows),
-            executions,
+            aloneOk + Volatile.Read(ref _executions),
             new Duration(success, Ns(aloneOkTicks + Volatile.Read(ref _batchedOkTicks))),
             new Duration(aloneFail + Volatile.Read(ref _batchedFail) + Volatile.Read(ref _refused),
                 Ns(aloneFailTicks + Volatile.Read(ref _batchedFailTicks))),
             new Duration(success, Ns(Volatile.Read(ref _queueTicks))),
-            new Duration(executions, Ns(Volatile.Read(ref _inputTicks))),
-            new Duration(executions, Ns(aloneTicks + Volatile.Read(ref _computeTicks))),
-            new Duration(executions, Ns(Volatile.Read(ref _outputTicks))),
+            new Duration(success, Ns(Volatile.Read(ref _requestInputTicks))),
+            new Duration(success, Ns(aloneOkTicks + Volatile.Read(ref _requestComputeTicks))),
+            new Duration(success, Ns(Volatile.Read(ref _requestOutputTicks))),
             batches);
     }
 

@@ -27,10 +27,11 @@ internal sealed unsafe class PluginLibrary
     public SmiPlugin* Descriptor { get; }
 
     /// <summary>
-    /// Opens and validates a plugin; throws <see cref="MlosException"/> with the reason. Only a
-    /// regular file is opened: dlopen of a FIFO blocks until someone writes to it.
+    /// The checks of a plugin path that run none of its code: not empty, there, a regular file
+    /// (dlopen of a FIFO blocks until someone writes to it). The path made absolute, else the
+    /// reason; done here for an isolated plugin too, before any host process is started for it.
     /// </summary>
-    public static PluginLibrary Open(NativePath? path)
+    public static NativePath CheckFile(NativePath? path)
     {
         if (path is null || path.Text.Trim().Length == 0)
             throw new MlosException(SmiStatus.InvalidParam, "plugin path must not be empty");
@@ -42,6 +43,13 @@ internal sealed unsafe class PluginLibrary
             throw new MlosException(SmiStatus.InvalidParam, $"plugin path {full} is a directory, not a plugin file");
         if (kind != FileKind.Kind.Regular)
             throw new MlosException(SmiStatus.InvalidParam, $"plugin path {full} is not a regular file ({FileKind.Describe(kind)})");
+        return full;
+    }
+
+    /// <summary>Opens and validates a plugin (<see cref="CheckFile"/> first); throws <see cref="MlosException"/> with the reason.</summary>
+    public static PluginLibrary Open(NativePath? path)
+    {
+        var full = CheckFile(path);
 
         void* handle;
         fixed (byte* p = full.Terminated) handle = Libdl.Open(p, Libdl.RTLD_NOW | Libdl.RTLD_NODELETE);
