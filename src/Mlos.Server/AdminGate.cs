@@ -31,6 +31,8 @@ internal static class AdminGate
     public static void RequireCaller(HttpContext http, ServerState state)
     {
         var request = http.Request;
+        if (state.Options.NoAdmin)
+            throw new AdminException(403, "admin routes are off (--no-admin): this server serves the models it started with");
         if (state.Options.AdminToken is { } token)
         {
             RequireToken(request, token);

@@ -184,12 +184,18 @@ internal sealed class ModelRepository(ServerState state, IReadOnlyList<string> r
     /// with what the folder holds now.
     /// </summary>
     /// <param name="incremental">Poll mode: a Triton version whose folder (and the model's config) did not change since it loaded keeps serving as it is.</param>
-    public Model Load(string name, bool incremental = false)
+    public Model Load(string name, bool incremental = false) => LoadFolder(name, null, incremental);
+
+    /// <summary>
+    /// <see cref="Load"/> from a folder given by path (one ModelMesh placed), in either layout,
+    /// or from the repository folder named <paramref name="name"/> when <paramref name="folder"/> is null.
+    /// </summary>
+    public Model LoadFolder(string name, string? folder, bool incremental = false)
     {
         // One load of a model at a time: two would prepare the same versions and one would lose.
         lock (_loading.GetOrAdd(name, static _ => new object()))
         {
-            try { return LoadUnlocked(name, incremental); }
+            try { return LoadUnlocked(name, folder ?? Folder(name), incremental); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 throw new MlosException(SmiStatus.NotFound, $"repository model '{name}' cannot be read: {e.Message}");
@@ -199,9 +205,8 @@ internal sealed class ModelRepository(ServerState state, IReadOnlyList<string> r
 
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, object> _loading = new(StringComparer.Ordinal);
 
-    private Model LoadUnlocked(string name, bool incremental)
+    private Model LoadUnlocked(string name, string folder, bool incremental)
     {
-        var folder = Folder(name);
         var configPath = Path.Combine(folder, "config.json");
         bool ours = File.Exists(configPath);
         if (ours && File.Exists(Path.Combine(folder, TritonModelFolder.ConfigFile)))

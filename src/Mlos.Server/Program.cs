@@ -57,7 +57,8 @@ ServerMetrics.AddTo(builder.Services);
 // The gRPC service is made on its first call, from the state made once the host is built.
 ServerState? built = null;
 RepositoryControl? control = null;
-if (options.ServesGrpc) GrpcEndpoint.AddTo(builder.Services, options, () => (built!, control!));
+ModelMeshModels? modelMesh = null;
+if (options.ServesGrpc) GrpcEndpoint.AddTo(builder.Services, options, () => (built!, control!, modelMesh));
 Listeners.Configure(builder.WebHost, options);
 var app = builder.Build();
 var log = new ServerLog(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("mlos_core"));
@@ -67,6 +68,8 @@ ServerMetrics.Watch(core);
 var state = built = new ServerState(core, options, log);
 var repository = options.ModelRepositories.Count > 0 ? new ModelRepository(state, options.ModelRepositories) : null;
 control = new RepositoryControl(state, repository);
+// ModelMesh's models load from the folders its puller writes, in either repository layout.
+if (options.ModelMesh) modelMesh = new ModelMeshModels(state, repository ?? new ModelRepository(state, []));
 // Plugins and start-up models load while the web host starts (both take tens of ms, on
 // different cores); /v2/health/ready says false until they have.
 var loading = Task.Run(() =>
@@ -80,7 +83,7 @@ var loading = Task.Run(() =>
 app.MapPrometheusScrapingEndpoint("/metrics");
 MlosRoutes.Map(app, state);
 KServeRoutes.Map(app, state, control);
-if (options.ServesGrpc) GrpcEndpoint.Map(app);
+if (options.ServesGrpc) GrpcEndpoint.Map(app, options);
 SharedMemoryRoutes.Map(app, state);
 app.MapFallback((HttpContext http) => Responses.Error(http, state, 404, $"no route {http.Request.Method} {http.Request.Path}"));
 

@@ -37,6 +37,12 @@ internal sealed record ServerOptions
     public bool ServesGrpc => GrpcPort > 0 || GrpcSocket is not null;
     /// <summary>The system shared-memory extension: off unless asked for.</summary>
     public bool AllowSharedMemory { get; init; }
+    /// <summary>ModelMesh's model-runtime SPI (<c>mmesh.ModelRuntime</c>) on the gRPC port, and inference routed by <c>mm-model-id</c>.</summary>
+    public bool ModelMesh { get; init; }
+    /// <summary>The capacity reported to ModelMesh, in bytes; 0: from the memory this process may use.</summary>
+    public long ModelMeshCapacityBytes { get; init; }
+    /// <summary>Every admin route refused (<c>--no-admin</c>): a server that serves the models it started with may then listen beyond loopback without a token.</summary>
+    public bool NoAdmin { get; init; }
 
     public const string Usage = """
         mlos_core: the MLOS Core server (MLOS HTTP API, and the Open Inference Protocol over
@@ -45,13 +51,15 @@ internal sealed record ServerOptions
           -c, --config FILE     JSON file with the same settings: {"http_port","host",
                                 "grpc_port","grpc":bool,"grpc_max_message_mb","socket",
                                 "grpc_socket",
-                                "allow_shared_memory":bool,
+                                "allow_shared_memory":bool,"modelmesh":bool,
+                                "modelmesh_capacity_mb","admin":bool,
                                 "plugin_dirs":[],"isolation","model_root","model_repository":DIR|[DIR…],
                                 "model_control_mode","load_model":[],"repository_poll_secs",
                                 "admin_token",
                                 "max_body_mb","max_queue","max_models","max_connections",
                                 "shutdown_timeout_s","log_level","models":{"id":"path"}};
-                                options given on the command line override it
+                                options given on the command line override it; every
+                                option may also be written --option=VALUE
           -p, --http-port N     port to listen on (default 8080)
           -g, --grpc-port N     port of the gRPC service inference.GRPCInferenceService,
                                 HTTP/2 without TLS (default 8081)
@@ -67,6 +75,13 @@ internal sealed record ServerOptions
                                 shared-memory regions and pass tensors through them (off by
                                 default: a client that registers a region reads and writes it
                                 with this server's rights)
+              --modelmesh       serve ModelMesh's model-runtime SPI (mmesh.ModelRuntime) on
+                                the gRPC port and route inference by the mm-model-id header
+                                (keep the default loopback host: ModelMesh calls from its
+                                container in the same pod)
+              --modelmesh-capacity-mb N
+                                model memory reported to ModelMesh (default: three quarters of
+                                the memory this process may still use, container limit included)
               --host ADDRESS    address to listen on (default 127.0.0.1)
               --plugin-dir DIR  folder to load plugins from, repeatable (default: the plugins/
                                 folder beside mlos_core, ../lib/mlos/plugins from it (an
@@ -109,6 +124,10 @@ internal sealed record ServerOptions
                                 debug adds a line per successful request)
               --admin-token T   mutating routes (register, load, unload) need
                                 "Authorization: Bearer T"; required to listen beyond loopback
+                                unless --no-admin
+              --no-admin        refuse every mutating route (403): the server serves the models
+                                it started with, and may listen beyond loopback without a token
+                                (KServe's single-model pods)
           -h, --help            this text
         """;
 
@@ -119,6 +138,7 @@ internal sealed record ServerOptions
         var dirs = new List<string>();
         // Lists given on the command line replace the config file's (as every option does).
         List<string> repositories = [], loadModels = [];
+        args = SplitEquals(args);
         int config = Array.FindIndex(args, a => a is "-c" or "--config");
         if (config >= 0)
         {
@@ -142,6 +162,9 @@ internal sealed record ServerOptions
                 case "-s" or "--socket": o = o with { Socket = Value() }; break;
                 case "--grpc-socket": o = o with { GrpcSocket = Value() }; break;
                 case "--allow-shared-memory": o = o with { AllowSharedMemory = true }; break;
+                case "--modelmesh": o = o with { ModelMesh = true }; break;
+                case "--modelmesh-capacity-mb": o = o with { ModelMeshCapacityBytes = (long)Positive(Value(), option) << 20 }; break;
+                case "--no-admin": o = o with { NoAdmin = true }; break;
                 case "--plugin-dir": dirs.Add(Value()); break;
                 case "--isolation": o = o with { Isolation = ParseIsolation(Value(), option) }; break;
                 case "--model-root": o = o with { ModelRoot = Value() }; break;
@@ -173,6 +196,8 @@ internal sealed record ServerOptions
                 default: throw new ArgumentException($"unknown option {args[i]} (see --help)");
             }
         }
+        if (o.ModelMesh && !o.ServesGrpc)
+            throw new ArgumentException("--modelmesh serves ModelMesh's SPI over gRPC: it cannot be used with --no-grpc and no --grpc-socket");
         if (o.GrpcPort == o.Port)
             throw new ArgumentException($"the HTTP and gRPC ports are both {o.Port}: give -g/--grpc-port another one, or --no-grpc");
         if (o.Socket is { } rest && o.GrpcSocket is { } grpc && Path.GetFullPath(rest) == Path.GetFullPath(grpc))
@@ -215,6 +240,9 @@ internal sealed record ServerOptions
                         "socket" => o with { Socket = p.Value.GetString() },
                         "grpc_socket" => o with { GrpcSocket = p.Value.GetString() },
                         "allow_shared_memory" => o with { AllowSharedMemory = p.Value.GetBoolean() },
+                        "modelmesh" => o with { ModelMesh = p.Value.GetBoolean() },
+                        "modelmesh_capacity_mb" => o with { ModelMeshCapacityBytes = Megabytes(p.Value.GetInt64()) is > 0 and var bytes ? bytes : -1 },
+                        "admin" => o with { NoAdmin = !p.Value.GetBoolean() },
                         "model_root" => o with { ModelRoot = p.Value.GetString()! },
                         "isolation" => o with { Isolation = ParseIsolation(Text(p.Value), $"config {path}: isolation") },
                         "model_repository" => o with { ModelRepositories = p.Value.ValueKind == System.Text.Json.JsonValueKind.Array
@@ -240,8 +268,8 @@ internal sealed record ServerOptions
                 }
             }
             if (o.Port is <= 0 or > 65535 || o.GrpcPort is < 0 or > 65535 || o.GrpcMaxMessageBytes <= 0 || o.Socket is "" || o.GrpcSocket is "" || o.MaxQueue <= 0 || o.MaxBodyBytes <= 0 || o.AdminToken is { Length: < 8 }
-                || o.MaxModels <= 0 || o.MaxConnections <= 0 || o.ShutdownTimeoutSeconds <= 0 || o.RepositoryPollSeconds <= 0)
-                throw new ArgumentException($"config {path}: a value is out of range (port, grpc_port, grpc_max_message_mb, socket, grpc_socket, max_queue, max_body_mb, max_models, max_connections, shutdown_timeout_s, repository_poll_secs, admin_token of 8+ characters)");
+                || o.MaxModels <= 0 || o.MaxConnections <= 0 || o.ShutdownTimeoutSeconds <= 0 || o.RepositoryPollSeconds <= 0 || o.ModelMeshCapacityBytes < 0)
+                throw new ArgumentException($"config {path}: a value is out of range (port, grpc_port, grpc_max_message_mb, socket, grpc_socket, max_queue, max_body_mb, max_models, max_connections, shutdown_timeout_s, repository_poll_secs, modelmesh_capacity_mb, admin_token of 8+ characters)");
             return o;
         }
 
@@ -254,6 +282,10 @@ internal sealed record ServerOptions
             return o;
         }
     }
+
+    /// <summary><c>--option=VALUE</c> as <c>--option VALUE</c> (Triton's and KServe's manifests write it so); a value stays as it is.</summary>
+    private static string[] SplitEquals(string[] args) =>
+        args.SelectMany(a => a.StartsWith("--", StringComparison.Ordinal) && a.IndexOf('=') is > 2 and var eq ? [a[..eq], a[(eq + 1)..]] : new[] { a }).ToArray();
 
     /// <summary>Megabytes as bytes; a value whose bytes would not fit is out of range (0, refused by the range check).</summary>
     private static long Megabytes(long mb) => mb is > 0 and <= (long.MaxValue >> 20) ? mb << 20 : 0;
@@ -292,8 +324,8 @@ internal sealed record ServerOptions
     /// <summary>Beyond loopback only with an admin token protecting the mutating routes.</summary>
     public void CheckSafe()
     {
-        if (Host is not ("127.0.0.1" or "localhost" or "::1") && AdminToken is null)
-            throw new ArgumentException($"refusing to listen on {Host} without --admin-token: only loopback is open without one");
+        if (Host is not ("127.0.0.1" or "localhost" or "::1") && AdminToken is null && !NoAdmin)
+            throw new ArgumentException($"refusing to listen on {Host} without --admin-token or --no-admin: only loopback is open without one");
     }
 }
 

@@ -111,11 +111,12 @@ internal sealed class ServerState(MlosCore core, ServerOptions options, ServerLo
         $"the model root {ModelRoot} or the plugin folders");
 
     /// <summary>The plugin for a model file without an explicit plugin id, by file type.</summary>
-    public string PluginFor(string path) => Path.GetExtension(path).ToLowerInvariant() switch
+    /// <param name="format">A model format named by the caller (ModelMesh's model type: onnx, pytorch), for a file whose type says nothing.</param>
+    public string PluginFor(string path, string? format = null) => (Path.GetExtension(path).ToLowerInvariant(), format?.ToLowerInvariant()) switch
     {
-        ".onnx" => "onnx-runtime",
-        ".pt" or ".pth" or ".torchscript" => "torchsharp",
-        var ext => throw new MlosException(SmiStatus.InvalidParam, $"no plugin_id given and no plugin known for '{ext}' files (.onnx, .pt)"),
+        (".onnx", _) or (_, "onnx") => "onnx-runtime",
+        (".pt" or ".pth" or ".torchscript", _) or (_, "pytorch" or "torchscript") => "torchsharp",
+        var (ext, _) => throw new MlosException(SmiStatus.InvalidParam, $"no plugin_id given and no plugin known for '{ext}' files (.onnx, .pt){(format is null ? "" : $" or model format '{format}' (onnx, pytorch)")}"),
     };
 
     private static bool Inside(string path, string root) =>

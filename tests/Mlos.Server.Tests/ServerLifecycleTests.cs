@@ -156,6 +156,33 @@ public class ServerLifecycleTests
     }
 
     [Fact]
+    public async Task Options_written_with_equals_work_and_no_admin_may_listen_beyond_loopback()
+    {
+        // As KServe's manifests write them: --option=VALUE, on every address, no token.
+        var refused = Process.Start(new ProcessStartInfo(BuildTree.Require(Path.Combine(BuildTree.Dir, "mlos_core")), ["--host=0.0.0.0", "--no-grpc"])
+        {
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+        })!;
+        var why = await refused.StandardError.ReadToEndAsync();
+        Assert.True(refused.WaitForExit(30000));
+        Assert.Equal(2, refused.ExitCode);
+        Assert.Contains("without --admin-token or --no-admin", why);
+
+        using var server = new ServerProcess(BuildTree.Models("onnx"), "--no-admin", "--host=0.0.0.0", "--model=mlp=mlp.onnx", "--log-level=warning");
+        var input = string.Join(",", Enumerable.Repeat("0.5", 16));
+        var infer = await server.Client.PostAsync("/v2/models/mlp/infer",
+            new StringContent($$"""{"inputs":[{"name":"input","shape":[1,16],"datatype":"FP32","data":[{{input}}]}]}""", System.Text.Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.OK, infer.StatusCode);
+        var unload = await server.Client.PostAsync("/v2/repository/models/mlp/unload", null);
+        Assert.Equal(HttpStatusCode.Forbidden, unload.StatusCode);
+        Assert.Contains("admin routes are off (--no-admin)", await unload.Content.ReadAsStringAsync());
+        var register = await server.Client.PostAsync("/models/register", new StringContent("{}", System.Text.Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.Forbidden, register.StatusCode);
+        Assert.True((await server.Client.GetAsync("/v2/models/mlp/ready")).IsSuccessStatusCode);
+    }
+
+    [Fact]
     public async Task Sigterm_lets_running_requests_finish_and_exits_within_the_shutdown_timeout()
     {
         var root = TempDir("mlos-term-");

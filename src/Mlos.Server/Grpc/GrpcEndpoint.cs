@@ -4,10 +4,10 @@ using Mlos.Server.Grpc;
 
 namespace Mlos.Server;
 
-/// <summary>The gRPC service's registration: message limits from the options, and the service made from the server's state.</summary>
+/// <summary>The gRPC services' registration: message limits from the options, and the services made from the server's state (ModelMesh's SPI with --modelmesh only).</summary>
 internal static class GrpcEndpoint
 {
-    public static void AddTo(IServiceCollection services, ServerOptions options, Func<(ServerState State, RepositoryControl Repository)> built)
+    public static void AddTo(IServiceCollection services, ServerOptions options, Func<(ServerState State, RepositoryControl Repository, ModelMeshModels? ModelMesh)> built)
     {
         services.AddGrpc(o =>
         {
@@ -20,10 +20,21 @@ internal static class GrpcEndpoint
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IServiceMethodProvider<InferenceService>, InferenceServiceMethods>());
         services.AddSingleton(_ =>
         {
-            var (state, repository) = built();
+            var (state, repository, _) = built();
             return new InferenceService(state, repository);
+        });
+        if (!options.ModelMesh) return;
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IServiceMethodProvider<ModelMeshRuntime>, ModelMeshRuntimeMethods>());
+        services.AddSingleton(_ =>
+        {
+            var (state, _, models) = built();
+            return new ModelMeshRuntime(state, models!);
         });
     }
 
-    public static void Map(WebApplication app) => app.MapGrpcService<InferenceService>();
+    public static void Map(WebApplication app, ServerOptions options)
+    {
+        app.MapGrpcService<InferenceService>();
+        if (options.ModelMesh) app.MapGrpcService<ModelMeshRuntime>();
+    }
 }

@@ -24,7 +24,7 @@ internal sealed class InferenceService(ServerState state, RepositoryControl repo
     public Task<ModelReadyResponse> ModelReady(ModelReadyRequest request, ServerCallContext context) =>
         GrpcFailures.Run(context, state, () =>
         {
-            try { return new ModelReadyResponse { Ready = Model(request.Name, request.Version).IsReady }; }
+            try { return new ModelReadyResponse { Ready = Model(Routed(state, context, request.Name), request.Version).IsReady }; }
             catch (MlosException e) when (e.Status == SmiStatus.NotFound) { return new ModelReadyResponse { Ready = false }; }
         });
 
@@ -39,7 +39,7 @@ internal sealed class InferenceService(ServerState state, RepositoryControl repo
     public Task<ModelMetadataResponse> ModelMetadata(ModelMetadataRequest request, ServerCallContext context) =>
         GrpcFailures.Run(context, state, () =>
         {
-            var model = Model(request.Name, request.Version);
+            var model = Model(Routed(state, context, request.Name), request.Version);
             var d = ModelDescription.Of(model, withInfo: false);
             var answer = new ModelMetadataResponse { Name = model.Id, Platform = ModelDescription.Platform(model) };
             foreach (var v in state.Core.GetVersions(model.Id).All.Reverse()) answer.Versions.Add(v.ServedVersion);
@@ -50,6 +50,7 @@ internal sealed class InferenceService(ServerState state, RepositoryControl repo
 
     public async Task<ModelInferResponse> ModelInfer(ModelInferRequest request, ServerCallContext context)
     {
+        request.ModelName = Routed(state, context, request.ModelName);
         var response = await GrpcFailures.Run(context, state, request, GrpcInfer.Run);
         // Serializing the answer gives its memory back; should it never be written, the call's end does.
         if (response.Lease is { } lease) context.GetHttpContext().Response.RegisterForDispose(lease);
@@ -60,7 +61,7 @@ internal sealed class InferenceService(ServerState state, RepositoryControl repo
         GrpcStream.Serve(state, requests, responses, context);
 
     public Task<ModelConfigResponse> ModelConfig(ModelConfigRequest request, ServerCallContext context) =>
-        GrpcFailures.Run(context, state, () => new ModelConfigResponse { Config = Triton.EffectiveConfig.Of(Model(request.Name, request.Version), state) });
+        GrpcFailures.Run(context, state, () => new ModelConfigResponse { Config = Triton.EffectiveConfig.Of(Model(Routed(state, context, request.Name), request.Version), state) });
 
     public Task<ModelStatisticsResponse> ModelStatistics(ModelStatisticsRequest request, ServerCallContext context) =>
         GrpcFailures.Run(context, state, () =>
@@ -125,6 +126,16 @@ internal sealed class InferenceService(ServerState state, RepositoryControl repo
             SharedMemoryRoutes.Unregister(state, request.Name);
             return new SystemSharedMemoryUnregisterResponse();
         });
+
+    /// <summary>
+    /// The model a call is for: with <c>--modelmesh</c>, the <c>mm-model-id</c> header ModelMesh
+    /// forwards a request with wins over the request's own name (which names ModelMesh's model, or
+    /// holds the id it injected); otherwise the request's name.
+    /// </summary>
+    public static string Routed(ServerState state, ServerCallContext context, string name) =>
+        state.Options.ModelMesh && context.RequestHeaders.GetValue(ModelIdHeader) is { Length: > 0 } id ? id : name;
+
+    public const string ModelIdHeader = "mm-model-id";
 
     private Model Model(string name, string version) => state.Core.GetModel(Named(name), version.Length == 0 ? null : version);
 
