@@ -9,7 +9,7 @@ namespace Mlos.Plugins.OnnxRuntime;
 /// Makes ONNX Runtime's <c>DllImport("onnxruntime")</c> find <c>libonnxruntime.so</c> beside this
 /// plugin. Inside a NativeAOT library, DllImport probes the host executable's folder, not the
 /// plugin's, so a host in another folder would fail or pick up a different ONNX Runtime. Runs
-/// once, before any ONNX Runtime type is touched.
+/// once, before any ONNX Runtime type is touched (ONNX Runtime's telemetry is turned off then, see <see cref="OnnxTelemetry"/>).
 /// </summary>
 internal static class OnnxNative
 {
@@ -21,6 +21,7 @@ internal static class OnnxNative
         lock (s_lock)
         {
             if (s_done) return;
+            OnnxTelemetry.DisableUnlessAsked();
             var dir = SmiPluginHost.LibraryDirectory;
             if (dir is not null)
                 NativeLibrary.SetDllImportResolver(typeof(OrtEnv).Assembly, (name, _, _) => Resolve(dir, name));

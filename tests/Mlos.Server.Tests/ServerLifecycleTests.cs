@@ -156,6 +156,44 @@ public class ServerLifecycleTests
     }
 
     [Fact]
+    public async Task Onnx_runtime_keeps_no_telemetry_cache_and_no_device_id()
+    {
+        // ONNX Runtime's telemetry writes a device id and an event cache under $XDG_CACHE_HOME
+        // (Microsoft/DeveloperTools/.onnxruntime) as its environment is made, for upload.
+        var home = Directory.CreateTempSubdirectory("mlos-telemetry-").FullName;
+        try
+        {
+            var free = new TcpListener(IPAddress.Loopback, 0);
+            free.Start();
+            int port = ((IPEndPoint)free.LocalEndpoint).Port;
+            free.Stop();
+            var info = new ProcessStartInfo(BuildTree.Require(Path.Combine(BuildTree.Dir, "mlos_core")),
+                ["--http-port", port.ToString(), "--no-grpc", "--model-root", BuildTree.Models("onnx"), "--plugin-dir", BuildTree.PluginDir, "--model", "mlp=mlp.onnx"])
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+            };
+            info.Environment["HOME"] = home;
+            info.Environment["XDG_CACHE_HOME"] = Path.Combine(home, "cache");
+            info.Environment.Remove(OnnxTelemetryVariable);
+            using var p = Process.Start(info)!;
+            var stderr = p.StandardError.ReadToEndAsync();
+            // The model loads (its session made, ONNX Runtime's environment with it) before the server says it listens.
+            string? line;
+            while ((line = await p.StandardOutput.ReadLineAsync()) is not null && !line.Contains("listening on")) { }
+            Assert.NotNull(line);
+            Assert.Contains("1 models", line);
+            p.Kill();
+            await p.WaitForExitAsync();
+            var written = Directory.EnumerateFileSystemEntries(home, "*", SearchOption.AllDirectories).ToList();
+            Assert.True(written.Count == 0, $"written under HOME: {string.Join(", ", written)}; {await stderr}");
+        }
+        finally { Directory.Delete(home, recursive: true); }
+    }
+
+    private const string OnnxTelemetryVariable = "ORT_DISABLE_TELEMETRY";
+
+    [Fact]
     public async Task Options_written_with_equals_work_and_no_admin_may_listen_beyond_loopback()
     {
         // As KServe's manifests write them: --option=VALUE, on every address, no token.
