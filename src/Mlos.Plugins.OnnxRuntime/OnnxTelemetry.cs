@@ -17,6 +17,6 @@ internal static partial class OnnxTelemetry
 
     public static void DisableUnlessAsked() => SetEnv(Variable, "1", overwrite: 0);
 
-    [LibraryImport("libc", EntryPoint = "setenv", StringMarshalling = StringMarshalling.Utf8)]
+    [LibraryImport("libc.so.6", EntryPoint = "setenv", StringMarshalling = StringMarshalling.Utf8)]
     private static partial int SetEnv(string name, string value, int overwrite);
 }

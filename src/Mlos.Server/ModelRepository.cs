@@ -153,7 +153,9 @@ internal sealed class ModelRepository(ServerState state, IReadOnlyList<string> r
                 else text.Append(f.FullName.AsSpan(folder.Length)).Append("/\n");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { text.Append("unreadable: ").Append(e.Message); }
-        return Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text.ToString())));
+        // A change detector, not a seal: no cryptographic hash. SHA-256 would load OpenSSL, which
+        // a minimal image lacks, and .NET ends the process when it cannot ("No usable version of libssl").
+        return Convert.ToHexString(System.IO.Hashing.XxHash128.Hash(System.Text.Encoding.UTF8.GetBytes(text.ToString())));
     }
 
     /// <summary>

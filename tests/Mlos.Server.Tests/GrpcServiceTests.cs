@@ -9,6 +9,7 @@ using Inference = Mlos.Server.Grpc.Protocol;
 using Mlos.Server.Grpc.Protocol;
 using Mlos.Tests;
 using static Mlos.Server.Grpc.Protocol.ModelInferRequest.Types;
+using static Mlos.Server.Tests.GrpcRequests;
 
 namespace Mlos.Server.Tests;
 
@@ -52,27 +53,6 @@ public sealed class GrpcServiceTests : IClassFixture<GrpcServiceTests.Server>
         }
         return c;
     }
-
-    private static InferInputTensor Input(RefTensor t)
-    {
-        var input = new InferInputTensor { Name = t.Name, Datatype = t.Dtype };
-        input.Shape.AddRange(t.Shape);
-        return input;
-    }
-
-    private static ModelInferRequest Raw(string model, RefTensor[] inputs, string? id = null)
-    {
-        var r = new ModelInferRequest { ModelName = model, Id = id ?? "" };
-        foreach (var t in inputs)
-        {
-            r.Inputs.Add(Input(t));
-            r.RawInputContents.Add(ByteString.CopyFrom(RawBytes(t)));
-        }
-        return r;
-    }
-
-    private static Dictionary<string, byte[]> Outputs(ModelInferResponse answer) =>
-        answer.Outputs.Select((o, i) => (o.Name, answer.RawOutputContents[i].ToByteArray())).ToDictionary(p => p.Name, p => p.Item2);
 
     [Fact]
     public async Task Health_and_server_metadata_answer()
@@ -137,12 +117,7 @@ public sealed class GrpcServiceTests : IClassFixture<GrpcServiceTests.Server>
         }
     }
 
-    private static void Close(byte[] expected, byte[] got)
-    {
-        Assert.Equal(expected.Length, got.Length);
-        for (int i = 0; i < expected.Length; i += 4)
-            Assert.True(Math.Abs(BitConverter.ToSingle(expected, i) - BitConverter.ToSingle(got, i)) <= 1e-5);
-    }
+    private static void Close(byte[] expected, byte[] got) => Assert.True(GrpcRequests.MaxDifference(expected, got) <= GrpcRequests.Tolerance);
 
     [Theory]
     [MemberData(nameof(RefTensor.Fixtures), MemberType = typeof(RefTensor))]

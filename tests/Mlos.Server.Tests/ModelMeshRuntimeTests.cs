@@ -1,4 +1,3 @@
-using Google.Protobuf;
 using Grpc.Core;
 using Mlos.Server.Grpc.ModelMesh;
 using Mlos.Server.Grpc.Protocol;
@@ -60,27 +59,12 @@ public sealed class ModelMeshRuntimeTests : IClassFixture<ModelMeshRuntimeTests.
     private Task<LoadModelResponse> Load(string id, string path, string type = "onnx") =>
         Runtime.loadModelAsync(new LoadModelRequest { ModelId = id, ModelType = type, ModelPath = Path.Combine(_server.Root, path), ModelKey = "{\"model_type\":{\"name\":\"" + type + "\"}}" }).ResponseAsync;
 
-    private static ModelInferRequest MlpRequest(string name)
-    {
-        var r = new ModelInferRequest { ModelName = name };
-        foreach (var t in RefTensor.Read("mlp.ref").Where(t => t.Role == "in"))
-        {
-            var input = new ModelInferRequest.Types.InferInputTensor { Name = t.Name, Datatype = t.Dtype };
-            input.Shape.AddRange(t.Shape);
-            r.Inputs.Add(input);
-            r.RawInputContents.Add(ByteString.CopyFrom(t.Bytes()));
-        }
-        return r;
-    }
+    private static ModelInferRequest MlpRequest(string name) => GrpcRequests.Raw(name, RefTensor.Read("mlp.ref").Where(t => t.Role == "in"));
 
     private static void AssertMlpAnswer(ModelInferResponse answer)
     {
         var expected = RefTensor.Read("mlp.ref").Single(t => t.Role == "out");
-        var got = answer.RawOutputContents[answer.Outputs.Select(o => o.Name).ToList().IndexOf(expected.Name)].ToByteArray();
-        var want = expected.Bytes();
-        Assert.Equal(want.Length, got.Length);
-        for (int i = 0; i < want.Length; i += 4)
-            Assert.True(Math.Abs(BitConverter.ToSingle(want, i) - BitConverter.ToSingle(got, i)) <= 1e-5);
+        Assert.True(GrpcRequests.MaxDifference(expected.Bytes(), GrpcRequests.Outputs(answer)[expected.Name]) <= GrpcRequests.Tolerance);
     }
 
     private async Task<bool> Ready(string id) =>
