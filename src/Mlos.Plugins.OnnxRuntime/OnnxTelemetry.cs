@@ -15,7 +15,17 @@ internal static partial class OnnxTelemetry
 {
     public const string Variable = "ORT_DISABLE_TELEMETRY";
 
-    public static void DisableUnlessAsked() => SetEnv(Variable, "1", overwrite: 0);
+    /// <summary>
+    /// Once, from the plugin's first initialize, before ONNX Runtime starts. setenv is not safe
+    /// beside a concurrent getenv in native code; it runs once, early, and the .NET runtimes in the
+    /// process read their own copy of the environment. A C library without setenv (a libc other
+    /// than glibc's soname) leaves ONNX Runtime's default: the plugin still starts.
+    /// </summary>
+    public static void DisableUnlessAsked()
+    {
+        try { SetEnv(Variable, "1", overwrite: 0); }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { }
+    }
 
     [LibraryImport("libc.so.6", EntryPoint = "setenv", StringMarshalling = StringMarshalling.Utf8)]
     private static partial int SetEnv(string name, string value, int overwrite);

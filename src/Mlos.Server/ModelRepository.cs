@@ -115,8 +115,7 @@ internal sealed class ModelRepository(ServerState state, IReadOnlyList<string> r
                     changes++;
                 }
                 _seen.Remove(gone); // done; a failure above is tried again next scan
-                state.ModelConfigs.TryRemove(gone, out _);
-                _tritonPrints.TryRemove(gone, out _);
+                Forget(gone);
             }
             catch (MlosException e) { state.Log.Warn($"model '{gone}': its folder is gone, but it could not be unloaded yet: {e.Message}"); }
         }
@@ -195,7 +194,7 @@ internal sealed class ModelRepository(ServerState state, IReadOnlyList<string> r
     public Model LoadFolder(string name, string? folder, bool incremental = false)
     {
         // One load of a model at a time: two would prepare the same versions and one would lose.
-        lock (_loading.GetOrAdd(name, static _ => new object()))
+        lock (_loading.For(name))
         {
             try { return LoadUnlocked(name, folder ?? Folder(name), incremental); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -205,7 +204,14 @@ internal sealed class ModelRepository(ServerState state, IReadOnlyList<string> r
         }
     }
 
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, object> _loading = new(StringComparer.Ordinal);
+    private readonly StripedLocks _loading = new();
+
+    /// <summary>What this repository kept about a model that is gone (its Triton config and folder prints).</summary>
+    public void Forget(string name)
+    {
+        state.ModelConfigs.TryRemove(name, out _);
+        _tritonPrints.TryRemove(name, out _);
+    }
 
     private Model LoadUnlocked(string name, string folder, bool incremental)
     {

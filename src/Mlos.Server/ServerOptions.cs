@@ -198,6 +198,9 @@ internal sealed record ServerOptions
         }
         if (o.ModelMesh && !o.ServesGrpc)
             throw new ArgumentException("--modelmesh serves ModelMesh's SPI over gRPC: it cannot be used with --no-grpc and no --grpc-socket");
+        // ModelMesh sends no token and loads models through admin calls: with either, it could never place one.
+        if (o.ModelMesh && (o.NoAdmin || o.AdminToken is not null))
+            throw new ArgumentException($"--modelmesh cannot be used with {(o.NoAdmin ? "--no-admin" : "--admin-token")}: ModelMesh loads models through admin calls and sends no token (keep the loopback host: it calls from inside the pod)");
         if (o.GrpcPort == o.Port)
             throw new ArgumentException($"the HTTP and gRPC ports are both {o.Port}: give -g/--grpc-port another one, or --no-grpc");
         if (o.Socket is { } rest && o.GrpcSocket is { } grpc && Path.GetFullPath(rest) == Path.GetFullPath(grpc))

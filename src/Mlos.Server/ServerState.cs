@@ -111,12 +111,17 @@ internal sealed class ServerState(MlosCore core, ServerOptions options, ServerLo
         $"the model root {ModelRoot} or the plugin folders");
 
     /// <summary>The plugin for a model file without an explicit plugin id, by file type.</summary>
-    /// <param name="format">A model format named by the caller (ModelMesh's model type: onnx, pytorch), for a file whose type says nothing.</param>
-    public string PluginFor(string path, string? format = null) => (Path.GetExtension(path).ToLowerInvariant(), format?.ToLowerInvariant()) switch
+    /// <param name="format">A model format named by the caller (ModelMesh's model type: onnx, pytorch), for a file whose type says nothing; the file's type wins.</param>
+    public string PluginFor(string path, string? format = null) => Path.GetExtension(path).ToLowerInvariant() switch
     {
-        (".onnx", _) or (_, "onnx") => "onnx-runtime",
-        (".pt" or ".pth" or ".torchscript", _) or (_, "pytorch" or "torchscript") => "torchsharp",
-        var (ext, _) => throw new MlosException(SmiStatus.InvalidParam, $"no plugin_id given and no plugin known for '{ext}' files (.onnx, .pt){(format is null ? "" : $" or model format '{format}' (onnx, pytorch)")}"),
+        ".onnx" => "onnx-runtime",
+        ".pt" or ".pth" or ".torchscript" => "torchsharp",
+        var ext => format?.ToLowerInvariant() switch
+        {
+            "onnx" => "onnx-runtime",
+            "pytorch" or "torchscript" => "torchsharp",
+            _ => throw new MlosException(SmiStatus.InvalidParam, $"no plugin_id given and no plugin known for '{ext}' files (.onnx, .pt){(format is null ? "" : $" or model format '{format}' (onnx, pytorch)")}"),
+        },
     };
 
     private static bool Inside(string path, string root) =>

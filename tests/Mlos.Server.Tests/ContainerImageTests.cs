@@ -157,7 +157,7 @@ public sealed class ContainerImageTests(ITestOutputHelper output)
             // The root read-only as the Deployment mounts it, /tmp a tmpfs (plugin hosts' sockets);
             // the health check run on demand below (podman's timer needs systemd).
             await Podman(["run", "-d", "--name", name, "--network=host", "--read-only", "--tmpfs", "/tmp", "--health-interval=disable",
-                "-v", volume, c.Image, .. c.Args]);
+                "-e", $"MLOS_HEALTH_PORT={c.Arg("--http-port")}", "-v", volume, c.Image, .. c.Args]);
             output.WriteLine($"podman run {c.Image} {string.Join(' ', c.Args)}");
             return new RunningContainer(output, name);
         }

@@ -82,6 +82,31 @@ public sealed class DeployManifestTests
         Assert.Equal($"port:{c.Arg("--grpc-port")}", doc.Text("spec", "grpcEndpoint"));
         Assert.Equal($"port:{c.Arg("--grpc-port")}", doc.Text("spec", "grpcDataEndpoint"));
         Assert.Equal(["onnx", "pytorch"], doc.Items("spec", "supportedModelFormats").Select(f => f.Text("name")));
+        // ModelMesh's own containers in the pod take these (modelmesh-serving refuses a runtime declaring them).
+        foreach (var port in new[] { c.Arg("--http-port"), c.Arg("--grpc-port") })
+            Assert.DoesNotContain(port, new[] { "8080", "8085", "8089", "8090" });
+    }
+
+    [Fact]
+    public void Every_pod_runs_as_non_root_under_the_runtime_default_seccomp_profile()
+    {
+        foreach (var (file, path) in new[] { (KServeRuntime, new[] { "spec", "containers" }), (ModelMeshRuntime, ["spec", "containers"]), (Deployment, ["spec", "template", "spec", "containers"]) })
+        {
+            var doc = Document(file);
+            var container = doc.Items(path)[0];
+            var pod = file == Deployment ? doc.Get("spec", "template", "spec", "securityContext") : null;
+            Assert.Equal("RuntimeDefault", container.Text("securityContext", "seccompProfile", "type") ?? pod?.Text("seccompProfile", "type"));
+            Assert.Equal("true", container.Text("securityContext", "runAsNonRoot") ?? pod?.Text("runAsNonRoot"));
+            Assert.Equal("false", container.Text("securityContext", "allowPrivilegeEscalation"));
+        }
+    }
+
+    [Fact]
+    public void The_image_s_default_arguments_are_the_Deployment_s()
+    {
+        var line = File.ReadLines(Path.Combine(Folder, "container", "Containerfile")).Single(l => l.StartsWith("CMD ", StringComparison.Ordinal));
+        var cmd = System.Text.Json.JsonSerializer.Deserialize<string[]>(line["CMD ".Length..])!;
+        Assert.Equal(ContainerOf(Document(Deployment)).Args, cmd);
     }
 
     [Fact]

@@ -28,6 +28,7 @@ public sealed class ModelMeshRuntimeTests : IClassFixture<ModelMeshRuntimeTests.
             File.Copy(Path.Combine(onnx, "mlp.onnx"), Path.Combine(Root, "triton-folder", "1", "model.onnx"));
             File.WriteAllText(Path.Combine(Root, "triton-folder", "config.pbtxt"), "platform: \"onnxruntime_onnx\"\nmax_batch_size: 8\n");
             File.Copy(Path.Combine(onnx, "mlp.onnx"), Path.Combine(Root, "static.onnx"));
+            File.WriteAllText(Path.Combine(Root, "corrupt.onnx"), "not an ONNX model");
             Process = new ServerProcess(Root, "--modelmesh", "--modelmesh-capacity-mb", "512", "--model", "static=static.onnx");
             Channel = Process.Grpc();
             Runtime = new ModelRuntime.ModelRuntimeClient(Channel);
@@ -80,7 +81,6 @@ public sealed class ModelMeshRuntimeTests : IClassFixture<ModelMeshRuntimeTests.
         Assert.True(status.ModelLoadingTimeoutMs >= 10_000);
         Assert.True(status.DefaultModelSizeInBytes > 0);
         Assert.Matches(@"^\d+\.\d+\.\d+", status.RuntimeVersion);
-        Assert.False(status.AllowAnyMethod);
         foreach (var method in new[] { "ModelInfer", "ModelMetadata", "ModelReady" })
             Assert.Equal([1u], status.MethodInfos[$"inference.GRPCInferenceService/{method}"].IdInjectionPath);
     }
@@ -163,6 +163,54 @@ public sealed class ModelMeshRuntimeTests : IClassFixture<ModelMeshRuntimeTests.
         Assert.Equal(StatusCode.AlreadyExists, taken.StatusCode);
         foreach (var id in new[] { "bad-1", "bad-2" }) Assert.False(await Ready(id));
         Assert.True(await Ready("static"));
+    }
+
+    [Fact]
+    public async Task A_failed_load_leaves_nothing_and_its_unload_and_a_good_retry_succeed()
+    {
+        var e = await Assert.ThrowsAsync<RpcException>(() => Load("mm-corrupt", "corrupt.onnx"));
+        Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+        Assert.DoesNotContain("Exception", e.Status.Detail);
+        Assert.False(await Ready("mm-corrupt"));
+        await Runtime.unloadModelAsync(new UnloadModelRequest { ModelId = "mm-corrupt" });
+        Assert.True((await Load("mm-corrupt", "mlp-file.onnx")).SizeInBytes > 0);
+        Assert.True(await Ready("mm-corrupt"));
+        await Runtime.unloadModelAsync(new UnloadModelRequest { ModelId = "mm-corrupt" });
+    }
+
+    [Fact]
+    public async Task A_load_ModelMesh_gave_up_on_is_undone()
+    {
+        // ModelMesh cancels a load past its deadline and sends the unload at once; the load,
+        // still running here, must not leave the model behind when it ends.
+        var request = new LoadModelRequest { ModelId = "mm-cancelled", ModelType = "onnx", ModelPath = Path.Combine(_server.Root, "multi-folder") };
+        bool loaded = true;
+        try { await Runtime.loadModelAsync(request, deadline: DateTime.UtcNow.AddMilliseconds(2)); }
+        catch (RpcException e) when (e.StatusCode is StatusCode.DeadlineExceeded or StatusCode.Cancelled) { loaded = false; }
+        await Runtime.unloadModelAsync(new UnloadModelRequest { ModelId = "mm-cancelled" });
+        if (loaded) return; // it beat the deadline: loaded, then unloaded
+        for (int i = 0; i < 50 && await Ready("mm-cancelled"); i++) await Task.Delay(100);
+        await Task.Delay(500); // a load still running when the unload came ends by undoing itself
+        Assert.False(await Ready("mm-cancelled"));
+        var gone = await Assert.ThrowsAsync<RpcException>(() => Runtime.modelSizeAsync(new ModelSizeRequest { ModelId = "mm-cancelled" }).ResponseAsync);
+        Assert.Equal(StatusCode.NotFound, gone.StatusCode);
+    }
+
+    [Fact]
+    public void ModelMesh_with_no_admin_or_a_token_is_refused_at_start()
+    {
+        foreach (var extra in new[] { "--no-admin", "--admin-token=long-enough-token" })
+        {
+            var p = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(BuildTree.Require(Path.Combine(BuildTree.Dir, "mlos_core")), ["--modelmesh", extra])
+            {
+                RedirectStandardError = true,
+                RedirectStandardOutput = true,
+            })!;
+            var error = p.StandardError.ReadToEnd();
+            Assert.True(p.WaitForExit(30000));
+            Assert.Equal(2, p.ExitCode);
+            Assert.Contains("--modelmesh cannot be used with", error);
+        }
     }
 
     [Fact]

@@ -178,13 +178,19 @@ public class ServerLifecycleTests
             info.Environment.Remove(OnnxTelemetryVariable);
             using var p = Process.Start(info)!;
             var stderr = p.StandardError.ReadToEndAsync();
-            // The model loads (its session made, ONNX Runtime's environment with it) before the server says it listens.
-            string? line;
-            while ((line = await p.StandardOutput.ReadLineAsync()) is not null && !line.Contains("listening on")) { }
-            Assert.NotNull(line);
-            Assert.Contains("1 models", line);
-            p.Kill();
-            await p.WaitForExitAsync();
+            try
+            {
+                // The model loads (its session made, ONNX Runtime's environment with it) before the server says it listens.
+                string? line;
+                while ((line = await p.StandardOutput.ReadLineAsync()) is not null && !line.Contains("listening on")) { }
+                if (line is null) Assert.Fail($"the server ended before it listened: {await stderr}"); // stderr ends only with the server
+                Assert.Contains("1 models", line);
+            }
+            finally
+            {
+                if (!p.HasExited) p.Kill();
+                await p.WaitForExitAsync();
+            }
             var written = Directory.EnumerateFileSystemEntries(home, "*", SearchOption.AllDirectories).ToList();
             Assert.True(written.Count == 0, $"written under HOME: {string.Join(", ", written)}; {await stderr}");
         }

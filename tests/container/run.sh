@@ -35,7 +35,7 @@ fi
 mkdir -p "$work"
 printf '[containers]\ndefault_ulimits = []\n[engine]\nruntime = "runc"\n' > "$work/containers.conf"
 export CONTAINERS_CONF=$work/containers.conf
-for port in 8080 8081 8085; do
+for port in 8080 8081 8001 8002; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "port $port is in use: the containers run on the host's network with the manifests' ports"; exit 1
   fi

@@ -52,7 +52,7 @@ internal static class GrpcStream
     /// <summary>The answer to one request; never throws (a failure is an answer with its message).</summary>
     private static async Task<ModelStreamInferResponse> Answer(ServerState state, ModelInferRequest request, ServerCallContext context)
     {
-        request.ModelName = InferenceService.Routed(state, context, request.ModelName);
+        InferenceService.Route(state, context, request);
         try { return new ModelStreamInferResponse { InferResponse = await GrpcFailures.Run(context, state, request, GrpcInfer.Run) }; }
         catch (RpcException e)
         {

@@ -24,7 +24,7 @@ internal sealed class InferenceService(ServerState state, RepositoryControl repo
     public Task<ModelReadyResponse> ModelReady(ModelReadyRequest request, ServerCallContext context) =>
         GrpcFailures.Run(context, state, () =>
         {
-            try { return new ModelReadyResponse { Ready = Model(Routed(state, context, request.Name), request.Version).IsReady }; }
+            try { return new ModelReadyResponse { Ready = Model(Target(context, request.Name, request.Version)).IsReady }; }
             catch (MlosException e) when (e.Status == SmiStatus.NotFound) { return new ModelReadyResponse { Ready = false }; }
         });
 
@@ -39,7 +39,7 @@ internal sealed class InferenceService(ServerState state, RepositoryControl repo
     public Task<ModelMetadataResponse> ModelMetadata(ModelMetadataRequest request, ServerCallContext context) =>
         GrpcFailures.Run(context, state, () =>
         {
-            var model = Model(Routed(state, context, request.Name), request.Version);
+            var model = Model(Target(context, request.Name, request.Version));
             var d = ModelDescription.Of(model, withInfo: false);
             var answer = new ModelMetadataResponse { Name = model.Id, Platform = ModelDescription.Platform(model) };
             foreach (var v in state.Core.GetVersions(model.Id).All.Reverse()) answer.Versions.Add(v.ServedVersion);
@@ -50,7 +50,7 @@ internal sealed class InferenceService(ServerState state, RepositoryControl repo
 
     public async Task<ModelInferResponse> ModelInfer(ModelInferRequest request, ServerCallContext context)
     {
-        request.ModelName = Routed(state, context, request.ModelName);
+        Route(state, context, request);
         var response = await GrpcFailures.Run(context, state, request, GrpcInfer.Run);
         // Serializing the answer gives its memory back; should it never be written, the call's end does.
         if (response.Lease is { } lease) context.GetHttpContext().Response.RegisterForDispose(lease);
@@ -61,14 +61,15 @@ internal sealed class InferenceService(ServerState state, RepositoryControl repo
         GrpcStream.Serve(state, requests, responses, context);
 
     public Task<ModelConfigResponse> ModelConfig(ModelConfigRequest request, ServerCallContext context) =>
-        GrpcFailures.Run(context, state, () => new ModelConfigResponse { Config = Triton.EffectiveConfig.Of(Model(Routed(state, context, request.Name), request.Version), state) });
+        GrpcFailures.Run(context, state, () => new ModelConfigResponse { Config = Triton.EffectiveConfig.Of(Model(Target(context, request.Name, request.Version)), state) });
 
     public Task<ModelStatisticsResponse> ModelStatistics(ModelStatisticsRequest request, ServerCallContext context) =>
         GrpcFailures.Run(context, state, () =>
         {
-            IEnumerable<Model> models = request.Name.Length == 0
-                ? request.Version.Length == 0 ? state.Core.Models : throw new MlosException(SmiStatus.InvalidParam, "a version needs a model name")
-                : request.Version.Length == 0 ? state.Core.GetVersions(Named(request.Name)).All : [Model(request.Name, request.Version)];
+            var (name, version) = Target(context, request.Name, request.Version);
+            IEnumerable<Model> models = name.Length == 0
+                ? version.Length == 0 ? state.Core.Models : throw new MlosException(SmiStatus.InvalidParam, "a version needs a model name")
+                : version.Length == 0 ? state.Core.GetVersions(Named(name)).All : [Model((name, version))];
             var answer = new ModelStatisticsResponse();
             foreach (var m in models) answer.ModelStats.Add(GrpcStatistics.Of(m));
             return answer;
@@ -128,16 +129,41 @@ internal sealed class InferenceService(ServerState state, RepositoryControl repo
         });
 
     /// <summary>
-    /// The model a call is for: with <c>--modelmesh</c>, the <c>mm-model-id</c> header ModelMesh
-    /// forwards a request with wins over the request's own name (which names ModelMesh's model, or
-    /// holds the id it injected); otherwise the request's name.
+    /// The model a call is for: with <c>--modelmesh</c>, the id in the header ModelMesh forwards a
+    /// request with (<c>mm-model-id</c>, or <c>mm-model-id-bin</c> for an id that is not ASCII)
+    /// wins over the request's own name, and the request's version is not looked at (a ModelMesh
+    /// model has one; a NOT_FOUND would tell ModelMesh the model left this runtime); otherwise the
+    /// request's name and version.
     /// </summary>
-    public static string Routed(ServerState state, ServerCallContext context, string name) =>
-        state.Options.ModelMesh && context.RequestHeaders.GetValue(ModelIdHeader) is { Length: > 0 } id ? id : name;
+    private (string Name, string Version) Target(ServerCallContext context, string name, string version) =>
+        ModelMeshId(state, context) is { } id ? (id, "") : (name, version);
 
-    public const string ModelIdHeader = "mm-model-id";
+    /// <summary><see cref="Target"/> for an inference request, which carries its model in its own fields on to the core.</summary>
+    public static void Route(ServerState state, ServerCallContext context, ModelInferRequest request)
+    {
+        if (ModelMeshId(state, context) is not { } id) return;
+        request.ModelName = id;
+        request.ModelVersion = "";
+    }
 
-    private Model Model(string name, string version) => state.Core.GetModel(Named(name), version.Length == 0 ? null : version);
+    private static string? ModelMeshId(ServerState state, ServerCallContext context)
+    {
+        if (!state.Options.ModelMesh) return null;
+        foreach (var entry in context.RequestHeaders)
+        {
+            if (entry.Key == "mm-model-id" && entry.Value.Length > 0) return entry.Value;
+            if (entry.Key == "mm-model-id-bin" && entry.ValueBytes.Length > 0) return Utf8Header(entry.ValueBytes);
+        }
+        return null;
+    }
+
+    private static string Utf8Header(byte[] value)
+    {
+        try { return new System.Text.UTF8Encoding(false, throwOnInvalidBytes: true).GetString(value); }
+        catch (System.Text.DecoderFallbackException) { throw new MlosException(SmiStatus.InvalidParam, "the mm-model-id-bin header is not UTF-8"); }
+    }
+
+    private Model Model((string Name, string Version) target) => state.Core.GetModel(Named(target.Name), target.Version.Length == 0 ? null : target.Version);
 
     public static string Named(string name) =>
         name.Length > 0 ? name : throw new MlosException(SmiStatus.InvalidParam, "the request names no model");

@@ -7,7 +7,7 @@ namespace Mlos.Server.Grpc;
 /// <c>mmesh.ModelRuntime</c>, ModelMesh's model-runtime SPI (<c>--modelmesh</c>), over
 /// <see cref="ModelMeshModels"/>. ModelMesh then forwards inference to
 /// <c>inference.GRPCInferenceService</c> on the same port, naming the model in the
-/// <c>mm-model-id</c> header (<see cref="InferenceService.Routed"/>) and, as runtimeStatus asks
+/// <c>mm-model-id</c> header (<see cref="InferenceService.Route"/>) and, as runtimeStatus asks
 /// it to, in the request's model name field too. Loads and unloads are admin calls
 /// (<see cref="AdminGate"/>): ModelMesh calls from its own container in the pod, on loopback.
 /// </summary>
@@ -25,7 +25,7 @@ internal sealed class ModelMeshRuntime(ServerState state, ModelMeshModels models
         GrpcFailures.Run(context, state, () =>
         {
             AdminGate.RequireCaller(context.GetHttpContext(), state);
-            return new LoadModelResponse { SizeInBytes = models.Load(request.ModelId, request.ModelType, request.ModelPath) };
+            return new LoadModelResponse { SizeInBytes = models.Load(request.ModelId, request.ModelType, request.ModelPath, context.CancellationToken) };
         });
 
     public Task<UnloadModelResponse> UnloadModel(UnloadModelRequest request, ServerCallContext context) =>
@@ -42,13 +42,23 @@ internal sealed class ModelMeshRuntime(ServerState state, ModelMeshModels models
     public Task<ModelSizeResponse> ModelSize(ModelSizeRequest request, ServerCallContext context) =>
         GrpcFailures.Run(context, state, () => new ModelSizeResponse { SizeInBytes = models.Size(request.ModelId) });
 
-    /// <summary>STARTING until the start-up models are in; then every model ModelMesh placed earlier is purged (its container restarted and forgot them) and the answer is READY.</summary>
+    /// <summary>
+    /// STARTING until the start-up models are in; then every model ModelMesh placed earlier is
+    /// purged (its container restarted and forgot them) and the answer is READY, or FAILING while
+    /// one of them cannot be unloaded yet (ModelMesh asks again).
+    /// </summary>
     public Task<RuntimeStatusResponse> RuntimeStatus(RuntimeStatusRequest request, ServerCallContext context) =>
         GrpcFailures.Run(context, state, () =>
         {
             if (!state.Started) return new RuntimeStatusResponse { Status = RuntimeStatusResponse.Types.Status.Starting };
             AdminGate.RequireCaller(context.GetHttpContext(), state);
-            if (models.Purge() is > 0 and var purged) state.Log.Admin($"ModelMesh asked for the runtime status: {purged} model(s) it had placed were unloaded");
+            var (purged, failed) = models.Purge();
+            if (purged > 0) state.Log.Admin($"ModelMesh asked for the runtime status: {purged} model(s) it had placed were unloaded");
+            if (failed.Count > 0)
+            {
+                state.Log.Warn($"ModelMesh asked for the runtime status: not ready, {failed.Count} model(s) it had placed could not be unloaded yet: {string.Join("; ", failed)}");
+                return new RuntimeStatusResponse { Status = RuntimeStatusResponse.Types.Status.Failing };
+            }
             var answer = new RuntimeStatusResponse
             {
                 Status = RuntimeStatusResponse.Types.Status.Ready,
