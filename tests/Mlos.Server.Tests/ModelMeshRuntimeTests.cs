@@ -166,6 +166,24 @@ public sealed class ModelMeshRuntimeTests : IClassFixture<ModelMeshRuntimeTests.
     }
 
     [Fact]
+    public async Task A_routing_header_that_is_not_UTF8_is_the_client_s_mistake_on_unary_and_stream_calls()
+    {
+        var bad = new Metadata { { "mm-model-id-bin", new byte[] { 0xff, 0xfe, 0x41 } } };
+        var e = await Assert.ThrowsAsync<RpcException>(() => Inference.ModelInferAsync(MlpRequest("x"), bad).ResponseAsync);
+        Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+        Assert.Equal("the mm-model-id-bin header is not UTF-8", e.Status.Detail);
+        using var stream = Inference.ModelStreamInfer(bad);
+        await stream.RequestStream.WriteAsync(MlpRequest("x"));
+        await stream.RequestStream.CompleteAsync();
+        Assert.True(await stream.ResponseStream.MoveNext(CancellationToken.None));
+        Assert.Equal("the mm-model-id-bin header is not UTF-8", stream.ResponseStream.Current.ErrorMessage);
+        Assert.False(await stream.ResponseStream.MoveNext(CancellationToken.None));
+        // A -bin id that is UTF-8 routes like mm-model-id.
+        var good = new Metadata { { "mm-model-id-bin", System.Text.Encoding.UTF8.GetBytes("static") } };
+        AssertMlpAnswer(await Inference.ModelInferAsync(MlpRequest("x"), good));
+    }
+
+    [Fact]
     public async Task A_failed_load_leaves_nothing_and_its_unload_and_a_good_retry_succeed()
     {
         var e = await Assert.ThrowsAsync<RpcException>(() => Load("mm-corrupt", "corrupt.onnx"));

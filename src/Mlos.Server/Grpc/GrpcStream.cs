@@ -52,8 +52,7 @@ internal static class GrpcStream
     /// <summary>The answer to one request; never throws (a failure is an answer with its message).</summary>
     private static async Task<ModelStreamInferResponse> Answer(ServerState state, ModelInferRequest request, ServerCallContext context)
     {
-        InferenceService.Route(state, context, request);
-        try { return new ModelStreamInferResponse { InferResponse = await GrpcFailures.Run(context, state, request, GrpcInfer.Run) }; }
+        try { return new ModelStreamInferResponse { InferResponse = await GrpcFailures.Run(context, state, (request, context), InferenceService.Infer) }; }
         catch (RpcException e)
         {
             return new ModelStreamInferResponse

@@ -50,8 +50,7 @@ internal sealed class InferenceService(ServerState state, RepositoryControl repo
 
     public async Task<ModelInferResponse> ModelInfer(ModelInferRequest request, ServerCallContext context)
     {
-        Route(state, context, request);
-        var response = await GrpcFailures.Run(context, state, request, GrpcInfer.Run);
+        var response = await GrpcFailures.Run(context, state, (request, context), Infer);
         // Serializing the answer gives its memory back; should it never be written, the call's end does.
         if (response.Lease is { } lease) context.GetHttpContext().Response.RegisterForDispose(lease);
         return response;
@@ -138,8 +137,18 @@ internal sealed class InferenceService(ServerState state, RepositoryControl repo
     private (string Name, string Version) Target(ServerCallContext context, string name, string version) =>
         ModelMeshId(state, context) is { } id ? (id, "") : (name, version);
 
+    /// <summary>
+    /// One inference call (ModelInfer, each request of a stream), routed first: inside
+    /// <see cref="GrpcFailures.Run{T, TArg}"/>, so that a bad routing header fails as the client's mistake.
+    /// </summary>
+    public static ValueTask<ModelInferResponse> Infer(ServerState state, (ModelInferRequest Request, ServerCallContext Context) call)
+    {
+        Route(state, call.Context, call.Request);
+        return GrpcInfer.Run(state, call.Request);
+    }
+
     /// <summary><see cref="Target"/> for an inference request, which carries its model in its own fields on to the core.</summary>
-    public static void Route(ServerState state, ServerCallContext context, ModelInferRequest request)
+    private static void Route(ServerState state, ServerCallContext context, ModelInferRequest request)
     {
         if (ModelMeshId(state, context) is not { } id) return;
         request.ModelName = id;
@@ -157,9 +166,11 @@ internal sealed class InferenceService(ServerState state, RepositoryControl repo
         return null;
     }
 
+    private static readonly System.Text.UTF8Encoding s_strictUtf8 = new(false, throwOnInvalidBytes: true);
+
     private static string Utf8Header(byte[] value)
     {
-        try { return new System.Text.UTF8Encoding(false, throwOnInvalidBytes: true).GetString(value); }
+        try { return s_strictUtf8.GetString(value); }
         catch (System.Text.DecoderFallbackException) { throw new MlosException(SmiStatus.InvalidParam, "the mm-model-id-bin header is not UTF-8"); }
     }
 

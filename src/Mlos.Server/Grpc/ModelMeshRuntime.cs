@@ -7,7 +7,7 @@ namespace Mlos.Server.Grpc;
 /// <c>mmesh.ModelRuntime</c>, ModelMesh's model-runtime SPI (<c>--modelmesh</c>), over
 /// <see cref="ModelMeshModels"/>. ModelMesh then forwards inference to
 /// <c>inference.GRPCInferenceService</c> on the same port, naming the model in the
-/// <c>mm-model-id</c> header (<see cref="InferenceService.Route"/>) and, as runtimeStatus asks
+/// <c>mm-model-id</c> header (<see cref="InferenceService.Infer"/>) and, as runtimeStatus asks
 /// it to, in the request's model name field too. Loads and unloads are admin calls
 /// (<see cref="AdminGate"/>): ModelMesh calls from its own container in the pod, on loopback.
 /// </summary>
